@@ -1,0 +1,50 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Release builds of the numeric targets skip overflow/bounds checks in hot loops; debug builds keep them.
+let fastMath: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release))]
+
+let package = Package(
+    name: "SwiftTransformer",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "coordinator", targets: ["CoordinatorCLI"]),
+        .executable(name: "worker", targets: ["WorkerCLI"]),
+        .executable(name: "transformer", targets: ["TransformerCLI"]),
+        .library(name: "Training", targets: ["Training"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // System libraries.
+        .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CZMQ", path: "Sources/CZMQ", providers: [.apt(["libzmq3-dev"])]),
+        // Float16 <-> Float32 conversion with F16C; compiled separately so only this target needs the flag.
+        .target(name: "CHalf", path: "Sources/CHalf", cSettings: [.unsafeFlags(["-mf16c", "-O3"])]),
+
+        // Tensor core -> model -> training -> distributed -> executables.
+        .target(name: "TensorCore", dependencies: ["CBLAS", "CHalf"], swiftSettings: fastMath),
+        .target(name: "TransformerModel", dependencies: ["TensorCore"], swiftSettings: fastMath),
+        .target(name: "Training", dependencies: ["TransformerModel", "TensorCore"], swiftSettings: fastMath),
+        .target(name: "Distributed", dependencies: ["Training", "TransformerModel", "TensorCore", "CZMQ"], swiftSettings: fastMath),
+
+        .executableTarget(name: "CoordinatorCLI", dependencies: [
+            "Distributed", "Training", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .executableTarget(name: "WorkerCLI", dependencies: [
+            "Distributed", "Training", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .executableTarget(name: "TransformerCLI", dependencies: [
+            "Distributed", "Training", "TransformerModel", "TensorCore",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+
+        .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore"]),
+        .testTarget(name: "TransformerModelTests", dependencies: ["TransformerModel", "TensorCore"],
+                    resources: [.copy("Fixtures")]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "TransformerModel", "TensorCore"]),
+        .testTarget(name: "DistributedTests", dependencies: ["Distributed", "Training"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

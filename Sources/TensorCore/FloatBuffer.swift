@@ -1,0 +1,66 @@
+/// A contiguous, growable Float32 buffer owned by one layer or one model replica.
+///
+/// Layers keep their stashed activations in `FloatBuffer`s that are resized, not reallocated, when a
+/// batch has the same or a smaller shape than before: in steady state a training step allocates
+/// nothing. Memory is 64-byte aligned so BLAS and vector loops see aligned rows.
+public final class FloatBuffer {
+    public private(set) var pointer: UnsafeMutablePointer<Float>
+    public private(set) var capacity: Int
+    /// Number of valid elements.
+    public private(set) var count: Int
+
+    public init(count: Int = 0, zeroed: Bool = true) {
+        capacity = Swift.max(count, 1)
+        pointer = FloatBuffer.allocate(capacity)
+        self.count = count
+        if zeroed { pointer.initialize(repeating: 0, count: capacity) }
+    }
+
+    public convenience init(_ values: [Float]) {
+        self.init(count: values.count, zeroed: false)
+        values.withUnsafeBufferPointer { pointer.update(from: $0.baseAddress!, count: values.count) }
+    }
+
+    deinit { pointer.deallocate() }
+
+    private static func allocate(_ n: Int) -> UnsafeMutablePointer<Float> {
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: n * MemoryLayout<Float>.stride, alignment: 64)
+        return raw.bindMemory(to: Float.self, capacity: n)
+    }
+
+    /// Sets the element count, growing the allocation only when needed. Contents are unspecified
+    /// after growth unless `zero` is set.
+    public func resize(_ newCount: Int, zero: Bool = false) {
+        if newCount > capacity {
+            pointer.deallocate()
+            capacity = newCount
+            pointer = FloatBuffer.allocate(capacity)
+        }
+        count = newCount
+        if zero { pointer.update(repeating: 0, count: newCount) }
+    }
+
+    /// Releases the memory held beyond `count` (used when a stash is dropped between steps).
+    public func shrinkToFit() {
+        guard capacity > Swift.max(count, 1) else { return }
+        let fresh = FloatBuffer.allocate(Swift.max(count, 1))
+        fresh.update(from: pointer, count: count)
+        pointer.deallocate()
+        pointer = fresh
+        capacity = Swift.max(count, 1)
+    }
+
+    public func zero() { pointer.update(repeating: 0, count: count) }
+
+    public var buffer: UnsafeMutableBufferPointer<Float> { UnsafeMutableBufferPointer(start: pointer, count: count) }
+
+    public var array: [Float] { Array(UnsafeBufferPointer(start: pointer, count: count)) }
+
+    public subscript(i: Int) -> Float {
+        get { pointer[i] }
+        set { pointer[i] = newValue }
+    }
+
+    /// Bytes currently allocated (for memory accounting).
+    public var allocatedBytes: Int { capacity * MemoryLayout<Float>.stride }
+}
