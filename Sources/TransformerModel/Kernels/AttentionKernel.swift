@@ -1,0 +1,137 @@
+import TensorCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Sizes of one scaled dot-product attention call. Heads are column blocks of width `headDim`
+/// inside the projected Q, K and V rows, so no reshaping copy is needed: BLAS reads them with a
+/// leading dimension.
+public struct AttentionShape: Sendable, Equatable {
+    public var batch: Int
+    public var heads: Int
+    public var queryLength: Int
+    public var keyLength: Int
+    public var headDim: Int
+    /// Absolute position of query row 0 (non-zero when decoding with a KV cache).
+    public var queryOffset: Int = 0
+
+    public init(batch: Int, heads: Int, queryLength: Int, keyLength: Int, headDim: Int, queryOffset: Int = 0) {
+        self.batch = batch; self.heads = heads; self.queryLength = queryLength; self.keyLength = keyLength
+        self.headDim = headDim; self.queryOffset = queryOffset
+    }
+
+    public var modelWidth: Int { heads * headDim }
+    public var probabilityCount: Int { batch * heads * queryLength * keyLength }
+}
+
+/// softmax(Q K^T / sqrt(dk) + mask) V with dropout on the probabilities, and its backward.
+///
+/// Masks follow one convention: `keyMask[b * keyLength + j] == true` means query rows of sequence b
+/// may attend to key j; `causal` additionally hides keys after the query's position. A row with no
+/// visible key gets all-zero probabilities, so its output and gradients are zero (never NaN).
+public enum AttentionKernel {
+    /// Writes probabilities `probs` [B,H,Sq,Sk], their dropped-out version `dropped` (may equal
+    /// `probs` when dropout is off) and the context `output` [B*Sq, H*dk].
+    public static func forward(
+        q: UnsafePointer<Float>, ldq: Int, k: UnsafePointer<Float>, ldk: Int, v: UnsafePointer<Float>, ldv: Int,
+        shape s: AttentionShape, keyMask: UnsafePointer<Bool>?, causal: Bool,
+        probs: UnsafeMutablePointer<Float>, dropped: UnsafeMutablePointer<Float>,
+        output: UnsafeMutablePointer<Float>, dropout: DropoutContext, site: UInt32
+    ) {
+        let dk = s.headDim, sq = s.queryLength, sk = s.keyLength, d = s.modelWidth
+        let scale = 1 / Float(dk).squareRoot()
+        let block = sq * sk
+        Parallel.rows(s.batch, costPerRow: 4 * s.heads * block * dk) { batches in
+            for b in batches {
+                for h in 0..<s.heads {
+                    let p = probs + (b * s.heads + h) * block
+                    BLAS.gemm(transB: true, m: sq, n: sk, k: dk, alpha: scale,
+                              a: q + b * sq * ldq + h * dk, lda: ldq, b: k + b * sk * ldk + h * dk, ldb: ldk,
+                              beta: 0, c: p, ldc: sk)
+                    softmaxRows(p, rows: sq, columns: sk, keyMask: keyMask.map { $0 + b * sk },
+                                causal: causal, queryOffset: s.queryOffset)
+                    let pd = dropped + (b * s.heads + h) * block
+                    if dropout.isActive {
+                        let start = (b * s.heads + h) * block
+                        Dropout.apply(probs, dropped, range: start..<(start + block), context: dropout, site: site)
+                    }
+                    BLAS.gemm(m: sq, n: dk, k: sk, a: dropout.isActive ? pd : p, lda: sk,
+                              b: v + b * sk * ldv + h * dk, ldb: ldv, beta: 0,
+                              c: output + b * sq * d + h * dk, ldc: d)
+                }
+            }
+        }
+    }
+
+    /// In-place masked softmax of each row (Float32, max subtracted).
+    @inline(__always)
+    static func softmaxRows(_ p: UnsafeMutablePointer<Float>, rows: Int, columns: Int,
+                            keyMask: UnsafePointer<Bool>?, causal: Bool, queryOffset: Int) {
+        for i in 0..<rows {
+            let row = p + i * columns
+            let limit = causal ? Swift.min(columns, i + queryOffset + 1) : columns
+            var maxValue = -Float.infinity
+            for j in 0..<limit where keyMask?[j] ?? true { maxValue = Swift.max(maxValue, row[j]) }
+            if maxValue == -Float.infinity {
+                row.update(repeating: 0, count: columns)
+                continue
+            }
+            var sum: Float = 0
+            for j in 0..<limit {
+                if keyMask?[j] ?? true {
+                    let e = expf(row[j] - maxValue)
+                    row[j] = e
+                    sum += e
+                } else {
+                    row[j] = 0
+                }
+            }
+            if limit < columns { (row + limit).update(repeating: 0, count: columns - limit) }
+            let inv = 1 / sum
+            for j in 0..<limit { row[j] *= inv }
+        }
+    }
+
+    /// Given d(output), writes dQ, dK, dV (each overwritten, same layouts as the forward's inputs).
+    /// `scratch` holds B*H*Sq*Sk floats.
+    public static func backward(
+        outputGradient dout: UnsafePointer<Float>,
+        q: UnsafePointer<Float>, ldq: Int, k: UnsafePointer<Float>, ldk: Int, v: UnsafePointer<Float>, ldv: Int,
+        probs: UnsafePointer<Float>, dropped: UnsafePointer<Float>, shape s: AttentionShape, dropout: DropoutContext,
+        dq: UnsafeMutablePointer<Float>, dk dK: UnsafeMutablePointer<Float>, dv: UnsafeMutablePointer<Float>,
+        scratch: UnsafeMutablePointer<Float>
+    ) {
+        let dk = s.headDim, sq = s.queryLength, sk = s.keyLength, d = s.modelWidth
+        let scale = 1 / Float(dk).squareRoot()
+        let block = sq * sk
+        let active = dropout.isActive, keep = dropout.keepScale
+        Parallel.rows(s.batch, costPerRow: 8 * s.heads * block * dk) { batches in
+            for b in batches {
+                for h in 0..<s.heads {
+                    let off = (b * s.heads + h) * block
+                    let p = probs + off, pd = active ? dropped + off : p, ds = scratch + off
+                    let dctx = dout + b * sq * d + h * dk
+                    let vb = v + b * sk * ldv + h * dk, kb = k + b * sk * ldk + h * dk, qb = q + b * sq * ldq + h * dk
+                    // d(dropped probs) = dctx V^T ; dV = dropped^T dctx
+                    BLAS.gemm(transB: true, m: sq, n: sk, k: dk, a: dctx, lda: d, b: vb, ldb: ldv, beta: 0, c: ds, ldc: sk)
+                    BLAS.gemm(transA: true, m: sk, n: dk, k: sq, a: pd, lda: sk, b: dctx, ldb: d,
+                              beta: 0, c: dv + b * sk * ldv + h * dk, ldc: ldv)
+                    // Through dropout (kept entries are exactly the non-zero ones) and softmax.
+                    for i in 0..<sq {
+                        let pr = p + i * sk, dr = ds + i * sk, pdr = pd + i * sk
+                        var dot: Float = 0
+                        for j in 0..<sk {
+                            if active { dr[j] = pdr[j] != 0 ? dr[j] * keep : 0 }
+                            dot += dr[j] * pr[j]
+                        }
+                        for j in 0..<sk { dr[j] = pr[j] * (dr[j] - dot) }
+                    }
+                    BLAS.gemm(m: sq, n: dk, k: sk, alpha: scale, a: ds, lda: sk, b: kb, ldb: ldk,
+                              beta: 0, c: dq + b * sq * ldq + h * dk, ldc: ldq)
+                    BLAS.gemm(transA: true, m: sk, n: dk, k: sq, alpha: scale, a: ds, lda: sk, b: qb, ldb: ldq,
+                              beta: 0, c: dK + b * sk * ldk + h * dk, ldc: ldk)
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,84 @@
+import TensorCore
+
+/// Identifies one forward pass for the counter-based dropout RNG.
+///
+/// A mask element is a pure function of (seed, step, micro-batch, site, element index), so the same
+/// micro-batch gives the same masks on any worker, and a recomputed forward (activation
+/// checkpointing) or a backward pass regenerates exactly the forward's mask.
+public struct DropoutContext: Sendable, Equatable {
+    public var seed: UInt64
+    public var step: Int
+    public var microBatch: Int
+    public var rate: Float
+
+    public init(seed: UInt64, step: Int, microBatch: Int, rate: Float) {
+        self.seed = seed; self.step = step; self.microBatch = microBatch; self.rate = rate
+    }
+
+    /// No dropout (evaluation, or a rate of zero).
+    public static let disabled = DropoutContext(seed: 0, step: 0, microBatch: 0, rate: 0)
+
+    public var isActive: Bool { rate > 0 }
+
+    /// Keep threshold on a 16-bit uniform: element kept when its 16 bits are >= threshold.
+    @inline(__always) var threshold: UInt32 { UInt32((rate * 65536).rounded()) }
+    /// Inverted-dropout scale for kept elements.
+    @inline(__always) public var keepScale: Float { 1 / (1 - rate) }
+}
+
+/// Dropout sites: a distinct id per place in the network where dropout happens.
+public enum DropoutSite {
+    public static let sourceEmbedding: UInt32 = 1
+    public static let targetEmbedding: UInt32 = 2
+    public static func encoder(_ layer: Int, _ k: Int) -> UInt32 { UInt32(100 + 10 * layer + k) }
+    public static func decoder(_ layer: Int, _ k: Int) -> UInt32 { UInt32(10_000 + 10 * layer + k) }
+}
+
+public enum Dropout {
+    /// dst[i] = src[i] * keep(i) / (1 - rate) for i in `range` (src and dst may alias). Used both in
+    /// forward and, on the gradient, in backward: the mask is regenerated rather than stored.
+    public static func apply(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, range: Range<Int>,
+                             context: DropoutContext, site: UInt32) {
+        guard context.isActive else {
+            if UnsafePointer(dst) != src { (dst + range.lowerBound).update(from: src + range.lowerBound, count: range.count) }
+            return
+        }
+        let philox = Philox(seed: context.seed)
+        let th = context.threshold, scale = context.keepScale
+        let mb = UInt32(truncatingIfNeeded: context.microBatch), st = UInt32(truncatingIfNeeded: context.step)
+        // Eight 16-bit uniforms per Philox block.
+        var i = range.lowerBound
+        while i < range.upperBound {
+            let block = i >> 3
+            let w = philox.block(UInt32(truncatingIfNeeded: block), site, mb, st)
+            let words = (w.0, w.1, w.2, w.3)
+            let end = Swift.min(range.upperBound, (block + 1) << 3)
+            while i < end {
+                let lane = i & 7
+                let word: UInt32
+                switch lane >> 1 {
+                case 0: word = words.0
+                case 1: word = words.1
+                case 2: word = words.2
+                default: word = words.3
+                }
+                let u = (lane & 1) == 0 ? word & 0xFFFF : word >> 16
+                dst[i] = u >= th ? src[i] * scale : 0
+                i += 1
+            }
+        }
+    }
+
+    /// Applies dropout to `count` elements, in parallel.
+    public static func apply(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, count: Int,
+                             context: DropoutContext, site: UInt32) {
+        guard context.isActive else {
+            if UnsafePointer(dst) != src { dst.update(from: src, count: count) }
+            return
+        }
+        let blocks = (count + 7) / 8
+        Parallel.rows(blocks, costPerRow: 256) { r in
+            apply(src, dst, range: (r.lowerBound * 8)..<Swift.min(count, r.upperBound * 8), context: context, site: site)
+        }
+    }
+}

@@ -1,0 +1,77 @@
+import TensorCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Token embedding scaled by sqrt(D), plus positions (sinusoidal table or learned), plus dropout.
+final class Embedding {
+    let table: ParameterRef
+    let positional: ParameterRef?
+    let d: Int
+    let site: UInt32
+    /// Sinusoidal table [maxLen, D] (empty when positions are learned or disabled).
+    let sinusoids: FloatBuffer
+    let output = FloatBuffer()
+    private var tokens: UnsafePointer<Int32>?
+    private var rows = 0, length = 0
+    private var dropout = DropoutContext.disabled
+
+    init(_ arena: ParameterArena, config c: ModelConfig, site: UInt32, table: String = "embedding.weight") {
+        self.table = arena.ref(table)
+        positional = c.positional == .learned ? arena.ref("positional.weight") : nil
+        d = c.dModel; self.site = site
+        sinusoids = c.positional == .sinusoidal ? Embedding.sinusoidTable(length: c.maxLen, width: c.dModel) : FloatBuffer()
+    }
+
+    /// PE(pos, 2i) = sin(pos / 10000^(2i/D)), PE(pos, 2i+1) = cos(pos / 10000^(2i/D)).
+    static func sinusoidTable(length: Int, width d: Int) -> FloatBuffer {
+        let t = FloatBuffer(count: length * d)
+        for pos in 0..<length {
+            for i in stride(from: 0, to: d, by: 2) {
+                let angle = Double(pos) / pow(10_000, Double(i) / Double(d))
+                t[pos * d + i] = Float(sin(angle))
+                if i + 1 < d { t[pos * d + i + 1] = Float(cos(angle)) }
+            }
+        }
+        return t
+    }
+
+    /// Embeds `tokens` [batch, length] whose first position is `positionOffset`.
+    @discardableResult
+    func forward(_ tokens: UnsafePointer<Int32>, batch: Int, length: Int, positionOffset: Int = 0,
+                 dropout: DropoutContext) -> UnsafeMutablePointer<Float> {
+        self.tokens = tokens; rows = batch * length; self.length = length; self.dropout = dropout
+        output.resize(rows * d)
+        let scale = Float(d).squareRoot(), out = output.pointer, e = table.value
+        let pos: UnsafePointer<Float>? = positional.map { UnsafePointer($0.value) }
+            ?? (sinusoids.count > 0 ? UnsafePointer(sinusoids.pointer) : nil)
+        for r in 0..<rows {
+            let row = e + Int(tokens[r]) * d, o = out + r * d
+            if let pos {
+                let p = pos + (positionOffset + r % length) * d
+                for j in 0..<d { o[j] = row[j] * scale + p[j] }
+            } else {
+                for j in 0..<d { o[j] = row[j] * scale }
+            }
+        }
+        Dropout.apply(out, out, count: rows * d, context: dropout, site: site)
+        return out
+    }
+
+    /// Scatters d(output) into the embedding (and learned position) gradients.
+    func backward(_ flow: UnsafeMutablePointer<Float>) {
+        guard let tokens else { preconditionFailure("Embedding.backward before forward") }
+        Dropout.apply(flow, flow, count: rows * d, context: dropout, site: site)
+        let scale = Float(d).squareRoot(), g = table.grad
+        for r in 0..<rows {
+            let row = g + Int(tokens[r]) * d, f = flow + r * d
+            for j in 0..<d { row[j] += f[j] * scale }
+            if let positional {
+                let p = positional.grad + (r % length) * d
+                for j in 0..<d { p[j] += f[j] }
+            }
+        }
+    }
+
+    func releaseActivations() { output.resize(0); output.shrinkToFit() }
+}

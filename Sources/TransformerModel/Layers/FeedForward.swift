@@ -1,0 +1,51 @@
+import TensorCore
+
+/// linear2(dropout(relu(linear1(x)))), as in nn.TransformerEncoderLayer.
+final class FeedForward {
+    let w1: ParameterRef, b1: ParameterRef, w2: ParameterRef, b2: ParameterRef
+    let d: Int, f: Int
+    /// relu(linear1(x)) after dropout: the only activation backward needs (kept entries are the
+    /// non-zero ones, so it encodes both the ReLU and the dropout mask).
+    let hidden = FloatBuffer()
+    let output = FloatBuffer()
+    private var input: UnsafePointer<Float>?
+    private var rows = 0
+    private var dropout = DropoutContext.disabled
+
+    init(_ arena: ParameterArena, _ prefix: String, d: Int, f: Int) {
+        w1 = arena.ref(prefix + "linear1.weight"); b1 = arena.ref(prefix + "linear1.bias")
+        w2 = arena.ref(prefix + "linear2.weight"); b2 = arena.ref(prefix + "linear2.bias")
+        self.d = d; self.f = f
+    }
+
+    @discardableResult
+    func forward(_ x: UnsafePointer<Float>, rows: Int, dropout: DropoutContext, site: UInt32) -> UnsafeMutablePointer<Float> {
+        input = x; self.rows = rows; self.dropout = dropout
+        hidden.resize(rows * f); output.resize(rows * d)
+        Linear.forward(x, rows: rows, inFeatures: d, outFeatures: f, weight: w1.value, bias: b1.value, output: hidden.pointer)
+        let h = hidden.pointer, n = rows * f
+        Parallel.rows(n / 1024 + 1, costPerRow: 1024) { r in
+            for i in (r.lowerBound * 1024)..<Swift.min(n, r.upperBound * 1024) where h[i] < 0 { h[i] = 0 }
+        }
+        Dropout.apply(h, h, count: n, context: dropout, site: site)
+        Linear.forward(h, rows: rows, inFeatures: f, outFeatures: d, weight: w2.value, bias: b2.value, output: output.pointer)
+        return output.pointer
+    }
+
+    /// dx (+)= FFN'(x)^T dy.
+    func backward(_ dy: UnsafePointer<Float>, into dx: UnsafeMutablePointer<Float>, accumulate: Bool, workspace ws: Workspace) {
+        guard let input else { preconditionFailure("FeedForward.backward before forward") }
+        ws.hidden.resize(rows * f)
+        let dh = ws.hidden.pointer, h = hidden.pointer, n = rows * f
+        Linear.backward(dy, input: h, rows: rows, inFeatures: f, outFeatures: d, weight: w2.value,
+                        inputGradient: dh, accumulateInput: false, weightGradient: w2.grad, biasGradient: b2.grad)
+        let s: Float = dropout.isActive ? dropout.keepScale : 1
+        Parallel.rows(n / 1024 + 1, costPerRow: 1024) { r in
+            for i in (r.lowerBound * 1024)..<Swift.min(n, r.upperBound * 1024) { dh[i] = h[i] > 0 ? dh[i] * s : 0 }
+        }
+        Linear.backward(dh, input: input, rows: rows, inFeatures: d, outFeatures: f, weight: w1.value,
+                        inputGradient: dx, accumulateInput: accumulate, weightGradient: w1.grad, biasGradient: b1.grad)
+    }
+
+    func releaseActivations() { hidden.resize(0); hidden.shrinkToFit(); output.resize(0); output.shrinkToFit() }
+}

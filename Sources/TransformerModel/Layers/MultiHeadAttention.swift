@@ -1,0 +1,111 @@
+import TensorCore
+
+/// Multi-head attention with PyTorch's fused input projection `in_proj_weight` [3D, D] (rows Q, K, V).
+/// Self-attention projects Q, K, V in one GEMM; cross-attention projects Q from the decoder and K, V
+/// from the encoder memory with the lower 2D rows of the same weight.
+final class MultiHeadAttention {
+    let wIn: ParameterRef, bIn: ParameterRef, wOut: ParameterRef, bOut: ParameterRef
+    let d: Int, heads: Int
+    /// [N, 3D] for self-attention; [N, D] (queries) for cross-attention.
+    let projections = FloatBuffer()
+    /// [Nk, 2D] keys and values of the memory (cross-attention only).
+    let keyValues = FloatBuffer()
+    let probs = FloatBuffer(), dropped = FloatBuffer()
+    let context = FloatBuffer()
+    let output = FloatBuffer()
+    private var input: UnsafePointer<Float>?
+    private var memory: UnsafePointer<Float>?
+    private var shape = AttentionShape(batch: 0, heads: 0, queryLength: 0, keyLength: 0, headDim: 0)
+    private var dropout = DropoutContext.disabled
+
+    init(_ arena: ParameterArena, _ prefix: String, d: Int, heads: Int) {
+        wIn = arena.ref(prefix + ".in_proj_weight"); bIn = arena.ref(prefix + ".in_proj_bias")
+        wOut = arena.ref(prefix + ".out_proj.weight"); bOut = arena.ref(prefix + ".out_proj.bias")
+        self.d = d; self.heads = heads
+    }
+
+    private var isCross: Bool { memory != nil }
+
+    /// Self-attention over x [B*S, D].
+    @discardableResult
+    func forward(_ x: UnsafePointer<Float>, batch: Int, length: Int, keyMask: UnsafePointer<Bool>, causal: Bool,
+                 dropout: DropoutContext, site: UInt32) -> UnsafeMutablePointer<Float> {
+        let n = batch * length
+        input = x; memory = nil; self.dropout = dropout
+        shape = AttentionShape(batch: batch, heads: heads, queryLength: length, keyLength: length, headDim: d / heads)
+        projections.resize(n * 3 * d)
+        Linear.forward(x, rows: n, inFeatures: d, outFeatures: 3 * d, weight: wIn.value, bias: bIn.value,
+                       output: projections.pointer)
+        let p = projections.pointer
+        return attend(q: p, ldq: 3 * d, k: p + d, ldk: 3 * d, v: p + 2 * d, ldv: 3 * d,
+                      keyMask: keyMask, causal: causal, site: site)
+    }
+
+    /// Cross-attention: queries from x [B*Sq, D], keys and values from memory [B*Sk, D].
+    @discardableResult
+    func forward(_ x: UnsafePointer<Float>, memory mem: UnsafePointer<Float>, batch: Int, queryLength: Int, keyLength: Int,
+                 keyMask: UnsafePointer<Bool>, dropout: DropoutContext, site: UInt32) -> UnsafeMutablePointer<Float> {
+        let nq = batch * queryLength, nk = batch * keyLength
+        input = x; memory = mem; self.dropout = dropout
+        shape = AttentionShape(batch: batch, heads: heads, queryLength: queryLength, keyLength: keyLength, headDim: d / heads)
+        projections.resize(nq * d); keyValues.resize(nk * 2 * d)
+        Linear.forward(x, rows: nq, inFeatures: d, outFeatures: d, weight: wIn.value, bias: bIn.value, output: projections.pointer)
+        Linear.forward(mem, rows: nk, inFeatures: d, outFeatures: 2 * d, weight: wIn.value + d * d, bias: bIn.value + d,
+                       output: keyValues.pointer)
+        let kv = keyValues.pointer
+        return attend(q: projections.pointer, ldq: d, k: kv, ldk: 2 * d, v: kv + d, ldv: 2 * d,
+                      keyMask: keyMask, causal: false, site: site)
+    }
+
+    private func attend(q: UnsafePointer<Float>, ldq: Int, k: UnsafePointer<Float>, ldk: Int, v: UnsafePointer<Float>, ldv: Int,
+                        keyMask: UnsafePointer<Bool>, causal: Bool, site: UInt32) -> UnsafeMutablePointer<Float> {
+        let nq = shape.batch * shape.queryLength
+        probs.resize(shape.probabilityCount)
+        if dropout.isActive { dropped.resize(shape.probabilityCount) }
+        context.resize(nq * d); output.resize(nq * d)
+        AttentionKernel.forward(q: q, ldq: ldq, k: k, ldk: ldk, v: v, ldv: ldv, shape: shape, keyMask: keyMask,
+                                causal: causal, probs: probs.pointer, dropped: dropout.isActive ? dropped.pointer : probs.pointer,
+                                output: context.pointer, dropout: dropout, site: site)
+        Linear.forward(context.pointer, rows: nq, inFeatures: d, outFeatures: d, weight: wOut.value, bias: bOut.value,
+                       output: output.pointer)
+        return output.pointer
+    }
+
+    /// dx (+)= d(attention)/dx^T dy; for cross-attention also memoryGradient += d/dmemory.
+    func backward(_ dy: UnsafePointer<Float>, into dx: UnsafeMutablePointer<Float>, accumulate: Bool,
+                  memoryGradient: UnsafeMutablePointer<Float>?, workspace ws: Workspace) {
+        guard let input else { preconditionFailure("MultiHeadAttention.backward before forward") }
+        let nq = shape.batch * shape.queryLength, nk = shape.batch * shape.keyLength
+        ws.context.resize(nq * d); ws.scores.resize(shape.probabilityCount)
+        Linear.backward(dy, input: context.pointer, rows: nq, inFeatures: d, outFeatures: d, weight: wOut.value,
+                        inputGradient: ws.context.pointer, accumulateInput: false, weightGradient: wOut.grad,
+                        biasGradient: bOut.grad)
+        let dropped = dropout.isActive ? self.dropped.pointer : probs.pointer
+        if let memory {
+            guard let memoryGradient else { preconditionFailure("cross-attention backward needs a memory gradient") }
+            ws.projections.resize(nq * d); ws.keyValues.resize(nk * 2 * d)
+            let kv = keyValues.pointer, dkv = ws.keyValues.pointer
+            AttentionKernel.backward(outputGradient: ws.context.pointer, q: projections.pointer, ldq: d, k: kv, ldk: 2 * d,
+                                     v: kv + d, ldv: 2 * d, probs: probs.pointer, dropped: dropped, shape: shape,
+                                     dropout: dropout, dq: ws.projections.pointer, dk: dkv, dv: dkv + d,
+                                     scratch: ws.scores.pointer)
+            Linear.backward(ws.projections.pointer, input: input, rows: nq, inFeatures: d, outFeatures: d, weight: wIn.value,
+                            inputGradient: dx, accumulateInput: accumulate, weightGradient: wIn.grad, biasGradient: bIn.grad)
+            Linear.backward(dkv, input: memory, rows: nk, inFeatures: d, outFeatures: 2 * d, weight: wIn.value + d * d,
+                            inputGradient: memoryGradient, accumulateInput: true, weightGradient: wIn.grad + d * d,
+                            biasGradient: bIn.grad + d)
+        } else {
+            ws.projections.resize(nq * 3 * d)
+            let p = projections.pointer, dp = ws.projections.pointer
+            AttentionKernel.backward(outputGradient: ws.context.pointer, q: p, ldq: 3 * d, k: p + d, ldk: 3 * d,
+                                     v: p + 2 * d, ldv: 3 * d, probs: probs.pointer, dropped: dropped, shape: shape,
+                                     dropout: dropout, dq: dp, dk: dp + d, dv: dp + 2 * d, scratch: ws.scores.pointer)
+            Linear.backward(dp, input: input, rows: nq, inFeatures: d, outFeatures: 3 * d, weight: wIn.value,
+                            inputGradient: dx, accumulateInput: accumulate, weightGradient: wIn.grad, biasGradient: bIn.grad)
+        }
+    }
+
+    func releaseActivations() {
+        for b in [projections, keyValues, probs, dropped, context, output] { b.resize(0); b.shrinkToFit() }
+    }
+}

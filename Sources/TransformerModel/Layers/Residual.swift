@@ -1,0 +1,53 @@
+import TensorCore
+
+/// One sublayer with its residual connection, dropout and LayerNorm, in either placement:
+/// `pre`: out = x + dropout(F(LN(x)));  `post`: out = LN(x + dropout(F(x))).
+/// The sublayer itself is passed as closures, so attention and feed-forward share this wiring.
+final class Residual {
+    let norm: LayerNorm
+    let placement: NormPlacement
+    let site: UInt32
+    /// x + dropout(F(.)): the block output in pre-norm, the LayerNorm input in post-norm.
+    let sum = FloatBuffer()
+    private var dropout = DropoutContext.disabled
+    private var rows = 0
+
+    init(norm: LayerNorm, placement: NormPlacement, site: UInt32) {
+        self.norm = norm; self.placement = placement; self.site = site
+    }
+
+    func forward(_ x: UnsafePointer<Float>, rows: Int, dropout: DropoutContext,
+                 _ sublayer: (UnsafePointer<Float>) -> UnsafeMutablePointer<Float>) -> UnsafePointer<Float> {
+        self.rows = rows; self.dropout = dropout
+        let n = rows * norm.width
+        sum.resize(n)
+        let f = sublayer(placement == .pre ? UnsafePointer(norm.forward(x, rows: rows)) : x)
+        Dropout.apply(f, f, count: n, context: dropout, site: site)
+        let s = sum.pointer
+        for i in 0..<n { s[i] = x[i] + f[i] }
+        return placement == .pre ? UnsafePointer(s) : UnsafePointer(norm.forward(s, rows: rows))
+    }
+
+    /// Turns `flow` = d(out) into d(x), in place. `sublayerBackward(dy, dx, accumulate)` must write
+    /// (or add to) dx the gradient of the sublayer's input.
+    func backward(_ flow: UnsafeMutablePointer<Float>, workspace ws: Workspace,
+                  _ sublayerBackward: (UnsafePointer<Float>, UnsafeMutablePointer<Float>, Bool) -> Void) {
+        let n = rows * norm.width
+        ws.sublayer.resize(n); ws.normInput.resize(n)
+        let ds = ws.sublayer.pointer, dn = ws.normInput.pointer
+        switch placement {
+        case .pre:
+            Dropout.apply(flow, ds, count: n, context: dropout, site: site)
+            sublayerBackward(ds, dn, false)
+            norm.backward(dn, into: flow)
+        case .post:
+            dn.update(repeating: 0, count: n)
+            norm.backward(flow, into: dn)
+            flow.update(from: dn, count: n)
+            Dropout.apply(dn, ds, count: n, context: dropout, site: site)
+            sublayerBackward(ds, flow, true)
+        }
+    }
+
+    func releaseActivations() { sum.resize(0); sum.shrinkToFit(); norm.releaseActivations() }
+}

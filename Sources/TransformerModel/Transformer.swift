@@ -1,0 +1,143 @@
+import TensorCore
+
+/// The encoder-decoder Transformer of Vaswani et al. (2017), laid out like
+/// `torch.nn.Transformer(batch_first=True)` with a shared embedding and a tied output projection.
+///
+/// One instance is one model replica: its parameters and gradients live in `arena`, its
+/// activations in buffers that are reused step after step. `forward` returns the logits buffer;
+/// the loss overwrites it with d(loss)/d(logits) and `backward` accumulates into the gradients.
+public final class Transformer {
+    public let config: ModelConfig
+    public let arena: ParameterArena
+    let encoderEmbedding: Embedding
+    let decoderEmbedding: Embedding
+    let encoderLayers: [EncoderLayer]
+    let decoderLayers: [DecoderLayer]
+    let encoderNorm: LayerNorm
+    let decoderNorm: LayerNorm
+    let generator: ParameterRef
+    let workspace = Workspace()
+    /// [B*St, V]: logits after `forward`, then whatever the loss wrote (the logits' gradient).
+    public let logits = FloatBuffer()
+    private let sourceMask = MaskBuffer(), targetMask = MaskBuffer()
+    private var sourceTokens: [Int32] = [], targetTokens: [Int32] = []
+    private var batch = 0, sourceLength = 0, targetLength = 0
+    private var memory: UnsafePointer<Float>?
+    private var decoderOutput: UnsafePointer<Float>?
+
+    /// Builds the model and initialises it from `seed`: Xavier-uniform matrices, zero biases,
+    /// LayerNorm gamma 1 and beta 0, embeddings N(0, D^-0.5).
+    public init(config c: ModelConfig, seed: UInt64) {
+        config = c
+        let arena = ParameterArena(layout: ParameterLayout(config: c))
+        self.arena = arena
+        encoderEmbedding = Embedding(arena, config: c, site: DropoutSite.sourceEmbedding)
+        decoderEmbedding = Embedding(arena, config: c, site: DropoutSite.targetEmbedding)
+        encoderLayers = (0..<c.encoderLayers).map { EncoderLayer(arena, config: c, index: $0) }
+        decoderLayers = (0..<c.decoderLayers).map { DecoderLayer(arena, config: c, index: $0) }
+        encoderNorm = LayerNorm(arena, "encoder.norm", width: c.dModel)
+        decoderNorm = LayerNorm(arena, "decoder.norm", width: c.dModel)
+        generator = arena.ref(c.tieEmbeddings ? "embedding.weight" : "generator.weight")
+        Transformer.initialise(arena, config: c, seed: seed)
+    }
+
+    static func initialise(_ arena: ParameterArena, config c: ModelConfig, seed: UInt64) {
+        for (i, e) in arena.layout.entries.enumerated() {
+            var rng = RandomStream(seed: seed, stream: 0x1_0000 + UInt64(i))
+            let p = arena.values.pointer + e.offset
+            if e.name == "embedding.weight" {
+                let std = 1 / Float(c.dModel).squareRoot()
+                for j in 0..<e.count { p[j] = rng.normal() * std }
+            } else if e.name == "positional.weight" {
+                for j in 0..<e.count { p[j] = rng.normal() * 0.02 }
+            } else if e.shape.count == 2 {
+                let bound = (6 / Float(e.shape[0] + e.shape[1])).squareRoot()
+                for j in 0..<e.count { p[j] = (2 * rng.uniform() - 1) * bound }
+            } else {
+                let isGamma = e.name.hasSuffix(".weight")
+                p.update(repeating: isGamma ? 1 : 0, count: e.count)
+            }
+        }
+    }
+
+    /// Checks token ids and lengths before anything touches memory.
+    public func validate(source: [Int32], targetInput: [Int32], batchSize: Int, sourceLength: Int,
+                         targetLength: Int) throws(ModelInputError) {
+        guard batchSize > 0, sourceLength > 0, targetLength > 0 else { throw .empty }
+        for (name, tokens, len) in [("source", source, sourceLength), ("target", targetInput, targetLength)] {
+            if len > config.maxLen { throw .sequenceTooLong(sequence: name, length: len, maxLen: config.maxLen) }
+            if tokens.count != batchSize * len {
+                throw .shapeMismatch(sequence: name, expected: batchSize * len, actual: tokens.count)
+            }
+            for (i, t) in tokens.enumerated() where t < 0 || Int(t) >= config.vocabSize {
+                throw .tokenOutOfRange(sequence: name, index: i, token: t, vocabSize: config.vocabSize)
+            }
+        }
+    }
+
+    /// Runs encoder and decoder on a padded batch (PAD = 0) and returns the logits [B*St, V].
+    /// Dropout is applied when `dropout.rate > 0` (training); pass `.disabled` for evaluation.
+    @discardableResult
+    public func forward(source: [Int32], targetInput: [Int32], batchSize: Int, sourceLength: Int, targetLength: Int,
+                        dropout: DropoutContext) throws(ModelInputError) -> UnsafeMutablePointer<Float> {
+        try validate(source: source, targetInput: targetInput, batchSize: batchSize, sourceLength: sourceLength,
+                     targetLength: targetLength)
+        sourceTokens.removeAll(keepingCapacity: true); sourceTokens.append(contentsOf: source)
+        targetTokens.removeAll(keepingCapacity: true); targetTokens.append(contentsOf: targetInput)
+        batch = batchSize; self.sourceLength = sourceLength; self.targetLength = targetLength
+        return sourceTokens.withUnsafeBufferPointer { src in
+            targetTokens.withUnsafeBufferPointer { tgt in
+                runForward(src.baseAddress!, tgt.baseAddress!, dropout: dropout)
+            }
+        }
+    }
+
+    private func runForward(_ src: UnsafePointer<Int32>, _ tgt: UnsafePointer<Int32>,
+                            dropout: DropoutContext) -> UnsafeMutablePointer<Float> {
+        let ns = batch * sourceLength, nt = batch * targetLength
+        sourceMask.fill(fromTokens: src, count: ns)
+        targetMask.fill(fromTokens: tgt, count: nt)
+        var x = UnsafePointer(encoderEmbedding.forward(src, batch: batch, length: sourceLength, dropout: dropout))
+        for layer in encoderLayers {
+            x = layer.forward(x, batch: batch, length: sourceLength, keyMask: sourceMask.pointer, dropout: dropout)
+        }
+        let mem = UnsafePointer(encoderNorm.forward(x, rows: ns))
+        memory = mem
+        var y = UnsafePointer(decoderEmbedding.forward(tgt, batch: batch, length: targetLength, dropout: dropout))
+        for layer in decoderLayers {
+            y = layer.forward(y, memory: mem, batch: batch, targetLength: targetLength, sourceLength: sourceLength,
+                              targetMask: targetMask.pointer, sourceMask: sourceMask.pointer, dropout: dropout)
+        }
+        let out = UnsafePointer(decoderNorm.forward(y, rows: nt))
+        decoderOutput = out
+        logits.resize(nt * config.vocabSize)
+        Linear.forward(out, rows: nt, inFeatures: config.dModel, outFeatures: config.vocabSize,
+                       weight: generator.value, bias: nil, output: logits.pointer)
+        return logits.pointer
+    }
+
+    /// Backpropagates the gradient the loss wrote into `logits`, accumulating into `arena.gradients`.
+    public func backward() {
+        guard let decoderOutput else { preconditionFailure("Transformer.backward before forward") }
+        let d = config.dModel, ns = batch * sourceLength, nt = batch * targetLength
+        let ws = workspace
+        ws.flow.resize(nt * d); ws.normInput.resize(nt * d, zero: true)
+        Linear.backward(logits.pointer, input: decoderOutput, rows: nt, inFeatures: d, outFeatures: config.vocabSize,
+                        weight: generator.value, inputGradient: ws.flow.pointer, accumulateInput: false,
+                        weightGradient: generator.grad, biasGradient: nil)
+        decoderNorm.backward(ws.flow.pointer, into: ws.normInput.pointer)
+        ws.flow.pointer.update(from: ws.normInput.pointer, count: nt * d)
+        ws.memoryGradient.resize(ns * d, zero: true)
+        for layer in decoderLayers.reversed() {
+            layer.backward(ws.flow.pointer, memoryGradient: ws.memoryGradient.pointer, workspace: ws)
+        }
+        decoderEmbedding.backward(ws.flow.pointer)
+        ws.flow.resize(ns * d, zero: true)
+        encoderNorm.backward(ws.memoryGradient.pointer, into: ws.flow.pointer)
+        for layer in encoderLayers.reversed() { layer.backward(ws.flow.pointer, workspace: ws) }
+        encoderEmbedding.backward(ws.flow.pointer)
+    }
+
+    /// Number of real parameters (a tied embedding counted once).
+    public var parameterCount: Int { arena.layout.parameterCount }
+}
