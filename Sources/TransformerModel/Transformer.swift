@@ -62,9 +62,10 @@ public final class Transformer {
 
     /// Checks token ids and lengths before anything touches memory.
     public func validate(source: [Int32], targetInput: [Int32], batchSize: Int, sourceLength: Int,
-                         targetLength: Int) throws(ModelInputError) {
+                         targetLength: Int, checkTargetShape: Bool = true) throws(ModelInputError) {
         guard batchSize > 0, sourceLength > 0, targetLength > 0 else { throw .empty }
         for (name, tokens, len) in [("source", source, sourceLength), ("target", targetInput, targetLength)] {
+            if name == "target" && !checkTargetShape { continue }
             if len > config.maxLen { throw .sequenceTooLong(sequence: name, length: len, maxLen: config.maxLen) }
             if tokens.count != batchSize * len {
                 throw .shapeMismatch(sequence: name, expected: batchSize * len, actual: tokens.count)
@@ -94,15 +95,9 @@ public final class Transformer {
 
     private func runForward(_ src: UnsafePointer<Int32>, _ tgt: UnsafePointer<Int32>,
                             dropout: DropoutContext) -> UnsafeMutablePointer<Float> {
-        let ns = batch * sourceLength, nt = batch * targetLength
-        sourceMask.fill(fromTokens: src, count: ns)
+        let nt = batch * targetLength
+        let mem = runEncoder(src, dropout: dropout)
         targetMask.fill(fromTokens: tgt, count: nt)
-        var x = UnsafePointer(encoderEmbedding.forward(src, batch: batch, length: sourceLength, dropout: dropout))
-        for layer in encoderLayers {
-            x = layer.forward(x, batch: batch, length: sourceLength, keyMask: sourceMask.pointer, dropout: dropout)
-        }
-        let mem = UnsafePointer(encoderNorm.forward(x, rows: ns))
-        memory = mem
         var y = UnsafePointer(decoderEmbedding.forward(tgt, batch: batch, length: targetLength, dropout: dropout))
         for layer in decoderLayers {
             y = layer.forward(y, memory: mem, batch: batch, targetLength: targetLength, sourceLength: sourceLength,
@@ -114,6 +109,30 @@ public final class Transformer {
         Linear.forward(out, rows: nt, inFeatures: config.dModel, outFeatures: config.vocabSize,
                        weight: generator.value, bias: nil, output: logits.pointer)
         return logits.pointer
+    }
+
+    private func runEncoder(_ src: UnsafePointer<Int32>, dropout: DropoutContext) -> UnsafePointer<Float> {
+        let ns = batch * sourceLength
+        sourceMask.fill(fromTokens: src, count: ns)
+        var x = UnsafePointer(encoderEmbedding.forward(src, batch: batch, length: sourceLength, dropout: dropout))
+        for layer in encoderLayers {
+            x = layer.forward(x, batch: batch, length: sourceLength, keyMask: sourceMask.pointer, dropout: dropout)
+        }
+        let mem = UnsafePointer(encoderNorm.forward(x, rows: ns))
+        memory = mem
+        return mem
+    }
+
+    /// Runs only the encoder (evaluation mode) on a padded source batch and returns the memory
+    /// [B*Ss, D], valid until the next call on this model, with its key mask [B*Ss].
+    public func encode(source: [Int32], batchSize: Int, sourceLength: Int) throws(ModelInputError)
+        -> (memory: UnsafePointer<Float>, mask: UnsafePointer<Bool>) {
+        try validate(source: source, targetInput: [SpecialTokens.bos], batchSize: batchSize, sourceLength: sourceLength,
+                     targetLength: 1, checkTargetShape: false)
+        sourceTokens.removeAll(keepingCapacity: true); sourceTokens.append(contentsOf: source)
+        batch = batchSize; self.sourceLength = sourceLength
+        let mem = sourceTokens.withUnsafeBufferPointer { runEncoder($0.baseAddress!, dropout: .disabled) }
+        return (mem, UnsafePointer(sourceMask.pointer))
     }
 
     /// Backpropagates the gradient the loss wrote into `logits`, accumulating into `arena.gradients`.

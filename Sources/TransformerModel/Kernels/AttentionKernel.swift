@@ -14,10 +14,13 @@ public struct AttentionShape: Sendable, Equatable {
     public var headDim: Int
     /// Absolute position of query row 0 (non-zero when decoding with a KV cache).
     public var queryOffset: Int = 0
+    /// Rows between consecutive sequences' keys and values; a KV cache holds more rows per
+    /// sequence (its capacity) than the `keyLength` filled so far. Forward only.
+    public var keyBatchRows: Int
 
     public init(batch: Int, heads: Int, queryLength: Int, keyLength: Int, headDim: Int, queryOffset: Int = 0) {
         self.batch = batch; self.heads = heads; self.queryLength = queryLength; self.keyLength = keyLength
-        self.headDim = headDim; self.queryOffset = queryOffset
+        self.headDim = headDim; self.queryOffset = queryOffset; keyBatchRows = keyLength
     }
 
     public var modelWidth: Int { heads * headDim }
@@ -46,7 +49,7 @@ public enum AttentionKernel {
                 for h in 0..<s.heads {
                     let p = probs + (b * s.heads + h) * block
                     BLAS.gemm(transB: true, m: sq, n: sk, k: dk, alpha: scale,
-                              a: q + b * sq * ldq + h * dk, lda: ldq, b: k + b * sk * ldk + h * dk, ldb: ldk,
+                              a: q + b * sq * ldq + h * dk, lda: ldq, b: k + b * s.keyBatchRows * ldk + h * dk, ldb: ldk,
                               beta: 0, c: p, ldc: sk)
                     softmaxRows(p, rows: sq, columns: sk, keyMask: keyMask.map { $0 + b * sk },
                                 causal: causal, queryOffset: s.queryOffset)
@@ -56,7 +59,7 @@ public enum AttentionKernel {
                         Dropout.apply(probs, dropped, range: start..<(start + block), context: dropout, site: site)
                     }
                     BLAS.gemm(m: sq, n: dk, k: sk, a: dropout.isActive ? pd : p, lda: sk,
-                              b: v + b * sk * ldv + h * dk, ldb: ldv, beta: 0,
+                              b: v + b * s.keyBatchRows * ldv + h * dk, ldb: ldv, beta: 0,
                               c: output + b * sq * d + h * dk, ldc: d)
                 }
             }

@@ -1,0 +1,35 @@
+/// Batched greedy decoding with the KV cache; each row stops at its own EOS.
+public struct GreedyDecoder {
+    public let decoder: IncrementalDecoder
+
+    public init(model: Transformer) { decoder = IncrementalDecoder(model: model) }
+
+    /// Translates each source (token ids without BOS/EOS) into at most `maxLength` tokens
+    /// (excluding EOS; at most `model.config.maxLen`). Sources are padded into one batch.
+    public func decode(_ sources: [[Int32]], maxLength: Int) throws(ModelInputError) -> [[Int32]] {
+        guard !sources.isEmpty else { return [] }
+        let b = sources.count
+        let sourceLength = Swift.max(1, sources.map(\.count).max() ?? 1)
+        var padded = [Int32](repeating: SpecialTokens.pad, count: b * sourceLength)
+        for (i, s) in sources.enumerated() { for (j, t) in s.enumerated() { padded[i * sourceLength + j] = t } }
+        let steps = Swift.min(maxLength, decoder.model.config.maxLen)
+        try decoder.start(source: padded, batchSize: b, sourceLength: sourceLength, maxSteps: steps)
+        var outputs = [[Int32]](repeating: [], count: b)
+        var finished = [Bool](repeating: false, count: b)
+        var tokens = [Int32](repeating: SpecialTokens.bos, count: b)
+        let v = decoder.model.config.vocabSize
+        for _ in 0..<steps {
+            let logits = try decoder.step(tokens)
+            for r in 0..<b {
+                let row = logits + r * v
+                var best = 0
+                for j in 1..<v where row[j] > row[best] { best = j }
+                tokens[r] = Int32(best)
+                if finished[r] { continue }
+                if Int32(best) == SpecialTokens.eos { finished[r] = true } else { outputs[r].append(Int32(best)) }
+            }
+            if finished.allSatisfy({ $0 }) { break }
+        }
+        return outputs
+    }
+}
