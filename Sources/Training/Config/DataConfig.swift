@@ -1,0 +1,45 @@
+/// What the model is trained on (`data.task`).
+public enum TaskKind: String, Sendable, Equatable, CaseIterable {
+    /// Target = source; source symbols uniform in [4, vocab_size), length uniform in [1, copy_max_len].
+    case copy
+    /// Target = reversed source.
+    case reverse
+    /// Parallel text from TSV files (source TAB target) with a trained tokenizer.
+    case translation
+
+    /// The synthetic tasks that need no files.
+    public var isToy: Bool { self != .translation }
+}
+
+/// The training data (`data` in the config file).
+///
+/// Toy tasks take `copy_max_len` (required) and no paths; `translation` takes `train`, `valid` and
+/// `tokenizer` (all required) and no `copy_max_len`. Paths are kept as written; relative ones are
+/// resolved against the current directory by whoever opens them (not checked at load time, so a
+/// config can be loaded on a host that does not hold the files).
+public struct DataConfig: Sendable, Equatable {
+    public var task: TaskKind
+    /// Longest toy source sequence (>= 1, and `copy_max_len + 2 <= model.max_len` because the
+    /// target gets BOS/EOS). 0 for translation.
+    public var copyMaxLen: Int
+    /// TSV of training pairs; non-nil exactly when `task == .translation`.
+    public var train: String?
+    /// TSV of validation pairs; non-nil exactly when `task == .translation`.
+    public var valid: String?
+    /// Tokenizer file; non-nil exactly when `task == .translation`.
+    public var tokenizer: String?
+
+    public init(task: TaskKind, copyMaxLen: Int = 0, train: String? = nil, valid: String? = nil, tokenizer: String? = nil) {
+        self.task = task; self.copyMaxLen = copyMaxLen; self.train = train; self.valid = valid; self.tokenizer = tokenizer
+    }
+
+    /// A copy or reverse task.
+    public static func toy(_ task: TaskKind, copyMaxLen: Int) -> DataConfig {
+        DataConfig(task: task, copyMaxLen: copyMaxLen)
+    }
+
+    /// A translation task.
+    public static func translation(train: String, valid: String, tokenizer: String) -> DataConfig {
+        DataConfig(task: .translation, train: train, valid: valid, tokenizer: tokenizer)
+    }
+}
