@@ -7,10 +7,20 @@ import Dispatch
 public enum Parallel {
     nonisolated(unsafe) private static var _threads = 1
 
-    /// Threads used by `rows`; also applied to OpenBLAS.
+    /// The process's compute-thread budget, used by `rows`, `forEach` and `BLAS.gemm`.
+    /// OpenBLAS itself is kept single-threaded (see `BLAS.setThreads`).
     public static var threads: Int {
         get { _threads }
-        set { _threads = Swift.max(1, newValue); BLAS.setThreads(_threads) }
+        set { _threads = Swift.max(1, newValue); BLAS.setThreads(1) }
+    }
+
+    /// Runs `body(i)` for i in 0..<count, concurrently (count is small: one part per thread).
+    public static func forEach(_ count: Int, _ body: (Int) -> Void) {
+        if count <= 1 { if count == 1 { body(0) }; return }
+        withoutActuallyEscaping(body) { body in
+            nonisolated(unsafe) let body = body
+            DispatchQueue.concurrentPerform(iterations: count) { body($0) }
+        }
     }
 
     /// Calls `body(range)` over disjoint chunks of `0..<count`, in parallel when the work

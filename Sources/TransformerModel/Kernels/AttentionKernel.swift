@@ -48,7 +48,7 @@ public enum AttentionKernel {
             for b in batches {
                 for h in 0..<s.heads {
                     let p = probs + (b * s.heads + h) * block
-                    BLAS.gemm(transB: true, m: sq, n: sk, k: dk, alpha: scale,
+                    BLAS.gemmSerial(transB: true, m: sq, n: sk, k: dk, alpha: scale,
                               a: q + b * sq * ldq + h * dk, lda: ldq, b: k + b * s.keyBatchRows * ldk + h * dk, ldb: ldk,
                               beta: 0, c: p, ldc: sk)
                     softmaxRows(p, rows: sq, columns: sk, keyMask: keyMask.map { $0 + b * sk },
@@ -58,7 +58,7 @@ public enum AttentionKernel {
                         let start = (b * s.heads + h) * block
                         Dropout.apply(probs, dropped, range: start..<(start + block), context: dropout, site: site)
                     }
-                    BLAS.gemm(m: sq, n: dk, k: sk, a: dropout.isActive ? pd : p, lda: sk,
+                    BLAS.gemmSerial(m: sq, n: dk, k: sk, a: dropout.isActive ? pd : p, lda: sk,
                               b: v + b * s.keyBatchRows * ldv + h * dk, ldb: ldv, beta: 0,
                               c: output + b * sq * d + h * dk, ldc: d)
                 }
@@ -116,8 +116,8 @@ public enum AttentionKernel {
                     let dctx = dout + b * sq * d + h * dk
                     let vb = v + b * sk * ldv + h * dk, kb = k + b * sk * ldk + h * dk, qb = q + b * sq * ldq + h * dk
                     // d(dropped probs) = dctx V^T ; dV = dropped^T dctx
-                    BLAS.gemm(transB: true, m: sq, n: sk, k: dk, a: dctx, lda: d, b: vb, ldb: ldv, beta: 0, c: ds, ldc: sk)
-                    BLAS.gemm(transA: true, m: sk, n: dk, k: sq, a: pd, lda: sk, b: dctx, ldb: d,
+                    BLAS.gemmSerial(transB: true, m: sq, n: sk, k: dk, a: dctx, lda: d, b: vb, ldb: ldv, beta: 0, c: ds, ldc: sk)
+                    BLAS.gemmSerial(transA: true, m: sk, n: dk, k: sq, a: pd, lda: sk, b: dctx, ldb: d,
                               beta: 0, c: dv + b * sk * ldv + h * dk, ldc: ldv)
                     // Through dropout (kept entries are exactly the non-zero ones) and softmax.
                     for i in 0..<sq {
@@ -129,9 +129,9 @@ public enum AttentionKernel {
                         }
                         for j in 0..<sk { dr[j] = pr[j] * (dr[j] - dot) }
                     }
-                    BLAS.gemm(m: sq, n: dk, k: sk, alpha: scale, a: ds, lda: sk, b: kb, ldb: ldk,
+                    BLAS.gemmSerial(m: sq, n: dk, k: sk, alpha: scale, a: ds, lda: sk, b: kb, ldb: ldk,
                               beta: 0, c: dq + b * sq * ldq + h * dk, ldc: ldq)
-                    BLAS.gemm(transA: true, m: sk, n: dk, k: sq, alpha: scale, a: ds, lda: sk, b: qb, ldb: ldq,
+                    BLAS.gemmSerial(transA: true, m: sk, n: dk, k: sq, alpha: scale, a: ds, lda: sk, b: qb, ldb: ldq,
                               beta: 0, c: dK + b * sk * ldk + h * dk, ldc: ldk)
                 }
             }
