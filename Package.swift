@@ -2,7 +2,7 @@
 import PackageDescription
 
 // Release builds of the numeric targets skip overflow/bounds checks in hot loops; debug builds keep them.
-let fastMath: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release))]
+let fastMath: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-wmo", "-Xcc", "-fno-math-errno"], .when(configuration: .release))]
 
 let package = Package(
     name: "SwiftTransformer",
