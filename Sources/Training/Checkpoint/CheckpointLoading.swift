@@ -1,0 +1,132 @@
+import Foundation
+
+/// A checkpoint read from disk whose checksums, state and tensor files were all verified.
+public struct LoadedCheckpoint: Sendable {
+    public let directory: String
+    public let step: Int
+    /// `state.json` as written: the caller's object plus `checksums`, `checksum_algorithm`, `format`.
+    /// Decode it with `JSONDecoder` (exact 64-bit integers) or `stateObject()`.
+    public let state: Data
+    public let model: SafetensorsFile
+    public let optimizer: SafetensorsFile
+
+    /// `state.json` parsed with `JSONSerialization`.
+    public func stateObject() throws(CheckpointError) -> [String: Any] {
+        guard let object = try? JSONSerialization.jsonObject(with: state) as? [String: Any] else {
+            throw .corrupt(directory: directory, .invalidState("not a JSON object"))
+        }
+        return object
+    }
+}
+
+/// The outcome of looking for a checkpoint to resume from.
+public struct CheckpointSearch: Sendable {
+    /// The newest usable checkpoint, or nil when there is none (a fresh run).
+    public let checkpoint: LoadedCheckpoint?
+    /// Checkpoints (or the `latest` pointer) passed over, newest first, each with its reason;
+    /// the caller prints them as warnings.
+    public let skipped: [CheckpointError]
+}
+
+extension CheckpointStore {
+    /// The checkpoint named by `latest`, or, when that is missing or fails verification, the
+    /// newest `step-*` directory that verifies. `.tmp-*` leftovers are never considered.
+    public func latestValid() throws(CheckpointError) -> CheckpointSearch {
+        let listings = try list()
+        var skipped: [CheckpointError] = []
+        var tried: String?
+        do throws(CheckpointError) {
+            if let name = try latestName(hasCheckpoints: !listings.isEmpty) {
+                tried = name
+                return CheckpointSearch(checkpoint: try Self.load(directory: checkpointsDirectory + "/" + name),
+                                        skipped: [])
+            }
+        } catch {
+            skipped.append(error)
+        }
+        for listing in listings.reversed() where listing.directory != checkpointsDirectory + "/" + (tried ?? "") {
+            do throws(CheckpointError) {
+                return CheckpointSearch(checkpoint: try Self.load(directory: listing.directory), skipped: skipped)
+            } catch {
+                skipped.append(error)
+            }
+        }
+        return CheckpointSearch(checkpoint: nil, skipped: skipped)
+    }
+
+    /// The directory name in `latest`; nil for a run that has no checkpoints yet.
+    private func latestName(hasCheckpoints: Bool) throws(CheckpointError) -> String? {
+        let bytes: [UInt8]
+        do throws(SystemCallFailure) {
+            bytes = try Posix.readFile(latestPath)
+        } catch {
+            if error.isNotFound && !hasCheckpoints { return nil }
+            throw .invalidLatestPointer(path: latestPath, reason: error.isNotFound ? "missing" : error.description)
+        }
+        let name = String(decoding: bytes.prefix(64), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard bytes.count <= 64, Self.step(fromDirectoryName: name) != nil else {
+            throw .invalidLatestPointer(path: latestPath, reason: "does not hold a step-NNNNNNNN directory name")
+        }
+        return name
+    }
+
+    /// Reads and verifies the checkpoint in `directory` (any path, e.g. for `--resume-from`):
+    /// `state.json` parses and matches its own checksum, both safetensors files match theirs and
+    /// are well-formed, and the step in the directory name (when it has the standard form)
+    /// agrees with `state.json`.
+    public static func load(directory: String) throws(CheckpointError) -> LoadedCheckpoint {
+        var directory = directory
+        while directory.count > 1 && directory.hasSuffix("/") { directory.removeLast() }
+        guard Posix.isDirectory(directory) else { throw .notFound(directory: directory) }
+
+        func read(_ file: String) throws(CheckpointError) -> [UInt8] {
+            do throws(SystemCallFailure) {
+                return try Posix.readFile(directory + "/" + file)
+            } catch {
+                throw .corrupt(directory: directory, error.isNotFound ? .missingFile(file) : .unreadableFile(file, reason: error.reason))
+            }
+        }
+        func tensors(_ file: String, checksum expected: String) throws(CheckpointError) -> SafetensorsFile {
+            let bytes: FileBytes
+            do throws(SystemCallFailure) {
+                bytes = try FileBytes(mapping: directory + "/" + file)
+            } catch {
+                throw .corrupt(directory: directory, error.isNotFound ? .missingFile(file) : .unreadableFile(file, reason: error.reason))
+            }
+            let actual = CRC32.hex(CRC32.checksum(bytes.buffer))
+            guard actual == expected else {
+                throw .corrupt(directory: directory, .checksumMismatch(file: file, expected: expected, actual: actual))
+            }
+            do throws(SafetensorsError) {
+                return try SafetensorsFile(storage: bytes, path: directory + "/" + file)
+            } catch {
+                throw .corrupt(directory: directory, .invalidTensors(file: file, error))
+            }
+        }
+
+        let stateBytes = try read("state.json")
+        let parsed: CheckpointStateFile.Parsed
+        do throws(CheckpointDefect) {
+            parsed = try CheckpointStateFile.parse(stateBytes)
+        } catch {
+            throw .corrupt(directory: directory, error)
+        }
+        let lastComponent = String(directory[(directory.lastIndex(of: "/").map { directory.index(after: $0) } ?? directory.startIndex)...])
+        let nameStep = step(fromDirectoryName: lastComponent)
+        let step: Int
+        switch (nameStep, parsed.step) {
+        case let (fromName?, fromState?):
+            guard fromName == fromState else {
+                throw .corrupt(directory: directory, .stepMismatch(directoryStep: fromName, stateStep: fromState))
+            }
+            step = fromName
+        case let (fromName?, nil): step = fromName
+        case let (nil, fromState?): step = fromState
+        case (nil, nil):
+            throw .corrupt(directory: directory, .invalidState("no \"step\" field and the directory name is not step-NNNNNNNN"))
+        }
+        let model = try tensors(CheckpointStateFile.modelFile, checksum: parsed.modelChecksum)
+        let optimizer = try tensors(CheckpointStateFile.optimizerFile, checksum: parsed.optimizerChecksum)
+        return LoadedCheckpoint(directory: directory, step: step, state: Data(stateBytes), model: model, optimizer: optimizer)
+    }
+}

@@ -1,0 +1,220 @@
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A checkpoint directory found by `CheckpointStore.list()`.
+public struct CheckpointListing: Sendable, Equatable {
+    public let step: Int
+    public let directory: String
+
+    public init(step: Int, directory: String) {
+        self.step = step
+        self.directory = directory
+    }
+}
+
+/// What `CheckpointStore.write` did.
+public struct WrittenCheckpoint: Sendable, Equatable {
+    /// The final checkpoint directory (`RUN/checkpoints/step-NNNNNNNN`).
+    public let directory: String
+    public let step: Int
+    /// CRC-32 of `model.safetensors` and `optimizer.safetensors`, as recorded in `state.json`.
+    public let modelChecksum: UInt32
+    public let optimizerChecksum: UInt32
+    /// Older checkpoint directories deleted to honour `keep`.
+    public let removed: [String]
+    /// Clean-up that failed after the checkpoint was safely in place (for the caller to log).
+    public let warnings: [String]
+}
+
+/// Checkpoints of one run: `RUN/checkpoints/step-NNNNNNNN/{model.safetensors,
+/// optimizer.safetensors, state.json}` plus `RUN/checkpoints/latest` naming the newest one.
+///
+/// Writes are crash-safe: a checkpoint is assembled under a temporary name, every file and the
+/// directory are fsynced, and only then is it renamed into place and `latest` replaced (itself
+/// by write-fsync-rename). A crash at any point leaves either the previous state or the new
+/// one, plus at most a `.tmp-*` leftover that readers ignore and later writes delete.
+/// One process writes a run's checkpoints at a time.
+public struct CheckpointStore: Sendable {
+    /// The `format` value in `state.json`.
+    public static let format = 1
+
+    public let runDirectory: String
+    public var checkpointsDirectory: String { runDirectory + "/checkpoints" }
+    /// The pointer file holding the newest checkpoint's directory name.
+    public var latestPath: String { checkpointsDirectory + "/latest" }
+
+    /// The store of the run in `runDirectory` (created on the first write).
+    public init(runDirectory: String) {
+        var path = runDirectory.isEmpty ? "." : runDirectory
+        while path.count > 1 && path.hasSuffix("/") { path.removeLast() }
+        self.runDirectory = path
+    }
+
+    /// `step-NNNNNNNN` (8 digits).
+    public static func directoryName(step: Int) -> String {
+        let digits = String(step)
+        return "step-" + String(repeating: "0", count: Swift.max(0, 8 - digits.count)) + digits
+    }
+
+    /// The step of a `step-NNNNNNNN` name; nil for any other name.
+    public static func step(fromDirectoryName name: String) -> Int? {
+        let utf8 = Array(name.utf8)
+        guard utf8.count == 13, name.hasPrefix("step-"),
+              utf8[5...].allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") })
+        else { return nil }
+        return Int(name.dropFirst(5))
+    }
+
+    /// Writes a checkpoint for `step`, points `latest` at it and deletes older checkpoints so that
+    /// `keep` remain (the new one and the newest `keep - 1` with a smaller step; checkpoints with a
+    /// larger step, left by an abandoned continuation of the run, are not touched). A checkpoint
+    /// already present for `step` is replaced.
+    ///
+    /// - Parameter state: a JSON object (UTF-8) stored verbatim in `state.json`, which adds
+    ///   `checksums`, `checksum_algorithm` and `format` (so those keys are reserved).
+    @discardableResult
+    public func write(step: Int, model: [TensorRecord], optimizer: [TensorRecord], state: Data,
+                      keep: Int) throws(CheckpointError) -> WrittenCheckpoint {
+        guard (0...99_999_999).contains(step) else { throw .invalidArgument("step \(step) is not in 0...99999999") }
+        guard keep >= 1 else { throw .invalidArgument("keep must be at least 1, got \(keep)") }
+        let prepared = try CheckpointStateFile.prepare(state, step: step)
+        let name = Self.directoryName(step: step)
+        let final = checkpointsDirectory + "/" + name
+        let pid = Posix.processID
+        let temporary = checkpointsDirectory + "/.tmp-\(name)-\(pid)"
+
+        func attempt<T>(_ body: () throws(SystemCallFailure) -> T) throws(CheckpointError) -> T {
+            do throws(SystemCallFailure) { return try body() } catch { throw .cannotWrite(final, error) }
+        }
+        func writeTensors(_ tensors: [TensorRecord], _ file: String) throws(CheckpointError) -> UInt32 {
+            do throws(SafetensorsError) {
+                return try SafetensorsWriter.write(tensors, metadata: ["format": "pt"], to: temporary + "/" + file)
+            } catch {
+                throw .cannotWrite(path: final, reason: error.description)
+            }
+        }
+
+        try attempt { () throws(SystemCallFailure) in
+            try Posix.makeDirectories(checkpointsDirectory)
+            try Posix.syncDirectory(runDirectory)
+            try Posix.removeTree(temporary)
+            try Posix.makeDirectory(temporary)
+        }
+        var warnings: [String] = []
+        let modelChecksum: UInt32, optimizerChecksum: UInt32
+        do throws(CheckpointError) {
+            modelChecksum = try writeTensors(model, CheckpointStateFile.modelFile)
+            optimizerChecksum = try writeTensors(optimizer, CheckpointStateFile.optimizerFile)
+            let stateFile = prepared.file(modelChecksum: modelChecksum, optimizerChecksum: optimizerChecksum)
+            try attempt { () throws(SystemCallFailure) in
+                try Posix.writeDurably(stateFile, to: temporary + "/state.json")
+                try Posix.syncDirectory(temporary)
+            }
+            let replaced = try attempt { () throws(SystemCallFailure) in
+                try install(temporary, as: final, aside: checkpointsDirectory + "/.tmp-replaced-\(name)-\(pid)")
+            }
+            if let replaced {
+                do throws(SystemCallFailure) { try Posix.removeTree(replaced) } catch { warnings.append(error.description) }
+            }
+        } catch {
+            try? Posix.removeTree(temporary)
+            throw error
+        }
+        try attempt { () throws(SystemCallFailure) in
+            let pointer = checkpointsDirectory + "/.tmp-latest-\(pid)"
+            try Posix.writeDurably(Array((name + "\n").utf8), to: pointer)
+            try Posix.rename(pointer, latestPath)
+            try Posix.syncDirectory(checkpointsDirectory)
+        }
+        let removed = prune(keep: keep, newest: step, warnings: &warnings)
+        removeStaleTemporaries(warnings: &warnings)
+        return WrittenCheckpoint(directory: final, step: step, modelChecksum: modelChecksum,
+                                 optimizerChecksum: optimizerChecksum, removed: removed, warnings: warnings)
+    }
+
+    /// `write` with the state given as a JSON-compatible dictionary (serialised with sorted keys).
+    @discardableResult
+    public func write(step: Int, model: [TensorRecord], optimizer: [TensorRecord], state: [String: Any],
+                      keep: Int) throws(CheckpointError) -> WrittenCheckpoint {
+        guard JSONSerialization.isValidJSONObject(state) else {
+            throw .invalidState("the state dictionary is not representable as JSON")
+        }
+        let data: Data
+        do {
+            data = try JSONSerialization.data(withJSONObject: state, options: [.sortedKeys, .prettyPrinted])
+        } catch {
+            throw .invalidState("the state dictionary cannot be serialised: \(error)")
+        }
+        return try write(step: step, model: model, optimizer: optimizer, state: data, keep: keep)
+    }
+
+    /// Renames the finished temporary directory to its final name and returns where an existing
+    /// checkpoint of the same step (from an earlier, abandoned continuation of the run) was moved,
+    /// because rename cannot replace a non-empty directory.
+    private func install(_ temporary: String, as final: String, aside: String) throws(SystemCallFailure) -> String? {
+        var replaced: String?
+        if try Posix.fileType(final) != nil {
+            try Posix.removeTree(aside)
+            try Posix.rename(final, aside)
+            replaced = aside
+        }
+        try Posix.rename(temporary, final)
+        try Posix.syncDirectory(checkpointsDirectory)
+        return replaced
+    }
+
+    /// Every `step-NNNNNNNN` directory, oldest first. A run without checkpoints has none.
+    public func list() throws(CheckpointError) -> [CheckpointListing] {
+        do throws(SystemCallFailure) {
+            guard try Posix.fileType(checkpointsDirectory) != nil else { return [] }
+            return try Posix.listDirectory(checkpointsDirectory)
+                .compactMap { name -> CheckpointListing? in
+                    guard let step = Self.step(fromDirectoryName: name) else { return nil }
+                    let directory = checkpointsDirectory + "/" + name
+                    return Posix.isDirectory(directory) ? CheckpointListing(step: step, directory: directory) : nil
+                }
+                .sorted { $0.step < $1.step }
+        } catch {
+            throw .cannotRead(path: checkpointsDirectory, reason: error.description)
+        }
+    }
+
+    private func prune(keep: Int, newest: Int, warnings: inout [String]) -> [String] {
+        let older: [CheckpointListing]
+        do throws(CheckpointError) {
+            older = try list().filter { $0.step < newest }
+        } catch {
+            warnings.append("cannot prune old checkpoints: \(error)")
+            return []
+        }
+        var removed: [String] = []
+        for listing in older.reversed().dropFirst(keep - 1) {
+            do throws(SystemCallFailure) {
+                try Posix.removeTree(listing.directory)
+                removed.append(listing.directory)
+            } catch {
+                warnings.append("cannot remove old checkpoint: \(error)")
+            }
+        }
+        return removed
+    }
+
+    /// Deletes `.tmp-*` entries left by writers that no longer run (their pid ends the name).
+    private func removeStaleTemporaries(warnings: inout [String]) {
+        guard let names = try? Posix.listDirectory(checkpointsDirectory) else { return }
+        for name in names where name.hasPrefix(".tmp-") {
+            guard let dash = name.lastIndex(of: "-"), let pid = Int32(name[name.index(after: dash)...]),
+                  !Posix.processExists(pid) else { continue }
+            do throws(SystemCallFailure) {
+                try Posix.removeTree(checkpointsDirectory + "/" + name)
+            } catch {
+                warnings.append("cannot remove stale temporary checkpoint: \(error)")
+            }
+        }
+    }
+}
