@@ -41,8 +41,7 @@ let package = Package(
         ]),
 
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore"]),
-        .testTarget(name: "TransformerModelTests", dependencies: ["TransformerModel", "TensorCore"],
-                    resources: [.copy("Fixtures")]),
+        .testTarget(name: "TransformerModelTests", dependencies: ["TransformerModel", "TensorCore"], exclude: ["Fixtures"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "TransformerModel", "TensorCore"]),
         .testTarget(name: "DistributedTests", dependencies: ["Distributed", "Training"]),
     ],

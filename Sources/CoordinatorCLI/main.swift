@@ -1,1 +1,58 @@
-print("not yet")
+import ArgumentParser
+import Foundation
+import TensorCore
+import Training
+
+/// Trains a model: in one process (`--single-process`), or as the coordinator of workers.
+struct CoordinatorCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "coordinator",
+        abstract: "Train the Transformer: average worker gradients, apply AdamW, broadcast weights, checkpoint.")
+
+    @Option(help: "Config file (JSON), or a name under configs/ such as 'copy'.") var config: String
+    @Option(help: "Number of workers (in-process workers with --single-process).") var workers: Int = 1
+    @Option(help: "Endpoint the coordinator binds (tcp://HOST:PORT or ipc://PATH).") var bind = "tcp://127.0.0.1:5555"
+    @Flag(help: "Run the whole training in this process, without sockets.") var singleProcess = false
+    @Flag(help: "Start the worker processes on this host.") var spawnLocal = false
+    @Option(help: "Run directory (default runs/<config name>).") var runDir: String?
+    @Flag(help: "Resume from the newest valid checkpoint of the run directory.") var resume = false
+    @Option(help: "Resume from this checkpoint directory.") var resumeFrom: String?
+    @Option(help: "Override training.max_steps.") var maxSteps: Int?
+    @Option(help: "Override training.seed.") var seed: UInt64?
+    @Option(help: "Compute threads for this process (default: all cores).") var threads: Int?
+
+    func validate() throws {
+        guard workers >= 1 else { throw ValidationError("--workers must be at least 1") }
+        if resume && resumeFrom != nil { throw ValidationError("use either --resume or --resume-from, not both") }
+        if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1") }
+    }
+
+    func run() throws {
+        do {
+            var cfg = try RunConfig.load(nameOrPath: config)
+            if maxSteps != nil || seed != nil { cfg = try cfg.with(seed: seed, maxSteps: maxSteps) }
+            guard singleProcess else {
+                throw TrainingError.unsupported("multi-process training is not available yet; use --single-process")
+            }
+            Parallel.threads = threads ?? ProcessInfo.processInfo.activeProcessorCount
+            var options = RunOptions(runDirectory: URL(fileURLWithPath: runDir ?? "runs/\(cfg.name)"))
+            options.workers = workers
+            if resume { options.resume = .latest }
+            if let r = resumeFrom { options.resume = .from(r) }
+            let summary = try TrainingRun(config: cfg, options: options).run()
+            var line = String(format: "done: step %d, train loss %.4f", summary.step, summary.trainLoss)
+            if let v = summary.validation {
+                line += String(format: ", valid loss %.4f, token accuracy %.4f", v.loss, v.tokenAccuracy)
+                if let s = v.sequenceAccuracy { line += String(format: ", sequence accuracy %.4f", s) }
+            }
+            print(line + String(format: ", %.0f tokens/s, %.1f s", summary.tokensPerSecond, summary.wallSeconds))
+        } catch let e as ValidationError {
+            throw e
+        } catch {
+            printError("error: \(error)")
+            throw ExitCode(1)
+        }
+    }
+}
+
+CoordinatorCommand.main()

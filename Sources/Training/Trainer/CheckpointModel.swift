@@ -1,0 +1,34 @@
+import Foundation
+import TransformerModel
+
+/// A model rebuilt from a checkpoint directory (config from its state.json, weights from
+/// model.safetensors), for translation and evaluation.
+public struct CheckpointModel {
+    public let config: RunConfig
+    public let model: Transformer
+    public let directory: String
+
+    /// `path` is a checkpoint directory, or a run directory / checkpoints directory whose newest
+    /// valid checkpoint is used.
+    public init(path: String) throws {
+        var dir = path
+        let fm = FileManager.default
+        if !fm.fileExists(atPath: path + "/state.json") {
+            let run = fm.fileExists(atPath: path + "/checkpoints") ? path : (path as NSString).deletingLastPathComponent
+            guard fm.fileExists(atPath: run + "/checkpoints") else {
+                throw TrainingError.resume("\(path) is neither a checkpoint directory nor a run directory with checkpoints")
+            }
+            let search = try CheckpointStore(runDirectory: run).latestValid()
+            for s in search.skipped { printError("warning: skipping \(s)") }
+            guard let c = search.checkpoint else { throw TrainingError.resume("no valid checkpoint under \(run)/checkpoints") }
+            dir = c.directory
+        }
+        let loaded = try CheckpointStore.load(directory: dir)
+        let state = try loaded.stateObject()
+        guard let configObject = state["config"] else { throw TrainingError.resume("\(dir)/state.json has no config") }
+        config = try RunConfig.parse(jsonObject: configObject, source: dir + "/state.json")
+        model = Transformer(config: config.model, seed: config.training.seed)
+        try loaded.model.read(layout: model.arena.layout, into: model.arena.values.pointer)
+        directory = dir
+    }
+}

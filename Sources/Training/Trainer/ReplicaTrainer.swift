@@ -1,0 +1,47 @@
+import TensorCore
+import TransformerModel
+
+/// Computes the gradient sum of a list of micro-batches on one model replica: the worker's half of
+/// a data-parallel step.
+///
+/// Gradients are of the SUM of token losses (not the mean): sums from micro-batches and workers add
+/// up exactly, and the coordinator divides once by the global token count, so the result is the
+/// mean over all non-pad target tokens of the global batch, never a mean of means.
+public final class ReplicaTrainer {
+    public let model: Transformer
+    public let data: any TrainingData
+    public let labelSmoothing: Float
+    public let seed: UInt64
+    /// Multiplies d(loss)/d(logits) (dynamic loss scaling for Float16 gradients; 1 otherwise).
+    public var lossScale: Float = 1
+
+    public init(model: Transformer, data: any TrainingData, labelSmoothing: Float, seed: UInt64) {
+        self.model = model; self.data = data; self.labelSmoothing = labelSmoothing; self.seed = seed
+    }
+
+    /// Zeroes the gradients, then runs forward and backward on each micro-batch in order,
+    /// accumulating gradients. Dropout masks depend on (seed, step, global micro-batch index).
+    public func computeGradients(step: Int, microBatches: [Int]) throws -> LossStatistics {
+        model.arena.zeroGradients()
+        var stats = LossStatistics.zero
+        for index in microBatches {
+            let batch = data.microBatch(index: index)
+            let dropout = DropoutContext(seed: seed, step: step, microBatch: index, rate: model.config.dropout)
+            stats += try accumulate(batch, dropout: dropout)
+        }
+        return stats
+    }
+
+    /// Forward, loss (overwriting logits with their gradient) and backward for one batch.
+    public func accumulate(_ batch: Batch, dropout: DropoutContext) throws -> LossStatistics {
+        let logits = try model.forward(source: batch.source, targetInput: batch.targetInput, batchSize: batch.batchSize,
+                                       sourceLength: batch.sourceLength, targetLength: batch.targetLength, dropout: dropout)
+        let stats = batch.targetOutput.withUnsafeBufferPointer { targets in
+            LabelSmoothedCrossEntropy.evaluate(logits: logits, targets: targets.baseAddress!,
+                                               rows: batch.batchSize * batch.targetLength, vocab: model.config.vocabSize,
+                                               smoothing: labelSmoothing, gradientScale: lossScale)
+        }
+        model.backward()
+        return stats
+    }
+}

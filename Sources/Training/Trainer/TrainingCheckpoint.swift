@@ -1,0 +1,114 @@
+import Foundation
+import TensorCore
+import TransformerModel
+
+/// The counters a checkpoint restores besides tensors.
+public struct TrainingProgress: Sendable, Equatable {
+    /// Training steps taken (applied or skipped).
+    public var step = 0
+    /// Next global micro-batch index: global, so a run may resume with another worker count.
+    public var dataCursor = 0
+    public var skippedSteps = 0
+    public var targetTokensSeen = 0
+    public var elapsedSeconds = 0.0
+    public init() {}
+}
+
+/// Saves and restores a run: weights (`model.safetensors`, PyTorch names), AdamW moments
+/// (`optimizer.safetensors`, `exp_avg.<name>` and `exp_avg_sq.<name>`) and `state.json`.
+public struct TrainingCheckpoint {
+    public let store: CheckpointStore
+    public let config: RunConfig
+
+    public init(runDirectory: URL, config: RunConfig) {
+        store = CheckpointStore(runDirectory: runDirectory.path)
+        self.config = config
+    }
+
+    @discardableResult
+    public func save(progress p: TrainingProgress, parameters: UnsafePointer<Float>, optimizer: OptimizerStep,
+                     workers: Int, lossScale: LossScaleState, tokenizerHash: String) throws -> WrittenCheckpoint {
+        let layout = ParameterLayout(config: config.model)
+        let configObject = (try? JSONSerialization.jsonObject(with: config.rawJSON)) ?? [String: Any]()
+        let state: [String: Any] = [
+            "step": p.step,
+            "optimizer_step": optimizer.adam.step,
+            "skipped_steps": p.skippedSteps,
+            "data_cursor": p.dataCursor,
+            "target_tokens_seen": p.targetTokensSeen,
+            "elapsed_seconds": p.elapsedSeconds,
+            "workers": workers,
+            "config": configObject,
+            "config_hash": config.configHash,
+            "tokenizer_hash": tokenizerHash,
+            // Every random draw is Philox(seed) at a counter built from (step, micro-batch, site) or
+            // (stream, position): the seed and the step/cursor above are the whole RNG state.
+            "rng": ["algorithm": "philox4x32-10", "seed": String(config.training.seed)],
+            "loss_scale": lossScale.jsonObject,
+        ]
+        let m = optimizer.adam.m.pointer, v = optimizer.adam.v.pointer
+        return try store.write(step: p.step, model: layout.float32Records(arena: parameters),
+                               optimizer: layout.float32Records(arena: m, prefix: "exp_avg.")
+                                   + layout.float32Records(arena: v, prefix: "exp_avg_sq."),
+                               state: state, keep: config.training.keepCheckpoints)
+    }
+
+    /// Finds the checkpoint to resume from: `directory`, or the newest valid one of the run.
+    /// Returns nil for a fresh run; prints every checkpoint it had to pass over.
+    public func find(directory: String?) throws -> LoadedCheckpoint? {
+        if let directory { return try CheckpointStore.load(directory: directory) }
+        let search = try store.latestValid()
+        for s in search.skipped { printError("warning: skipping \(s)") }
+        return search.checkpoint
+    }
+
+    /// Loads weights and moments into the given buffers and returns the counters.
+    public func restore(_ c: LoadedCheckpoint, parameters: UnsafeMutablePointer<Float>, optimizer: OptimizerStep,
+                        lossScale: inout LossScaleState) throws -> TrainingProgress {
+        let layout = ParameterLayout(config: config.model)
+        let state = try c.stateObject()
+        if let saved = state["config"] {
+            let savedConfig = try RunConfig.parse(jsonObject: saved, source: c.directory + "/state.json")
+            guard savedConfig.model == config.model else {
+                throw TrainingError.resume("\(c.directory) was written for a different model (\(savedConfig.model)) than the config (\(config.model))")
+            }
+        }
+        try c.model.read(layout: layout, into: parameters)
+        try c.optimizer.read(layout: layout, into: optimizer.adam.m.pointer, prefix: "exp_avg.")
+        try c.optimizer.read(layout: layout, into: optimizer.adam.v.pointer, prefix: "exp_avg_sq.")
+        func int(_ key: String) throws -> Int {
+            guard let n = state[key] as? NSNumber else { throw TrainingError.resume("\(c.directory)/state.json: missing \(key)") }
+            return n.intValue
+        }
+        var p = TrainingProgress()
+        p.step = try int("step")
+        p.dataCursor = try int("data_cursor")
+        p.skippedSteps = try int("skipped_steps")
+        p.targetTokensSeen = (state["target_tokens_seen"] as? NSNumber)?.intValue ?? 0
+        p.elapsedSeconds = (state["elapsed_seconds"] as? NSNumber)?.doubleValue ?? 0
+        optimizer.restore(optimizerSteps: try int("optimizer_step"), skippedSteps: p.skippedSteps)
+        if let ls = state["loss_scale"] as? [String: Any] { lossScale = LossScaleState(jsonObject: ls) }
+        return p
+    }
+}
+
+/// Dynamic loss scaling state for Float16 gradients (scale 1 and inactive otherwise).
+public struct LossScaleState: Sendable, Equatable {
+    public var scale: Float = 1
+    public var cleanSteps = 0
+    public var hysteresisLeft = 2
+    public init() {}
+
+    init(jsonObject o: [String: Any]) {
+        scale = (o["scale"] as? NSNumber)?.floatValue ?? 1
+        cleanSteps = (o["clean_steps"] as? NSNumber)?.intValue ?? 0
+        hysteresisLeft = (o["hysteresis_left"] as? NSNumber)?.intValue ?? 2
+    }
+
+    var jsonObject: [String: Any] { ["scale": Double(scale), "clean_steps": cleanSteps, "hysteresis_left": hysteresisLeft] }
+}
+
+/// Writes a line to standard error.
+public func printError(_ message: String) {
+    FileHandle.standardError.write(Data((message + "\n").utf8))
+}

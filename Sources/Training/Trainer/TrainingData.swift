@@ -1,0 +1,43 @@
+import TransformerModel
+
+/// Where micro-batches and validation pairs come from. Micro-batch `index` is a pure function of
+/// the index (and the run's seed), so any worker can compute any micro-batch and a resumed run
+/// continues exactly where the data cursor points.
+public protocol TrainingData: Sendable {
+    func microBatch(index: Int) -> Batch
+    /// Held-out pairs (source, target without BOS/EOS).
+    var validationPairs: [(source: [Int32], target: [Int32])] { get }
+    /// True for copy/reverse, where validation also decodes and reports sequence accuracy.
+    var reportsSequenceAccuracy: Bool { get }
+    /// Identifies the tokenizer (empty for toy tasks); part of the handshake and checkpoints.
+    var tokenizerHash: String { get }
+}
+
+/// The copy and reverse tasks of SPEC.md.
+public struct ToyTrainingData: TrainingData {
+    public let task: ToyTask
+    public let tokenBudget: Int
+    public let validationPairs: [(source: [Int32], target: [Int32])]
+    public var reportsSequenceAccuracy: Bool { true }
+    public var tokenizerHash: String { "" }
+
+    public init(config: RunConfig) throws {
+        let kind: ToyTask.Kind
+        switch config.data.task {
+        case .copy: kind = .copy
+        case .reverse: kind = .reverse
+        case .translation: throw TrainingError.unsupported("data.task translation is not available yet")
+        }
+        task = try ToyTask(kind: kind, vocabSize: config.model.vocabSize, maxLength: config.data.copyMaxLen,
+                           seed: config.training.seed)
+        tokenBudget = config.training.batchTokens
+        validationPairs = task.validationSet(count: config.training.validSize)
+    }
+
+    public func microBatch(index: Int) -> Batch { task.microBatch(index: index, tokenBudget: tokenBudget) }
+}
+
+/// Builds the data source a config asks for.
+public func makeTrainingData(_ config: RunConfig) throws -> any TrainingData {
+    try ToyTrainingData(config: config)
+}

@@ -1,0 +1,16 @@
+/// Failures of a training run that a user can act on; each message says what went wrong and where.
+public enum TrainingError: Error, CustomStringConvertible, Equatable {
+    case unsupported(String)
+    case runDirectory(path: String, reason: String)
+    case resume(String)
+    case invalidBatch(String)
+
+    public var description: String {
+        switch self {
+        case .unsupported(let m): return m
+        case let .runDirectory(path, reason): return "run directory \(path): \(reason)"
+        case .resume(let m): return "cannot resume: \(m)"
+        case .invalidBatch(let m): return "invalid batch: \(m)"
+        }
+    }
+}

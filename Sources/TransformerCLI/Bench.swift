@@ -1,0 +1,82 @@
+import ArgumentParser
+import Foundation
+import TensorCore
+import Training
+import TransformerModel
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Benchmarks.", subcommands: [BenchTrain.self])
+}
+
+/// Times full training steps (forward, loss, backward, clipping, AdamW) on a fixed random batch
+/// without padding, after warm-up steps; prints one JSON line.
+struct BenchTrain: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "train", abstract: "Time full training steps.")
+    @Option(help: "Config name or file.") var config: String
+    @Option(help: "Compute threads.") var threads: Int = 1
+    @Option(help: "Timed steps.") var steps: Int = 5
+    @Option(help: "Warm-up steps (not timed).") var warmup: Int = 2
+    @Option(help: "Sentence pairs per batch.") var batch: Int = 64
+    @Option(help: "Source length.") var srcLen: Int = 32
+    @Option(help: "Target length.") var tgtLen: Int = 32
+    @Flag(help: "Recompute activations in backward.") var activationCheckpointing = false
+    @Option(help: "Float16 storage: none, all, or a list of parameters,activations,gradients.") var float16 = "none"
+
+    func validate() throws {
+        guard threads >= 1, steps >= 1, warmup >= 0, batch >= 1, srcLen >= 1, tgtLen >= 1 else {
+            throw ValidationError("--threads, --steps, --batch, --src-len, --tgt-len must be positive")
+        }
+    }
+
+    func run() throws {
+        try reportingErrors {
+            let cfg = try RunConfig.load(nameOrPath: config)
+            let f16 = try Float16Options.parse(float16)
+            if activationCheckpointing || f16.any {
+                throw TrainingError.unsupported("--activation-checkpointing and --float16 are not available yet")
+            }
+            guard srcLen <= cfg.model.maxLen, tgtLen <= cfg.model.maxLen else {
+                throw ValidationError("--src-len/--tgt-len exceed model.max_len \(cfg.model.maxLen)")
+            }
+            Parallel.threads = threads
+            let model = Transformer(config: cfg.model, seed: cfg.training.seed)
+            let optimizer = OptimizerStep(layout: model.arena.layout, config: cfg)
+            var rng = RandomStream(seed: 12345, stream: 7)
+            let v = cfg.model.vocabSize
+            func tokens(_ n: Int) -> [Int32] { (0..<n).map { _ in Int32(rng.int(in: 4..<v)) } }
+            let source = tokens(batch * srcLen), targetInput = tokens(batch * tgtLen), targetOutput = tokens(batch * tgtLen)
+            let data = Batch(batchSize: batch, sourceLength: srcLen, targetLength: tgtLen, source: source,
+                             targetInput: targetInput, targetOutput: targetOutput)
+            let replica = ReplicaTrainer(model: model, data: FixedBatchData(batch: data), labelSmoothing: cfg.training.labelSmoothing,
+                                         seed: cfg.training.seed)
+            var times: [Double] = []
+            for step in 1...(warmup + steps) {
+                let t0 = DispatchTime.now().uptimeNanoseconds
+                let stats = try replica.computeGradients(step: step, microBatches: [0])
+                _ = optimizer.apply(parameters: model.arena.values.pointer, gradients: model.arena.gradients.pointer,
+                                    count: model.arena.layout.totalCount, tokens: stats.tokens)
+                let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+                if step > warmup { times.append(dt) }
+            }
+            times.sort()
+            let median = times.count % 2 == 1 ? times[times.count / 2] : (times[times.count / 2 - 1] + times[times.count / 2]) / 2
+            let result: [String: Any] = [
+                "config": cfg.name, "threads": threads, "batch": batch, "src_len": srcLen, "tgt_len": tgtLen,
+                "steps": steps, "tokens_per_second": Double(batch * tgtLen) / median, "step_seconds_median": median,
+                "step_seconds_min": times.first ?? 0, "step_seconds_max": times.last ?? 0,
+                "peak_rss_bytes": peakResidentBytes(), "parameters": model.parameterCount,
+                "activation_checkpointing": activationCheckpointing, "float16": float16,
+            ]
+            FileHandle.standardOutput.write(RunLog.jsonLine(result))
+        }
+    }
+}
+
+/// One fixed batch served for every micro-batch index (benchmarks).
+struct FixedBatchData: TrainingData {
+    let batch: Batch
+    func microBatch(index: Int) -> Batch { batch }
+    var validationPairs: [(source: [Int32], target: [Int32])] { [] }
+    var reportsSequenceAccuracy: Bool { false }
+    var tokenizerHash: String { "" }
+}
