@@ -9,29 +9,29 @@ public enum BLAS {
     public static func setThreads(_ n: Int) { openblas_set_num_threads(Int32(Swift.max(1, n))) }
     public static var threads: Int { Int(openblas_get_num_threads()) }
 
-    /// Row-major C[M,N] = alpha * op(A) * op(B) + beta * C, split across `Parallel.threads` when the
-    /// product is large: by rows of C when M >= N, else by columns. Each part is an independent
-    /// single-threaded sgemm, so results do not depend on the thread count.
+    /// Row-major C[M,N] = alpha * op(A) * op(B) + beta * C.
     /// `transA` means A is stored [K,M]; `transB` means B is stored [N,K].
+    ///
+    /// A large product is always computed as the same two halves (by rows of C when M >= N, else by
+    /// columns), each an independent single-threaded sgemm, run concurrently when the process has
+    /// two or more threads. The split depends only on the shape, so results are bit-identical
+    /// whatever the thread count (OpenBLAS's own blocking depends on where a split falls).
     public static func gemm(
         transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
         alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
         b: UnsafePointer<Float>, ldb: Int,
         beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int
     ) {
-        let t = Parallel.threads
-        guard t > 1, m * n * k >= 1 << 20 else {
+        let splitRows = m >= n
+        let extent = splitRows ? m : n
+        guard m * n * k >= 1 << 20, extent >= 64 else {
             gemmSerial(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
                        b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
             return
         }
-        let splitRows = m >= n
-        let extent = splitRows ? m : n
-        // Parts aligned to 16 rows/columns so each keeps OpenBLAS's kernel blocking efficient.
-        let parts = Swift.min(t, Swift.max(1, extent / 16))
-        Parallel.forEach(parts) { p in
-            let lo = (extent * p / parts) & ~15, hi = p == parts - 1 ? extent : (extent * (p + 1) / parts) & ~15
-            guard hi > lo else { return }
+        let half = (extent / 2 + 15) & ~15   // 16-aligned so each half keeps full kernel tiles
+        let body: (Int) -> Void = { p in
+            let lo = p == 0 ? 0 : half, hi = p == 0 ? half : extent
             if splitRows {
                 gemmSerial(transA: transA, transB: transB, m: hi - lo, n: n, k: k, alpha: alpha,
                            a: transA ? a + lo : a + lo * lda, lda: lda, b: b, ldb: ldb, beta: beta,
@@ -41,6 +41,7 @@ public enum BLAS {
                            b: transB ? b + lo * ldb : b + lo, ldb: ldb, beta: beta, c: c + lo, ldc: ldc)
             }
         }
+        if Parallel.threads > 1 { Parallel.forEach(2, body) } else { body(0); body(1) }
     }
 
     /// One single-threaded sgemm call (used inside already-parallel loops, e.g. per attention head).

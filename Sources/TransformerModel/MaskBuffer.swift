@@ -13,6 +13,6 @@ final class MaskBuffer {
             capacity = count
             pointer = .allocate(capacity: count)
         }
-        for i in 0..<count { pointer[i] = tokens[i] != SpecialTokens.pad }
+        for i in 0..<count { pointer[i] = AttentionMask.isVisible(tokens[i]) }
     }
 }

@@ -155,3 +155,19 @@ final class HandCheckedTests: XCTestCase {
         }
     }
 }
+
+final class PositionalAndMaskTests: XCTestCase {
+    /// The seed's d=4 rows: position 0 is [0, 1, 0, 1] (sin 0, cos 0, ...), position 1 is
+    /// [sin 1, cos 1, sin 0.01, cos 0.01]: even dimensions use sine.
+    func testSinusoidRowsForWidthFour() {
+        let t = PositionalEncoding.sinusoids(length: 2, width: 4)
+        XCTAssertEqual(Array(t[0..<4]), [0, 1, 0, 1])
+        let e: [Float] = [sinf(1), cosf(1), sinf(0.01), cosf(0.01)]
+        for j in 0..<4 { XCTAssertEqual(t[4 + j], e[j], accuracy: 1e-6) }
+    }
+
+    func testPaddingMaskOfSeedExample() {
+        XCTAssertEqual(AttentionMask.keyPaddingMask([1, 2, 3, 0, 0, 4, 5, 0, 0, 0]),
+                       [true, true, true, false, false, true, true, false, false, false])
+    }
+}

@@ -20,20 +20,8 @@ final class Embedding {
         self.table = arena.ref(table)
         positional = c.positional == .learned ? arena.ref("positional.weight") : nil
         d = c.dModel; self.site = site
-        sinusoids = c.positional == .sinusoidal ? Embedding.sinusoidTable(length: c.maxLen, width: c.dModel) : FloatBuffer()
-    }
-
-    /// PE(pos, 2i) = sin(pos / 10000^(2i/D)), PE(pos, 2i+1) = cos(pos / 10000^(2i/D)).
-    static func sinusoidTable(length: Int, width d: Int) -> FloatBuffer {
-        let t = FloatBuffer(count: length * d)
-        for pos in 0..<length {
-            for i in stride(from: 0, to: d, by: 2) {
-                let angle = Double(pos) / pow(10_000, Double(i) / Double(d))
-                t[pos * d + i] = Float(sin(angle))
-                if i + 1 < d { t[pos * d + i + 1] = Float(cos(angle)) }
-            }
-        }
-        return t
+        sinusoids = c.positional == .sinusoidal
+            ? FloatBuffer(PositionalEncoding.sinusoids(length: c.maxLen, width: c.dModel)) : FloatBuffer()
     }
 
     /// Embeds `tokens` [batch, length] whose first position is `positionOffset`.
