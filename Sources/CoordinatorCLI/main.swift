@@ -45,7 +45,7 @@ struct CoordinatorCommand: ParsableCommand {
                 line += String(format: ", valid loss %.4f, token accuracy %.4f", v.loss, v.tokenAccuracy)
                 if let s = v.sequenceAccuracy { line += String(format: ", sequence accuracy %.4f", s) }
             }
-            print(line + String(format: ", %.0f tokens/s, %.1f s", summary.tokensPerSecond, summary.wallSeconds))
+            printLine(line + String(format: ", %.0f tokens/s, %.1f s", summary.tokensPerSecond, summary.wallSeconds))
         } catch let e as ValidationError {
             throw e
         } catch {

@@ -108,6 +108,11 @@ public struct LossScaleState: Sendable, Equatable {
     var jsonObject: [String: Any] { ["scale": Double(scale), "clean_steps": cleanSteps, "hysteresis_left": hysteresisLeft] }
 }
 
+/// Writes a line to standard output at once (unbuffered: progress shows up in pipes and log files).
+public func printLine(_ message: String) {
+    FileHandle.standardOutput.write(Data((message + "\n").utf8))
+}
+
 /// Writes a line to standard error.
 public func printError(_ message: String) {
     FileHandle.standardError.write(Data((message + "\n").utf8))

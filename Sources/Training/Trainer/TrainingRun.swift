@@ -61,7 +61,7 @@ public final class TrainingRun {
         }
     }
 
-    private func say(_ s: String) { if options.printProgress { print(s) } }
+    private func say(_ s: String) { if options.printProgress { printLine(s) } }
 
     /// Micro-batches of one step: `accumulation_steps` per worker, consecutive global indices.
     public var microBatchesPerStep: Int { config.training.accumulationSteps * options.workers }
