@@ -26,6 +26,7 @@ final class TrainingRunTests: XCTestCase {
         return url
     }
 
+    @discardableResult
     func run(_ config: RunConfig, dir: URL, workers: Int = 1, resume: RunOptions.Resume = .fresh) throws -> TrainingRun {
         var o = RunOptions(runDirectory: dir)
         o.workers = workers; o.resume = resume; o.printProgress = false
