@@ -12,36 +12,32 @@ public enum BLAS {
     /// Row-major C[M,N] = alpha * op(A) * op(B) + beta * C.
     /// `transA` means A is stored [K,M]; `transB` means B is stored [N,K].
     ///
-    /// A large product is always computed as the same two halves (by rows of C when M >= N, else by
-    /// columns), each an independent single-threaded sgemm, run concurrently when the process has
-    /// two or more threads. The split depends only on the shape, so results are bit-identical
-    /// whatever the thread count (OpenBLAS's own blocking depends on where a split falls).
+    /// With several threads a large product is split by rows of C, at multiples of 12 rows, into
+    /// single-threaded sgemm calls run concurrently. OpenBLAS's x86-64 kernels block those rows by
+    /// 3 x 4, so such a split gives exactly the bits of the unsplit product (measured on every
+    /// transpose combination; splits by columns, or by rows at other boundaries, do not).
+    /// One thread therefore runs the whole product at full speed, and any thread count gives
+    /// bit-identical results (`KernelTests` checks 1 vs 2 threads).
     public static func gemm(
         transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
         alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
         b: UnsafePointer<Float>, ldb: Int,
         beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int
     ) {
-        let splitRows = m >= n
-        let extent = splitRows ? m : n
-        guard m * n * k >= 1 << 20, extent >= 64 else {
+        let t = Parallel.threads
+        let parts = Swift.min(t, m / 48)
+        guard parts > 1, m * n * k >= 1 << 20 else {
             gemmSerial(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
                        b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
             return
         }
-        let half = (extent / 2 + 15) & ~15   // 16-aligned so each half keeps full kernel tiles
-        let body: (Int) -> Void = { p in
-            let lo = p == 0 ? 0 : half, hi = p == 0 ? half : extent
-            if splitRows {
-                gemmSerial(transA: transA, transB: transB, m: hi - lo, n: n, k: k, alpha: alpha,
-                           a: transA ? a + lo : a + lo * lda, lda: lda, b: b, ldb: ldb, beta: beta,
-                           c: c + lo * ldc, ldc: ldc)
-            } else {
-                gemmSerial(transA: transA, transB: transB, m: m, n: hi - lo, k: k, alpha: alpha, a: a, lda: lda,
-                           b: transB ? b + lo * ldb : b + lo, ldb: ldb, beta: beta, c: c + lo, ldc: ldc)
-            }
+        Parallel.forEach(parts) { p in
+            let lo = p == 0 ? 0 : (m * p / parts) / 12 * 12
+            let hi = p == parts - 1 ? m : (m * (p + 1) / parts) / 12 * 12
+            gemmSerial(transA: transA, transB: transB, m: hi - lo, n: n, k: k, alpha: alpha,
+                       a: transA ? a + lo : a + lo * lda, lda: lda, b: b, ldb: ldb, beta: beta,
+                       c: c + lo * ldc, ldc: ldc)
         }
-        if Parallel.threads > 1 { Parallel.forEach(2, body) } else { body(0); body(1) }
     }
 
     /// One single-threaded sgemm call (used inside already-parallel loops, e.g. per attention head).
