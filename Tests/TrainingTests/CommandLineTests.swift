@@ -51,13 +51,19 @@ final class CommandLineTests: XCTestCase {
 
     func testBadConfigValueIsReportedByItsPath() throws {
         let dir = try temporaryDirectory()
-        var text = try String(contentsOf: CommandLineTests.repository.appendingPathComponent("configs/copy.json"), encoding: .utf8)
-        text = text.replacingOccurrences(of: "\"d_model\": 128", with: "\"d_model\": 130")
+        let original = try Data(contentsOf: CommandLineTests.repository.appendingPathComponent("configs/copy.json"))
+        var object = try XCTUnwrap(JSONSerialization.jsonObject(with: original) as? [String: Any])
+        var model = try XCTUnwrap(object["model"] as? [String: Any])
+        model["heads"] = 4
+        model["d_model"] = 66
+        object["model"] = model
         let path = dir.appendingPathComponent("bad.json")
-        try text.write(to: path, atomically: true, encoding: .utf8)
-        let r = try run("coordinator", ["--single-process", "--config", path.path, "--run-dir", dir.path + "/run"])
+        try JSONSerialization.data(withJSONObject: object).write(to: path)
+        let r = try run("coordinator", ["--single-process", "--config", path.path, "--run-dir", dir.path + "/run",
+                                        "--max-steps", "1"])
         XCTAssertEqual(r.status, 1)
-        XCTAssertTrue(r.stderr.contains("model.heads: 4 does not divide d_model 130"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("model.heads: 4 does not divide d_model 66"), r.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir.path + "/run"), "nothing is written for a bad config")
     }
 
     func testMissingConfigAndUnwritableRunDirectoryAreClearErrors() throws {
