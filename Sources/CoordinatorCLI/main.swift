@@ -35,6 +35,7 @@ struct CoordinatorCommand: ParsableCommand {
                 throw TrainingError.unsupported("multi-process training is not available yet; use --single-process")
             }
             Parallel.threads = threads ?? ProcessInfo.processInfo.activeProcessorCount
+            StopSignal.install()
             var options = RunOptions(runDirectory: URL(fileURLWithPath: runDir ?? "runs/\(cfg.name)"))
             options.workers = workers
             if resume { options.resume = .latest }

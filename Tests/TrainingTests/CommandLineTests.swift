@@ -114,4 +114,37 @@ final class CommandLineTests: XCTestCase {
         let ev = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(e.stdout.utf8)) as? [String: Any])
         XCTAssertGreaterThanOrEqual(try XCTUnwrap(ev["sequence_accuracy"] as? Double), 0.99)
     }
+
+    /// Ctrl-C finishes the step, writes a checkpoint there, and --resume continues from it.
+    func testInterruptCheckpointsAndResumeContinues() throws {
+        let dir = try temporaryDirectory()
+        let binDir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        let exe = binDir.appendingPathComponent("coordinator")
+        guard FileManager.default.isExecutableFile(atPath: exe.path) else { throw XCTSkip("coordinator not built") }
+        let p = Process()
+        p.executableURL = exe
+        p.arguments = ["--single-process", "--config", "configs/copy.json", "--run-dir", dir.path, "--threads", "1"]
+        p.currentDirectoryURL = CommandLineTests.repository
+        p.standardOutput = FileHandle.nullDevice; p.standardError = FileHandle.nullDevice
+        try p.run()
+        let metrics = dir.appendingPathComponent("metrics.jsonl")
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline, ((try? Data(contentsOf: metrics))?.count ?? 0) == 0 { Thread.sleep(forTimeInterval: 0.05) }
+        p.interrupt()
+        let exitDeadline = Date().addingTimeInterval(30)
+        while p.isRunning && Date() < exitDeadline { Thread.sleep(forTimeInterval: 0.05) }
+        XCTAssertFalse(p.isRunning, "coordinator did not stop after SIGINT")
+        if p.isRunning { p.terminate() }
+        p.waitUntilExit()
+        XCTAssertEqual(p.terminationStatus, 0)
+        let latest = try String(contentsOf: dir.appendingPathComponent("checkpoints/latest"), encoding: .utf8)
+        let stoppedAt = try XCTUnwrap(Int(latest.dropFirst(5).trimmingCharacters(in: .whitespacesAndNewlines)))
+        XCTAssertGreaterThanOrEqual(stoppedAt, 10)
+        XCTAssertLessThan(stoppedAt, 1000)
+        let r = try run("coordinator", ["--single-process", "--config", "configs/copy.json", "--run-dir", dir.path,
+                                        "--resume", "--max-steps", "\(stoppedAt + 5)"], timeout: 120)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains("resumed from"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("done: step \(stoppedAt + 5)"), r.stdout)
+    }
 }

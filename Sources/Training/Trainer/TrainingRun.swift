@@ -105,8 +105,13 @@ public final class TrainingRun {
                            step, t.maxSteps, loss, outcome.learningRate, outcome.gradNorm, tps, progress.elapsedSeconds))
                 windowStart = Date(); windowTokens = 0; windowLoss = 0; windowLossTokens = 0
             }
+            let stopping = StopSignal.isRequested
             if step % t.validateEvery == 0 || step == t.maxSteps { try validate(step: step) }
-            if step % t.checkpointEvery == 0 || step == t.maxSteps { try saveCheckpoint() }
+            if step % t.checkpointEvery == 0 || step == t.maxSteps || stopping { try saveCheckpoint() }
+            if stopping {
+                say("stopped at step \(step); continue with --resume")
+                break
+            }
         }
         let wall = Date().timeIntervalSince(start)
         let summary = RunSummary(step: progress.step, trainLoss: lastTrainLoss, validation: lastValidation,
