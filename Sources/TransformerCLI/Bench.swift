@@ -32,14 +32,13 @@ struct BenchTrain: ParsableCommand {
         try reportingErrors {
             let cfg = try RunConfig.load(nameOrPath: config)
             let f16 = try Float16Options.parse(float16)
-            if activationCheckpointing || f16.any {
-                throw TrainingError.unsupported("--activation-checkpointing and --float16 are not available yet")
-            }
+            if f16.any { throw TrainingError.unsupported("--float16 is not available yet") }
             guard srcLen <= cfg.model.maxLen, tgtLen <= cfg.model.maxLen else {
                 throw ValidationError("--src-len/--tgt-len exceed model.max_len \(cfg.model.maxLen)")
             }
             Parallel.threads = threads
             let model = Transformer(config: cfg.model, seed: cfg.training.seed)
+            model.activationCheckpointing = activationCheckpointing
             let optimizer = OptimizerStep(layout: model.arena.layout, config: cfg)
             var rng = RandomStream(seed: 12345, stream: 7)
             let v = cfg.model.vocabSize

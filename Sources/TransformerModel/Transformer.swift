@@ -24,6 +24,43 @@ public final class Transformer {
     private var batch = 0, sourceLength = 0, targetLength = 0
     private var memory: UnsafePointer<Float>?
     private var decoderOutput: UnsafePointer<Float>?
+    /// The last forward's dropout, reused when checkpointing recomputes a layer.
+    private var dropout = DropoutContext.disabled
+    /// Present while activation checkpointing is on.
+    private var checkpoints: ActivationCheckpoints?
+
+    /// Activation (gradient) checkpointing. Forward keeps only each layer's input, all layers share
+    /// one activation stash, and backward recomputes each layer's forward just before its backward
+    /// (see `ActivationCheckpoints`). Gradients are bitwise those of the plain path; activation
+    /// memory drops from every layer's stash to one, for about one more forward pass of the layers
+    /// per step. Off by default. Change it between steps, not between a forward and its backward.
+    public var activationCheckpointing: Bool {
+        get { checkpoints != nil }
+        set {
+            guard newValue != activationCheckpointing else { return }
+            let plan = newValue ? ActivationCheckpoints(encoderLayers: encoderLayers.count,
+                                                       decoderLayers: decoderLayers.count) : nil
+            checkpoints = plan
+            // Swapping stashes frees the old ones (per-layer, or the shared one and saved inputs).
+            for layer in encoderLayers { layer.use(plan?.shared ?? LayerActivations()) }
+            for layer in decoderLayers { layer.use(plan?.shared ?? LayerActivations()) }
+            decoderOutput = nil   // what forward stashed is gone: backward needs a new forward
+        }
+    }
+
+    /// Bytes allocated in the buffers that hold forward activations: embedding outputs, the layer
+    /// stashes (under checkpointing: the shared stash once plus the saved layer inputs), the final
+    /// LayerNorms and the logits. Parameters, gradients and `workspaceBytes` are not included.
+    public var activationBytes: Int {
+        let layers = checkpoints?.allocatedBytes
+            ?? (encoderLayers.map(\.activations) + decoderLayers.map(\.activations)).reduce(0) { $0 + $1.allocatedBytes }
+        let own = [encoderEmbedding.output, decoderEmbedding.output, logits]
+            + encoderNorm.activations.buffers + decoderNorm.activations.buffers
+        return own.reduce(layers) { $0 + $1.allocatedBytes }
+    }
+
+    /// Bytes of the gradient scratch backward uses (one set for the whole model in either mode).
+    public var workspaceBytes: Int { workspace.allocatedBytes }
 
     /// Builds the model and initialises it from `seed`: Xavier-uniform matrices, zero biases,
     /// LayerNorm gamma 1 and beta 0, embeddings N(0, D^-0.5).
@@ -96,13 +133,15 @@ public final class Transformer {
     private func runForward(_ src: UnsafePointer<Int32>, _ tgt: UnsafePointer<Int32>,
                             dropout: DropoutContext) -> UnsafeMutablePointer<Float> {
         let nt = batch * targetLength
+        self.dropout = dropout
         let mem = runEncoder(src, dropout: dropout)
         targetMask.fill(fromTokens: tgt, count: nt)
         var y = UnsafePointer(decoderEmbedding.forward(tgt, batch: batch, length: targetLength, dropout: dropout))
-        for layer in decoderLayers {
-            y = layer.forward(y, memory: mem, batch: batch, targetLength: targetLength, sourceLength: sourceLength,
-                              targetMask: targetMask.pointer, sourceMask: sourceMask.pointer, dropout: dropout)
+        for i in decoderLayers.indices {
+            y = runDecoderLayer(i, y, memory: mem)
+            if let checkpoints { y = checkpoints.save(y, count: nt * config.dModel, into: checkpoints.decoderOutputs[i]) }
         }
+        checkpoints?.liveDecoderLayer = decoderLayers.indices.last
         let out = UnsafePointer(decoderNorm.forward(y, rows: nt))
         decoderOutput = out
         logits.resize(nt * config.vocabSize)
@@ -114,13 +153,26 @@ public final class Transformer {
     private func runEncoder(_ src: UnsafePointer<Int32>, dropout: DropoutContext) -> UnsafePointer<Float> {
         let ns = batch * sourceLength
         sourceMask.fill(fromTokens: src, count: ns)
+        checkpoints?.liveDecoderLayer = nil   // the encoder layers overwrite the shared stash
         var x = UnsafePointer(encoderEmbedding.forward(src, batch: batch, length: sourceLength, dropout: dropout))
-        for layer in encoderLayers {
-            x = layer.forward(x, batch: batch, length: sourceLength, keyMask: sourceMask.pointer, dropout: dropout)
+        for i in encoderLayers.indices {
+            x = runEncoderLayer(i, x, dropout: dropout)
+            if let checkpoints { x = checkpoints.save(x, count: ns * config.dModel, into: checkpoints.encoderOutputs[i]) }
         }
         let mem = UnsafePointer(encoderNorm.forward(x, rows: ns))
         memory = mem
         return mem
+    }
+
+    // One layer's forward, shared by the forward pass and checkpointing's recomputation so that
+    // both see exactly the same arguments.
+    private func runEncoderLayer(_ i: Int, _ x: UnsafePointer<Float>, dropout: DropoutContext) -> UnsafePointer<Float> {
+        encoderLayers[i].forward(x, batch: batch, length: sourceLength, keyMask: sourceMask.pointer, dropout: dropout)
+    }
+
+    private func runDecoderLayer(_ i: Int, _ y: UnsafePointer<Float>, memory mem: UnsafePointer<Float>) -> UnsafePointer<Float> {
+        decoderLayers[i].forward(y, memory: mem, batch: batch, targetLength: targetLength, sourceLength: sourceLength,
+                                 targetMask: targetMask.pointer, sourceMask: sourceMask.pointer, dropout: dropout)
     }
 
     /// Runs only the encoder (evaluation mode) on a padded source batch and returns the memory
@@ -137,7 +189,7 @@ public final class Transformer {
 
     /// Backpropagates the gradient the loss wrote into `logits`, accumulating into `arena.gradients`.
     public func backward() {
-        guard let decoderOutput else { preconditionFailure("Transformer.backward before forward") }
+        guard let decoderOutput, let memory else { preconditionFailure("Transformer.backward before forward") }
         let d = config.dModel, ns = batch * sourceLength, nt = batch * targetLength
         let ws = workspace
         ws.flow.resize(nt * d); ws.normInput.resize(nt * d, zero: true)
@@ -147,13 +199,25 @@ public final class Transformer {
         decoderNorm.backward(ws.flow.pointer, into: ws.normInput.pointer)
         ws.flow.pointer.update(from: ws.normInput.pointer, count: nt * d)
         ws.memoryGradient.resize(ns * d, zero: true)
-        for layer in decoderLayers.reversed() {
-            layer.backward(ws.flow.pointer, memoryGradient: ws.memoryGradient.pointer, workspace: ws)
+        let live = checkpoints?.liveDecoderLayer
+        checkpoints?.liveDecoderLayer = nil
+        for i in decoderLayers.indices.reversed() {
+            if let checkpoints, i != live {
+                let input = checkpoints.input(ofLayer: i, embedding: decoderEmbedding, outputs: checkpoints.decoderOutputs)
+                _ = runDecoderLayer(i, input, memory: memory)
+            }
+            decoderLayers[i].backward(ws.flow.pointer, memoryGradient: ws.memoryGradient.pointer, workspace: ws)
         }
         decoderEmbedding.backward(ws.flow.pointer)
         ws.flow.resize(ns * d, zero: true)
         encoderNorm.backward(ws.memoryGradient.pointer, into: ws.flow.pointer)
-        for layer in encoderLayers.reversed() { layer.backward(ws.flow.pointer, workspace: ws) }
+        for i in encoderLayers.indices.reversed() {
+            if let checkpoints {
+                let input = checkpoints.input(ofLayer: i, embedding: encoderEmbedding, outputs: checkpoints.encoderOutputs)
+                _ = runEncoderLayer(i, input, dropout: dropout)
+            }
+            encoderLayers[i].backward(ws.flow.pointer, workspace: ws)
+        }
         encoderEmbedding.backward(ws.flow.pointer)
     }
 

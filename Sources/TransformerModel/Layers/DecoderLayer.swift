@@ -8,6 +8,8 @@ final class DecoderLayer {
     let feedForward: FeedForward
     let block1: Residual, block2: Residual, block3: Residual
     let index: Int
+    /// The stash this layer's forward fills: its own, or the one all layers share (checkpointing).
+    private(set) var activations = LayerActivations()
 
     init(_ arena: ParameterArena, config c: ModelConfig, index: Int) {
         let p = "decoder.layers.\(index)."
@@ -21,6 +23,16 @@ final class DecoderLayer {
         block3 = Residual(norm: LayerNorm(arena, p + "norm3", width: c.dModel), placement: c.norm,
                           site: DropoutSite.decoder(index, 5))
         self.index = index
+        use(activations)
+    }
+
+    /// Points every sublayer at the groups of `a`.
+    func use(_ a: LayerActivations) {
+        activations = a
+        selfAttention.activations = a.selfAttention
+        crossAttention.activations = a.crossAttention
+        feedForward.activations = a.feedForward
+        block1.use(a.blocks[0]); block2.use(a.blocks[1]); block3.use(a.blocks[2])
     }
 
     func forward(_ x: UnsafePointer<Float>, memory: UnsafePointer<Float>, batch: Int, targetLength: Int, sourceLength: Int,

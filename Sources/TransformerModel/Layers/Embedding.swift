@@ -60,6 +60,4 @@ final class Embedding {
             }
         }
     }
-
-    func releaseActivations() { output.resize(0); output.shrinkToFit() }
 }

@@ -6,7 +6,8 @@ final class EncoderLayer {
     let feedForward: FeedForward
     let block1: Residual, block2: Residual
     let index: Int
-    private var batch = 0, length = 0
+    /// The stash this layer's forward fills: its own, or the one all layers share (checkpointing).
+    private(set) var activations = LayerActivations()
 
     init(_ arena: ParameterArena, config c: ModelConfig, index: Int) {
         let p = "encoder.layers.\(index)."
@@ -17,11 +18,20 @@ final class EncoderLayer {
         block2 = Residual(norm: LayerNorm(arena, p + "norm2", width: c.dModel), placement: c.norm,
                           site: DropoutSite.encoder(index, 3))
         self.index = index
+        use(activations)
+    }
+
+    /// Points every sublayer at the groups of `a` (an encoder layer needs no cross-attention and
+    /// only two residual blocks).
+    func use(_ a: LayerActivations) {
+        activations = a
+        attention.activations = a.selfAttention
+        feedForward.activations = a.feedForward
+        block1.use(a.blocks[0]); block2.use(a.blocks[1])
     }
 
     func forward(_ x: UnsafePointer<Float>, batch: Int, length: Int, keyMask: UnsafePointer<Bool>,
                  dropout: DropoutContext) -> UnsafePointer<Float> {
-        self.batch = batch; self.length = length
         let n = batch * length
         let h = block1.forward(x, rows: n, dropout: dropout) { y in
             attention.forward(y, batch: batch, length: length, keyMask: keyMask, causal: false,

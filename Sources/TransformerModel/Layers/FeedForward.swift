@@ -4,10 +4,8 @@ import TensorCore
 final class FeedForward {
     let w1: ParameterRef, b1: ParameterRef, w2: ParameterRef, b2: ParameterRef
     let d: Int, f: Int
-    /// relu(linear1(x)) after dropout: the only activation backward needs (kept entries are the
-    /// non-zero ones, so it encodes both the ReLU and the dropout mask).
-    let hidden = FloatBuffer()
-    let output = FloatBuffer()
+    /// Hidden layer and output; owned by this layer or shared by all layers (see `LayerActivations`).
+    var activations = FeedForwardActivations()
     private var input: UnsafePointer<Float>?
     private var rows = 0
     private var dropout = DropoutContext.disabled
@@ -21,6 +19,7 @@ final class FeedForward {
     @discardableResult
     func forward(_ x: UnsafePointer<Float>, rows: Int, dropout: DropoutContext, site: UInt32) -> UnsafeMutablePointer<Float> {
         input = x; self.rows = rows; self.dropout = dropout
+        let hidden = activations.hidden, output = activations.output
         hidden.resize(rows * f); output.resize(rows * d)
         Linear.forward(x, rows: rows, inFeatures: d, outFeatures: f, weight: w1.value, bias: b1.value, output: hidden.pointer)
         let h = hidden.pointer, n = rows * f
@@ -36,7 +35,7 @@ final class FeedForward {
     func backward(_ dy: UnsafePointer<Float>, into dx: UnsafeMutablePointer<Float>, accumulate: Bool, workspace ws: Workspace) {
         guard let input else { preconditionFailure("FeedForward.backward before forward") }
         ws.hidden.resize(rows * f)
-        let dh = ws.hidden.pointer, h = hidden.pointer, n = rows * f
+        let dh = ws.hidden.pointer, h = activations.hidden.pointer, n = rows * f
         Linear.backward(dy, input: h, rows: rows, inFeatures: f, outFeatures: d, weight: w2.value,
                         inputGradient: dh, accumulateInput: false, weightGradient: w2.grad, biasGradient: b2.grad)
         let s: Float = dropout.isActive ? dropout.keepScale : 1
@@ -46,6 +45,4 @@ final class FeedForward {
         Linear.backward(dh, input: input, rows: rows, inFeatures: d, outFeatures: f, weight: w1.value,
                         inputGradient: dx, accumulateInput: accumulate, weightGradient: w1.grad, biasGradient: b1.grad)
     }
-
-    func releaseActivations() { hidden.resize(0); hidden.shrinkToFit(); output.resize(0); output.shrinkToFit() }
 }

@@ -4,8 +4,9 @@ import TensorCore
 final class LayerNorm {
     let gamma: ParameterRef, beta: ParameterRef
     let width: Int
-    let output = FloatBuffer()
-    private let mean = FloatBuffer(), rstd = FloatBuffer()
+    /// Where forward writes its output and statistics: the layer's own stash, or the stash all
+    /// layers share under activation checkpointing (see `LayerActivations`).
+    var activations = NormActivations()
     private var input: UnsafePointer<Float>?
     private var rows = 0
 
@@ -13,23 +14,22 @@ final class LayerNorm {
         gamma = arena.ref(prefix + ".weight"); beta = arena.ref(prefix + ".bias"); self.width = width
     }
 
-    /// Normalises `x` [rows, width] into `output`; `x` must stay valid until `backward`.
+    /// Normalises `x` [rows, width] into the stash's output; `x` must stay valid until `backward`.
     @discardableResult
     func forward(_ x: UnsafePointer<Float>, rows: Int) -> UnsafeMutablePointer<Float> {
-        output.resize(rows * width); mean.resize(rows); rstd.resize(rows)
+        let a = activations
+        a.output.resize(rows * width); a.mean.resize(rows); a.rstd.resize(rows)
         self.input = x; self.rows = rows
         LayerNormKernel.forward(x, rows: rows, width: width, gamma: gamma.value, beta: beta.value,
-                                output: output.pointer, mean: mean.pointer, rstd: rstd.pointer)
-        return output.pointer
+                                output: a.output.pointer, mean: a.mean.pointer, rstd: a.rstd.pointer)
+        return a.output.pointer
     }
 
     /// dx += LN'(x)^T dy, and accumulates the parameter gradients.
     func backward(_ dy: UnsafePointer<Float>, into dx: UnsafeMutablePointer<Float>) {
         guard let input else { preconditionFailure("LayerNorm.backward before forward") }
         LayerNormKernel.backward(dy, input: input, rows: rows, width: width, gamma: gamma.value,
-                                 mean: mean.pointer, rstd: rstd.pointer, inputGradient: dx,
+                                 mean: activations.mean.pointer, rstd: activations.rstd.pointer, inputGradient: dx,
                                  gammaGradient: gamma.grad, betaGradient: beta.grad)
     }
-
-    func releaseActivations() { output.resize(0); output.shrinkToFit() }
 }

@@ -6,13 +6,9 @@ import TensorCore
 final class MultiHeadAttention {
     let wIn: ParameterRef, bIn: ParameterRef, wOut: ParameterRef, bOut: ParameterRef
     let d: Int, heads: Int
-    /// [N, 3D] for self-attention; [N, D] (queries) for cross-attention.
-    let projections = FloatBuffer()
-    /// [Nk, 2D] keys and values of the memory (cross-attention only).
-    let keyValues = FloatBuffer()
-    let probs = FloatBuffer(), dropped = FloatBuffer()
-    let context = FloatBuffer()
-    let output = FloatBuffer()
+    /// Projections, probabilities, context and output; owned by this layer or shared by all
+    /// layers (see `LayerActivations`).
+    var activations = AttentionActivations()
     private var input: UnsafePointer<Float>?
     private var memory: UnsafePointer<Float>?
     private var shape = AttentionShape(batch: 0, heads: 0, queryLength: 0, keyLength: 0, headDim: 0)
@@ -33,6 +29,7 @@ final class MultiHeadAttention {
         let n = batch * length
         input = x; memory = nil; self.dropout = dropout
         shape = AttentionShape(batch: batch, heads: heads, queryLength: length, keyLength: length, headDim: d / heads)
+        let projections = activations.projections
         projections.resize(n * 3 * d)
         Linear.forward(x, rows: n, inFeatures: d, outFeatures: 3 * d, weight: wIn.value, bias: bIn.value,
                        output: projections.pointer)
@@ -48,6 +45,7 @@ final class MultiHeadAttention {
         let nq = batch * queryLength, nk = batch * keyLength
         input = x; memory = mem; self.dropout = dropout
         shape = AttentionShape(batch: batch, heads: heads, queryLength: queryLength, keyLength: keyLength, headDim: d / heads)
+        let projections = activations.projections, keyValues = activations.keyValues
         projections.resize(nq * d); keyValues.resize(nk * 2 * d)
         Linear.forward(x, rows: nq, inFeatures: d, outFeatures: d, weight: wIn.value, bias: bIn.value, output: projections.pointer)
         Linear.forward(mem, rows: nk, inFeatures: d, outFeatures: 2 * d, weight: wIn.value + d * d, bias: bIn.value + d,
@@ -60,6 +58,7 @@ final class MultiHeadAttention {
     private func attend(q: UnsafePointer<Float>, ldq: Int, k: UnsafePointer<Float>, ldk: Int, v: UnsafePointer<Float>, ldv: Int,
                         keyMask: UnsafePointer<Bool>, causal: Bool, site: UInt32) -> UnsafeMutablePointer<Float> {
         let nq = shape.batch * shape.queryLength
+        let a = activations, probs = a.probs, dropped = a.dropped, context = a.context, output = a.output
         probs.resize(shape.probabilityCount)
         if dropout.isActive { dropped.resize(shape.probabilityCount) }
         context.resize(nq * d); output.resize(nq * d)
@@ -76,15 +75,16 @@ final class MultiHeadAttention {
                   memoryGradient: UnsafeMutablePointer<Float>?, workspace ws: Workspace) {
         guard let input else { preconditionFailure("MultiHeadAttention.backward before forward") }
         let nq = shape.batch * shape.queryLength, nk = shape.batch * shape.keyLength
+        let a = activations, context = a.context, probs = a.probs, projections = a.projections
         ws.context.resize(nq * d); ws.scores.resize(shape.probabilityCount)
         Linear.backward(dy, input: context.pointer, rows: nq, inFeatures: d, outFeatures: d, weight: wOut.value,
                         inputGradient: ws.context.pointer, accumulateInput: false, weightGradient: wOut.grad,
                         biasGradient: bOut.grad)
-        let dropped = dropout.isActive ? self.dropped.pointer : probs.pointer
+        let dropped = dropout.isActive ? a.dropped.pointer : probs.pointer
         if let memory {
             guard let memoryGradient else { preconditionFailure("cross-attention backward needs a memory gradient") }
             ws.projections.resize(nq * d); ws.keyValues.resize(nk * 2 * d)
-            let kv = keyValues.pointer, dkv = ws.keyValues.pointer
+            let kv = a.keyValues.pointer, dkv = ws.keyValues.pointer
             AttentionKernel.backward(outputGradient: ws.context.pointer, q: projections.pointer, ldq: d, k: kv, ldk: 2 * d,
                                      v: kv + d, ldv: 2 * d, probs: probs.pointer, dropped: dropped, shape: shape,
                                      dropout: dropout, dq: ws.projections.pointer, dk: dkv, dv: dkv + d,
@@ -103,9 +103,5 @@ final class MultiHeadAttention {
             Linear.backward(dp, input: input, rows: nq, inFeatures: d, outFeatures: 3 * d, weight: wIn.value,
                             inputGradient: dx, accumulateInput: accumulate, weightGradient: wIn.grad, biasGradient: bIn.grad)
         }
-    }
-
-    func releaseActivations() {
-        for b in [projections, keyValues, probs, dropped, context, output] { b.resize(0); b.shrinkToFit() }
     }
 }

@@ -7,19 +7,25 @@ final class Residual {
     let norm: LayerNorm
     let placement: NormPlacement
     let site: UInt32
-    /// x + dropout(F(.)): the block output in pre-norm, the LayerNorm input in post-norm.
-    let sum = FloatBuffer()
+    /// Holds x + dropout(F(.)) (the block output in pre-norm, the LayerNorm input in post-norm)
+    /// and the norm's stash; owned by this block or shared by all layers (see `LayerActivations`).
+    private(set) var activations = ResidualActivations()
     private var dropout = DropoutContext.disabled
     private var rows = 0
 
     init(norm: LayerNorm, placement: NormPlacement, site: UInt32) {
         self.norm = norm; self.placement = placement; self.site = site
+        norm.activations = activations.norm
     }
+
+    /// Points this block (and its LayerNorm) at another stash.
+    func use(_ a: ResidualActivations) { activations = a; norm.activations = a.norm }
 
     func forward(_ x: UnsafePointer<Float>, rows: Int, dropout: DropoutContext,
                  _ sublayer: (UnsafePointer<Float>) -> UnsafeMutablePointer<Float>) -> UnsafePointer<Float> {
         self.rows = rows; self.dropout = dropout
         let n = rows * norm.width
+        let sum = activations.sum
         sum.resize(n)
         let f = sublayer(placement == .pre ? UnsafePointer(norm.forward(x, rows: rows)) : x)
         Dropout.apply(f, f, count: n, context: dropout, site: site)
@@ -48,6 +54,4 @@ final class Residual {
             sublayerBackward(ds, flow, true)
         }
     }
-
-    func releaseActivations() { sum.resize(0); sum.shrinkToFit(); norm.releaseActivations() }
 }
