@@ -1,0 +1,48 @@
+/// Socket options applied when a socket thread creates its socket.
+///
+/// LINGER is always 0 while running (closing never waits for unsent messages unless
+/// `SocketThread.stop(lingerMilliseconds:)` asks for it).
+public struct SocketOptions: Sendable, Equatable {
+    /// Messages queued per peer before sends to that peer wait (ZMQ_SNDHWM; 0 = unlimited).
+    /// A multipart message counts once. A full peer delays only its own messages.
+    public var sendHighWaterMark = 1000
+    /// Messages queued per peer on reception (ZMQ_RCVHWM; 0 = unlimited).
+    public var receiveHighWaterMark = 1000
+    /// ROUTER: report a message to an unknown peer as undeliverable instead of dropping it
+    /// silently (ZMQ_ROUTER_MANDATORY).
+    public var routerMandatory = true
+    /// ROUTER: a new connection with the routing id of an existing one takes it over, so a
+    /// restarted worker that reuses its id is not refused (ZMQ_ROUTER_HANDOVER).
+    public var routerHandover = false
+    /// TCP keepalive, so a peer whose host vanished is eventually detected by the kernel too.
+    public var tcpKeepalive: TCPKeepalive? = TCPKeepalive()
+    /// DEALER: queue messages only while connected (ZMQ_IMMEDIATE). Off (libzmq's default),
+    /// messages sent while the ROUTER is away wait and are delivered when it comes back; on, they
+    /// wait in the socket thread instead, retried every millisecond. Either way a protocol must not
+    /// trust what a restarted coordinator receives before a fresh `hello`.
+    public var immediate = false
+    /// DEALER: first and maximum delay between reconnection attempts (ZMQ_RECONNECT_IVL, _MAX).
+    public var reconnectIntervalMilliseconds = 100
+    public var reconnectIntervalMaxMilliseconds = 2000
+    /// Messages larger than this are refused by libzmq, which drops the connection
+    /// (ZMQ_MAXMSGSIZE; nil = no limit).
+    public var maxMessageBytes: Int? = nil
+    /// Kernel socket buffer sizes (ZMQ_SNDBUF, ZMQ_RCVBUF; nil = the OS default).
+    public var kernelSendBufferBytes: Int? = nil
+    public var kernelReceiveBufferBytes: Int? = nil
+    /// Frames of at least this many bytes are handed to libzmq by reference instead of copied.
+    public var zeroCopyMinimumBytes = 4096
+
+    public struct TCPKeepalive: Sendable, Equatable {
+        public var idleSeconds = 10
+        public var intervalSeconds = 5
+        public var probes = 3
+        public init(idleSeconds: Int = 10, intervalSeconds: Int = 5, probes: Int = 3) {
+            self.idleSeconds = idleSeconds
+            self.intervalSeconds = intervalSeconds
+            self.probes = probes
+        }
+    }
+
+    public init() {}
+}
