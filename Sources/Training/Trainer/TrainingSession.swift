@@ -1,0 +1,169 @@
+import Foundation
+import TensorCore
+import TransformerModel
+
+/// How a run starts and where it writes.
+public struct RunOptions: Sendable {
+    public enum Resume: Sendable, Equatable { case fresh, latest, from(String) }
+    public var runDirectory: URL
+    public var workers = 1
+    public var resume = Resume.fresh
+    public var printProgress = true
+
+    public init(runDirectory: URL) { self.runDirectory = runDirectory }
+}
+
+/// End-of-run figures (also written as `summary.json`).
+public struct RunSummary: Sendable {
+    public var step: Int
+    public var trainLoss: Double
+    public var validation: ValidationResult?
+    public var tokensPerSecond: Double
+    public var wallSeconds: Double
+    public var skippedSteps: Int
+}
+
+/// The coordinator's side of a run, whoever computes the gradients: the master weights, AdamW and
+/// its schedule, resume, metrics, validation, checkpoints and the summary.
+///
+/// The single-process driver (`TrainingRun`) and the distributed coordinator both feed it one
+/// summed gradient per step through `completeStep`, so there is one bookkeeping path.
+public final class TrainingSession {
+    public let config: RunConfig
+    public let options: RunOptions
+    /// Holds the master weights (Float32) in its arena; also used for validation.
+    public let model: Transformer
+    public let data: any TrainingData
+    public let optimizer: OptimizerStep
+    public private(set) var progress = TrainingProgress()
+    public private(set) var lastValidation: ValidationResult?
+    public var lossScale = LossScaleState()
+    /// Set when a stop signal ended the run early.
+    public private(set) var stopped = false
+    private let log: RunLog
+    private let checkpoint: TrainingCheckpoint
+    private var started = Date()
+    private var elapsedBefore = 0.0
+    private var window = (start: Date(), tokens: 0, loss: 0.0, lossTokens: 0)
+    private var lastTrainLoss = Double.nan
+
+    public init(config: RunConfig, options: RunOptions) throws {
+        self.config = config; self.options = options
+        data = try makeTrainingData(config)
+        model = Transformer(config: config.model, seed: config.training.seed)
+        model.activationCheckpointing = config.training.activationCheckpointing
+        optimizer = OptimizerStep(layout: model.arena.layout, config: config)
+        log = try RunLog(directory: options.runDirectory)
+        checkpoint = TrainingCheckpoint(runDirectory: options.runDirectory, config: config)
+        switch options.resume {
+        case .fresh: break
+        case .latest, .from:
+            let dir: String? = if case .from(let d) = options.resume { d } else { nil }
+            if let c = try checkpoint.find(directory: dir) {
+                progress = try checkpoint.restore(c, parameters: model.arena.values.pointer, optimizer: optimizer,
+                                                  lossScale: &lossScale)
+                say("resumed from \(c.directory) at step \(progress.step)")
+            } else {
+                say("no checkpoint found in \(options.runDirectory.path)/checkpoints; starting fresh")
+            }
+        }
+    }
+
+    public func say(_ s: String) { if options.printProgress { printLine(s) } }
+
+    /// True when max_steps is reached or a stop signal ended the run.
+    public var isFinished: Bool { stopped || progress.step >= config.training.maxSteps }
+    public var nextStep: Int { progress.step + 1 }
+    public var parameterCount: Int { model.arena.layout.totalCount }
+
+    /// Micro-batches of one step for `workers` workers: `accumulation_steps` each.
+    public func microBatchesPerStep(workers: Int) -> Int { config.training.accumulationSteps * workers }
+
+    /// Starts the wall clock (call right before the first step).
+    public func begin(workers: Int) {
+        started = Date(); elapsedBefore = progress.elapsedSeconds; window.start = Date()
+        let t = config.training
+        say("training \(config.name): \(model.parameterCount) parameters, \(workers) worker(s) x \(t.accumulationSteps) "
+            + "micro-batch(es) of \(t.batchTokens) tokens, steps \(progress.step + 1)...\(t.maxSteps)")
+    }
+
+    /// Applies one step from the summed gradient (`gradients`, overwritten) of `microBatches`
+    /// global micro-batches, then logs, validates and checkpoints as due. `extra` goes into the
+    /// step's metrics line (e.g. time spent communicating).
+    @discardableResult
+    public func completeStep(gradients: UnsafeMutablePointer<Float>, statistics stats: LossStatistics, microBatches: Int,
+                             workers: Int, extra: [String: Any] = [:]) throws -> StepOutcome {
+        let t = config.training
+        let step = progress.step + 1
+        let outcome = optimizer.apply(parameters: model.arena.values.pointer, gradients: gradients,
+                                      count: parameterCount, tokens: stats.tokens, lossScale: lossScale.scale,
+                                      lossIsFinite: stats.lossSum.isFinite)
+        progress.step = step
+        progress.dataCursor += microBatches
+        progress.skippedSteps = optimizer.skippedSteps
+        progress.targetTokensSeen += stats.tokens
+        progress.elapsedSeconds = elapsedBefore + Date().timeIntervalSince(started)
+        if !outcome.applied {
+            printError("step \(step): non-finite loss or gradient; step skipped (\(optimizer.skippedSteps) so far)")
+        }
+        window.tokens += stats.tokens
+        if stats.lossSum.isFinite { window.loss += stats.lossSum; window.lossTokens += stats.tokens }
+        if step % t.logEvery == 0 || step == t.maxSteps {
+            let seconds = Date().timeIntervalSince(window.start)
+            let loss = window.lossTokens > 0 ? window.loss / Double(window.lossTokens) : .nan
+            lastTrainLoss = loss
+            let tps = Double(window.tokens) / Swift.max(seconds, 1e-9)
+            var line: [String: Any] = ["step": step, "loss": loss, "lr": Double(outcome.learningRate),
+                                       "grad_norm": outcome.gradNorm, "tokens": stats.tokens, "tokens_per_second": tps,
+                                       "elapsed_seconds": progress.elapsedSeconds, "workers": workers,
+                                       "skipped_steps": optimizer.skippedSteps]
+            for (k, v) in extra { line[k] = v }
+            log.logStep(line)
+            say(String(format: "step %d/%d | loss %.4f | lr %.3e | grad_norm %.3f | %.0f tok/s | %.1f s",
+                       step, t.maxSteps, loss, outcome.learningRate, outcome.gradNorm, tps, progress.elapsedSeconds))
+            window = (Date(), 0, 0, 0)
+        }
+        let stopping = StopSignal.isRequested
+        if step % t.validateEvery == 0 || step == t.maxSteps { try validate(step: step) }
+        if step % t.checkpointEvery == 0 || step == t.maxSteps || stopping { try saveCheckpoint(workers: workers) }
+        if stopping {
+            stopped = true
+            say("stopped at step \(step); continue with --resume")
+        }
+        return outcome
+    }
+
+    public func validate(step: Int) throws {
+        let v = try Validator(pairs: data.validationPairs, decode: data.reportsSequenceAccuracy).run(model)
+        lastValidation = v
+        var o: [String: Any] = ["step": step, "loss": v.loss, "perplexity": v.perplexity, "token_accuracy": v.tokenAccuracy]
+        var line = String(format: "validation @ %d | loss %.4f | ppl %.3f | token acc %.4f", step, v.loss, v.perplexity, v.tokenAccuracy)
+        if let s = v.sequenceAccuracy { o["sequence_accuracy"] = s; line += String(format: " | sequence acc %.4f", s) }
+        log.logValidation(o)
+        say(line)
+    }
+
+    public func saveCheckpoint(workers: Int) throws {
+        let w = try checkpoint.save(progress: progress, parameters: model.arena.values.pointer, optimizer: optimizer,
+                                    workers: workers, lossScale: lossScale, tokenizerHash: data.tokenizerHash)
+        for warning in w.warnings { printError("warning: \(warning)") }
+        say("checkpoint \(w.directory)")
+    }
+
+    /// Writes `summary.json` and returns the figures.
+    public func finish(workers: Int) throws -> RunSummary {
+        let s = RunSummary(step: progress.step, trainLoss: lastTrainLoss, validation: lastValidation,
+                           tokensPerSecond: Double(progress.targetTokensSeen) / Swift.max(progress.elapsedSeconds, 1e-9),
+                           wallSeconds: progress.elapsedSeconds, skippedSteps: progress.skippedSteps)
+        var o: [String: Any] = ["step": s.step, "train_loss": s.trainLoss.isFinite ? s.trainLoss : NSNull(),
+                                "tokens_per_second": s.tokensPerSecond, "wall_seconds": s.wallSeconds,
+                                "peak_rss_bytes": peakResidentBytes(), "workers": workers, "skipped_steps": s.skippedSteps]
+        if let v = s.validation {
+            o["valid_loss"] = v.loss; o["token_accuracy"] = v.tokenAccuracy; o["perplexity"] = v.perplexity
+            if let seq = v.sequenceAccuracy { o["sequence_accuracy"] = seq }
+        }
+        try log.writeSummary(o)
+        say("summary: \(options.runDirectory.path)/summary.json")
+        return s
+    }
+}
