@@ -88,16 +88,20 @@ public final class TrainingSession {
     }
 
     /// Applies one step from the summed gradient (`gradients`, overwritten) of `microBatches`
-    /// global micro-batches, then logs, validates and checkpoints as due. `extra` goes into the
-    /// step's metrics line (e.g. time spent communicating).
+    /// global micro-batches, then logs, validates and checkpoints as due. `afterApply` runs right
+    /// after the optimizer (the coordinator broadcasts weights there); what it returns, plus
+    /// `extra`, goes into the step's metrics line (e.g. time spent communicating, bytes moved).
     @discardableResult
     public func completeStep(gradients: UnsafeMutablePointer<Float>, statistics stats: LossStatistics, microBatches: Int,
-                             workers: Int, extra: [String: Any] = [:]) throws -> StepOutcome {
+                             workers: Int, extra: [String: Any] = [:],
+                             afterApply: () -> [String: Any] = { [:] }) throws -> StepOutcome {
         let t = config.training
         let step = progress.step + 1
         let outcome = optimizer.apply(parameters: model.arena.values.pointer, gradients: gradients,
                                       count: parameterCount, tokens: stats.tokens, lossScale: lossScale.scale,
                                       lossIsFinite: stats.lossSum.isFinite)
+        var extra = extra
+        for (k, v) in afterApply() { extra[k] = v }
         progress.step = step
         progress.dataCursor += microBatches
         progress.skippedSteps = optimizer.skippedSteps

@@ -1,10 +1,12 @@
 import ArgumentParser
+import Distributed
 import Foundation
 import TensorCore
 import Training
 
 /// Trains a model: in one process (`--single-process`), or as the coordinator of workers.
-struct CoordinatorCommand: ParsableCommand {
+@main
+struct CoordinatorCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "coordinator",
         abstract: "Train the Transformer: average worker gradients, apply AdamW, broadcast weights, checkpoint.")
@@ -19,28 +21,47 @@ struct CoordinatorCommand: ParsableCommand {
     @Option(help: "Resume from this checkpoint directory.") var resumeFrom: String?
     @Option(help: "Override training.max_steps.") var maxSteps: Int?
     @Option(help: "Override training.seed.") var seed: UInt64?
-    @Option(help: "Compute threads for this process (default: all cores).") var threads: Int?
+    @Option(help: "Compute threads for this process (default: all cores; 1 when workers are separate processes).")
+    var threads: Int?
+    @Option(help: "Seconds to wait for workers to join.") var joinTimeout: Double = 600
+    @Option(help: "Seconds after which a silent worker is dropped.") var heartbeatTimeout: Double = 10
+    @Option(help: "Seconds a step may take before missing workers are dropped.") var stepTimeout: Double = 600
 
     func validate() throws {
         guard workers >= 1 else { throw ValidationError("--workers must be at least 1") }
         if resume && resumeFrom != nil { throw ValidationError("use either --resume or --resume-from, not both") }
         if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1") }
+        if singleProcess && spawnLocal { throw ValidationError("use either --single-process or --spawn-local") }
     }
 
-    func run() throws {
+    func run() async throws {
+        let spawned = LocalWorkers()
         do {
             var cfg = try RunConfig.load(nameOrPath: config)
             if maxSteps != nil || seed != nil { cfg = try cfg.with(seed: seed, maxSteps: maxSteps) }
-            guard singleProcess else {
-                throw TrainingError.unsupported("multi-process training is not available yet; use --single-process")
-            }
-            Parallel.threads = threads ?? ProcessInfo.processInfo.activeProcessorCount
-            StopSignal.install()
+            let cores = ProcessInfo.processInfo.activeProcessorCount
             var options = RunOptions(runDirectory: URL(fileURLWithPath: runDir ?? "runs/\(cfg.name)"))
             options.workers = workers
             if resume { options.resume = .latest }
             if let r = resumeFrom { options.resume = .from(r) }
-            let summary = try TrainingRun(config: cfg, options: options).run()
+            StopSignal.install()
+            let summary: RunSummary
+            if singleProcess {
+                Parallel.threads = threads ?? cores
+                summary = try TrainingRun(config: cfg, options: options).run()
+            } else {
+                // The coordinator only reduces, runs AdamW and validates: the workers get the cores.
+                Parallel.threads = threads ?? 1
+                var net = CoordinatorOptions(bind: bind, workers: workers)
+                net.joinTimeout = joinTimeout; net.heartbeatTimeout = heartbeatTimeout; net.stepTimeout = stepTimeout
+                let coordinator = try Coordinator(config: cfg, run: options, options: net)
+                if spawnLocal {
+                    let endpoint = coordinator.endpoint.replacingOccurrences(of: "0.0.0.0", with: "127.0.0.1")
+                    try spawned.start(count: workers, endpoint: endpoint, threadsEach: Swift.max(1, cores / workers))
+                }
+                summary = try await coordinator.run()
+                spawned.stop()
+            }
             var line = String(format: "done: step %d, train loss %.4f", summary.step, summary.trainLoss)
             if let v = summary.validation {
                 line += String(format: ", valid loss %.4f, token accuracy %.4f", v.loss, v.tokenAccuracy)
@@ -50,10 +71,9 @@ struct CoordinatorCommand: ParsableCommand {
         } catch let e as ValidationError {
             throw e
         } catch {
+            spawned.stop(graceSeconds: 0)
             printError("error: \(error)")
             throw ExitCode(1)
         }
     }
 }
-
-CoordinatorCommand.main()

@@ -1,0 +1,185 @@
+import Foundation
+import TensorCore
+import Training
+import TransformerModel
+
+/// How a worker finds and follows its coordinator.
+public struct WorkerOptions: Sendable {
+    public var endpoint: String
+    public var name: String
+    public var threads: Int
+    /// The worker's own config (its hash must match the coordinator's); nil takes the coordinator's.
+    public var config: RunConfig?
+    /// Silence from the coordinator after which the worker reconnects and joins again.
+    public var coordinatorTimeout: Double = 20
+    /// Total time to keep trying to (re)join before giving up with an error.
+    public var giveUpAfter: Double = 120
+    public var heartbeatInterval: Double = 1
+    public var printProgress = true
+
+    public init(endpoint: String, name: String, threads: Int, config: RunConfig? = nil) {
+        self.endpoint = endpoint; self.name = name; self.threads = threads; self.config = config
+    }
+}
+
+/// Why a worker stopped.
+public enum WorkerError: Error, CustomStringConvertible, Equatable {
+    case refused(String)
+    case coordinatorUnreachable(endpoint: String, seconds: Double)
+    case badConfig(String)
+
+    public var description: String {
+        switch self {
+        case .refused(let r): return "the coordinator refused this worker: \(r)"
+        case let .coordinatorUnreachable(e, s):
+            return "no coordinator answered at \(e) for \(Int(s)) s; giving up (is it running, and is the endpoint right?)"
+        case .badConfig(let m): return "cannot use the coordinator's config: \(m)"
+        }
+    }
+}
+
+/// A data-parallel worker: joins the coordinator, keeps a model replica in sync with the weights it
+/// broadcasts, and for each work order computes the gradient sum of its micro-batches and sends it
+/// back in buckets. If the coordinator goes silent, it reconnects with backoff and joins again.
+public actor Worker {
+    public let options: WorkerOptions
+    private let context: ZMQContext?
+    private var replica: ReplicaTrainer?
+    private var plan: BucketPlan?
+    private let scratch = FloatBuffer()
+    private var rank = -1
+    private var lastHeard = now()
+    private var pending: [WorkOrder] = []
+    private var computing = false
+    private var joinedOnce = false
+    private var finished = false
+    private var socket: SocketThread?
+
+    /// `context` is needed for `inproc://` endpoints (shared with the coordinator in one process).
+    public init(options: WorkerOptions, context: ZMQContext? = nil) {
+        self.options = options; self.context = context
+    }
+
+    private func say(_ s: String) { if options.printProgress { printLine("[\(options.name)] \(s)") } }
+
+    /// Works until the coordinator says the run is over. Throws when refused, or when no
+    /// coordinator answers for `giveUpAfter` seconds.
+    public func run() async throws {
+        var attempt = 0
+        var lostSince = now()
+        while true {
+            let outcome = try await session(attempt: attempt)
+            if outcome { return }
+            if now() - lostSince > options.giveUpAfter {
+                throw WorkerError.coordinatorUnreachable(endpoint: options.endpoint, seconds: options.giveUpAfter)
+            }
+            let delay = Swift.min(5.0, 0.25 * pow(2, Double(Swift.min(attempt, 5))))
+            say("coordinator silent; reconnecting in \(String(format: "%.1f", delay)) s")
+            try await Task.sleep(nanoseconds: UInt64(delay * 1e9))
+            attempt += 1
+            if joinedOnce { lostSince = now(); joinedOnce = false }
+        }
+    }
+
+    /// One connection: hello, then messages until shutdown (true) or coordinator silence (false).
+    private func session(attempt: Int) async throws -> Bool {
+        let id = PeerID("\(options.name)-\(ProcessInfo.processInfo.processIdentifier)-\(attempt)")
+        let socket = try SocketThread(.dealer(connect: options.endpoint, routingID: id), context: context)
+        self.socket = socket
+        defer { socket.stop(); self.socket = nil }
+        lastHeard = now()
+        pending.removeAll()
+        socket.send(.hello(Hello(configHash: options.config?.configHash, tokenizerHash: nil, name: options.name,
+                                 threads: options.threads)))
+        let heartbeat = Task { [options] in
+            while !Task.isCancelled {
+                try? await Task.sleep(nanoseconds: UInt64(options.heartbeatInterval * 1e9))
+                if self.silence() > options.coordinatorTimeout { socket.stop(); return }
+                socket.send(.heartbeat(Heartbeat(step: 0, rank: self.rank, nanoseconds: DispatchTime.now().uptimeNanoseconds)))
+            }
+        }
+        defer { heartbeat.cancel() }
+        for await event in socket.events {
+            guard case .message(let m) = event else { continue }
+            lastHeard = now()
+            let message: WireMessage
+            do { message = try m.decoded() } catch {
+                say("ignoring a malformed message: \(error)")
+                continue
+            }
+            switch message {
+            case .welcome(let w): try welcome(w)
+            case .refuse(let reason): throw WorkerError.refused(reason)
+            case .weights(let bucket): receiveWeights(bucket)
+            case .work(let order):
+                pending.append(order)
+                startComputing()
+            case .shutdown(let reason):
+                say("done: \(reason)")
+                finished = true
+                return true
+            case .heartbeat, .hello, .gradients, .stepStats: break
+            }
+        }
+        return finished
+    }
+
+    private func silence() -> Double { now() - lastHeard }
+
+    private func welcome(_ w: Welcome) throws {
+        rank = w.rank
+        joinedOnce = true
+        if replica == nil {
+            let config: RunConfig
+            if let own = options.config { config = own } else {
+                guard let text = w.config else { throw WorkerError.badConfig("the coordinator sent no config") }
+                do { config = try RunConfig.parse(data: Data(text.utf8), source: "coordinator config") } catch {
+                    throw WorkerError.badConfig("\(error)")
+                }
+            }
+            let data = try makeTrainingData(config)
+            let model = Transformer(config: config.model, seed: config.training.seed)
+            model.activationCheckpointing = config.training.activationCheckpointing
+            replica = ReplicaTrainer(model: model, data: data, labelSmoothing: config.training.labelSmoothing,
+                                     seed: config.training.seed)
+            plan = BucketPlan(elementCount: model.arena.layout.totalCount)
+        }
+        say("joined as rank \(w.rank) of \(w.worldSize) at step \(w.step)")
+    }
+
+    private func receiveWeights(_ bucket: TensorBucket) {
+        guard let replica else { return }
+        let arena = replica.model.arena
+        do { try bucket.copyValues(into: arena.values.pointer, arenaCount: arena.layout.totalCount) } catch {
+            say("ignoring weights: \(error)")
+        }
+    }
+
+    private func startComputing() {
+        guard !computing, !pending.isEmpty else { return }
+        computing = true
+        let order = pending.removeFirst()
+        Task { await self.compute(order) }
+    }
+
+    private func compute(_ order: WorkOrder) async {
+        defer { computing = false; startComputing() }
+        guard let replica, let plan, let socket else { return }
+        replica.lossScale = order.lossScale
+        let box = Exclusive(replica)
+        let stats: LossStatistics
+        do {
+            stats = try await ComputeQueue.run { try box.value.computeGradients(step: order.step, microBatches: order.microBatches) }
+        } catch {
+            say("step \(order.step) failed: \(error)")
+            return
+        }
+        let grads = replica.model.arena.gradients
+        let finite = stats.lossSum.isFinite && VectorOps.allFinite(grads.pointer, count: plan.elementCount)
+        for bucket in plan {
+            socket.send(.gradients(TensorBucket(step: order.step, rank: rank, group: order.group, bucket: bucket, of: plan,
+                                                from: grads.pointer, as: .float32)))
+        }
+        socket.send(.stepStats(StepStatistics(step: order.step, rank: rank, group: order.group, loss: stats, finite: finite)))
+    }
+}

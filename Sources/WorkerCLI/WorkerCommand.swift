@@ -1,0 +1,38 @@
+import ArgumentParser
+import Distributed
+import Foundation
+import TensorCore
+import Training
+
+/// A data-parallel worker: holds a model replica and computes gradients for the coordinator.
+@main
+struct WorkerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "worker",
+                                                    abstract: "Join a coordinator and compute gradients on a data shard.")
+    @Option(help: "Coordinator endpoint, e.g. tcp://HOST:5555.") var coordinator: String
+    @Option(help: "Compute threads.") var threads: Int = 1
+    @Option(help: "Name shown by the coordinator (default: host-pid).") var name: String?
+    @Option(help: "This worker's config; the coordinator refuses it unless it is the same (default: take the coordinator's).")
+    var config: String?
+    @Option(help: "Seconds of coordinator silence before reconnecting.") var coordinatorTimeout: Double = 20
+    @Option(help: "Seconds to keep trying to (re)join before giving up.") var giveUpAfter: Double = 120
+
+    func validate() throws {
+        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+    }
+
+    func run() async throws {
+        do {
+            Parallel.threads = threads
+            let host = ProcessInfo.processInfo.hostName
+            var options = WorkerOptions(endpoint: coordinator, name: name ?? "\(host)-\(ProcessInfo.processInfo.processIdentifier)",
+                                        threads: threads, config: try config.map { try RunConfig.load(nameOrPath: $0) })
+            options.coordinatorTimeout = coordinatorTimeout
+            options.giveUpAfter = giveUpAfter
+            try await Worker(options: options).run()
+        } catch {
+            printError("worker: \(error)")
+            throw ExitCode(1)
+        }
+    }
+}
