@@ -1,22 +1,26 @@
 import TensorCore
 import Training
 
-/// Sums the workers' gradient buckets into one buffer, in rank order, while buckets arrive.
+/// Sums the workers' gradient buckets into one buffer while buckets arrive.
 ///
-/// For bit-reproducible sums the order of additions must not depend on arrival order: bucket `b` of
-/// the total is ((g_0 + g_1) + g_2) + ... over the contributing ranks in ascending order. A bucket
-/// that arrives before its turn is stashed and added as soon as the ranks before it are in, so
-/// most of the reduction still overlaps reception.
+/// The order of additions never depends on arrival order: per bucket, the ranks' partial sums are
+/// taken in rank order and combined in the same pairwise tree a single worker uses over its
+/// micro-batches (`PairwiseSum`, each rank weighted by the number of micro-batches it summed). With
+/// power-of-two splits of a step's micro-batches, any worker count gives bit-identical totals. A
+/// bucket that arrives before its turn is stashed and taken as soon as the ranks before it are in,
+/// so most of the reduction still overlaps reception.
 public final class GradientReducer {
     public let total: FloatBuffer
     public let count: Int
     public let bucketElements: Int
     public var bucketCount: Int { (count + bucketElements - 1) / bucketElements }
     private var ranks: [Int] = []
-    /// Per bucket: index into `ranks` of the next rank whose contribution may be added.
+    private var weights: [Int: Int] = [:]
+    /// Per bucket: index into `ranks` of the next rank whose contribution may be taken.
     private var next: [Int] = []
+    private var trees: [PairwiseSum] = []
     private var stash: [Int: [Int: [Float]]] = [:]   // bucket -> rank -> values
-    private var bucketsReceived: [Int: Int] = [:]     // rank -> buckets received (added or stashed)
+    private var bucketsReceived: [Int: Int] = [:]     // rank -> buckets received (taken or stashed)
     private var pendingStats: [Int: LossStatistics] = [:]
     /// The ranks' statistics summed in rank order, once all are in.
     public private(set) var statistics = LossStatistics.zero
@@ -25,12 +29,17 @@ public final class GradientReducer {
         self.count = count
         self.bucketElements = bucketElements
         total = FloatBuffer(count: count)
+        trees = (0..<((count + bucketElements - 1) / bucketElements)).map { b in
+            PairwiseSum(count: Swift.min(count, (b + 1) * bucketElements) - b * bucketElements)
+        }
     }
 
-    /// Starts a step whose gradient comes from `ranks` (any order; summed ascending).
-    public func begin(ranks: [Int]) {
-        self.ranks = ranks.sorted()
+    /// Starts a step: `microBatches[rank]` is how many micro-batches that rank sums (its tree weight).
+    public func begin(microBatches: [Int: Int]) {
+        ranks = microBatches.keys.sorted()
+        weights = microBatches
         next = [Int](repeating: 0, count: bucketCount)
+        for t in trees { t.reset() }
         stash.removeAll(keepingCapacity: true)
         bucketsReceived.removeAll()
         pendingStats.removeAll()
@@ -39,32 +48,29 @@ public final class GradientReducer {
 
     public func range(ofBucket b: Int) -> Range<Int> { (b * bucketElements)..<Swift.min(count, (b + 1) * bucketElements) }
 
-    /// Adds (or stashes) rank `rank`'s values for bucket `b`. `values` holds `range(ofBucket:).count` floats.
+    /// Takes (or stashes) rank `rank`'s values for bucket `b` (`range(ofBucket:).count` floats).
     public func receive(rank: Int, bucket b: Int, values: UnsafePointer<Float>) {
-        guard b >= 0, b < bucketCount, ranks.contains(rank), next[b] < ranks.count else { return }
+        guard b >= 0, b < bucketCount, weights[rank] != nil, next[b] < ranks.count else { return }
         bucketsReceived[rank, default: 0] += 1
         if ranks[next[b]] == rank {
-            add(values, bucket: b, first: next[b] == 0)
-            next[b] += 1
+            take(values, rank: rank, bucket: b)
             while next[b] < ranks.count, let stashed = stash[b]?.removeValue(forKey: ranks[next[b]]) {
-                stashed.withUnsafeBufferPointer { add($0.baseAddress!, bucket: b, first: false) }
-                next[b] += 1
+                stashed.withUnsafeBufferPointer { take($0.baseAddress!, rank: ranks[next[b]], bucket: b) }
             }
         } else {
-            let n = range(ofBucket: b).count
-            stash[b, default: [:]][rank] = Array(UnsafeBufferPointer(start: values, count: n))
+            stash[b, default: [:]][rank] = Array(UnsafeBufferPointer(start: values, count: range(ofBucket: b).count))
         }
     }
 
-    private func add(_ values: UnsafePointer<Float>, bucket b: Int, first: Bool) {
-        let r = range(ofBucket: b)
-        let dst = total.pointer + r.lowerBound
-        if first { dst.update(from: values, count: r.count) } else { VectorOps.add(values, into: dst, count: r.count) }
+    private func take(_ values: UnsafePointer<Float>, rank: Int, bucket b: Int) {
+        trees[b].push(values, weight: weights[rank] ?? 1)
+        next[b] += 1
+        if next[b] == ranks.count { trees[b].total(into: total.pointer + range(ofBucket: b).lowerBound) }
     }
 
     /// Records a rank's loss statistics for the step.
     public func receiveStatistics(rank: Int, _ s: LossStatistics) {
-        guard ranks.contains(rank), pendingStats[rank] == nil else { return }
+        guard weights[rank] != nil, pendingStats[rank] == nil else { return }
         pendingStats[rank] = s
         if pendingStats.count == ranks.count {
             statistics = ranks.reduce(LossStatistics.zero) { $0 + (pendingStats[$1] ?? .zero) }

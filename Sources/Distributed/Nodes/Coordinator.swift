@@ -137,7 +137,7 @@ public actor Coordinator {
             attempts += 1
             currentStep = session.nextStep
             let stepPlan = StepPlan(step: currentStep, cursor: session.progress.dataCursor, microBatches: microBatches, ranks: ranks)
-            reducer.begin(ranks: stepPlan.ranks)
+            reducer.begin(microBatches: stepPlan.assignments.mapValues(\.count))
             allFinite = true
             for (rank, indices) in stepPlan.assignments {
                 guard let id = peer(rank: rank) else { continue }

@@ -19,16 +19,25 @@ public final class ReplicaTrainer {
         self.model = model; self.data = data; self.labelSmoothing = labelSmoothing; self.seed = seed
     }
 
-    /// Zeroes the gradients, then runs forward and backward on each micro-batch in order,
-    /// accumulating gradients. Dropout masks depend on (seed, step, global micro-batch index).
+    private lazy var tree = PairwiseSum(count: model.arena.layout.totalCount)
+
+    /// Leaves the gradient sum of the given micro-batches in `model.arena.gradients`. Each
+    /// micro-batch's gradient is computed on its own and they are added in a fixed pairwise tree
+    /// (`PairwiseSum`), so the result does not depend on how a step's micro-batches are split
+    /// among workers. Dropout masks depend on (seed, step, global micro-batch index).
     public func computeGradients(step: Int, microBatches: [Int]) throws -> LossStatistics {
-        model.arena.zeroGradients()
         var stats = LossStatistics.zero
+        let grads = model.arena.gradients
+        if microBatches.count > 1 { tree.reset() }
         for index in microBatches {
+            model.arena.zeroGradients()
             let batch = data.microBatch(index: index)
             let dropout = DropoutContext(seed: seed, step: step, microBatch: index, rate: model.config.dropout)
             stats += try accumulate(batch, dropout: dropout)
+            if microBatches.count > 1 { tree.push(grads.pointer) }
         }
+        if microBatches.count > 1 { tree.total(into: grads.pointer) }
+        if microBatches.isEmpty { model.arena.zeroGradients() }
         return stats
     }
 
