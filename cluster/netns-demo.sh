@@ -43,9 +43,11 @@ for i in 1 2; do
   ip -n "$ns" addr add "10.77.$i.2/24" dev "${P}w$i"; ip -n "$ns" link set "${P}w$i" up
   if [ -n "$NETEM" ]; then
     # shellcheck disable=SC2086
-    ip netns exec "$NS_C" tc qdisc add dev "${P}c$i" root netem $NETEM
-    # shellcheck disable=SC2086
-    ip netns exec "$ns" tc qdisc add dev "${P}w$i" root netem $NETEM
+    if ! { ip netns exec "$NS_C" tc qdisc add dev "${P}c$i" root netem $NETEM &&
+           ip netns exec "$ns" tc qdisc add dev "${P}w$i" root netem $NETEM; }; then
+      echo "netns-demo: warning: tc netem is not available in this kernel (sch_netem); running without it" >&2
+      NETEM=""
+    fi
   fi
 done
 echo "netns-demo: coordinator in $NS_C (10.77.1.1, 10.77.2.1), workers in $NS_1 (10.77.1.2), $NS_2 (10.77.2.2)${NETEM:+, netem: $NETEM}"
