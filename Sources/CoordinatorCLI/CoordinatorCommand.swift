@@ -23,6 +23,7 @@ struct CoordinatorCommand: AsyncParsableCommand {
     @Option(help: "Override training.seed.") var seed: UInt64?
     @Option(help: "Compute threads for this process (default: all cores; 1 when workers are separate processes).")
     var threads: Int?
+    @Option(help: "Compute threads of each --spawn-local worker (default: cores / workers).") var workerThreads: Int?
     @Option(help: "Seconds to wait for workers to join.") var joinTimeout: Double = 600
     @Option(help: "Seconds after which a silent worker is dropped.") var heartbeatTimeout: Double = 10
     @Option(help: "Seconds a step may take before missing workers are dropped.") var stepTimeout: Double = 600
@@ -57,7 +58,7 @@ struct CoordinatorCommand: AsyncParsableCommand {
                 let coordinator = try Coordinator(config: cfg, run: options, options: net)
                 if spawnLocal {
                     let endpoint = coordinator.endpoint.replacingOccurrences(of: "0.0.0.0", with: "127.0.0.1")
-                    try spawned.start(count: workers, endpoint: endpoint, threadsEach: Swift.max(1, cores / workers))
+                    try spawned.start(count: workers, endpoint: endpoint, threadsEach: workerThreads ?? Swift.max(1, cores / workers))
                 }
                 summary = try await coordinator.run()
                 spawned.stop()
