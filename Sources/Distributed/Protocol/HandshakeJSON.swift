@@ -1,3 +1,4 @@
+import Training
 import Foundation
 
 /// The JSON payloads of `hello` and `welcome`: flat objects of strings and integers.
@@ -23,23 +24,7 @@ enum HandshakeJSON {
         return Array((text + "}").utf8)
     }
 
-    private static func quoted(_ s: String) -> String {
-        var out = "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20:
-                let hex = String(scalar.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out + "\""
-    }
+    private static func quoted(_ s: String) -> String { JSONText.quoted(s) }
 
     /// A decoded object whose accessors report missing or mistyped fields by name.
     struct Object {

@@ -25,7 +25,15 @@ public final class Frame: @unchecked Sendable {
 
     /// A frame holding a copy of `bytes`.
     public convenience init(_ bytes: [UInt8]) {
-        self.init(copying: bytes.withUnsafeBytes { $0 })
+        // Copy inside withUnsafeBytes: a pointer escaping that closure may dangle (the array can be
+        // released right after its last use), which made small frames intermittently garbage.
+        self.init(byteCount: bytes.count) { destination in
+            bytes.withUnsafeBytes { source in
+                if let base = source.baseAddress, let target = destination.baseAddress {
+                    target.copyMemory(from: base, byteCount: source.count)
+                }
+            }
+        }
     }
 
     /// A frame holding a copy of `bytes`.
