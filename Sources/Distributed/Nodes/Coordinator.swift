@@ -172,7 +172,7 @@ public actor Coordinator {
         try session.completeStep(gradients: reducer.total.pointer, statistics: stats, microBatches: microBatches,
                                  workers: activeRanks.count) {
             let applied = now()
-            broadcastWeights()
+            sendWeights(to: Array(peers.keys))
             let sent = now()
             let after = socket.statistics
             return ["compute_seconds": gathered - start - reduced, "reduce_seconds": reduced,
@@ -182,20 +182,14 @@ public actor Coordinator {
         }
     }
 
-    /// Sends the master weights to every worker, each bucket encoded once.
-    private func broadcastWeights() {
+    /// Sends the master weights to `ids` (every worker after a step, one joiner on admission);
+    /// each bucket is encoded once and the same frames go to every peer.
+    private func sendWeights(to ids: [PeerID]) {
         let master = session.model.arena.values.pointer
         let step = session.progress.step
         for bucket in plan {
             let frames = WireMessage.weights(TensorBucket(step: step, bucket: bucket, of: plan, from: master, as: .float32)).frames()
-            for p in peers.values { socket.send(frames, to: p.id) }
-        }
-    }
-
-    private func sendWeights(to id: PeerID) {
-        let master = session.model.arena.values.pointer
-        for bucket in plan {
-            socket.send(.weights(TensorBucket(step: session.progress.step, bucket: bucket, of: plan, from: master, as: .float32)), to: id)
+            for id in ids { socket.send(frames, to: id) }
         }
     }
 
@@ -265,7 +259,7 @@ public actor Coordinator {
         socket.send(.welcome(Welcome(rank: rank, worldSize: options.workers, step: session.progress.step,
                                      dataCursor: session.progress.dataCursor,
                                      config: String(decoding: config.rawJSON, as: UTF8.self))), to: id)
-        sendWeights(to: id)
+        sendWeights(to: [id])
         say("worker \(h.name) joined as rank \(rank) (\(peers.count)/\(options.workers), \(h.threads) thread(s))")
         wake()
     }
