@@ -28,9 +28,16 @@ public struct DataConfig: Sendable, Equatable {
     public var valid: String?
     /// Tokenizer file; non-nil exactly when `task == .translation`.
     public var tokenizer: String?
+    /// Translation: BLEU is computed (greedy decoding of `bleuSample` validation pairs) at every
+    /// `bleuEvery`-th validation and at the last step; 0 turns it off. Default 1.
+    public var bleuEvery: Int
+    /// Translation: how many validation pairs (the first ones of the valid file) BLEU decodes. Default 500.
+    public var bleuSample: Int
 
-    public init(task: TaskKind, copyMaxLen: Int = 0, train: String? = nil, valid: String? = nil, tokenizer: String? = nil) {
+    public init(task: TaskKind, copyMaxLen: Int = 0, train: String? = nil, valid: String? = nil, tokenizer: String? = nil,
+                bleuEvery: Int = 1, bleuSample: Int = 500) {
         self.task = task; self.copyMaxLen = copyMaxLen; self.train = train; self.valid = valid; self.tokenizer = tokenizer
+        self.bleuEvery = bleuEvery; self.bleuSample = bleuSample
     }
 
     /// A copy or reverse task.
@@ -39,7 +46,7 @@ public struct DataConfig: Sendable, Equatable {
     }
 
     /// A translation task.
-    public static func translation(train: String, valid: String, tokenizer: String) -> DataConfig {
-        DataConfig(task: .translation, train: train, valid: valid, tokenizer: tokenizer)
+    public static func translation(train: String, valid: String, tokenizer: String, bleuEvery: Int = 1, bleuSample: Int = 500) -> DataConfig {
+        DataConfig(task: .translation, train: train, valid: valid, tokenizer: tokenizer, bleuEvery: bleuEvery, bleuSample: bleuSample)
     }
 }

@@ -26,7 +26,10 @@ enum RunConfigEncoding {
         if data.task.isToy || data.copyMaxLen != 0 { dataObject["copy_max_len"] = integer(data.copyMaxLen) }
         if let train = data.train { dataObject["train"] = .string(train) }
         if let valid = data.valid { dataObject["valid"] = .string(valid) }
-        if let tokenizer = data.tokenizer { dataObject["tokenizer"] = .string(tokenizer) }
+        if let tokenizer = data.tokenizer {
+            dataObject["tokenizer"] = .string(tokenizer)
+            dataObject["bleu_every"] = integer(data.bleuEvery); dataObject["bleu_sample"] = integer(data.bleuSample)
+        }
         return .object(["name": .string(name), "model": .object(modelObject),
                         "training": .object(trainingObject), "data": .object(dataObject)])
     }

@@ -12,8 +12,8 @@ enum RunConfigParser {
                                "seed", "validate_every", "checkpoint_every", "keep_checkpoints",
                                "activation_checkpointing", "float16", "log_every", "valid_size"]
     static let float16Keys = ["parameters", "activations", "gradients"]
-    static let dataKeys = ["task", "copy_max_len", "train", "valid", "tokenizer"]
-    static let translationKeys = ["train", "valid", "tokenizer"]
+    static let dataKeys = ["task", "copy_max_len", "train", "valid", "tokenizer", "bleu_every", "bleu_sample"]
+    static let translationKeys = ["train", "valid", "tokenizer", "bleu_every", "bleu_sample"]
 
     static func parse(_ document: ConfigJSON, source: String) throws -> (String, ModelConfig, TrainingConfig, DataConfig) {
         let root = try ConfigObjectReader(source: source, path: "", value: document, allowedKeys: rootKeys)
@@ -143,6 +143,8 @@ enum RunConfigParser {
         }
         let why = "task \"translation\" needs it"
         return .translation(train: try reader.string("train", why: why), valid: try reader.string("valid", why: why),
-                            tokenizer: try reader.string("tokenizer", why: why))
+                            tokenizer: try reader.string("tokenizer", why: why),
+                            bleuEvery: try reader.integer("bleu_every", default: 1, minimum: 0),
+                            bleuSample: try reader.integer("bleu_sample", default: 500, minimum: 1))
     }
 }

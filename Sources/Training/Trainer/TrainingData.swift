@@ -11,6 +11,16 @@ public protocol TrainingData: Sendable {
     var reportsSequenceAccuracy: Bool { get }
     /// Identifies the tokenizer (empty for toy tasks); part of the handshake and checkpoints.
     var tokenizerHash: String { get }
+    /// Further validation figures (e.g. `bleu` on a sample), logged in `valid.jsonl`; called at
+    /// every validation with its number (step / validate_every) and whether it is the last step.
+    func extraValidationMetrics(model: Transformer, validationNumber: Int, isFinal: Bool) throws -> [String: Double]
+    /// What was loaded and skipped, printed when a run starts (nil: nothing to say).
+    var loadReport: String? { get }
+}
+
+extension TrainingData {
+    public func extraValidationMetrics(model: Transformer, validationNumber: Int, isFinal: Bool) throws -> [String: Double] { [:] }
+    public var loadReport: String? { nil }
 }
 
 /// The copy and reverse tasks of SPEC.md.

@@ -55,6 +55,7 @@ public final class TrainingSession {
         optimizer = OptimizerStep(layout: model.arena.layout, config: config)
         log = try RunLog(directory: options.runDirectory)
         checkpoint = TrainingCheckpoint(runDirectory: options.runDirectory, config: config)
+        if let report = data.loadReport { say("data: \(report)") }
         switch options.resume {
         case .fresh: break
         case .latest, .from:
@@ -143,6 +144,12 @@ public final class TrainingSession {
         var o: [String: Any] = ["step": step, "loss": v.loss, "perplexity": v.perplexity, "token_accuracy": v.tokenAccuracy]
         var line = String(format: "validation @ %d | loss %.4f | ppl %.3f | token acc %.4f", step, v.loss, v.perplexity, v.tokenAccuracy)
         if let s = v.sequenceAccuracy { o["sequence_accuracy"] = s; line += String(format: " | sequence acc %.4f", s) }
+        // Numbered by step so a resumed run computes the extras at the same validations.
+        let number = step / Swift.max(1, config.training.validateEvery)
+        for (key, value) in try data.extraValidationMetrics(model: model, validationNumber: number, isFinal: step == config.training.maxSteps).sorted(by: { $0.key < $1.key }) {
+            o[key] = value; line += String(format: " | %@ %.2f", key, value)
+            if key == "bleu" { lastValidation?.bleu = value }
+        }
         log.logValidation(o)
         say(line)
     }
@@ -165,6 +172,7 @@ public final class TrainingSession {
         if let v = s.validation {
             o["valid_loss"] = v.loss; o["token_accuracy"] = v.tokenAccuracy; o["perplexity"] = v.perplexity
             if let seq = v.sequenceAccuracy { o["sequence_accuracy"] = seq }
+            if let bleu = v.bleu { o["valid_bleu"] = bleu }
         }
         try log.writeSummary(o)
         say("summary: \(options.runDirectory.path)/summary.json")

@@ -9,6 +9,8 @@ public struct ValidationResult: Sendable, Equatable {
     public var tokenAccuracy: Double
     /// Fraction of sequences decoded greedily exactly right (toy tasks only).
     public var sequenceAccuracy: Double?
+    /// Corpus BLEU of decoded translations on a validation sample (translation only, when computed).
+    public var bleu: Double?
 }
 
 /// Teacher-forced loss and accuracy in evaluation mode (no dropout), plus greedy decoding for
