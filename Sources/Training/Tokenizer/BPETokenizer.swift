@@ -1,0 +1,167 @@
+/// A byte-pair-encoding tokenizer with a shared source/target vocabulary, bit-compatible with the
+/// Hugging Face `tokenizers` library (BPE model, Metaspace pre-tokenizer and decoder, no normalizer).
+///
+/// Ids 0...3 are the special tokens `<pad>`, `<s>`, `</s>`, `<unk>`; then come the single characters
+/// (Unicode scalars) of the alphabet, then the merged tokens. Text is handled as Unicode scalars, never
+/// as Swift `Character`s, because `tokenizers` works on code points and does not normalize.
+public struct BPETokenizer: Sendable {
+    public static let padID: Int32 = 0
+    public static let bosID: Int32 = 1
+    public static let eosID: Int32 = 2
+    public static let unkID: Int32 = 3
+
+    /// One learned merge: `left` followed by `right` becomes `result` (ids).
+    public struct Merge: Sendable, Equatable {
+        public let left: Int32
+        public let right: Int32
+        public let result: Int32
+    }
+
+    /// Token texts as Unicode scalar values, indexed by id.
+    let tokens: [[UInt32]]
+    /// The merges in priority order (earlier merges apply first).
+    public let merges: [Merge]
+    /// Single-scalar tokens: scalar value -> id.
+    private let scalarIDs: [UInt32: Int32]
+    /// (left << 32 | right) -> (rank, result id).
+    private let mergeTable: [UInt64: (rank: Int32, result: Int32)]
+
+    /// Builds a tokenizer from its token texts (by id) and merges; the caller has validated them.
+    init(tokens: [[UInt32]], merges: [Merge]) {
+        self.tokens = tokens
+        self.merges = merges
+        var scalarIDs: [UInt32: Int32] = [:]
+        for (id, token) in tokens.enumerated() where id > Int(Self.unkID) && token.count == 1 {
+            scalarIDs[token[0]] = Int32(id)
+        }
+        self.scalarIDs = scalarIDs
+        var mergeTable: [UInt64: (rank: Int32, result: Int32)] = [:]
+        mergeTable.reserveCapacity(merges.count)
+        for (rank, merge) in merges.enumerated() {
+            let key = Self.pairKey(merge.left, merge.right)
+            // Like `tokenizers`, a pair listed twice keeps its last rank.
+            mergeTable[key] = (Int32(rank), merge.result)
+        }
+        self.mergeTable = mergeTable
+    }
+
+    @inline(__always) static func pairKey(_ left: Int32, _ right: Int32) -> UInt64 {
+        UInt64(UInt32(bitPattern: left)) << 32 | UInt64(UInt32(bitPattern: right))
+    }
+
+    /// Number of entries in the vocabulary (specials included).
+    public var vocabSize: Int { tokens.count }
+
+    /// The text of token `id` (nil when out of range).
+    public func token(for id: Int32) -> String? {
+        guard id >= 0, Int(id) < tokens.count else { return nil }
+        return Self.string(tokens[Int(id)])
+    }
+
+    static func string(_ scalars: [UInt32]) -> String {
+        var view = String.UnicodeScalarView()
+        for value in scalars { if let s = Unicode.Scalar(value) { view.append(s) } }
+        return String(view)
+    }
+
+    /// Stable digest of the vocabulary and the merges: FNV-1a 64 over the token texts in id order
+    /// (UTF-32 code points, each token terminated by 0xFFFFFFFF) followed by the merges as id triples,
+    /// as 16 lowercase hex digits. It does not depend on hashing seeds, platform or JSON formatting.
+    public var hash: String {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        @inline(__always) func mix(_ word: UInt32) {
+            for shift in stride(from: 0, to: 32, by: 8) {
+                h ^= UInt64((word >> UInt32(shift)) & 0xFF)
+                h = h &* 0x0000_0100_0000_01B3
+            }
+        }
+        mix(UInt32(tokens.count))
+        for token in tokens {
+            for value in token { mix(value) }
+            mix(0xFFFF_FFFF)
+        }
+        mix(UInt32(merges.count))
+        for m in merges {
+            mix(UInt32(bitPattern: m.left)); mix(UInt32(bitPattern: m.right)); mix(UInt32(bitPattern: m.result))
+        }
+        let hex = String(h, radix: 16)
+        return String(repeating: "0", count: 16 - hex.count) + hex
+    }
+
+    // MARK: Encoding
+
+    /// Memoized word encodings, shared across the lines of one `encode` call.
+    public struct WordCache {
+        var entries: [ArraySlice<UInt32>: [Int32]] = [:]
+        public init() {}
+    }
+
+    /// The ids of `text`, without BOS/EOS, exactly as `tokenizers`' `encode(text, add_special_tokens=False).ids`.
+    public func encode(_ text: String) -> [Int32] {
+        var cache = WordCache()
+        return encode(text, cache: &cache)
+    }
+
+    /// Encodes many lines with one shared word cache (much faster on a corpus than line by line).
+    public func encode(lines: [String]) -> [[Int32]] {
+        var cache = WordCache()
+        return lines.map { encode($0, cache: &cache) }
+    }
+
+    /// Encodes `text`, reusing and filling `cache`.
+    public func encode(_ text: String, cache: inout WordCache) -> [Int32] {
+        var ids: [Int32] = []
+        Metaspace.forEachPiece(of: text) { piece in
+            switch piece {
+            case let .special(id): ids.append(id)
+            case let .word(word):
+                if let cached = cache.entries[word] {
+                    ids.append(contentsOf: cached)
+                } else {
+                    let encoded = encodeWord(word)
+                    if cache.entries.count < 1 << 20 { cache.entries[word] = encoded }
+                    ids.append(contentsOf: encoded)
+                }
+            }
+        }
+        return ids
+    }
+
+    /// BPE on one pre-tokenized word: start from single characters (unknown ones become `<unk>`), then
+    /// repeatedly apply the best-ranked adjacent merge, leftmost first on equal rank. This is the order
+    /// `tokenizers`' heap (min by rank, then position) produces.
+    func encodeWord(_ word: ArraySlice<UInt32>) -> [Int32] {
+        var symbols = word.map { scalarIDs[$0] ?? Self.unkID }
+        while symbols.count > 1 {
+            var bestRank = Int32.max
+            var bestIndex = -1
+            var bestResult: Int32 = 0
+            for i in 0..<(symbols.count - 1) {
+                if let entry = mergeTable[Self.pairKey(symbols[i], symbols[i + 1])], entry.rank < bestRank {
+                    bestRank = entry.rank
+                    bestIndex = i
+                    bestResult = entry.result
+                }
+            }
+            if bestIndex < 0 { break }
+            symbols[bestIndex] = bestResult
+            symbols.remove(at: bestIndex + 1)
+        }
+        return symbols
+    }
+
+    // MARK: Decoding
+
+    /// The text of `ids`: PAD, BOS, EOS and out-of-range ids are skipped, `<unk>` stays as "<unk>",
+    /// "▁" becomes a space (dropped at the very start). Equals `tokenizers`' `decode` for ids without
+    /// special tokens, and inverts `encode` for text without unknown characters, leading, trailing
+    /// or repeated spaces.
+    public func decode(_ ids: [Int32]) -> String {
+        var pieces: [[UInt32]] = []
+        pieces.reserveCapacity(ids.count)
+        for id in ids where id > Self.eosID && Int(id) < tokens.count {
+            pieces.append(tokens[Int(id)])
+        }
+        return Metaspace.decode(pieces)
+    }
+}
