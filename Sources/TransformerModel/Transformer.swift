@@ -28,6 +28,8 @@ public final class Transformer {
     private var dropout = DropoutContext.disabled
     /// Present while activation checkpointing is on.
     private var checkpoints: ActivationCheckpoints?
+    /// Present while Float16 activations are on (and used only while checkpointing is off).
+    private var halfStash: Float16ActivationStash?
 
     /// Activation (gradient) checkpointing. Forward keeps only each layer's input, all layers share
     /// one activation stash, and backward recomputes each layer's forward just before its backward
@@ -41,18 +43,47 @@ public final class Transformer {
             let plan = newValue ? ActivationCheckpoints(encoderLayers: encoderLayers.count,
                                                        decoderLayers: decoderLayers.count) : nil
             checkpoints = plan
-            // Swapping stashes frees the old ones (per-layer, or the shared one and saved inputs).
-            for layer in encoderLayers { layer.use(plan?.shared ?? LayerActivations()) }
-            for layer in decoderLayers { layer.use(plan?.shared ?? LayerActivations()) }
-            decoderOutput = nil   // what forward stashed is gone: backward needs a new forward
+            rebindStashes()
         }
     }
 
+    /// Float16 storage of the activations stashed for backward (`training.float16.activations`).
+    /// Each layer runs in one shared Float32 stash; what its backward reads is packed to Float16
+    /// right after its forward and unpacked right before its backward (see
+    /// `Float16ActivationStash`). Compute, softmax, LayerNorm statistics and accumulations stay
+    /// Float32, so gradients differ from the Float32 path by the rounding of the stored values
+    /// only. With `activationCheckpointing` also on, checkpointing's plan is used (it stores no
+    /// layer stash at all). Off by default. Change it between steps, not between a forward and
+    /// its backward.
+    public var float16Activations: Bool {
+        get { halfStash != nil }
+        set {
+            guard newValue != float16Activations else { return }
+            halfStash = newValue ? Float16ActivationStash(encoderLayers: encoderLayers.count,
+                                                          decoderLayers: decoderLayers.count) : nil
+            rebindStashes()
+        }
+    }
+
+    /// The Float16 plan when it is the one in use.
+    private var activeHalfStash: Float16ActivationStash? { checkpoints == nil ? halfStash : nil }
+
+    /// Points every layer at the stash of the plan in use. Swapping stashes frees the old ones
+    /// (per-layer, or a shared one with its saved inputs or packed copies).
+    private func rebindStashes() {
+        let shared = checkpoints?.shared ?? halfStash?.shared
+        for layer in encoderLayers { layer.use(shared ?? LayerActivations()) }
+        for layer in decoderLayers { layer.use(shared ?? LayerActivations()) }
+        halfStash?.invalidate()
+        decoderOutput = nil   // what forward stashed is gone: backward needs a new forward
+    }
+
     /// Bytes allocated in the buffers that hold forward activations: embedding outputs, the layer
-    /// stashes (under checkpointing: the shared stash once plus the saved layer inputs), the final
+    /// stashes (under checkpointing: the shared stash once plus the saved layer inputs; under
+    /// Float16 activations: the shared stash, the carries and the packed copies), the final
     /// LayerNorms and the logits. Parameters, gradients and `workspaceBytes` are not included.
     public var activationBytes: Int {
-        let layers = checkpoints?.allocatedBytes
+        let layers = checkpoints?.allocatedBytes ?? activeHalfStash?.allocatedBytes
             ?? (encoderLayers.map(\.activations) + decoderLayers.map(\.activations)).reduce(0) { $0 + $1.allocatedBytes }
         let own = [encoderEmbedding.output, decoderEmbedding.output, logits]
             + encoderNorm.activations.buffers + decoderNorm.activations.buffers
@@ -134,14 +165,30 @@ public final class Transformer {
                             dropout: DropoutContext) -> UnsafeMutablePointer<Float> {
         let nt = batch * targetLength
         self.dropout = dropout
+        if let halfStash = activeHalfStash {
+            // The encoder's layers record addresses in the shared stash for their backward: grow
+            // it now for the larger stack, so that the decoder never moves it.
+            halfStash.invalidate()
+            let rows = batch * Swift.max(sourceLength, targetLength)
+            halfStash.shared.reserve(rows: rows, probabilities: rows * config.heads * Swift.max(sourceLength, targetLength),
+                                     dModel: config.dModel, dFF: config.dFF)
+        }
         let mem = runEncoder(src, dropout: dropout)
         targetMask.fill(fromTokens: tgt, count: nt)
         var y = UnsafePointer(decoderEmbedding.forward(tgt, batch: batch, length: targetLength, dropout: dropout))
+        let halfStash = activeHalfStash
         for i in decoderLayers.indices {
             y = runDecoderLayer(i, y, memory: mem)
             if let checkpoints { y = checkpoints.save(y, count: nt * config.dModel, into: checkpoints.decoderOutputs[i]) }
+            if let halfStash {
+                // The last layer's state stays live in the shared stash for the first backward.
+                if i != decoderLayers.indices.last { halfStash.pack(halfStash.decoder[i], decoder: true, output: y) }
+                y = halfStash.carry(y, count: nt * config.dModel, into: halfStash.decoderCarry,
+                                    nextLayer: i + 1 < decoderLayers.count ? halfStash.decoder[i + 1] : nil)
+            }
         }
         checkpoints?.liveDecoderLayer = decoderLayers.indices.last
+        halfStash?.liveDecoderLayer = decoderLayers.indices.last
         let out = UnsafePointer(decoderNorm.forward(y, rows: nt))
         decoderOutput = out
         logits.resize(nt * config.vocabSize)
@@ -150,14 +197,22 @@ public final class Transformer {
         return logits.pointer
     }
 
-    private func runEncoder(_ src: UnsafePointer<Int32>, dropout: DropoutContext) -> UnsafePointer<Float> {
+    /// `stash`: whether backward may follow (false for `encode`, which needs no Float16 copies).
+    private func runEncoder(_ src: UnsafePointer<Int32>, dropout: DropoutContext, stash: Bool = true) -> UnsafePointer<Float> {
         let ns = batch * sourceLength
         sourceMask.fill(fromTokens: src, count: ns)
         checkpoints?.liveDecoderLayer = nil   // the encoder layers overwrite the shared stash
+        let halfStash = activeHalfStash
+        halfStash?.liveDecoderLayer = nil
         var x = UnsafePointer(encoderEmbedding.forward(src, batch: batch, length: sourceLength, dropout: dropout))
         for i in encoderLayers.indices {
             x = runEncoderLayer(i, x, dropout: dropout)
             if let checkpoints { x = checkpoints.save(x, count: ns * config.dModel, into: checkpoints.encoderOutputs[i]) }
+            if let halfStash {
+                let next = i + 1 < encoderLayers.count && stash ? halfStash.encoder[i + 1] : nil
+                if stash { halfStash.pack(halfStash.encoder[i], decoder: false, output: x) }
+                x = halfStash.carry(x, count: ns * config.dModel, into: halfStash.encoderCarry, nextLayer: next)
+            }
         }
         let mem = UnsafePointer(encoderNorm.forward(x, rows: ns))
         memory = mem
@@ -183,7 +238,8 @@ public final class Transformer {
                      targetLength: 1, checkTargetShape: false)
         sourceTokens.removeAll(keepingCapacity: true); sourceTokens.append(contentsOf: source)
         batch = batchSize; self.sourceLength = sourceLength
-        let mem = sourceTokens.withUnsafeBufferPointer { runEncoder($0.baseAddress!, dropout: .disabled) }
+        activeHalfStash?.invalidate()
+        let mem = sourceTokens.withUnsafeBufferPointer { runEncoder($0.baseAddress!, dropout: .disabled, stash: false) }
         return (mem, UnsafePointer(sourceMask.pointer))
     }
 
@@ -199,12 +255,22 @@ public final class Transformer {
         decoderNorm.backward(ws.flow.pointer, into: ws.normInput.pointer)
         ws.flow.pointer.update(from: ws.normInput.pointer, count: nt * d)
         ws.memoryGradient.resize(ns * d, zero: true)
-        let live = checkpoints?.liveDecoderLayer
+        let halfStash = activeHalfStash
+        let live = checkpoints?.liveDecoderLayer ?? halfStash?.liveDecoderLayer
         checkpoints?.liveDecoderLayer = nil
+        halfStash?.liveDecoderLayer = nil
         for i in decoderLayers.indices.reversed() {
             if let checkpoints, i != live {
                 let input = checkpoints.input(ofLayer: i, embedding: decoderEmbedding, outputs: checkpoints.decoderOutputs)
                 _ = runDecoderLayer(i, input, memory: memory)
+            }
+            if let halfStash {
+                // The final LayerNorm has read the carry: it now takes this layer's input back.
+                if i > 0 { halfStash.decoder[i].input.load(into: halfStash.decoderCarry.pointer) }
+                if i != live {
+                    halfStash.unpack(halfStash.decoder[i])
+                    decoderLayers[i].restoreDroppedProbabilities()
+                }
             }
             decoderLayers[i].backward(ws.flow.pointer, memoryGradient: ws.memoryGradient.pointer, workspace: ws)
         }
@@ -215,6 +281,11 @@ public final class Transformer {
             if let checkpoints {
                 let input = checkpoints.input(ofLayer: i, embedding: encoderEmbedding, outputs: checkpoints.encoderOutputs)
                 _ = runEncoderLayer(i, input, dropout: dropout)
+            }
+            if let halfStash {
+                if i > 0 { halfStash.encoder[i].input.load(into: halfStash.encoderCarry.pointer) }
+                halfStash.unpack(halfStash.encoder[i])
+                encoderLayers[i].restoreDroppedProbabilities()
             }
             encoderLayers[i].backward(ws.flow.pointer, workspace: ws)
         }

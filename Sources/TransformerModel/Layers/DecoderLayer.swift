@@ -51,6 +51,11 @@ final class DecoderLayer {
         }
     }
 
+    /// See `MultiHeadAttention.restoreDroppedProbabilities`.
+    func restoreDroppedProbabilities() {
+        selfAttention.restoreDroppedProbabilities(); crossAttention.restoreDroppedProbabilities()
+    }
+
     /// `flow`: d(output) in, d(input) out; adds this layer's share of d(memory) to `memoryGradient`.
     func backward(_ flow: UnsafeMutablePointer<Float>, memoryGradient: UnsafeMutablePointer<Float>, workspace ws: Workspace) {
         block3.backward(flow, workspace: ws) { dy, dx, acc in feedForward.backward(dy, into: dx, accumulate: acc, workspace: ws) }

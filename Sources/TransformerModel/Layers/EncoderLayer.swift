@@ -42,6 +42,9 @@ final class EncoderLayer {
         }
     }
 
+    /// See `MultiHeadAttention.restoreDroppedProbabilities`.
+    func restoreDroppedProbabilities() { attention.restoreDroppedProbabilities() }
+
     /// `flow`: d(output) in, d(input) out.
     func backward(_ flow: UnsafeMutablePointer<Float>, workspace ws: Workspace) {
         block2.backward(flow, workspace: ws) { dy, dx, acc in feedForward.backward(dy, into: dx, accumulate: acc, workspace: ws) }

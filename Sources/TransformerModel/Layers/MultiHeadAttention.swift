@@ -13,6 +13,7 @@ final class MultiHeadAttention {
     private var memory: UnsafePointer<Float>?
     private var shape = AttentionShape(batch: 0, heads: 0, queryLength: 0, keyLength: 0, headDim: 0)
     private var dropout = DropoutContext.disabled
+    private var site: UInt32 = 0
 
     init(_ arena: ParameterArena, _ prefix: String, d: Int, heads: Int) {
         wIn = arena.ref(prefix + ".in_proj_weight"); bIn = arena.ref(prefix + ".in_proj_bias")
@@ -27,7 +28,7 @@ final class MultiHeadAttention {
     func forward(_ x: UnsafePointer<Float>, batch: Int, length: Int, keyMask: UnsafePointer<Bool>, causal: Bool,
                  dropout: DropoutContext, site: UInt32) -> UnsafeMutablePointer<Float> {
         let n = batch * length
-        input = x; memory = nil; self.dropout = dropout
+        input = x; memory = nil; self.dropout = dropout; self.site = site
         shape = AttentionShape(batch: batch, heads: heads, queryLength: length, keyLength: length, headDim: d / heads)
         let projections = activations.projections
         projections.resize(n * 3 * d)
@@ -43,7 +44,7 @@ final class MultiHeadAttention {
     func forward(_ x: UnsafePointer<Float>, memory mem: UnsafePointer<Float>, batch: Int, queryLength: Int, keyLength: Int,
                  keyMask: UnsafePointer<Bool>, dropout: DropoutContext, site: UInt32) -> UnsafeMutablePointer<Float> {
         let nq = batch * queryLength, nk = batch * keyLength
-        input = x; memory = mem; self.dropout = dropout
+        input = x; memory = mem; self.dropout = dropout; self.site = site
         shape = AttentionShape(batch: batch, heads: heads, queryLength: queryLength, keyLength: keyLength, headDim: d / heads)
         let projections = activations.projections, keyValues = activations.keyValues
         projections.resize(nq * d); keyValues.resize(nk * 2 * d)
@@ -68,6 +69,16 @@ final class MultiHeadAttention {
         Linear.forward(context.pointer, rows: nq, inFeatures: d, outFeatures: d, weight: wOut.value, bias: bOut.value,
                        output: output.pointer)
         return output.pointer
+    }
+
+    /// Rebuilds the dropped-out probabilities of the last forward from the stashed probabilities
+    /// and the counter-based dropout mask (same elements, same site, same context), so a stash
+    /// that was packed without them (Float16 activations) is complete again before backward.
+    func restoreDroppedProbabilities() {
+        guard dropout.isActive else { return }
+        let a = activations, count = shape.probabilityCount
+        a.dropped.resize(count)
+        Dropout.apply(a.probs.pointer, a.dropped.pointer, count: count, context: dropout, site: site)
     }
 
     /// dx (+)= d(attention)/dx^T dy; for cross-attention also memoryGradient += d/dmemory.
