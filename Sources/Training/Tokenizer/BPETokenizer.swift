@@ -15,6 +15,12 @@ public struct BPETokenizer: Sendable {
         public let left: Int32
         public let right: Int32
         public let result: Int32
+
+        public init(left: Int32, right: Int32, result: Int32) {
+            self.left = left
+            self.right = right
+            self.result = result
+        }
     }
 
     /// Token texts as Unicode scalar values, indexed by id.

@@ -1,6 +1,6 @@
 /// Everything that can go wrong while training, loading or saving a `BPETokenizer`.
 public enum TokenizerError: Error, CustomStringConvertible, Equatable {
-    /// The file could not be read (missing, unreadable).
+    /// A tokenizer or text file could not be read (missing, unreadable, a directory).
     case cannotRead(path: String, reason: String)
     /// The file could not be written.
     case cannotWrite(path: String, reason: String)
@@ -17,7 +17,7 @@ public enum TokenizerError: Error, CustomStringConvertible, Equatable {
 
     public var description: String {
         switch self {
-        case let .cannotRead(path, reason): return "cannot read tokenizer file \(path): \(reason)"
+        case let .cannotRead(path, reason): return "cannot read \(path): \(reason)"
         case let .cannotWrite(path, reason): return "cannot write tokenizer file \(path): \(reason)"
         case let .invalidJSON(path, offset, reason):
             return "tokenizer file \(path) is not valid JSON (byte \(offset)): \(reason)"
