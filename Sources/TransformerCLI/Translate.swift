@@ -3,33 +3,59 @@ import Foundation
 import Training
 import TransformerModel
 
-/// Reads one source per line (for the toy tasks: space-separated token ids) and writes one
-/// greedy translation per line.
+/// Reads one source sentence per line and writes one translation per line (greedy or beam
+/// search). Translation checkpoints take text and use the run's tokenizer; toy-task checkpoints
+/// take space-separated token ids.
 struct Translate: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Translate sentences with a checkpoint.")
     @Option(help: "Checkpoint directory (or a run directory: its newest valid checkpoint).") var checkpoint: String
     @Option(help: "Beam width (1 = greedy).") var beam: Int = 1
-    @Option(help: "Maximum output length in tokens.") var maxLen: Int?
+    @Option(help: "GNMT length penalty alpha for beam search.") var lengthPenalty: Double = 0.6
+    @Option(help: "Maximum output length in tokens (default: the model's max_len).") var maxLen: Int?
     @Option(help: "Input file (default: standard input).") var input: String?
+    @Option(help: "Tokenizer file (default: the one named in the checkpoint's config).") var tokenizer: String?
 
     func run() throws {
         try reportingErrors {
-            guard beam == 1 else { throw TrainingError.unsupported("--beam > 1 is not available yet; use --beam 1") }
+            guard beam >= 1 else { throw ValidationError("--beam must be at least 1") }
+            if let maxLen, maxLen < 1 { throw ValidationError("--max-len must be at least 1") }
             let loaded = try CheckpointModel(path: checkpoint)
             let lines = try readLines(input)
-            let sources = try lines.enumerated().map { i, line in try parseIDs(line, lineNumber: i + 1, vocab: loaded.config.model.vocabSize) }
-            let limit = Swift.min(maxLen ?? loaded.config.model.maxLen, loaded.config.model.maxLen)
-            let decoder = GreedyDecoder(model: loaded.model)
-            var start = 0
-            while start < sources.count {
-                let chunk = Array(sources[start..<Swift.min(sources.count, start + 64)])
-                for out in try decoder.decode(chunk, maxLength: limit) {
+            if loaded.config.data.task.isToy {
+                let sources = try lines.enumerated().map { i, line in
+                    try parseIDs(line, lineNumber: i + 1, vocab: loaded.config.model.vocabSize)
+                }
+                let limit = Swift.min(maxLen ?? loaded.config.model.maxLen, loaded.config.model.maxLen)
+                for out in try decodeIDs(sources, model: loaded.model, maxLength: limit) {
                     print(out.map(String.init).joined(separator: " "))
                 }
-                start += chunk.count
+                return
             }
+            let bpe = try loadTokenizer(for: loaded, override: tokenizer)
+            var translator = TextTranslator(model: loaded.model, tokenizer: bpe, beamWidth: beam, lengthPenalty: lengthPenalty)
+            translator.maxLength = maxLen
+            for line in try translator.translate(lines) { print(line) }
         }
     }
+
+    private func decodeIDs(_ sources: [[Int32]], model: Transformer, maxLength: Int) throws -> [[Int32]] {
+        if beam == 1 { return try GreedyDecoder(model: model).decode(sources, maxLength: maxLength) }
+        return try BeamSearchDecoder(model: model, beamWidth: beam, lengthPenalty: lengthPenalty).decode(sources, maxLength: maxLength)
+    }
+}
+
+/// The tokenizer a translation checkpoint was trained with: `override`, else the config's
+/// `data.tokenizer`; refused when its hash differs from the one recorded in the checkpoint.
+func loadTokenizer(for loaded: CheckpointModel, override: String?) throws -> BPETokenizer {
+    guard let path = override ?? loaded.config.data.tokenizer else {
+        throw TrainingError.unsupported("the checkpoint's config names no tokenizer; pass --tokenizer FILE")
+    }
+    let bpe = try BPETokenizer(contentsOfFile: path)
+    if let recorded = loaded.tokenizerHash, !recorded.isEmpty, recorded != bpe.hash {
+        throw TrainingError.unsupported("tokenizer \(path) (hash \(bpe.hash)) is not the one this checkpoint was trained with "
+            + "(hash \(recorded)); pass the right file with --tokenizer")
+    }
+    return bpe
 }
 
 func readLines(_ path: String?) throws -> [String] {
@@ -42,7 +68,9 @@ func readLines(_ path: String?) throws -> [String] {
     } else {
         text = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
     }
-    return text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init).filter { !$0.isEmpty }
+    var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+    if lines.last == "" { lines.removeLast() }
+    return lines
 }
 
 /// Parses space-separated token ids, checking the vocabulary.

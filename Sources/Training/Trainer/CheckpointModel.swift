@@ -7,6 +7,8 @@ public struct CheckpointModel {
     public let config: RunConfig
     public let model: Transformer
     public let directory: String
+    /// The tokenizer hash recorded in state.json (empty for the toy tasks; nil if absent).
+    public let tokenizerHash: String?
 
     /// `path` is a checkpoint directory, or a run directory / checkpoints directory whose newest
     /// valid checkpoint is used.
@@ -30,5 +32,6 @@ public struct CheckpointModel {
         model = Transformer(config: config.model, seed: config.training.seed)
         try loaded.model.read(layout: model.arena.layout, into: model.arena.values.pointer)
         directory = dir
+        tokenizerHash = state["tokenizer_hash"] as? String
     }
 }

@@ -49,5 +49,5 @@ public struct ToyTrainingData: TrainingData {
 
 /// Builds the data source a config asks for.
 public func makeTrainingData(_ config: RunConfig) throws -> any TrainingData {
-    try ToyTrainingData(config: config)
+    config.data.task.isToy ? try ToyTrainingData(config: config) : try TranslationData(config: config)
 }

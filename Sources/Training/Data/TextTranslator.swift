@@ -1,0 +1,52 @@
+import TransformerModel
+
+/// Translates sentences of text with a model and a tokenizer: encode, decode in batches of
+/// similar length (greedy or beam search, with the KV cache), detokenize, and return the
+/// translations in input order. Used by validation BLEU, `transformer translate` and `evaluate`.
+public struct TextTranslator {
+    public let model: Transformer
+    public let tokenizer: BPETokenizer
+    /// 1 = greedy decoding.
+    public var beamWidth: Int
+    /// GNMT length penalty alpha for beam search.
+    public var lengthPenalty: Double
+    /// Sentences decoded together.
+    public var batchSize = 64
+    /// Output budget in tokens (nil: 1.5x the longest source of the batch + 10, within max_len).
+    public var maxLength: Int?
+
+    public init(model: Transformer, tokenizer: BPETokenizer, beamWidth: Int = 1, lengthPenalty: Double = 0.6) {
+        self.model = model; self.tokenizer = tokenizer; self.beamWidth = beamWidth; self.lengthPenalty = lengthPenalty
+    }
+
+    /// Output budget for a batch whose longest source has `longest` tokens: translations are
+    /// rarely more than 1.5x longer, and never beyond the model's positions.
+    public func maxOutputLength(longestSource longest: Int) -> Int {
+        Swift.min(model.config.maxLen, maxLength ?? (longest + longest / 2 + 10))
+    }
+
+    /// Translates token-id sources; sources longer than `max_len` are cut to it.
+    public func translate(ids sources: [[Int32]]) throws -> [[Int32]] {
+        let limit = model.config.maxLen
+        let clipped = sources.map { $0.count > limit ? Array($0.prefix(limit)) : $0 }
+        let order = clipped.indices.sorted { clipped[$0].count != clipped[$1].count ? clipped[$0].count < clipped[$1].count : $0 < $1 }
+        var outputs = [[Int32]](repeating: [], count: clipped.count)
+        let greedy = beamWidth == 1 ? GreedyDecoder(model: model) : nil
+        let beam = beamWidth > 1 ? try BeamSearchDecoder(model: model, beamWidth: beamWidth, lengthPenalty: lengthPenalty) : nil
+        var start = 0
+        while start < order.count {
+            let chunk = Array(order[start..<Swift.min(order.count, start + batchSize)])
+            let batch = chunk.map { clipped[$0] }
+            let steps = maxOutputLength(longestSource: batch.map(\.count).max() ?? 1)
+            let decoded = try greedy?.decode(batch, maxLength: steps) ?? beam?.decode(batch, maxLength: steps) ?? []
+            for (k, i) in chunk.enumerated() where k < decoded.count { outputs[i] = decoded[k] }
+            start += chunk.count
+        }
+        return outputs
+    }
+
+    /// Translates sentences of text.
+    public func translate(_ sentences: [String]) throws -> [String] {
+        try translate(ids: sentences.map { tokenizer.encode($0) }).map { tokenizer.decode($0) }
+    }
+}
