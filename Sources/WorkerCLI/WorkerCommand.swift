@@ -16,6 +16,8 @@ struct WorkerCommand: AsyncParsableCommand {
     var config: String?
     @Option(help: "Seconds of coordinator silence before reconnecting.") var coordinatorTimeout: Double = 20
     @Option(help: "Seconds to keep trying to (re)join before giving up.") var giveUpAfter: Double = 120
+    @Option(help: ArgumentHelp("Test hook: send an infinite gradient at this step.", visibility: .hidden))
+    var injectNonFiniteAtStep: Int?
 
     func validate() throws {
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
@@ -29,6 +31,7 @@ struct WorkerCommand: AsyncParsableCommand {
                                         threads: threads, config: try config.map { try RunConfig.load(nameOrPath: $0) })
             options.coordinatorTimeout = coordinatorTimeout
             options.giveUpAfter = giveUpAfter
+            options.injectNonFiniteAtStep = injectNonFiniteAtStep
             try await Worker(options: options).run()
         } catch {
             printError("worker: \(error)")

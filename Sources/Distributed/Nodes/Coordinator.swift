@@ -51,6 +51,15 @@ public actor Coordinator {
     private var waiter: CheckedContinuation<Void, Never>?
     private var failure: String?
     private var reduceSeconds = 0.0
+    /// Payload bytes of the gradient buckets taken in the current step (headers excluded).
+    private var gradientPayloadBytes = 0
+    /// Payload bytes of weight buckets sent (broadcasts and admissions), summed over peers.
+    private var weightPayloadBytes = 0
+    /// How weights travel (`training.float16.parameters`): Float16 halves the broadcast.
+    private let weightType: TensorElementType
+
+    /// The dynamic loss scale (Float16 gradients) as it stands after the last step.
+    public var lossScale: LossScaleState { session.lossScale }
 
     /// The endpoint as bound (a `tcp://...:*` wildcard resolved to its port).
     public nonisolated var endpoint: String { socket.endpoint }
@@ -60,6 +69,7 @@ public actor Coordinator {
         socket = try SocketThread(.router(bind: options.bind), context: context)
         plan = BucketPlan(elementCount: session.parameterCount)
         reducer = GradientReducer(count: plan.elementCount, bucketElements: plan.elementsPerBucket)
+        weightType = config.training.float16.parameters ? .float16 : .float32
         self.options = options
     }
 
@@ -120,6 +130,7 @@ public actor Coordinator {
         let start = now()
         let before = socket.statistics
         reduceSeconds = 0
+        gradientPayloadBytes = 0
         var attempts = 0
         while true {
             if let failure { throw CoordinatorError.transport(failure) }
@@ -141,7 +152,8 @@ public actor Coordinator {
             allFinite = true
             for (rank, indices) in stepPlan.assignments {
                 guard let id = peer(rank: rank) else { continue }
-                socket.send(.work(WorkOrder(step: currentStep, rank: rank, group: group, lossScale: session.lossScale.scale,
+                socket.send(.work(WorkOrder(step: currentStep, rank: rank, group: group,
+                                            lossScale: session.gradientMultiplier(microBatches: microBatches),
                                             microBatches: indices)), to: id)
             }
             let deadline = now() + options.stepTimeout
@@ -172,24 +184,30 @@ public actor Coordinator {
         try session.completeStep(gradients: reducer.total.pointer, statistics: stats, microBatches: microBatches,
                                  workers: activeRanks.count) {
             let applied = now()
+            let weightBytesBefore = weightPayloadBytes
             sendWeights(to: Array(peers.keys))
             let sent = now()
             let after = socket.statistics
             return ["compute_seconds": gathered - start - reduced, "reduce_seconds": reduced,
                     "apply_seconds": applied - gathered, "broadcast_seconds": sent - applied,
                     "bytes_received": after.bytesReceived - before.bytesReceived,
-                    "bytes_sent": after.bytesSent - before.bytesSent, "attempts": attempts]
+                    "bytes_sent": after.bytesSent - before.bytesSent, "attempts": attempts,
+                    "gradient_bytes_received": gradientPayloadBytes,
+                    "weight_bytes_sent": weightPayloadBytes - weightBytesBefore]
         }
     }
 
-    /// Sends the master weights to `ids` (every worker after a step, one joiner on admission);
-    /// each bucket is encoded once and the same frames go to every peer.
+    /// Sends the master weights to `ids` (every worker after a step, one joiner on admission), as
+    /// Float32 or (with `float16.parameters`) their Float16 rounding; the master copy and AdamW's
+    /// moments stay Float32 here. Each bucket is encoded once and the same frames go to every peer.
     private func sendWeights(to ids: [PeerID]) {
         let master = session.model.arena.values.pointer
         let step = session.progress.step
         for bucket in plan {
-            let frames = WireMessage.weights(TensorBucket(step: step, bucket: bucket, of: plan, from: master, as: .float32)).frames()
+            let tensor = TensorBucket(step: step, bucket: bucket, of: plan, from: master, as: weightType)
+            let frames = WireMessage.weights(tensor).frames()
             for id in ids { socket.send(frames, to: id) }
+            weightPayloadBytes += tensor.payload.count * ids.count
         }
     }
 
@@ -218,6 +236,7 @@ public actor Coordinator {
             case .gradients(let b):
                 guard let p = peers[id], b.step == currentStep, b.group == group, b.rank == p.rank else { return }
                 let t0 = now()
+                gradientPayloadBytes += b.payload.count
                 b.withFloat32Values(scratch: scratch) { values in
                     if let base = values.baseAddress { reducer.receive(rank: p.rank, bucket: b.index, values: base) }
                 }

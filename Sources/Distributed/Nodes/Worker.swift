@@ -16,6 +16,10 @@ public struct WorkerOptions: Sendable {
     public var giveUpAfter: Double = 120
     public var heartbeatInterval: Double = 1
     public var printProgress = true
+    /// Test hook: when set, the gradient this worker sends for that step carries an infinity (as a
+    /// Float16 overflow would), to test that every worker skips the step and the loss scale halves.
+    /// Never set it outside tests (`worker --inject-non-finite-at-step`, hidden, sets it too).
+    public var injectNonFiniteAtStep: Int?
 
     public init(endpoint: String, name: String, threads: Int, config: RunConfig? = nil) {
         self.endpoint = endpoint; self.name = name; self.threads = threads; self.config = config
@@ -46,6 +50,8 @@ public actor Worker {
     private let context: ZMQContext?
     private var replica: ReplicaTrainer?
     private var plan: BucketPlan?
+    /// How gradients travel (`training.float16.gradients`).
+    private var gradientType = TensorElementType.float32
     private let scratch = FloatBuffer()
     private var rank = -1
     private var lastHeard = now()
@@ -143,6 +149,7 @@ public actor Worker {
             replica = ReplicaTrainer(model: model, data: data, labelSmoothing: config.training.labelSmoothing,
                                      seed: config.training.seed)
             plan = BucketPlan(elementCount: model.arena.layout.totalCount)
+            gradientType = config.training.float16.gradients ? .float16 : .float32
         }
         say("joined as rank \(w.rank) of \(w.worldSize) at step \(w.step)")
     }
@@ -175,10 +182,14 @@ public actor Worker {
             return
         }
         let grads = replica.model.arena.gradients
-        let finite = stats.lossSum.isFinite && VectorOps.allFinite(grads.pointer, count: plan.elementCount)
+        if order.step == options.injectNonFiniteAtStep, plan.elementCount > 0 { grads.pointer[0] = .infinity }
+        // Finite as sent: a value that overflows Float16 arrives as inf, so it counts as an overflow.
+        let finite = stats.lossSum.isFinite && (gradientType == .float16
+            ? Float16Wire.isFiniteAfterRounding(grads.pointer, count: plan.elementCount)
+            : VectorOps.allFinite(grads.pointer, count: plan.elementCount))
         for bucket in plan {
             socket.send(.gradients(TensorBucket(step: order.step, rank: rank, group: order.group, bucket: bucket, of: plan,
-                                                from: grads.pointer, as: .float32)))
+                                                from: grads.pointer, as: gradientType)))
         }
         socket.send(.stepStats(StepStatistics(step: order.step, rank: rank, group: order.group, loss: stats, finite: finite)))
     }

@@ -7,6 +7,9 @@ public struct StepOutcome: Sendable, Equatable {
     /// Global gradient norm after averaging, before clipping (NaN/inf when skipped for that reason).
     public var gradNorm: Double
     public var learningRate: Float
+    /// The step was skipped because its loss or gradient was not finite (an overflow, for
+    /// dynamic loss scaling); false for an applied step and for a step without tokens.
+    public var nonFinite: Bool = false
 }
 
 /// The coordinator's half of a step: average the summed gradients over the global token count,
@@ -39,7 +42,8 @@ public final class OptimizerStep {
         self.skippedSteps = skippedSteps
     }
 
-    /// `gradients` holds the sum over all tokens (times `lossScale`); it is averaged in place.
+    /// `gradients` holds the sum over all tokens times `lossScale` (the gradient multiplier the
+    /// workers used, 1 without loss scaling); it is unscaled and averaged in place, in Float32.
     public func apply(parameters: UnsafeMutablePointer<Float>, gradients: UnsafeMutablePointer<Float>, count: Int,
                       tokens: Int, lossScale: Float = 1, lossIsFinite: Bool = true) -> StepOutcome {
         let lr = schedule.rate(step: adam.step + 1)
@@ -51,7 +55,7 @@ public final class OptimizerStep {
         let (norm, _) = GradientClipping.clip(gradients, count: count, maxNorm: clipNorm)
         guard lossIsFinite, norm.isFinite else {
             skippedSteps += 1
-            return StepOutcome(applied: false, gradNorm: norm, learningRate: lr)
+            return StepOutcome(applied: false, gradNorm: norm, learningRate: lr, nonFinite: true)
         }
         adam.step(parameters: parameters, gradients: gradients, lr: lr)
         return StepOutcome(applied: true, gradNorm: norm, learningRate: lr)

@@ -36,9 +36,16 @@ public final class RunLog {
         }
     }
 
-    /// Serialises with sorted keys so files diff cleanly between runs.
+    /// Serialises with sorted keys so files diff cleanly between runs. JSON has no NaN or
+    /// infinity: such numbers (the loss and gradient norm of a skipped step) are written as null,
+    /// so the line is still written and still valid JSON.
     public static func jsonLine(_ object: [String: Any]) -> Data {
-        var data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
+        let clean = object.mapValues { value -> Any in
+            if let d = value as? Double, !d.isFinite { return NSNull() }
+            if let f = value as? Float, !f.isFinite { return NSNull() }
+            return value
+        }
+        var data = (try? JSONSerialization.data(withJSONObject: clean, options: [.sortedKeys])) ?? Data("{}".utf8)
         data.append(0x0A)
         return data
     }

@@ -87,25 +87,13 @@ public struct TrainingCheckpoint {
         p.targetTokensSeen = (state["target_tokens_seen"] as? NSNumber)?.intValue ?? 0
         p.elapsedSeconds = (state["elapsed_seconds"] as? NSNumber)?.doubleValue ?? 0
         optimizer.restore(optimizerSteps: try int("optimizer_step"), skippedSteps: p.skippedSteps)
-        if let ls = state["loss_scale"] as? [String: Any] { lossScale = LossScaleState(jsonObject: ls) }
+        if let ls = state["loss_scale"] as? [String: Any] {
+            let saved = try LossScaleState(jsonObject: ls, source: c.directory + "/state.json")
+            // A run that switches Float16 gradients on or off keeps the fresh state of its config.
+            if saved.isDynamic == lossScale.isDynamic { lossScale = saved }
+        }
         return p
     }
-}
-
-/// Dynamic loss scaling state for Float16 gradients (scale 1 and inactive otherwise).
-public struct LossScaleState: Sendable, Equatable {
-    public var scale: Float = 1
-    public var cleanSteps = 0
-    public var hysteresisLeft = 2
-    public init() {}
-
-    init(jsonObject o: [String: Any]) {
-        scale = (o["scale"] as? NSNumber)?.floatValue ?? 1
-        cleanSteps = (o["clean_steps"] as? NSNumber)?.intValue ?? 0
-        hysteresisLeft = (o["hysteresis_left"] as? NSNumber)?.intValue ?? 2
-    }
-
-    var jsonObject: [String: Any] { ["scale": Double(scale), "clean_steps": cleanSteps, "hysteresis_left": hysteresisLeft] }
 }
 
 /// Writes a line to standard output at once (unbuffered: progress shows up in pipes and log files).

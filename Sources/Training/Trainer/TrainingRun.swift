@@ -2,21 +2,47 @@ import Foundation
 import TensorCore
 import TransformerModel
 
-/// Single-process training without sockets: `workers` logical workers share the session's model
-/// and run their micro-batches in rank order, the same arithmetic as the distributed trainer.
+/// Single-process training without sockets: `workers` logical workers run their micro-batches in
+/// rank order, the same arithmetic as the distributed trainer.
+///
+/// The Float16 options change what travels on the wire, so this driver applies the same roundings
+/// itself: with `float16.gradients` each logical worker's gradient sum is scaled by the loss scale
+/// and rounded to Float16 before the rank-ordered pairwise sum (as the coordinator's reducer does);
+/// with `float16.parameters` the gradients are computed on a replica holding the Float16 rounding
+/// of the master weights (as a worker receives them). Same config, same result as the coordinator
+/// with the same number of workers.
 public final class TrainingRun {
     public let session: TrainingSession
     public let replica: ReplicaTrainer
+    private var halfScratch: [UInt16] = []
+    private lazy var rankSum = PairwiseSum(count: session.parameterCount)
 
     public init(config: RunConfig, options: RunOptions) throws {
         session = try TrainingSession(config: config, options: options)
-        replica = ReplicaTrainer(model: session.model, data: session.data, labelSmoothing: config.training.labelSmoothing,
+        let model: Transformer
+        if config.training.float16.parameters {
+            // Workers receive Float16 weights: compute on a separate replica holding their rounding.
+            model = Transformer(config: config.model, seed: config.training.seed)
+            model.activationCheckpointing = config.training.activationCheckpointing
+        } else {
+            model = session.model
+        }
+        replica = ReplicaTrainer(model: model, data: session.data, labelSmoothing: config.training.labelSmoothing,
                                  seed: config.training.seed)
+        syncReplica()
     }
 
     public var config: RunConfig { session.config }
     public var progress: TrainingProgress { session.progress }
+    /// The master weights (Float32).
     public var model: Transformer { session.model }
+
+    /// Copies the master weights into the replica, rounded to Float16 (only with `float16.parameters`).
+    private func syncReplica() {
+        guard replica.model !== session.model else { return }
+        Float16Wire.copyRounded(session.model.arena.values.pointer, into: replica.model.arena.values.pointer,
+                                count: session.parameterCount, scratch: &halfScratch)
+    }
 
     /// Trains until `training.max_steps` (or a stop signal), then writes the summary.
     @discardableResult
@@ -26,11 +52,44 @@ public final class TrainingRun {
         session.begin(workers: workers)
         while !session.isFinished {
             let cursor = session.progress.dataCursor
-            replica.lossScale = session.lossScale.scale
-            let stats = try replica.computeGradients(step: session.nextStep, microBatches: Array(cursor..<(cursor + perStep)))
-            try session.completeStep(gradients: model.arena.gradients.pointer, statistics: stats, microBatches: perStep,
-                                     workers: workers)
+            replica.lossScale = session.gradientMultiplier(microBatches: perStep)
+            let grads = replica.model.arena.gradients.pointer
+            let stats = try config.training.float16.gradients
+                ? computeAsFloat16Ranks(cursor: cursor, perStep: perStep, workers: workers)
+                : computeInOneTree(cursor: cursor, perStep: perStep)
+            try session.completeStep(gradients: grads, statistics: stats, microBatches: perStep, workers: workers)
+            syncReplica()
         }
         return try session.finish(workers: workers)
+    }
+
+    /// Float32 gradients: the pairwise tree over all micro-batches is the tree over the ranks' sums.
+    private func computeInOneTree(cursor: Int, perStep: Int) throws -> LossStatistics {
+        var stats = try replica.computeGradients(step: session.nextStep, microBatches: Array(cursor..<(cursor + perStep)))
+        // A worker flags a non-finite gradient and the coordinator then drops the step's loss.
+        if !VectorOps.allFinite(replica.model.arena.gradients.pointer, count: session.parameterCount) { stats.lossSum = .nan }
+        return stats
+    }
+
+    /// Float16 gradients: each logical rank's sum (its contiguous run of micro-batches, as in
+    /// `StepPlan`) rounded to Float16, then summed in rank order with the rank's weight.
+    private func computeAsFloat16Ranks(cursor: Int, perStep: Int, workers: Int) throws -> LossStatistics {
+        let count = session.parameterCount
+        let grads = replica.model.arena.gradients.pointer
+        var total = LossStatistics.zero
+        var allFinite = true
+        rankSum.reset()
+        for rank in 0..<workers {
+            let lo = cursor + perStep * rank / workers, hi = cursor + perStep * (rank + 1) / workers
+            guard hi > lo else { continue }
+            let stats = try replica.computeGradients(step: session.nextStep, microBatches: Array(lo..<hi))
+            if !(stats.lossSum.isFinite && Float16Wire.isFiniteAfterRounding(grads, count: count)) { allFinite = false }
+            Float16Wire.round(grads, count: count, scratch: &halfScratch)
+            rankSum.push(grads, weight: hi - lo)
+            total += stats
+        }
+        rankSum.total(into: grads)
+        if !allFinite { total.lossSum = .nan }
+        return total
     }
 }

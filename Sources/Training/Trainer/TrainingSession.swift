@@ -37,6 +37,7 @@ public final class TrainingSession {
     public let optimizer: OptimizerStep
     public private(set) var progress = TrainingProgress()
     public private(set) var lastValidation: ValidationResult?
+    /// Dynamic loss scaling with Float16 gradients (see `LossScalePolicy`); static 1 otherwise.
     public var lossScale = LossScaleState()
     /// Set when a stop signal ended the run early.
     public private(set) var stopped = false
@@ -55,6 +56,7 @@ public final class TrainingSession {
         optimizer = OptimizerStep(layout: model.arena.layout, config: config)
         log = try RunLog(directory: options.runDirectory)
         checkpoint = TrainingCheckpoint(runDirectory: options.runDirectory, config: config)
+        lossScale = LossScaleState(dynamic: config.training.float16.gradients)
         if let report = data.loadReport { say("data: \(report)") }
         switch options.resume {
         case .fresh: break
@@ -99,8 +101,11 @@ public final class TrainingSession {
         let t = config.training
         let step = progress.step + 1
         let outcome = optimizer.apply(parameters: model.arena.values.pointer, gradients: gradients,
-                                      count: parameterCount, tokens: stats.tokens, lossScale: lossScale.scale,
+                                      count: parameterCount, tokens: stats.tokens,
+                                      lossScale: gradientMultiplier(microBatches: microBatches),
                                       lossIsFinite: stats.lossSum.isFinite)
+        let scaleUsed = lossScale.scale
+        lossScale.update(overflow: outcome.nonFinite)
         var extra = extra
         for (k, v) in afterApply() { extra[k] = v }
         progress.step = step
@@ -109,7 +114,8 @@ public final class TrainingSession {
         progress.targetTokensSeen += stats.tokens
         progress.elapsedSeconds = elapsedBefore + Date().timeIntervalSince(started)
         if !outcome.applied {
-            printError("step \(step): non-finite loss or gradient; step skipped (\(optimizer.skippedSteps) so far)")
+            let scaling = lossScale.isDynamic ? "; loss scale now \(lossScale.scale)" : ""
+            printError("step \(step): non-finite loss or gradient; step skipped (\(optimizer.skippedSteps) so far\(scaling))")
         }
         window.tokens += stats.tokens
         if stats.lossSum.isFinite { window.loss += stats.lossSum; window.lossTokens += stats.tokens }
@@ -121,7 +127,7 @@ public final class TrainingSession {
             var line: [String: Any] = ["step": step, "loss": loss, "lr": Double(outcome.learningRate),
                                        "grad_norm": outcome.gradNorm, "tokens": stats.tokens, "tokens_per_second": tps,
                                        "elapsed_seconds": progress.elapsedSeconds, "workers": workers,
-                                       "skipped_steps": optimizer.skippedSteps]
+                                       "skipped_steps": optimizer.skippedSteps, "loss_scale": Double(scaleUsed)]
             for (k, v) in extra { line[k] = v }
             log.logStep(line)
             say(String(format: "step %d/%d | loss %.4f | lr %.3e | grad_norm %.3f | %.0f tok/s | %.1f s",
