@@ -9,10 +9,9 @@ public struct GreedyDecoder {
     public func decode(_ sources: [[Int32]], maxLength: Int) throws(ModelInputError) -> [[Int32]] {
         guard !sources.isEmpty else { return [] }
         let b = sources.count
-        let sourceLength = Swift.max(1, sources.map(\.count).max() ?? 1)
-        var padded = [Int32](repeating: SpecialTokens.pad, count: b * sourceLength)
-        for (i, s) in sources.enumerated() { for (j, t) in s.enumerated() { padded[i * sourceLength + j] = t } }
+        let (padded, sourceLength) = paddedSourceBatch(sources)
         let steps = Swift.min(maxLength, decoder.model.config.maxLen)
+        guard steps > 0 else { return [[Int32]](repeating: [], count: b) }
         try decoder.start(source: padded, batchSize: b, sourceLength: sourceLength, maxSteps: steps)
         var outputs = [[Int32]](repeating: [], count: b)
         var finished = [Bool](repeating: false, count: b)

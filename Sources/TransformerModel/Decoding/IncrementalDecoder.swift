@@ -20,6 +20,8 @@ public final class IncrementalDecoder {
     private let x = FloatBuffer(), normed = FloatBuffer(), projected = FloatBuffer(), context = FloatBuffer()
     private let sublayer = FloatBuffer(), hidden = FloatBuffer(), probs = FloatBuffer()
     private let mean = FloatBuffer(), rstd = FloatBuffer()
+    private let repeatedMask = BoolBuffer(), reorderScratch = FloatBuffer()
+    private var savedSlot: [Int] = [], savedRows: [Int] = []
     /// [B, V] logits of the last step.
     public let logits = FloatBuffer()
 
@@ -29,20 +31,80 @@ public final class IncrementalDecoder {
     }
 
     /// Encodes a padded source batch and resets the caches for up to `maxSteps` positions.
-    public func start(source: [Int32], batchSize: Int, sourceLength: Int, maxSteps: Int) throws(ModelInputError) {
+    ///
+    /// With `repeats` K > 1 every source is encoded once and its cross-attention keys/values and
+    /// key mask are copied to K consecutive decoder rows (row `s * K + k`), so a beam search runs
+    /// B*K hypotheses as one batch without encoding each source K times.
+    public func start(source: [Int32], batchSize: Int, sourceLength: Int, maxSteps: Int,
+                      repeats: Int = 1) throws(ModelInputError) {
         guard maxSteps <= model.config.maxLen else {
             throw .sequenceTooLong(sequence: "target", length: maxSteps, maxLen: model.config.maxLen)
         }
+        guard repeats >= 1 else { throw .shapeMismatch(sequence: "decoder repeats", expected: 1, actual: repeats) }
         let (memory, mask) = try model.encode(source: source, batchSize: batchSize, sourceLength: sourceLength)
-        batch = batchSize; self.sourceLength = sourceLength; capacity = maxSteps; position = 0
-        memoryMask = mask
+        batch = batchSize * repeats; self.sourceLength = sourceLength; capacity = maxSteps; position = 0
+        let block = sourceLength * 2 * d
+        if repeats == 1 {
+            memoryMask = mask
+        } else {
+            repeatedMask.ensure(batch * sourceLength)
+            for s in 0..<batchSize {
+                for k in 0..<repeats {
+                    (repeatedMask.pointer + (s * repeats + k) * sourceLength).update(from: mask + s * sourceLength, count: sourceLength)
+                }
+            }
+            memoryMask = UnsafePointer(repeatedMask.pointer)
+        }
         while selfCache.count < model.decoderLayers.count { selfCache.append(FloatBuffer()); crossKeyValues.append(FloatBuffer()) }
         for (i, layer) in model.decoderLayers.enumerated() {
             selfCache[i].resize(batch * capacity * 2 * d)
             let cross = layer.crossAttention
-            crossKeyValues[i].resize(batch * sourceLength * 2 * d)
-            Linear.forward(memory, rows: batch * sourceLength, inFeatures: d, outFeatures: 2 * d,
+            crossKeyValues[i].resize(batch * block)
+            Linear.forward(memory, rows: batchSize * sourceLength, inFeatures: d, outFeatures: 2 * d,
                            weight: cross.wIn.value + d * d, bias: cross.bIn.value + d, output: crossKeyValues[i].pointer)
+            guard repeats > 1 else { continue }
+            // Spread in place from the last source backwards so no block is overwritten before it is copied.
+            let kv = crossKeyValues[i].pointer
+            for s in stride(from: batchSize - 1, through: 0, by: -1) {
+                for k in stride(from: repeats - 1, through: 0, by: -1) where s * repeats + k != s {
+                    (kv + (s * repeats + k) * block).update(from: kv + s * block, count: block)
+                }
+            }
+        }
+    }
+
+    /// Number of decoder rows (sources x repeats) of the current batch.
+    public var rows: Int { batch }
+
+    /// Makes row r continue the history of row `parents[r]` (the beam-search reorder between steps).
+    ///
+    /// Only rows whose parent differs from themselves are written; parents that are themselves
+    /// overwritten are saved first, so the cost is proportional to the rows that change, times the
+    /// positions decoded so far.
+    public func reorder(parents: UnsafeBufferPointer<Int32>) throws(ModelInputError) {
+        guard parents.count == batch else { throw .shapeMismatch(sequence: "reorder parents", expected: batch, actual: parents.count) }
+        guard position > 0 else { return }
+        savedSlot.removeAll(keepingCapacity: true)
+        savedSlot.append(contentsOf: repeatElement(-1, count: batch))
+        savedRows.removeAll(keepingCapacity: true)
+        for r in 0..<batch {
+            let p = Int(parents[r])
+            precondition(p >= 0 && p < batch, "reorder parent \(p) outside [0, \(batch))")
+            // A parent must be saved when another row copies it and its own row is rewritten.
+            if p != r && Int(parents[p]) != p && savedSlot[p] < 0 { savedSlot[p] = savedRows.count; savedRows.append(p) }
+        }
+        let span = position * 2 * d, rowStride = capacity * 2 * d
+        reorderScratch.resize(Swift.max(1, savedRows.count * span))
+        let scratch = reorderScratch.pointer
+        for cache in selfCache.prefix(model.decoderLayers.count) {
+            let c = cache.pointer
+            for (slot, p) in savedRows.enumerated() { (scratch + slot * span).update(from: c + p * rowStride, count: span) }
+            for r in 0..<batch {
+                let p = Int(parents[r])
+                guard p != r else { continue }
+                let from = savedSlot[p] >= 0 ? UnsafePointer(scratch + savedSlot[p] * span) : UnsafePointer(c + p * rowStride)
+                (c + r * rowStride).update(from: from, count: span)
+            }
         }
     }
 
@@ -135,5 +197,21 @@ public final class IncrementalDecoder {
         Linear.forward(h, rows: batch, inFeatures: f, outFeatures: d, weight: ffn.w2.value, bias: ffn.b2.value,
                        output: sublayer.pointer)
         return sublayer.pointer
+    }
+}
+
+/// A growable Bool buffer owned by the decoder (the repeated source key mask).
+final class BoolBuffer {
+    private(set) var pointer: UnsafeMutablePointer<Bool>
+    private var capacity = 1
+
+    init() { pointer = .allocate(capacity: 1) }
+    deinit { pointer.deallocate() }
+
+    func ensure(_ count: Int) {
+        guard count > capacity else { return }
+        pointer.deallocate()
+        capacity = count
+        pointer = .allocate(capacity: count)
     }
 }

@@ -1,0 +1,26 @@
+/// A decoding setting that cannot be used; the message names the setting and the accepted range.
+public enum DecodingError: Error, Equatable, CustomStringConvertible {
+    case invalidBeamWidth(Int)
+    case invalidLengthPenalty(Double)
+    case invalidTemperature(Float)
+    case invalidTopK(Int)
+    case invalidTopP(Float)
+
+    public var description: String {
+        switch self {
+        case let .invalidBeamWidth(k): return "beam width \(k) must be at least 1"
+        case let .invalidLengthPenalty(a): return "length penalty alpha \(a) must be a finite number >= 0"
+        case let .invalidTemperature(t): return "temperature \(t) must be a finite number > 0"
+        case let .invalidTopK(k): return "top-k \(k) must be >= 0 (0 = no top-k restriction)"
+        case let .invalidTopP(p): return "top-p \(p) must be in (0, 1] (1 = no nucleus restriction)"
+        }
+    }
+}
+
+/// Pads variable-length sources (token ids without BOS/EOS) with PAD into one [B, S] batch.
+func paddedSourceBatch(_ sources: [[Int32]]) -> (tokens: [Int32], sourceLength: Int) {
+    let sourceLength = Swift.max(1, sources.map(\.count).max() ?? 1)
+    var padded = [Int32](repeating: SpecialTokens.pad, count: sources.count * sourceLength)
+    for (i, s) in sources.enumerated() { for (j, t) in s.enumerated() { padded[i * sourceLength + j] = t } }
+    return (padded, sourceLength)
+}
