@@ -10,8 +10,10 @@ struct Bench: ParsableCommand {
 
 /// Times full training steps (forward, loss, backward, clipping, AdamW) on a fixed random batch
 /// without padding, after warm-up steps; prints one JSON line. `--float16 activations` stores the
-/// activations stashed for backward in Float16; `gradients` is a wire format between workers and
-/// coordinator, accepted here but without effect on a single replica (the JSON says so).
+/// activations stashed for backward in Float16; `parameters` makes the replica hold Float16
+/// weights (the Float32 master weights and the optimizer live beside it in this process);
+/// `gradients` is a wire format between workers and coordinator, accepted here but without
+/// effect on a single replica (the JSON says so).
 struct BenchTrain: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "train", abstract: "Time full training steps.")
     @Option(help: "Config name or file.") var config: String
@@ -34,15 +36,18 @@ struct BenchTrain: ParsableCommand {
         try reportingErrors {
             let cfg = try RunConfig.load(nameOrPath: config)
             let f16 = try Float16Options.parse(float16)
-            if f16.parameters { throw TrainingError.unsupported("--float16 parameters is not available yet") }
             guard srcLen <= cfg.model.maxLen, tgtLen <= cfg.model.maxLen else {
                 throw ValidationError("--src-len/--tgt-len exceed model.max_len \(cfg.model.maxLen)")
             }
             Parallel.threads = threads
-            let model = Transformer(config: cfg.model, seed: cfg.training.seed)
+            let model = Transformer(config: cfg.model, seed: cfg.training.seed, float16Parameters: f16.parameters)
             model.activationCheckpointing = activationCheckpointing
             model.float16Activations = f16.activations
             let optimizer = OptimizerStep(layout: model.arena.layout, config: cfg)
+            // Float16 parameters: the replica holds Float16 weights; the Float32 master weights the
+            // optimizer updates live beside it (as on a coordinator) and are loaded back each step.
+            let master: FloatBuffer? = f16.parameters ? FloatBuffer(count: model.arena.layout.totalCount) : nil
+            if let master { model.readParameters(into: master.pointer) }
             var rng = RandomStream(seed: 12345, stream: 7)
             let v = cfg.model.vocabSize
             func tokens(_ n: Int) -> [Int32] { (0..<n).map { _ in Int32(rng.int(in: 4..<v)) } }
@@ -55,8 +60,10 @@ struct BenchTrain: ParsableCommand {
             for step in 1...(warmup + steps) {
                 let t0 = DispatchTime.now().uptimeNanoseconds
                 let stats = try replica.computeGradients(step: step, microBatches: [0])
-                _ = optimizer.apply(parameters: model.arena.values.pointer, gradients: model.arena.gradients.pointer,
+                _ = optimizer.apply(parameters: master?.pointer ?? model.arena.values.pointer,
+                                    gradients: model.arena.gradients.pointer,
                                     count: model.arena.layout.totalCount, tokens: stats.tokens)
+                if let master { model.loadParameters(from: master.pointer) }
                 let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
                 if step > warmup { times.append(dt) }
             }
@@ -71,7 +78,12 @@ struct BenchTrain: ParsableCommand {
                 "float16_activations": f16.activations && !activationCheckpointing,
                 "float16_parameters": f16.parameters,
                 "activation_bytes": model.activationBytes,
+                "replica_parameter_bytes": model.parameterStorageBytes,
             ]
+            if let master {
+                result["master_parameter_bytes"] = master.allocatedBytes
+                result["float16_parameters_note"] = "peak RSS includes the Float32 master weights kept in this process"
+            }
             if f16.activations && activationCheckpointing {
                 result["float16_activations_note"] = "no effect: activation checkpointing stores no layer stash"
             }

@@ -95,9 +95,15 @@ public final class Transformer {
 
     /// Builds the model and initialises it from `seed`: Xavier-uniform matrices, zero biases,
     /// LayerNorm gamma 1 and beta 0, embeddings N(0, D^-0.5).
-    public init(config c: ModelConfig, seed: UInt64) {
+    ///
+    /// `float16Parameters` (a worker's replica under `training.float16.parameters`) stores the
+    /// weight matrices in Float16 (see `ParameterArena`): they are converted to Float32 one matrix
+    /// at a time when a layer uses them, so parameter memory about halves; compute and gradients
+    /// stay Float32. Such a model has no `arena.values`: the trainer loads the master weights with
+    /// `loadParameters(from:)` or `loadParameters(half:)`.
+    public init(config c: ModelConfig, seed: UInt64, float16Parameters: Bool = false) {
         config = c
-        let arena = ParameterArena(layout: ParameterLayout(config: c))
+        let arena = ParameterArena(layout: ParameterLayout(config: c), float16: float16Parameters)
         self.arena = arena
         encoderEmbedding = Embedding(arena, config: c, site: DropoutSite.sourceEmbedding)
         decoderEmbedding = Embedding(arena, config: c, site: DropoutSite.targetEmbedding)
@@ -110,9 +116,12 @@ public final class Transformer {
     }
 
     static func initialise(_ arena: ParameterArena, config c: ModelConfig, seed: UInt64) {
+        let scratch = FloatBuffer()
         for (i, e) in arena.layout.entries.enumerated() {
             var rng = RandomStream(seed: seed, stream: 0x1_0000 + UInt64(i))
-            let p = arena.values.pointer + e.offset
+            scratch.resize(e.count)
+            let p = scratch.pointer
+            defer { arena.write(entry: i, from: p) }
             if e.name == "embedding.weight" {
                 let std = 1 / Float(c.dModel).squareRoot()
                 for j in 0..<e.count { p[j] = rng.normal() * std }
@@ -192,8 +201,8 @@ public final class Transformer {
         let out = UnsafePointer(decoderNorm.forward(y, rows: nt))
         decoderOutput = out
         logits.resize(nt * config.vocabSize)
-        Linear.forward(out, rows: nt, inFeatures: config.dModel, outFeatures: config.vocabSize,
-                       weight: generator.value, bias: nil, output: logits.pointer)
+        OutputProjection.forward(out, rows: nt, weight: generator, vocabulary: config.vocabSize, width: config.dModel,
+                                 output: logits.pointer)
         return logits.pointer
     }
 
@@ -249,9 +258,8 @@ public final class Transformer {
         let d = config.dModel, ns = batch * sourceLength, nt = batch * targetLength
         let ws = workspace
         ws.flow.resize(nt * d); ws.normInput.resize(nt * d, zero: true)
-        Linear.backward(logits.pointer, input: decoderOutput, rows: nt, inFeatures: d, outFeatures: config.vocabSize,
-                        weight: generator.value, inputGradient: ws.flow.pointer, accumulateInput: false,
-                        weightGradient: generator.grad, biasGradient: nil)
+        OutputProjection.backward(logits.pointer, input: decoderOutput, rows: nt, weight: generator,
+                                  vocabulary: config.vocabSize, width: d, inputGradient: ws.flow.pointer)
         decoderNorm.backward(ws.flow.pointer, into: ws.normInput.pointer)
         ws.flow.pointer.update(from: ws.normInput.pointer, count: nt * d)
         ws.memoryGradient.resize(ns * d, zero: true)
@@ -291,6 +299,23 @@ public final class Transformer {
         }
         encoderEmbedding.backward(ws.flow.pointer)
     }
+
+    /// True when the weight matrices are stored in Float16 (set at `init`).
+    public var float16Parameters: Bool { arena.isFloat16 }
+
+    /// Bytes holding this replica's parameter values (see `ParameterArena.storageBytes`).
+    public var parameterStorageBytes: Int { arena.storageBytes }
+
+    /// Overwrites every parameter from Float32 values laid out by `arena.layout` (rounded to
+    /// Float16 with `float16Parameters`). Call between steps.
+    public func loadParameters(from source: UnsafePointer<Float>) { arena.loadParameters(from: source) }
+
+    /// Overwrites every parameter from Float16 bits laid out by `arena.layout` (the Float16 weight
+    /// broadcast): copied bit for bit with `float16Parameters`, converted exactly otherwise.
+    public func loadParameters(half source: UnsafePointer<UInt16>) { arena.loadParameters(half: source) }
+
+    /// Writes every parameter as Float32 laid out by `arena.layout` (`layout.totalCount` floats).
+    public func readParameters(into destination: UnsafeMutablePointer<Float>) { arena.readParameters(into: destination) }
 
     /// Number of real parameters (a tied embedding counted once).
     public var parameterCount: Int { arena.layout.parameterCount }

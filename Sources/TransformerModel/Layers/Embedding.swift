@@ -12,6 +12,8 @@ final class Embedding {
     /// Sinusoidal table [maxLen, D] (empty when positions are learned or disabled).
     let sinusoids: FloatBuffer
     let output = FloatBuffer()
+    /// One table row in Float32 (Float16 parameters only).
+    private let rowScratch = FloatBuffer()
     private var tokens: UnsafePointer<Int32>?
     private var rows = 0, length = 0
     private var dropout = DropoutContext.disabled
@@ -30,11 +32,22 @@ final class Embedding {
                  dropout: DropoutContext) -> UnsafeMutablePointer<Float> {
         self.tokens = tokens; rows = batch * length; self.length = length; self.dropout = dropout
         output.resize(rows * d)
-        let scale = Float(d).squareRoot(), out = output.pointer, e = table.value
+        let scale = Float(d).squareRoot(), out = output.pointer
+        // Float16 parameters: the table is never converted whole, only the rows looked up.
+        let halfTable = table.halfValues
+        if halfTable != nil { rowScratch.resize(d) }
+        let e = halfTable == nil ? table.value : rowScratch.pointer
         let pos: UnsafePointer<Float>? = positional.map { UnsafePointer($0.value) }
             ?? (sinusoids.count > 0 ? UnsafePointer(sinusoids.pointer) : nil)
         for r in 0..<rows {
-            let row = e + Int(tokens[r]) * d, o = out + r * d
+            let row: UnsafeMutablePointer<Float>
+            if let halfTable {
+                Half.decode(halfTable + Int(tokens[r]) * d, e, count: d)
+                row = e
+            } else {
+                row = e + Int(tokens[r]) * d
+            }
+            let o = out + r * d
             if let pos {
                 let p = pos + (positionOffset + r % length) * d
                 for j in 0..<d { o[j] = row[j] * scale + p[j] }
