@@ -99,50 +99,28 @@ public struct BLEUStatistics: Sendable, Equatable {
         // sacreBLEU's `_preprocess_segment`: rstrip, then 13a.
         let hyp = Tokenizer13a.tokens(PythonText.rstrip(Array(hypothesis.unicodeScalars)))
         let ref = Tokenizer13a.tokens(PythonText.rstrip(Array(reference.unicodeScalars)))
-        // Token ids local to the pair: n-grams then hash as a few integers instead of strings.
-        var ids: [[Unicode.Scalar]: Int32] = [:]
-        let idOf = { (t: [Unicode.Scalar]) -> Int32 in
-            if let id = ids[t] { return id }
-            let id = Int32(ids.count)
-            ids[t] = id
-            return id
+        // Token codes local to the pair, so that n-grams compare as integers. Tokens are keyed by
+        // their code points (Python's equality), not by Swift's canonical String equality.
+        let (hypCodes, refCodes, distinct) = PackedNGrams.codes(hyp, ref)
+        for n in 1...CorpusBLEU.maxOrder { totals[n - 1] += Swift.max(0, hypCodes.count - n + 1) }
+        if let bits = PackedNGrams.bits(distinctCodes: distinct, maxOrder: CorpusBLEU.maxOrder) {
+            PackedNGrams.addMatches(hypothesis: hypCodes, reference: refCodes, maxOrder: CorpusBLEU.maxOrder,
+                                    bits: bits, into: &matches)
+        } else {
+            // More than 65535 distinct tokens in one pair: 32-bit ids in 128-bit keys.
+            for n in 1...CorpusBLEU.maxOrder {
+                var h = NGramKey.words(hypCodes.map { UInt32(truncatingIfNeeded: $0) }, order: n)
+                var r = NGramKey.words(refCodes.map { UInt32(truncatingIfNeeded: $0) }, order: n)
+                matches[n - 1] += NGramKey.matches(&h, &r)
+            }
         }
-        let refIDs = ref.map(idOf)
-        let hypIDs = hyp.map(idOf)
-        let refCounts = WordGram.counts(refIDs)
-        for (gram, count) in WordGram.counts(hypIDs) {
-            let n = gram.order - 1
-            totals[n] += count
-            if let r = refCounts[gram] { matches[n] += Swift.min(count, r) }
-        }
-        hypothesisLength += hypIDs.count
-        referenceLength += refIDs.count
+        hypothesisLength += hypCodes.count
+        referenceLength += refCodes.count
     }
 
     /// The corpus score of everything added so far.
     public var score: BLEUScore {
         CorpusBLEU.compute(matches: matches, totals: totals, hypothesisLength: hypothesisLength,
                            referenceLength: referenceLength)
-    }
-}
-
-/// A word n-gram of order 1...4 as token ids (-1 pads the unused slots).
-private struct WordGram: Hashable {
-    var a: Int32, b: Int32, c: Int32, d: Int32
-
-    var order: Int { b < 0 ? 1 : c < 0 ? 2 : d < 0 ? 3 : 4 }
-
-    /// Counts of every n-gram of order 1...4 in `tokens`.
-    static func counts(_ t: [Int32]) -> [WordGram: Int] {
-        var counts: [WordGram: Int] = [:]
-        counts.reserveCapacity(t.count * 4)
-        for i in t.indices {
-            let left = t.count - i
-            counts[WordGram(a: t[i], b: -1, c: -1, d: -1), default: 0] += 1
-            if left >= 2 { counts[WordGram(a: t[i], b: t[i + 1], c: -1, d: -1), default: 0] += 1 }
-            if left >= 3 { counts[WordGram(a: t[i], b: t[i + 1], c: t[i + 2], d: -1), default: 0] += 1 }
-            if left >= 4 { counts[WordGram(a: t[i], b: t[i + 1], c: t[i + 2], d: t[i + 3]), default: 0] += 1 }
-        }
-        return counts
     }
 }

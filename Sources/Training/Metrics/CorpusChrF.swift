@@ -43,18 +43,21 @@ public struct ChrFStatistics: Sendable, Equatable {
         let ref = PythonText.removingSpaces(reference)
         for n in 1...CorpusChrF.charOrder {
             let refTotal = Swift.max(0, ref.count - n + 1)
-            let hypTotal = Swift.max(0, hyp.count - n + 1)
             referenceNGrams[n - 1] += refTotal
             // sacreBLEU: `hyp_count if ref_ngrams else 0`.
-            guard refTotal > 0 else { continue }
-            hypothesisNGrams[n - 1] += hypTotal
-            guard hypTotal > 0 else { continue }
-            let refCounts = CharGram.counts(ref, order: n)
-            var match = 0
-            for (gram, count) in CharGram.counts(hyp, order: n) {
-                if let r = refCounts[gram] { match += Swift.min(count, r) }
+            if refTotal > 0 { hypothesisNGrams[n - 1] += Swift.max(0, hyp.count - n + 1) }
+        }
+        let (hypCodes, refCodes, distinct) = PackedNGrams.codes(hyp, ref)
+        if let bits = PackedNGrams.bits(distinctCodes: distinct, maxOrder: CorpusChrF.charOrder) {
+            PackedNGrams.addMatches(hypothesis: hypCodes, reference: refCodes, maxOrder: CorpusChrF.charOrder,
+                                    bits: bits, into: &matches)
+        } else {
+            // More than 1023 distinct characters in one pair: code points in 128-bit keys.
+            for n in 1...CorpusChrF.charOrder {
+                var h = NGramKey.characters(hyp, order: n)
+                var r = NGramKey.characters(ref, order: n)
+                matches[n - 1] += NGramKey.matches(&h, &r)
             }
-            matches[n - 1] += match
         }
     }
 
@@ -75,26 +78,5 @@ public struct ChrFStatistics: Sendable, Equatable {
         var f = (1 + factor) * averagePrecision * averageRecall
         f /= factor * averagePrecision + averageRecall
         return 100 * f
-    }
-}
-
-/// A character n-gram of order 1...6: up to six code points of 21 bits, three per word.
-private struct CharGram: Hashable {
-    var low: UInt64, high: UInt64
-
-    /// Counts of the n-grams of order `n` in `s` (the order is implied by the caller).
-    static func counts(_ s: [Unicode.Scalar], order n: Int) -> [CharGram: Int] {
-        var counts: [CharGram: Int] = [:]
-        guard s.count >= n else { return counts }
-        counts.reserveCapacity(s.count - n + 1)
-        for i in 0...(s.count - n) {
-            var low: UInt64 = 0, high: UInt64 = 0
-            for k in 0..<n {
-                let v = UInt64(s[i + k].value)
-                if k < 3 { low |= v << (21 * UInt64(k)) } else { high |= v << (21 * UInt64(k - 3)) }
-            }
-            counts[CharGram(low: low, high: high), default: 0] += 1
-        }
-        return counts
     }
 }

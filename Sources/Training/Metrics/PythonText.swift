@@ -21,21 +21,19 @@ enum PythonText {
         return end == s.count ? s : Array(s[0..<end])
     }
 
-    /// `line.split()`: runs of whitespace separate tokens; no empty tokens.
-    static func split(_ s: [Unicode.Scalar]) -> [[Unicode.Scalar]] {
-        var tokens: [[Unicode.Scalar]] = []
-        var current: [Unicode.Scalar] = []
-        for c in s {
-            if isSpace(c) {
-                if !current.isEmpty {
-                    tokens.append(current)
-                    current.removeAll(keepingCapacity: true)
-                }
-            } else {
-                current.append(c)
+    /// `line.split()`: runs of whitespace separate tokens; no empty tokens. The tokens are slices
+    /// of `s` (no copies).
+    static func split(_ s: [Unicode.Scalar]) -> [ArraySlice<Unicode.Scalar>] {
+        var tokens: [ArraySlice<Unicode.Scalar>] = []
+        var start = -1
+        for i in s.indices {
+            if isSpace(s[i]) {
+                if start >= 0 { tokens.append(s[start..<i]); start = -1 }
+            } else if start < 0 {
+                start = i
             }
         }
-        if !current.isEmpty { tokens.append(current) }
+        if start >= 0 { tokens.append(s[start..<s.count]) }
         return tokens
     }
 
@@ -48,16 +46,14 @@ enum PythonText {
     }
 
     /// `s.replace(old, new)`: left to right, non-overlapping, like Python.
-    static func replace(_ s: [Unicode.Scalar], _ old: String, _ new: String) -> [Unicode.Scalar] {
-        let pattern = Array(old.unicodeScalars)
-        guard !pattern.isEmpty, s.count >= pattern.count else { return s }
-        let replacement = Array(new.unicodeScalars)
+    static func replace(_ s: [Unicode.Scalar], _ pattern: [Unicode.Scalar], _ replacement: [Unicode.Scalar]) -> [Unicode.Scalar] {
+        guard let first = pattern.first, s.count >= pattern.count, s.contains(first) else { return s }
         var out: [Unicode.Scalar] = []
         out.reserveCapacity(s.count)
         var i = 0
         var replaced = false
         while i < s.count {
-            if i + pattern.count <= s.count, s[i] == pattern[0], s[i..<(i + pattern.count)].elementsEqual(pattern) {
+            if i + pattern.count <= s.count, s[i] == first, s[i..<(i + pattern.count)].elementsEqual(pattern) {
                 out.append(contentsOf: replacement)
                 i += pattern.count
                 replaced = true

@@ -16,22 +16,26 @@ public enum Tokenizer13a {
         return String(out)
     }
 
-    /// The tokens of `line` (what `tokenize(line).split()` would give).
-    static func tokens(_ line: [Unicode.Scalar]) -> [[Unicode.Scalar]] {
+    /// The tokens of `line` (what `tokenize(line).split()` would give), as slices of one buffer.
+    static func tokens(_ line: [Unicode.Scalar]) -> [ArraySlice<Unicode.Scalar>] {
         // Language-independent part.
-        var s = PythonText.replace(line, "<skipped>", "")
-        s = PythonText.replace(s, "-\n", "")
-        s = PythonText.replace(s, "\n", " ")
+        var s = line
+        for (pattern, replacement) in replacements { s = PythonText.replace(s, pattern, replacement) }
         if s.contains("&") {
-            s = PythonText.replace(s, "&quot;", "\"")
-            s = PythonText.replace(s, "&amp;", "&")
-            s = PythonText.replace(s, "&lt;", "<")
-            s = PythonText.replace(s, "&gt;", ">")
+            for (pattern, replacement) in entities { s = PythonText.replace(s, pattern, replacement) }
         }
-        s.insert(" ", at: 0)
-        s.append(" ")
+        // The f' {line} ' padding only adds spaces, which the final split removes again, but the
+        // regexes see them (a leading "." is preceded by a non-digit).
         return PythonText.split(separatePunctuation(s))
     }
+
+    private static func scalars(_ s: String) -> [Unicode.Scalar] { Array(s.unicodeScalars) }
+
+    /// The language-independent replacements, in sacreBLEU's order.
+    private static let replacements = [("<skipped>", ""), ("-\n", ""), ("\n", " ")].map { (scalars($0), scalars($1)) }
+
+    /// HTML entities, replaced only when the line contains "&" (in this order: "&amp;lt;" becomes "<").
+    private static let entities = [("&quot;", "\""), ("&amp;", "&"), ("&lt;", "<"), ("&gt;", ">")].map { (scalars($0), scalars($1)) }
 
     /// `[\{-\~\[-\` -\&\(-\+\:-\@\/]`: ASCII symbols that always become separate tokens
     /// (`{|}~ [\]^_` space!"#$%& ()*+ :;<=>?@ /`, but not `'` `-` `.` `,`).
@@ -48,12 +52,23 @@ public enum Tokenizer13a {
     /// The four regular expressions of `TokenizerRegexp`, applied one after the other.
     private static func separatePunctuation(_ input: [Unicode.Scalar]) -> [Unicode.Scalar] {
         let space: Unicode.Scalar = " "
-        // 1. Symbols: ' \1 '.
+        // 1. Symbols: ' \1 ' (with the padding space on either side of the line).
         var a: [Unicode.Scalar] = []
-        a.reserveCapacity(input.count * 2)
+        a.reserveCapacity(input.count * 2 + 2)
+        a.append(space)
+        var periodOrComma = false, dash = false
         for c in input {
-            if isSymbol(c) { a.append(space); a.append(c); a.append(space) } else { a.append(c) }
+            if isSymbol(c) {
+                a.append(space); a.append(c); a.append(space)
+            } else {
+                a.append(c)
+                if isPeriodOrComma(c) { periodOrComma = true } else if c == "-" { dash = true }
+            }
         }
+        a.append(space)
+        // Rules 2 to 4 only ever touch "." "," and "-".
+        guard periodOrComma || dash else { return a }
+        guard periodOrComma else { return separateDigitDash(a) }
         // 2. `([^0-9])([\.,])` -> `\1 \2 `: period and comma unless preceded by a digit.
         var b: [Unicode.Scalar] = []
         b.reserveCapacity(a.count + 16)
@@ -78,10 +93,15 @@ public enum Tokenizer13a {
                 c.append(b[i]); i += 1
             }
         }
-        // 4. `([0-9])(-)` -> `\1 \2 `: a dash preceded by a digit.
+        return dash ? separateDigitDash(c) : c
+    }
+
+    /// 4. `([0-9])(-)` -> `\1 \2 `: a dash preceded by a digit.
+    private static func separateDigitDash(_ c: [Unicode.Scalar]) -> [Unicode.Scalar] {
+        let space: Unicode.Scalar = " "
         var d: [Unicode.Scalar] = []
         d.reserveCapacity(c.count + 8)
-        i = 0
+        var i = 0
         while i < c.count {
             if i + 1 < c.count, isDigit(c[i]), c[i + 1] == "-" {
                 d.append(c[i]); d.append(space); d.append("-"); d.append(space)
