@@ -27,26 +27,30 @@ public struct BPETokenizer: Sendable {
     let tokens: [[UInt32]]
     /// The merges in priority order (earlier merges apply first).
     public let merges: [Merge]
-    /// Single-scalar tokens: scalar value -> id.
-    private let scalarIDs: [UInt32: Int32]
+    /// Single-scalar tokens: id by scalar value for the scalars below `directScalars` ...
+    private let directScalarIDs: [Int32]
+    /// ... and for the others.
+    private let otherScalarIDs: [UInt32: Int32]
     /// (left << 32 | right) -> (rank, result id).
-    private let mergeTable: [UInt64: (rank: Int32, result: Int32)]
+    private let mergeTable: PairTable
+    /// Covers Latin, Greek, Cyrillic, general punctuation and "▁" (U+2581).
+    private static let directScalars: UInt32 = 0x3000
 
     /// Builds a tokenizer from its token texts (by id) and merges; the caller has validated them.
     init(tokens: [[UInt32]], merges: [Merge]) {
         self.tokens = tokens
         self.merges = merges
-        var scalarIDs: [UInt32: Int32] = [:]
+        var direct = [Int32](repeating: Self.unkID, count: Int(Self.directScalars))
+        var other: [UInt32: Int32] = [:]
         for (id, token) in tokens.enumerated() where id > Int(Self.unkID) && token.count == 1 {
-            scalarIDs[token[0]] = Int32(id)
+            if token[0] < Self.directScalars { direct[Int(token[0])] = Int32(id) } else { other[token[0]] = Int32(id) }
         }
-        self.scalarIDs = scalarIDs
-        var mergeTable: [UInt64: (rank: Int32, result: Int32)] = [:]
-        mergeTable.reserveCapacity(merges.count)
+        self.directScalarIDs = direct
+        self.otherScalarIDs = other
+        var mergeTable = PairTable(capacityFor: merges.count)
         for (rank, merge) in merges.enumerated() {
-            let key = Self.pairKey(merge.left, merge.right)
             // Like `tokenizers`, a pair listed twice keeps its last rank.
-            mergeTable[key] = (Int32(rank), merge.result)
+            mergeTable.set(Self.pairKey(merge.left, merge.right), rank: Int32(rank), result: merge.result)
         }
         self.mergeTable = mergeTable
     }
@@ -96,64 +100,47 @@ public struct BPETokenizer: Sendable {
 
     // MARK: Encoding
 
-    /// Memoized word encodings, shared across the lines of one `encode` call.
-    public struct WordCache {
-        var entries: [ArraySlice<UInt32>: [Int32]] = [:]
-        public init() {}
-    }
-
     /// The ids of `text`, without BOS/EOS, exactly as `tokenizers`' `encode(text, add_special_tokens=False).ids`.
     public func encode(_ text: String) -> [Int32] {
-        var cache = WordCache()
-        return encode(text, cache: &cache)
-    }
-
-    /// Encodes many lines with one shared word cache (much faster on a corpus than line by line).
-    public func encode(lines: [String]) -> [[Int32]] {
-        var cache = WordCache()
-        return lines.map { encode($0, cache: &cache) }
-    }
-
-    /// Encodes `text`, reusing and filling `cache`.
-    public func encode(_ text: String, cache: inout WordCache) -> [Int32] {
         var ids: [Int32] = []
         Metaspace.forEachPiece(of: text) { piece in
             switch piece {
             case let .special(id): ids.append(id)
-            case let .word(word):
-                if let cached = cache.entries[word] {
-                    ids.append(contentsOf: cached)
-                } else {
-                    let encoded = encodeWord(word)
-                    if cache.entries.count < 1 << 20 { cache.entries[word] = encoded }
-                    ids.append(contentsOf: encoded)
-                }
+            case let .word(word): encodeWord(word, into: &ids)
             }
         }
         return ids
     }
 
+    /// Encodes many lines. No word cache: with the open-addressing merge table, recomputing a word
+    /// is faster than hashing it into a cache (measured on the en-de corpus).
+    public func encode(lines: [String]) -> [[Int32]] {
+        lines.map { encode($0) }
+    }
+
     /// BPE on one pre-tokenized word: start from single characters (unknown ones become `<unk>`), then
     /// repeatedly apply the best-ranked adjacent merge, leftmost first on equal rank. This is the order
     /// `tokenizers`' heap (min by rank, then position) produces.
-    func encodeWord(_ word: ArraySlice<UInt32>) -> [Int32] {
-        var symbols = word.map { scalarIDs[$0] ?? Self.unkID }
-        while symbols.count > 1 {
+    func encodeWord(_ word: ArraySlice<UInt32>, into ids: inout [Int32]) {
+        let start = ids.count
+        for scalar in word {
+            ids.append(scalar < Self.directScalars ? directScalarIDs[Int(scalar)] : otherScalarIDs[scalar] ?? Self.unkID)
+        }
+        while ids.count - start > 1 {
             var bestRank = Int32.max
             var bestIndex = -1
             var bestResult: Int32 = 0
-            for i in 0..<(symbols.count - 1) {
-                if let entry = mergeTable[Self.pairKey(symbols[i], symbols[i + 1])], entry.rank < bestRank {
+            for i in start..<(ids.count - 1) {
+                if let entry = mergeTable.get(Self.pairKey(ids[i], ids[i + 1])), entry.rank < bestRank {
                     bestRank = entry.rank
                     bestIndex = i
                     bestResult = entry.result
                 }
             }
             if bestIndex < 0 { break }
-            symbols[bestIndex] = bestResult
-            symbols.remove(at: bestIndex + 1)
+            ids[bestIndex] = bestResult
+            ids.remove(at: bestIndex + 1)
         }
-        return symbols
     }
 
     // MARK: Decoding

@@ -65,16 +65,17 @@ enum Metaspace {
 
     /// The Metaspace decoder: "▁" becomes a space, except in the first token where it is dropped.
     static func decode(_ tokens: [[UInt32]]) -> String {
-        var out = String.UnicodeScalarView()
+        var utf8: [UInt8] = []
+        utf8.reserveCapacity(tokens.count * 8)
         for (i, token) in tokens.enumerated() {
             for value in token {
                 if value == replacement {
-                    if i > 0 { out.append(" ") }
+                    if i > 0 { utf8.append(0x20) }
                 } else if let scalar = Unicode.Scalar(value) {
-                    out.append(scalar)
+                    UTF8.encode(scalar) { utf8.append($0) }
                 }
             }
         }
-        return String(out)
+        return String(decoding: utf8, as: UTF8.self)
     }
 }
