@@ -51,7 +51,8 @@ enum BleuCommandError: Error, CustomStringConvertible {
 }
 
 /// The lines of a UTF-8 text file, split on "\n" only (like sacreBLEU's `open(newline="\n")`);
-/// empty lines are kept, a final newline does not start another line, a trailing "\r" is dropped.
+/// empty lines are kept, a final newline does not start another line, a trailing "\r" is dropped
+/// (BLEU and chrF ignore it anyway).
 func readTextLines(_ path: String, role: String) throws -> [String] {
     var isDirectory: ObjCBool = false
     guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
@@ -63,7 +64,9 @@ func readTextLines(_ path: String, role: String) throws -> [String] {
     guard let data = FileManager.default.contents(atPath: path) else {
         throw BleuCommandError.unreadable(role: role, path: path, reason: "cannot be read (permissions?)")
     }
-    guard let text = String(data: data, encoding: .utf8) else {
+    // Decoded as is: a byte order mark stays a character of the first line, as in sacreBLEU
+    // (Foundation's `String(data:encoding:)` would drop it).
+    guard let text = String(validating: data, as: UTF8.self) else {
         throw BleuCommandError.unreadable(role: role, path: path, reason: "is not valid UTF-8")
     }
     var lines = text.unicodeScalars.split(separator: "\n", omittingEmptySubsequences: false).map { line in
