@@ -146,9 +146,10 @@ public struct BPETokenizer: Sendable {
     // MARK: Decoding
 
     /// The text of `ids`: PAD, BOS, EOS and out-of-range ids are skipped, `<unk>` stays as "<unk>",
-    /// "▁" becomes a space (dropped at the very start). Equals `tokenizers`' `decode` for ids without
-    /// special tokens, and inverts `encode` for text without unknown characters, leading, trailing
-    /// or repeated spaces.
+    /// "▁" becomes a space (dropped in the first token). Equals `tokenizers`' `decode(ids,
+    /// skip_special_tokens=False)` once PAD/BOS/EOS are removed, and inverts `encode` for text that
+    /// does not start with a space and has no characters outside the alphabet (repeated and trailing
+    /// spaces survive).
     public func decode(_ ids: [Int32]) -> String {
         var pieces: [[UInt32]] = []
         pieces.reserveCapacity(ids.count)
