@@ -9,7 +9,7 @@ import Distributed
 /// scaling, the weight broadcast, the bytes they take, an injected overflow, resume, and the
 /// single-process driver's equality with one worker.
 final class Float16WireTests: XCTestCase {
-    static func config(steps: Int, parameters: Bool, gradients: Bool, checkpointEvery: Int = 1,
+    static func config(steps: Int, parameters: Bool, gradients: Bool, activations: Bool = false, checkpointEvery: Int = 1,
                        accumulation: Int = 1) throws -> RunConfig {
         let json = """
         {"name": "f16", "model": {"vocab_size": 12, "d_model": 32, "heads": 2, "d_ff": 64, "encoder_layers": 1,
@@ -17,7 +17,7 @@ final class Float16WireTests: XCTestCase {
          "training": {"batch_tokens": 96, "accumulation_steps": \(accumulation), "max_steps": \(steps), "warmup_steps": 10,
                       "validate_every": 1000, "checkpoint_every": \(checkpointEvery), "keep_checkpoints": 100,
                       "valid_size": 8, "log_every": 1,
-                      "float16": {"parameters": \(parameters), "activations": false, "gradients": \(gradients)}},
+                      "float16": {"parameters": \(parameters), "activations": \(activations), "gradients": \(gradients)}},
          "data": {"task": "copy", "copy_max_len": 6}}
         """
         return try RunConfig.parse(data: Data(json.utf8), source: "test")
@@ -132,12 +132,13 @@ final class Float16WireTests: XCTestCase {
         XCTAssertEqual(try metrics(dir).last?["skipped_steps"] as? Int, 1)
     }
 
-    /// With all Float16 wire options on, `coordinator --single-process` (TrainingRun) computes
+    /// With all Float16 options on, `coordinator --single-process` (TrainingRun) computes
     /// exactly what the coordinator computes with one worker, and with two workers what two
     /// logical workers compute (the same roundings of each rank's sum).
     func testSingleProcessEqualsWorkersWithFloat16() async throws {
         for (workers, accumulation) in [(1, 2), (2, 1)] {
-            let cfg = try Self.config(steps: 4, parameters: true, gradients: true, checkpointEvery: 4, accumulation: accumulation)
+            let cfg = try Self.config(steps: 4, parameters: true, gradients: true, activations: true, checkpointEvery: 4,
+                                      accumulation: accumulation)
             let distributed = try temporaryDirectory(), local = try temporaryDirectory()
             try await train(cfg, dir: distributed, workers: workers)
             Parallel.threads = 1

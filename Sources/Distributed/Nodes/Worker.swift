@@ -146,6 +146,7 @@ public actor Worker {
             let data = try makeTrainingData(config)
             let model = Transformer(config: config.model, seed: config.training.seed)
             model.activationCheckpointing = config.training.activationCheckpointing
+            model.float16Activations = config.training.float16.activations
             replica = ReplicaTrainer(model: model, data: data, labelSmoothing: config.training.labelSmoothing,
                                      seed: config.training.seed)
             plan = BucketPlan(elementCount: model.arena.layout.totalCount)

@@ -24,6 +24,7 @@ public final class TrainingRun {
             // Workers receive Float16 weights: compute on a separate replica holding their rounding.
             model = Transformer(config: config.model, seed: config.training.seed)
             model.activationCheckpointing = config.training.activationCheckpointing
+            model.float16Activations = config.training.float16.activations
         } else {
             model = session.model
         }

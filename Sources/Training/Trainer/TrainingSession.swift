@@ -53,6 +53,7 @@ public final class TrainingSession {
         data = try makeTrainingData(config)
         model = Transformer(config: config.model, seed: config.training.seed)
         model.activationCheckpointing = config.training.activationCheckpointing
+        model.float16Activations = config.training.float16.activations
         optimizer = OptimizerStep(layout: model.arena.layout, config: config)
         log = try RunLog(directory: options.runDirectory)
         checkpoint = TrainingCheckpoint(runDirectory: options.runDirectory, config: config)
