@@ -183,6 +183,22 @@ final class BeamSearchTests: XCTestCase {
         }
     }
 
+    func testVectorisedLogNormalizerMatchesDouble() {
+        var rng = RandomStream(seed: 4, stream: 1)
+        for count in [1, 7, 8, 13, 8000] {
+            let row = (0..<count).map { i in i % 5 == 0 ? -200 : rng.uniform() * 40 - 20 }
+            let m = row.max() ?? 0
+            let exact = Double(m) + log(row.reduce(0.0) { $0 + exp(Double($1) - Double(m)) })
+            let fast = row.withUnsafeBufferPointer { LogSoftmax.logNormalizer($0.baseAddress!, count: count, maximum: m) }
+            XCTAssertEqual(fast, exact, accuracy: 1e-6 * max(1, abs(exact)), "count \(count)")
+        }
+        let single: [Float] = [3]
+        XCTAssertEqual(single.withUnsafeBufferPointer { LogSoftmax.logNormalizer($0.baseAddress!, count: 1, maximum: 3) }, 3, accuracy: 1e-7)
+        // log(e^0 + e^-ln 3 ... ) = log(1 + 1/3 + 2/3) = log 2.
+        let known: [Float] = [0, -Float(log(3.0)), Float(log(2.0 / 3.0))]
+        XCTAssertEqual(known.withUnsafeBufferPointer { LogSoftmax.logNormalizer($0.baseAddress!, count: 3, maximum: 0) }, log(2.0), accuracy: 1e-7)
+    }
+
     func testLengthPenaltyValues() {
         XCTAssertEqual(BeamSearchDecoder.lengthPenalty(1, alpha: 0.6), 1, accuracy: 1e-15)
         XCTAssertEqual(BeamSearchDecoder.lengthPenalty(7, alpha: 0.5), 2.0.squareRoot(), accuracy: 1e-15)

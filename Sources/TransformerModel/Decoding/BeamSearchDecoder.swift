@@ -186,11 +186,7 @@ final class BeamWorkspace {
             guard base > -.infinity else { continue }
             let row = logits + r * v
             let n = selectTop(row, count: v)
-            // log-softmax: log p = x - (max + log sum exp(x - max)); exp in Float, sum in Double.
-            let m = topValue[0]
-            var sum = 0.0
-            for i in 0..<v { sum += Double(expf(row[i] - m)) }
-            let logNorm = Double(m) + log(sum)
+            let logNorm = LogSoftmax.logNormalizer(row, count: v, maximum: topValue[0])
             for i in 0..<n {
                 insert(BeamCandidate(score: base + (Double(topValue[i]) - logNorm), row: r, rank: i, token: topToken[i]))
             }
@@ -200,16 +196,21 @@ final class BeamWorkspace {
     /// The `perRow` largest entries of a row (ties: lower token first) into topValue/topToken.
     private func selectTop(_ row: UnsafePointer<Float>, count v: Int) -> Int {
         let cap = perRow
-        var n = 0
-        for i in 0..<v {
-            let x = row[i]
-            if n == cap && !(x > topValue[cap - 1]) { continue }
-            var p = n < cap ? n : cap - 1
-            if n < cap { n += 1 }
-            while p > 0 && topValue[p - 1] < x { topValue[p] = topValue[p - 1]; topToken[p] = topToken[p - 1]; p -= 1 }
-            topValue[p] = x; topToken[p] = Int32(i)
+        return topValue.withUnsafeMutableBufferPointer { value in
+            topToken.withUnsafeMutableBufferPointer { token in
+                var n = 0, threshold = -Float.infinity
+                for i in 0..<v {
+                    let x = row[i]
+                    if n == cap && !(x > threshold) { continue }
+                    var p = n < cap ? n : cap - 1
+                    if n < cap { n += 1 }
+                    while p > 0 && value[p - 1] < x { value[p] = value[p - 1]; token[p] = token[p - 1]; p -= 1 }
+                    value[p] = x; token[p] = Int32(i)
+                    if n == cap { threshold = value[cap - 1] }
+                }
+                return n
+            }
         }
-        return n
     }
 
     /// Insertion into the sorted candidate list (it holds at most K*(K+1) entries).
