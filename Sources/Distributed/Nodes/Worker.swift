@@ -50,6 +50,11 @@ public actor Worker {
     private let context: ZMQContext?
     private var replica: ReplicaTrainer?
     private var plan: BucketPlan?
+    /// With `training.float16.parameters`: the broadcast's Float16 bits as they arrive, loaded into
+    /// the Float16 replica before the next compute (`ParameterArena.loadParameters(half:)` takes
+    /// the whole arena; a ranged load would make this buffer unnecessary).
+    private var halfWeights: [UInt16] = []
+    private var halfWeightsPending = false
     /// How gradients travel (`training.float16.gradients`).
     private var gradientType = TensorElementType.float32
     private let scratch = FloatBuffer()
@@ -144,7 +149,9 @@ public actor Worker {
                 }
             }
             let data = try makeTrainingData(config)
-            let model = Transformer(config: config.model, seed: config.training.seed)
+            // With Float16 parameters the replica keeps its weight matrices in Float16.
+            let model = Transformer(config: config.model, seed: config.training.seed,
+                                    float16Parameters: config.training.float16.parameters)
             model.activationCheckpointing = config.training.activationCheckpointing
             model.float16Activations = config.training.float16.activations
             replica = ReplicaTrainer(model: model, data: data, labelSmoothing: config.training.labelSmoothing,
@@ -158,7 +165,19 @@ public actor Worker {
     private func receiveWeights(_ bucket: TensorBucket) {
         guard let replica else { return }
         let arena = replica.model.arena
-        do { try bucket.copyValues(into: arena.values.pointer, arenaCount: arena.layout.totalCount) } catch {
+        let count = arena.layout.totalCount
+        do {
+            if arena.isFloat16 {
+                if halfWeights.count != count { halfWeights = [UInt16](repeating: 0, count: count) }
+                try halfWeights.withUnsafeMutableBufferPointer { buffer throws(ProtocolError) in
+                    guard let base = buffer.baseAddress else { return }
+                    try bucket.copyHalfValues(into: base, arenaCount: count)
+                }
+                halfWeightsPending = true
+            } else {
+                try bucket.copyValues(into: arena.values.pointer, arenaCount: count)
+            }
+        } catch {
             say("ignoring weights: \(error)")
         }
     }
@@ -174,6 +193,10 @@ public actor Worker {
         defer { computing = false; startComputing() }
         guard let replica, let plan, let socket else { return }
         replica.lossScale = order.lossScale
+        if halfWeightsPending {
+            halfWeights.withUnsafeBufferPointer { if let base = $0.baseAddress { replica.model.arena.loadParameters(half: base) } }
+            halfWeightsPending = false
+        }
         let box = Exclusive(replica)
         let stats: LossStatistics
         do {

@@ -68,6 +68,28 @@ public struct TensorBucket: Sendable {
         decode(into: arena + elementOffset)
     }
 
+    /// Writes the values into `arena` (of `arenaCount` Float16 values, raw bits) at `elementOffset`:
+    /// a Float16 payload bit for bit, a Float32 one rounded to nearest even.
+    public func copyHalfValues(into arena: UnsafeMutablePointer<UInt16>, arenaCount: Int) throws(ProtocolError) {
+        guard totalCount == arenaCount else { throw .arenaSizeMismatch(message: totalCount, local: arenaCount) }
+        let count = elementCount, destination = arena + elementOffset
+        payload.withUnsafeBytes { raw in
+            guard let base = raw.baseAddress, count > 0 else { return }
+            switch elementType {
+            case .float16:
+                UnsafeMutableRawPointer(destination).copyMemory(from: base, byteCount: count * 2)
+            case .float32:
+                if Int(bitPattern: base) % MemoryLayout<Float>.alignment == 0 {
+                    Half.encode(base.assumingMemoryBound(to: Float.self), destination, count: count)
+                } else {
+                    var aligned = [Float](repeating: 0, count: count)
+                    aligned.withUnsafeMutableBytes { $0.copyMemory(from: UnsafeRawBufferPointer(start: base, count: count * 4)) }
+                    aligned.withUnsafeBufferPointer { if let a = $0.baseAddress { Half.encode(a, destination, count: count) } }
+                }
+            }
+        }
+    }
+
     /// Calls `body` with the values as Float32 (`elementCount` of them): in place when they
     /// arrived as aligned Float32, otherwise converted into `scratch` (resized, no allocation
     /// once it is large enough).

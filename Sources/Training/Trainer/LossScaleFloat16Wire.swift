@@ -30,14 +30,6 @@ public enum Float16Wire {
             }
         }
     }
-
-    /// Copies `count` values from `source` into `destination` rounded to Float16 (a Float16 weight
-    /// broadcast received into a Float32 replica).
-    public static func copyRounded(_ source: UnsafePointer<Float>, into destination: UnsafeMutablePointer<Float>,
-                                   count: Int, scratch: inout [UInt16]) {
-        destination.update(from: source, count: count)
-        round(destination, count: count, scratch: &scratch)
-    }
 }
 
 extension TrainingSession {

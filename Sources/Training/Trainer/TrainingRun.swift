@@ -8,13 +8,14 @@ import TransformerModel
 /// The Float16 options change what travels on the wire, so this driver applies the same roundings
 /// itself: with `float16.gradients` each logical worker's gradient sum is scaled by the loss scale
 /// and rounded to Float16 before the rank-ordered pairwise sum (as the coordinator's reducer does);
-/// with `float16.parameters` the gradients are computed on a replica holding the Float16 rounding
-/// of the master weights (as a worker receives them). Same config, same result as the coordinator
+/// with `float16.parameters` the gradients are computed on a replica that stores its weight
+/// matrices in Float16, loaded with the rounding of the master weights (as a worker's replica). Same config, same result as the coordinator
 /// with the same number of workers.
 public final class TrainingRun {
     public let session: TrainingSession
     public let replica: ReplicaTrainer
     private var halfScratch: [UInt16] = []
+    private var weightBits: [UInt16] = []
     private lazy var rankSum = PairwiseSum(count: session.parameterCount)
 
     public init(config: RunConfig, options: RunOptions) throws {
@@ -22,7 +23,7 @@ public final class TrainingRun {
         let model: Transformer
         if config.training.float16.parameters {
             // Workers receive Float16 weights: compute on a separate replica holding their rounding.
-            model = Transformer(config: config.model, seed: config.training.seed)
+            model = Transformer(config: config.model, seed: config.training.seed, float16Parameters: true)
             model.activationCheckpointing = config.training.activationCheckpointing
             model.float16Activations = config.training.float16.activations
         } else {
@@ -38,11 +39,18 @@ public final class TrainingRun {
     /// The master weights (Float32).
     public var model: Transformer { session.model }
 
-    /// Copies the master weights into the replica, rounded to Float16 (only with `float16.parameters`).
+    /// Loads the master weights into the Float16 replica (only with `float16.parameters`).
     private func syncReplica() {
         guard replica.model !== session.model else { return }
-        Float16Wire.copyRounded(session.model.arena.values.pointer, into: replica.model.arena.values.pointer,
-                                count: session.parameterCount, scratch: &halfScratch)
+        // Through Float16 bits, as the broadcast delivers them: vectors (kept Float32 in the
+        // replica) are rounded too, which `loadParameters(from:)` would not do.
+        let count = session.parameterCount
+        if weightBits.count != count { weightBits = [UInt16](repeating: 0, count: count) }
+        weightBits.withUnsafeMutableBufferPointer { bits in
+            guard let base = bits.baseAddress else { return }
+            Half.encode(session.model.arena.values.pointer, base, count: count)
+            replica.model.arena.loadParameters(half: base)
+        }
     }
 
     /// Trains until `training.max_steps` (or a stop signal), then writes the summary.
