@@ -74,6 +74,21 @@ final class Float16WireTests: XCTestCase {
         return try XCTUnwrap(JSONSerialization.jsonObject(with: data) as? [String: Any])
     }
 
+    /// A worker's Float16 replica takes a Float16 bucket bit for bit and rounds a Float32 one.
+    func testBucketsDeliverFloat16Bits() throws {
+        let values: [Float] = [1, 1.0 / 3, -2.5, 70000, 0.1, 0.2]
+        let plan = BucketPlan(elementCount: 6, maxBucketBytes: 16)
+        for type in [TensorElementType.float16, .float32] {
+            var bits = [UInt16](repeating: 0, count: 6)
+            for bucket in plan {
+                let b = values.withUnsafeBufferPointer { TensorBucket(step: 1, bucket: bucket, of: plan, from: $0.baseAddress!, as: type) }
+                XCTAssertEqual(b.payload.count, bucket.count * type.byteSize)
+                try bits.withUnsafeMutableBufferPointer { try b.copyHalfValues(into: $0.baseAddress!, arenaCount: 6) }
+            }
+            XCTAssertEqual(bits, [0x3C00, 0x3555, 0xC100, 0x7C00, 0x2E66, 0x3266], "\(type)")
+        }
+    }
+
     /// Payload bytes per step: parameters x 4 in Float32, x 2 in Float16, for gradients and weights.
     func testFloat16HalvesGradientAndWeightBytes() async throws {
         let plain = try Self.config(steps: 2, parameters: false, gradients: false, checkpointEvery: 100)
