@@ -76,6 +76,7 @@ public struct BeamSearchDecoder {
         w.reset(rows: rows, steps: steps, perRow: Swift.min(k + 1, v))
         for s in 0..<b { w.beamScore[s * k] = 0 }   // the K copies of BOS are one hypothesis
         var finished = [[BeamHypothesis]](repeating: [], count: b)
+        var bestFinished = [Double](repeating: -.infinity, count: b)
         var done = [Bool](repeating: false, count: b)
         let boundPenalty = BeamSearchDecoder.lengthPenalty(steps, alpha: lengthPenaltyAlpha)
         for t in 0..<steps {
@@ -91,7 +92,10 @@ public struct BeamSearchDecoder {
                 var live = 0
                 for (i, c) in w.candidates.enumerated() {
                     if c.token == SpecialTokens.eos {
-                        if i < k { finished[s].append(finalize(c, step: t)) }
+                        if i < k {
+                            let h = finalize(c, step: t)
+                            finished[s].append(h); bestFinished[s] = Swift.max(bestFinished[s], h.score)
+                        }
                     } else if live < k {
                         w.nextRow[s * k + live] = (c.row, c.token, c.score)
                         live += 1
@@ -106,8 +110,7 @@ public struct BeamSearchDecoder {
                     w.tokenAt[t * rows + r] = token; w.parentAt[t * rows + r] = Int32(parent)
                     bestLive = Swift.max(bestLive, score)
                 }
-                let bestFinished = finished[s].map(\.score).max() ?? -.infinity
-                if finished[s].count >= k || bestLive == -.infinity || bestFinished >= bestLive / boundPenalty {
+                if finished[s].count >= k || bestLive == -.infinity || bestFinished[s] >= bestLive / boundPenalty {
                     done[s] = true
                 }
             }

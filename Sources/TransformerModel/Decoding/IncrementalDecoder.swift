@@ -6,6 +6,8 @@ import TensorCore
 /// cross-attention keys and values are projected from the encoder memory once per source batch.
 /// Each step therefore costs O(t) attention work instead of recomputing the whole prefix, and its
 /// logits equal those of a full forward over the same prefix (to Float32 rounding).
+/// For beam search, `start(..., repeats: K)` gives every source K rows and `reorder(parents:)`
+/// lets a row continue another row's history between steps.
 public final class IncrementalDecoder {
     public let model: Transformer
     private let d: Int, f: Int, heads: Int
