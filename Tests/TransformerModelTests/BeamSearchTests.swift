@@ -81,14 +81,17 @@ final class BeamSearchTests: XCTestCase {
 
     func testWidthOneEqualsGreedy() throws {
         var withEOS = 0, total = 0
-        for (seed, norm) in [(1, NormPlacement.pre), (2, .post), (3, .pre), (4, .post)] {
-            let m = model(vocab: 8, seed: UInt64(seed), norm: norm)
-            let greedy = try GreedyDecoder(model: m).decode(sources, maxLength: 9)
-            for alpha in [0.0, 0.6, 2.0] {
-                let beam = try BeamSearchDecoder(model: m, beamWidth: 1, lengthPenalty: alpha).decode(sources, maxLength: 9)
-                XCTAssertEqual(beam, greedy, "seed \(seed) \(norm) alpha \(alpha)")
+        for seed in UInt64(1)...6 {
+            for (vocab, eosScale) in [(8, Float(2)), (8, 3), (12, 5)] {
+                let norm: NormPlacement = seed % 2 == 0 ? .post : .pre
+                let m = decodingTestModel(vocab: vocab, seed: seed, norm: norm, eosScale: eosScale)
+                let greedy = try GreedyDecoder(model: m).decode(sources, maxLength: 9)
+                for alpha in [0.0, 0.6, 2.0] {
+                    let beam = try BeamSearchDecoder(model: m, beamWidth: 1, lengthPenalty: alpha).decode(sources, maxLength: 9)
+                    XCTAssertEqual(beam, greedy, "seed \(seed) vocab \(vocab) EOS scale \(eosScale) alpha \(alpha)")
+                }
+                withEOS += greedy.filter { $0.count < 9 }.count; total += greedy.count
             }
-            withEOS += greedy.filter { $0.count < 9 }.count; total += greedy.count
         }
         // Both endings (EOS and the length limit) are exercised.
         print("greedy outputs ending with EOS: \(withEOS) of \(total)")
