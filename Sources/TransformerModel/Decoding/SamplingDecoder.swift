@@ -19,6 +19,7 @@ public struct SamplingDecoder {
     /// Keep only the k most likely tokens (ties: lower id first); 0 = no restriction.
     public let topK: Int
     /// Keep the smallest set of most likely tokens whose probability reaches topP; 1 = no restriction.
+    /// The nucleus sorts the candidates (all V of them unless top-k restricts them first).
     public let topP: Float
     public let seed: UInt64
     private let workspace = SamplingWorkspace()
