@@ -9,3 +9,4 @@
 // Declared by OpenBLAS; repeated here so the generic cblas.h also exposes them.
 void openblas_set_num_threads(int num_threads);
 int openblas_get_num_threads(void);
+char *openblas_get_corename(void);

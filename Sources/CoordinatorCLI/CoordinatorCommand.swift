@@ -36,6 +36,7 @@ struct CoordinatorCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        BLASKernels.restartWithFasterKernelsIfNeeded()
         let spawned = LocalWorkers()
         do {
             var cfg = try RunConfig.load(nameOrPath: config)

@@ -24,6 +24,7 @@ struct WorkerCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        BLASKernels.restartWithFasterKernelsIfNeeded()
         do {
             Parallel.threads = threads
             let host = ProcessInfo.processInfo.hostName
