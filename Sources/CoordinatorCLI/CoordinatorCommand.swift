@@ -14,7 +14,8 @@ struct CoordinatorCommand: AsyncParsableCommand {
     @Option(help: "Config file (JSON), or a name under configs/ such as 'copy'.") var config: String
     @Option(help: "Number of workers (in-process workers with --single-process).") var workers: Int = 1
     @Option(help: "Endpoint the coordinator binds (tcp://HOST:PORT or ipc://PATH).") var bind = "tcp://127.0.0.1:5555"
-    @Flag(help: "Run the whole training in this process, without sockets.") var singleProcess = false
+    @Flag(help: "Run the coordinator and --workers in-process workers in this process (inproc://, no network).")
+    var singleProcess = false
     @Flag(help: "Start the worker processes on this host.") var spawnLocal = false
     @Option(help: "Run directory (default runs/<config name>).") var runDir: String?
     @Flag(help: "Resume from the newest valid checkpoint of the run directory.") var resume = false
@@ -49,8 +50,7 @@ struct CoordinatorCommand: AsyncParsableCommand {
             StopSignal.install()
             let summary: RunSummary
             if singleProcess {
-                Parallel.threads = threads ?? cores
-                summary = try TrainingRun(config: cfg, options: options).run()
+                summary = try await runInProcess(cfg, options: options, threads: threads ?? cores)
             } else {
                 // The coordinator only reduces, runs AdamW and validates: the workers get the cores.
                 Parallel.threads = threads ?? 1
@@ -76,6 +76,30 @@ struct CoordinatorCommand: AsyncParsableCommand {
             spawned.stop(graceSeconds: 0)
             printError("error: \(error)")
             throw ExitCode(1)
+        }
+    }
+
+    /// The laptop mode: the same Coordinator and Worker actors as a distributed run, talking over
+    /// `inproc://` (messages between threads of this process, no network), so there is one
+    /// training code path. The workers share `threads` compute threads.
+    private func runInProcess(_ cfg: RunConfig, options: RunOptions, threads: Int) async throws -> RunSummary {
+        Parallel.threads = Swift.max(1, threads / workers)
+        let context = try ZMQContext()
+        let endpoint = "inproc://coordinator-\(ProcessInfo.processInfo.processIdentifier)"
+        var net = CoordinatorOptions(bind: endpoint, workers: workers)
+        net.joinTimeout = joinTimeout; net.heartbeatTimeout = heartbeatTimeout; net.stepTimeout = stepTimeout
+        let coordinator = try Coordinator(config: cfg, run: options, options: net, context: context)
+        return try await withThrowingTaskGroup(of: RunSummary?.self) { group in
+            group.addTask { try await coordinator.run() }
+            for i in 0..<workers {
+                var o = WorkerOptions(endpoint: endpoint, name: "local-\(i)", threads: Parallel.threads)
+                o.printProgress = false
+                group.addTask { try await Worker(options: o, context: context).run(); return nil }
+            }
+            var summary: RunSummary?
+            for try await result in group { if let result { summary = result } }
+            guard let summary else { throw TrainingError.unsupported("the in-process coordinator ended without a summary") }
+            return summary
         }
     }
 }

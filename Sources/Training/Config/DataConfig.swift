@@ -22,6 +22,9 @@ public struct DataConfig: Sendable, Equatable {
     /// Longest toy source sequence (>= 1, and `copy_max_len + 2 <= model.max_len` because the
     /// target gets BOS/EOS). 0 for translation.
     public var copyMaxLen: Int
+    /// Shortest toy source (`copy_min_len`, default 1, at most `copy_max_len`); equal to
+    /// `copy_max_len` gives fixed-shape batches for benchmarks.
+    public var copyMinLen: Int = 1
     /// TSV of training pairs; non-nil exactly when `task == .translation`.
     public var train: String?
     /// TSV of validation pairs; non-nil exactly when `task == .translation`.
@@ -41,8 +44,10 @@ public struct DataConfig: Sendable, Equatable {
     }
 
     /// A copy or reverse task.
-    public static func toy(_ task: TaskKind, copyMaxLen: Int) -> DataConfig {
-        DataConfig(task: task, copyMaxLen: copyMaxLen)
+    public static func toy(_ task: TaskKind, copyMaxLen: Int, copyMinLen: Int = 1) -> DataConfig {
+        var d = DataConfig(task: task, copyMaxLen: copyMaxLen)
+        d.copyMinLen = copyMinLen
+        return d
     }
 
     /// A translation task.

@@ -24,6 +24,7 @@ enum RunConfigEncoding {
         ]
         var dataObject: [String: ConfigJSON] = ["task": .string(data.task.rawValue)]
         if data.task.isToy || data.copyMaxLen != 0 { dataObject["copy_max_len"] = integer(data.copyMaxLen) }
+        if data.task.isToy && data.copyMinLen != 1 { dataObject["copy_min_len"] = integer(data.copyMinLen) }
         if let train = data.train { dataObject["train"] = .string(train) }
         if let valid = data.valid { dataObject["valid"] = .string(valid) }
         if let tokenizer = data.tokenizer {

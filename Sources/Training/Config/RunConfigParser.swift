@@ -12,7 +12,7 @@ enum RunConfigParser {
                                "seed", "validate_every", "checkpoint_every", "keep_checkpoints",
                                "activation_checkpointing", "float16", "log_every", "valid_size"]
     static let float16Keys = ["parameters", "activations", "gradients"]
-    static let dataKeys = ["task", "copy_max_len", "train", "valid", "tokenizer", "bleu_every", "bleu_sample"]
+    static let dataKeys = ["task", "copy_max_len", "copy_min_len", "train", "valid", "tokenizer", "bleu_every", "bleu_sample"]
     static let translationKeys = ["train", "valid", "tokenizer", "bleu_every", "bleu_sample"]
 
     static func parse(_ document: ConfigJSON, source: String) throws -> (String, ModelConfig, TrainingConfig, DataConfig) {
@@ -136,10 +136,11 @@ enum RunConfigParser {
                 throw reader.error("copy_max_len", "\(copyMaxLen) + 2 exceeds model.max_len \(model.maxLen) "
                     + "(the target gets BOS and EOS)")
             }
-            return .toy(task, copyMaxLen: copyMaxLen)
+            let copyMinLen = try reader.integer("copy_min_len", default: 1, minimum: 1, maximum: copyMaxLen)
+            return .toy(task, copyMaxLen: copyMaxLen, copyMinLen: copyMinLen)
         }
-        if reader.contains("copy_max_len") {
-            throw reader.error("copy_max_len", "only used by tasks \"copy\" and \"reverse\", not \"translation\"")
+        for key in ["copy_max_len", "copy_min_len"] where reader.contains(key) {
+            throw reader.error(key, "only used by tasks \"copy\" and \"reverse\", not \"translation\"")
         }
         let why = "task \"translation\" needs it"
         return .translation(train: try reader.string("train", why: why), valid: try reader.string("valid", why: why),

@@ -5,6 +5,7 @@ import TransformerModel
 public enum ToyTaskError: Error, CustomStringConvertible, Equatable {
     case vocabularyTooSmall(Int)
     case maxLengthTooSmall(Int)
+    case minLengthOutOfRange(Int, maxLength: Int)
 
     public var description: String {
         switch self {
@@ -13,6 +14,8 @@ public enum ToyTaskError: Error, CustomStringConvertible, Equatable {
                 + "(ids 0-3 are PAD, BOS, EOS, UNK), got \(v)"
         case .maxLengthTooSmall(let n):
             return "toy task: copy_max_len must be at least 1, got \(n)"
+        case let .minLengthOutOfRange(n, maxLength):
+            return "toy task: copy_min_len must be in [1, copy_max_len = \(maxLength)], got \(n)"
         }
     }
 }
@@ -32,17 +35,22 @@ public struct ToyTask: Sendable, Equatable {
     public let kind: Kind
     public let vocabSize: Int
     public let maxLength: Int
+    /// Shortest source (1 unless `copy_min_len` says otherwise; equal to `maxLength` gives
+    /// fixed-shape batches, as benchmarks want).
+    public let minLength: Int
     public let seed: UInt64
 
     /// First Philox stream of the validation set (training indices stay below it).
     public static let validationStreamBase: UInt64 = 1 << 62
 
-    public init(kind: Kind, vocabSize: Int, maxLength: Int, seed: UInt64) throws(ToyTaskError) {
+    public init(kind: Kind, vocabSize: Int, maxLength: Int, minLength: Int = 1, seed: UInt64) throws(ToyTaskError) {
         guard vocabSize > SpecialTokens.count else { throw .vocabularyTooSmall(vocabSize) }
         guard maxLength >= 1 else { throw .maxLengthTooSmall(maxLength) }
+        guard (1...maxLength).contains(minLength) else { throw .minLengthOutOfRange(minLength, maxLength: maxLength) }
         self.kind = kind
         self.vocabSize = vocabSize
         self.maxLength = maxLength
+        self.minLength = minLength
         self.seed = seed
     }
 
@@ -87,7 +95,7 @@ public struct ToyTask: Sendable, Equatable {
 
     /// Draws a length, then that many symbols.
     func nextPair(_ stream: inout RandomStream) -> (source: [Int32], target: [Int32]) {
-        let length = stream.int(in: 1..<(maxLength + 1))
+        let length = stream.int(in: minLength..<(maxLength + 1))
         var source = [Int32](repeating: 0, count: length)
         for i in 0..<length {
             source[i] = Int32(stream.int(in: SpecialTokens.count..<vocabSize))

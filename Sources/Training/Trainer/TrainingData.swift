@@ -39,6 +39,7 @@ public struct ToyTrainingData: TrainingData {
         case .translation: throw TrainingError.unsupported("data.task translation is not available yet")
         }
         task = try ToyTask(kind: kind, vocabSize: config.model.vocabSize, maxLength: config.data.copyMaxLen,
+                           minLength: config.data.copyMinLen,
                            seed: config.training.seed)
         tokenBudget = config.training.batchTokens
         validationPairs = task.validationSet(count: config.training.validSize)
