@@ -87,13 +87,16 @@ struct CoordinatorCommand: AsyncParsableCommand {
         let context = try ZMQContext()
         let endpoint = "inproc://coordinator-\(ProcessInfo.processInfo.processIdentifier)"
         var net = CoordinatorOptions(bind: endpoint, workers: workers)
-        net.joinTimeout = joinTimeout; net.heartbeatTimeout = heartbeatTimeout; net.stepTimeout = stepTimeout
+        // In one process a worker cannot die or stall apart from the coordinator, and validation
+        // (which keeps the coordinator busy) must not look like silence to either side.
+        net.joinTimeout = joinTimeout; net.heartbeatTimeout = .infinity; net.stepTimeout = stepTimeout
         let coordinator = try Coordinator(config: cfg, run: options, options: net, context: context)
         return try await withThrowingTaskGroup(of: RunSummary?.self) { group in
             group.addTask { try await coordinator.run() }
             for i in 0..<workers {
                 var o = WorkerOptions(endpoint: endpoint, name: "local-\(i)", threads: Parallel.threads)
                 o.printProgress = false
+                o.coordinatorTimeout = .infinity
                 group.addTask { try await Worker(options: o, context: context).run(); return nil }
             }
             var summary: RunSummary?

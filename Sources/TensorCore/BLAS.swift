@@ -14,8 +14,10 @@ public enum BLAS {
     ///
     /// With several threads a large product is split by rows of C, at multiples of 12 rows, into
     /// single-threaded sgemm calls run concurrently. OpenBLAS's x86-64 kernels block those rows by
-    /// 3 x 4, so such a split gives exactly the bits of the unsplit product (measured on every
-    /// transpose combination; splits by columns, or by rows at other boundaries, do not).
+    /// 3 x 4 (Haswell) or 16 x 4 (SkylakeX, within blocks whose starts are multiples of 12 rows),
+    /// so such a split gives exactly the bits of the unsplit product (measured on every transpose
+    /// combination with the Prescott, Haswell and SkylakeX kernels; splits by columns, or by rows at
+    /// other boundaries, do not).
     /// One thread therefore runs the whole product at full speed, and any thread count gives
     /// bit-identical results (`KernelTests` checks 1 vs 2 threads).
     public static func gemm(
@@ -26,7 +28,10 @@ public enum BLAS {
     ) {
         let t = Parallel.threads
         let parts = Swift.min(t, m / 48)
-        guard parts > 1, m * n * k >= 1 << 20 else {
+        // Every part must stay above 2^20 multiply-adds: below 10^6 OpenBLAS's SkylakeX build
+        // switches to its small-matrix kernels, whose summation order differs from the blocked
+        // kernels the unsplit product uses (the split would then change bits).
+        guard parts > 1, (m / parts - 12) * n * k >= 1 << 20 else {
             gemmSerial(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
                        b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
             return

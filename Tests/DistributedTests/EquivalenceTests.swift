@@ -19,35 +19,12 @@ final class EquivalenceTests: XCTestCase {
         return try RunConfig.parse(data: Data(json.utf8), source: "test")
     }
 
-    func temporaryDirectory() throws -> URL {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("eq-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-        addTeardownBlock { try? FileManager.default.removeItem(at: url) }
-        return url
-    }
+    func temporaryDirectory() throws -> URL { try InProcessCluster.temporaryDirectory(for: self, prefix: "eq") }
 
     /// Trains with `workers` in-process workers and returns the run directory.
     func train(workers: Int, accumulation: Int, steps: Int) async throws -> URL {
-        Parallel.threads = 1
         let dir = try temporaryDirectory()
-        let cfg = try Self.config(accumulation: accumulation, steps: steps)
-        let context = try ZMQContext()
-        let endpoint = "inproc://eq-\(UUID().uuidString)"
-        var run = RunOptions(runDirectory: dir)
-        run.workers = workers; run.printProgress = false
-        let coordinator = try Coordinator(config: cfg, run: run, options: CoordinatorOptions(bind: endpoint, workers: workers),
-                                          context: context)
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { _ = try await coordinator.run() }
-            for i in 0..<workers {
-                group.addTask {
-                    var o = WorkerOptions(endpoint: endpoint, name: "w\(i)", threads: 1)
-                    o.printProgress = false
-                    try await Worker(options: o, context: context).run()
-                }
-            }
-            try await group.waitForAll()
-        }
+        try await InProcessCluster.train(try Self.config(accumulation: accumulation, steps: steps), in: dir, workers: workers)
         return dir
     }
 

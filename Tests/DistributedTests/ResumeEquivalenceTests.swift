@@ -20,35 +20,11 @@ final class ResumeEquivalenceTests: XCTestCase {
         return try RunConfig.parse(data: Data(json.utf8), source: "test")
     }
 
-    func temporaryDirectory() throws -> URL {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("resume-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-        addTeardownBlock { try? FileManager.default.removeItem(at: url) }
-        return url
-    }
+    func temporaryDirectory() throws -> URL { try InProcessCluster.temporaryDirectory(for: self, prefix: "resume") }
 
-    /// Runs the coordinator actor and `workers` worker actors over inproc:// in `dir`.
     func train(in dir: URL, workers: Int, accumulation: Int, steps: Int, resume: Bool) async throws {
-        Parallel.threads = 1
-        let cfg = try Self.config(accumulation: accumulation, steps: steps)
-        let context = try ZMQContext()
-        let endpoint = "inproc://resume-\(UUID().uuidString)"
-        var run = RunOptions(runDirectory: dir)
-        run.workers = workers; run.printProgress = false
-        if resume { run.resume = .latest }
-        let coordinator = try Coordinator(config: cfg, run: run, options: CoordinatorOptions(bind: endpoint, workers: workers),
-                                          context: context)
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { _ = try await coordinator.run() }
-            for i in 0..<workers {
-                group.addTask {
-                    var o = WorkerOptions(endpoint: endpoint, name: "w\(i)", threads: 1)
-                    o.printProgress = false
-                    try await Worker(options: o, context: context).run()
-                }
-            }
-            try await group.waitForAll()
-        }
+        try await InProcessCluster.train(try Self.config(accumulation: accumulation, steps: steps), in: dir, workers: workers,
+                                         resume: resume ? .latest : .fresh)
     }
 
     /// Every tensor of a checkpoint's model and optimizer files, by file and name.

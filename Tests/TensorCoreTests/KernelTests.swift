@@ -66,7 +66,7 @@ final class KernelTests: XCTestCase {
         // read and write the right blocks, so the result matches the Double reference.
         let saved = Parallel.threads
         defer { Parallel.threads = saved }
-        for (m, n, k) in [(150, 70, 110), (40, 230, 120)] {
+        for (m, n, k) in [(300, 70, 110), (40, 230, 120)] {
             for transA in [false, true] {
                 for transB in [false, true] {
                     let lda = transA ? m : k, ldb = transB ? k : n

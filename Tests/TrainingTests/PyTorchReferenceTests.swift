@@ -117,7 +117,11 @@ final class PyTorchReferenceTests: XCTestCase {
             XCTAssertLessThan(abs(norm - refNorms[step - 1]) / refNorms[step - 1], 5e-3, "\(variant) step \(step) grad norm")
             let rel = abs(stats.meanLoss - refLosses[step - 1]) / refLosses[step - 1]
             worst = max(worst, rel)
-            XCTAssertLessThan(rel, 1e-4, "\(variant) step \(step): loss \(stats.meanLoss) vs \(refLosses[step - 1])")
+            // 2e-4, not the 1e-4 we used to hold: on this machine's CPU (Intel family 6 model 207) PyTorch's
+            // own float32 run of the "pre" fixture drifts 1.65e-4 from the float64 oracle (make_fixtures.py,
+            // 2026-11-30; 2.2e-5 on the CPU the fixtures were made on), and ours 1.41e-4: chaotic float32
+            // rounding after the lr peak, not a model difference (forward and gradients match to ~1e-6 above).
+            XCTAssertLessThan(rel, 2e-4, "\(variant) step \(step): loss \(stats.meanLoss) vs \(refLosses[step - 1])")
             adam.step(parameters: model.arena.values.pointer, gradients: model.arena.gradients.pointer, lr: lr)
         }
         let unreliable = try XCTUnwrap((r.json["step10_unreliable"] as? [String: Any])?["tensors"] as? [String])
@@ -129,7 +133,8 @@ final class PyTorchReferenceTests: XCTestCase {
                 ref.removeSubrange(d..<(2 * d)); got.removeSubrange(d..<(2 * d))
             }
             let maxErr = zip(got, ref).map { abs($0 - $1) }.max() ?? 0
-            XCTAssertLessThan(maxErr, 1e-3, "\(variant): \(e.name) after 10 steps")
+            // PyTorch float32 itself is 7.8e-4 off on the worst tensors here (1.0e-3 for us); see above.
+            XCTAssertLessThan(maxErr, 2e-3, "\(variant): \(e.name) after 10 steps")
         }
         print("\(variant): 10-step loss curve worst relative error \(worst)")
     }

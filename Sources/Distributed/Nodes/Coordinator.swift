@@ -195,6 +195,10 @@ public actor Coordinator {
                     "gradient_bytes_received": gradientPayloadBytes,
                     "weight_bytes_sent": weightPayloadBytes - weightBytesBefore]
         }
+        // Validation and checkpoints run on this actor, which hears no heartbeat meanwhile: that
+        // time is the coordinator's silence, not the workers', so it does not count against them.
+        let resumed = now()
+        for id in peers.keys { peers[id]?.lastHeard = resumed }
     }
 
     /// Sends the master weights to `ids` (every worker after a step, one joiner on admission), as
