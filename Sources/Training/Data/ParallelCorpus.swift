@@ -23,37 +23,24 @@ public struct ParallelCorpus: Sendable {
 
     /// Reads `path`; a missing or unreadable file is an error naming it.
     public init(path: String) throws {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw TrainingError.invalidBatch("cannot read \(path) (missing or unreadable); "
-                + "for the en-de corpus run Scripts/prepare-data")
+        let text: TextLines
+        do { text = try TextLines(contentsOfFile: path) } catch {
+            throw TrainingError.invalidBatch("cannot read \(path) (\(error)); for the en-de corpus run Scripts/prepare-data")
         }
         self.path = path
         var pairs: [(source: String, target: String)] = []
         var skipped: [SkipReason: Int] = [:]
-        var lines = 0
-        data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) in
-            let bytes = raw.bindMemory(to: UInt8.self)
-            var start = 0
-            while start < bytes.count {
-                var end = start
-                while end < bytes.count && bytes[end] != 0x0A { end += 1 }
-                var stop = end
-                if stop > start && bytes[stop - 1] == 0x0D { stop -= 1 }  // tolerate CRLF files
-                let line = UnsafeBufferPointer(rebasing: bytes[start..<stop])
-                start = end + 1
-                if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) {
-                    if !line.isEmpty { skipped[.empty, default: 0] += 1; lines += 1 }
-                    continue
-                }
-                lines += 1
-                guard let text = String(validating: line, as: UTF8.self) else { skipped[.invalidUTF8, default: 0] += 1; continue }
-                let fields = text.split(separator: "\t", omittingEmptySubsequences: false)
-                guard fields.count == 2 else { skipped[.noTab, default: 0] += 1; continue }
-                let source = fields[0].trimmingCharacters(in: .whitespaces)
-                let target = fields[1].trimmingCharacters(in: .whitespaces)
-                guard !source.isEmpty, !target.isEmpty else { skipped[.emptySide, default: 0] += 1; continue }
-                pairs.append((source, target))
-            }
+        if text.invalidLines > 0 { skipped[.invalidUTF8] = text.invalidLines }
+        var lines = text.invalidLines
+        for line in text.lines where !line.isEmpty {  // a truly empty line is not counted as a line
+            lines += 1
+            guard !line.allSatisfy({ $0 == " " || $0 == "\t" }) else { skipped[.empty, default: 0] += 1; continue }
+            let fields = line.split(separator: "\t", omittingEmptySubsequences: false)
+            guard fields.count == 2 else { skipped[.noTab, default: 0] += 1; continue }
+            let source = fields[0].trimmingCharacters(in: .whitespaces)
+            let target = fields[1].trimmingCharacters(in: .whitespaces)
+            guard !source.isEmpty, !target.isEmpty else { skipped[.emptySide, default: 0] += 1; continue }
+            pairs.append((source, target))
         }
         self.pairs = pairs
         self.skipped = skipped

@@ -64,23 +64,13 @@ public struct TranslationData: TrainingData {
     /// BOS/EOS) are left out and returned apart.
     static func tokenize(_ pairs: [(source: String, target: String)], _ tokenizer: BPETokenizer, maxLen: Int)
         -> (kept: [(line: Int, ids: (source: [Int32], target: [Int32]))], tooLong: [Int]) {
-        let n = pairs.count
-        let chunks = Swift.max(1, Swift.min(8, n / 1000))
-        // Tokenizing 80k sentences is worth spreading over the cores; each chunk writes its own slot.
-        let results = UnsafeMutableBufferPointer<(source: [Int32], target: [Int32])>.allocate(capacity: n)
-        results.initialize(repeating: ([], []))
-        defer { results.deinitialize(); results.deallocate() }
-        let slots = SendablePointer(results.baseAddress)
-        DispatchQueue.concurrentPerform(iterations: chunks) { c in
-            for i in (c * n / chunks)..<((c + 1) * n / chunks) {
-                slots.pointer?[i] = (tokenizer.encode(pairs[i].source), tokenizer.encode(pairs[i].target))
-            }
-        }
+        let sources = tokenizer.encode(lines: pairs.map(\.source))
+        let targets = tokenizer.encode(lines: pairs.map(\.target))
         var kept: [(line: Int, ids: (source: [Int32], target: [Int32]))] = []
         var tooLong: [Int] = []
-        kept.reserveCapacity(n)
-        for i in 0..<n {
-            let p = results[i]
+        kept.reserveCapacity(pairs.count)
+        for i in pairs.indices {
+            let p = (source: sources[i], target: targets[i])
             if p.source.isEmpty || p.target.isEmpty || p.source.count > maxLen || p.target.count + 1 > maxLen { tooLong.append(i) }
             else { kept.append((i, p)) }
         }
@@ -126,10 +116,4 @@ public struct TranslationData: TrainingData {
         return ["bleu": CorpusBLEU.score(hypotheses: hypotheses, references: Array(references)).score,
                 "chrf": CorpusChrF.score(hypotheses: hypotheses, references: Array(references))]
     }
-}
-
-/// A raw pointer that concurrent workers write through at disjoint indices.
-struct SendablePointer<T>: @unchecked Sendable {
-    let pointer: UnsafeMutablePointer<T>?
-    init(_ pointer: UnsafeMutablePointer<T>?) { self.pointer = pointer }
 }

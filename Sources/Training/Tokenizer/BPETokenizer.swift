@@ -1,3 +1,4 @@
+import Foundation
 /// A byte-pair-encoding tokenizer with a shared source/target vocabulary, bit-compatible with the
 /// Hugging Face `tokenizers` library (BPE model, Metaspace pre-tokenizer and decoder, no normalizer).
 ///
@@ -115,7 +116,18 @@ public struct BPETokenizer: Sendable {
     /// Encodes many lines. No word cache: with the open-addressing merge table, recomputing a word
     /// is faster than hashing it into a cache (measured on the en-de corpus).
     public func encode(lines: [String]) -> [[Int32]] {
-        lines.map { encode($0) }
+        // `encode` keeps no state, so large inputs (a whole corpus) are spread over the cores;
+        // each chunk writes only its own slots.
+        let n = lines.count, chunks = Swift.max(1, Swift.min(ProcessInfo.processInfo.activeProcessorCount * 2, n / 1000))
+        guard chunks > 1 else { return lines.map { encode($0) } }
+        var results = [[Int32]](repeating: [], count: n)
+        results.withUnsafeMutableBufferPointer { buffer in
+            let slots = EncodedSlots(base: buffer.baseAddress)
+            DispatchQueue.concurrentPerform(iterations: chunks) { c in
+                for i in (c * n / chunks)..<((c + 1) * n / chunks) { slots.base?[i] = encode(lines[i]) }
+            }
+        }
+        return results
     }
 
     /// BPE on one pre-tokenized word: start from single characters (unknown ones become `<unk>`), then
@@ -158,4 +170,9 @@ public struct BPETokenizer: Sendable {
         }
         return Metaspace.decode(pieces)
     }
+}
+
+/// The output slots of `encode(lines:)`, written concurrently at disjoint indices.
+private struct EncodedSlots: @unchecked Sendable {
+    let base: UnsafeMutablePointer<[Int32]>?
 }
