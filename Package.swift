@@ -22,10 +22,12 @@ let package = Package(
         .systemLibrary(name: "CZMQ", path: "Sources/CZMQ", providers: [.apt(["libzmq3-dev"])]),
         // Float16 <-> Float32 conversion with F16C; compiled separately so only this target needs the flag.
         .target(name: "CHalf", path: "Sources/CHalf", cSettings: [.unsafeFlags(["-mf16c", "-O3"])]),
+        // Elementwise kernels (dropout's Philox, ReLU): baseline ISA, AVX2 dropout picked at run time.
+        .target(name: "CKernels", path: "Sources/CKernels", cSettings: [.unsafeFlags(["-O3"])]),
 
         // Tensor core -> model -> training -> distributed -> executables.
-        .target(name: "TensorCore", dependencies: ["CBLAS", "CHalf"], swiftSettings: fastMath),
-        .target(name: "TransformerModel", dependencies: ["TensorCore"], swiftSettings: fastMath),
+        .target(name: "TensorCore", dependencies: ["CBLAS", "CHalf", "CKernels"], swiftSettings: fastMath),
+        .target(name: "TransformerModel", dependencies: ["TensorCore", "CKernels"], swiftSettings: fastMath),
         .target(name: "Training", dependencies: ["TransformerModel", "TensorCore"], swiftSettings: fastMath),
         .target(name: "Distributed", dependencies: ["Training", "TransformerModel", "TensorCore", "CZMQ"], swiftSettings: fastMath),
 

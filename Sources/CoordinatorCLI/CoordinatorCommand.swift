@@ -22,7 +22,7 @@ struct CoordinatorCommand: AsyncParsableCommand {
     @Option(help: "Resume from this checkpoint directory.") var resumeFrom: String?
     @Option(help: "Override training.max_steps.") var maxSteps: Int?
     @Option(help: "Override training.seed.") var seed: UInt64?
-    @Option(help: "Compute threads for this process (default: all cores; 1 when workers are separate processes).")
+    @Option(help: "Compute threads for this process (default: all cores).")
     var threads: Int?
     @Option(help: "Compute threads of each --spawn-local worker (default: cores / workers).") var workerThreads: Int?
     @Option(help: "Seconds to wait for workers to join.") var joinTimeout: Double = 600
@@ -52,8 +52,10 @@ struct CoordinatorCommand: AsyncParsableCommand {
             if singleProcess {
                 summary = try await runInProcess(cfg, options: options, threads: threads ?? cores)
             } else {
-                // The coordinator only reduces, runs AdamW and validates: the workers get the cores.
-                Parallel.threads = threads ?? 1
+                // The coordinator reduces, runs AdamW, validates and writes checkpoints while every
+                // worker waits for the step's weights (steps are synchronous), so it takes all cores
+                // then; between steps it only receives, and its threads sleep.
+                Parallel.threads = threads ?? cores
                 var net = CoordinatorOptions(bind: bind, workers: workers)
                 net.joinTimeout = joinTimeout; net.heartbeatTimeout = heartbeatTimeout; net.stepTimeout = stepTimeout
                 let coordinator = try Coordinator(config: cfg, run: options, options: net)

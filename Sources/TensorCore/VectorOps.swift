@@ -1,3 +1,5 @@
+import CKernels
+
 /// Elementwise loops over flat buffers that are not matrix products.
 public enum VectorOps {
     /// Sum of squares in Float64 (used for the global gradient norm, so the order of a long sum does
@@ -25,5 +27,18 @@ public enum VectorOps {
     @inline(__always)
     public static func add(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, count: Int) {
         for i in 0..<count { y[i] += x[i] }
+    }
+
+    /// x = max(x, 0) in place, NaN kept (as torch.relu). A C loop: Swift's branchy version did not
+    /// vectorize and mispredicted on half the elements.
+    public static func relu(_ x: UnsafeMutablePointer<Float>, count: Int) {
+        ckernels_relu(x, count)
+    }
+
+    /// dh = h > 0 ? dh * scale : 0, with h the output of ReLU (and of dropout after it, whose zeros
+    /// then block the gradient too, so `scale` is dropout's keep scale or 1).
+    public static func reluBackward(_ dh: UnsafeMutablePointer<Float>, output h: UnsafePointer<Float>,
+                                    count: Int, scale: Float) {
+        ckernels_relu_backward(dh, h, count, scale)
     }
 }

@@ -51,6 +51,10 @@ public actor Coordinator {
     private var waiter: CheckedContinuation<Void, Never>?
     private var failure: String?
     private var reduceSeconds = 0.0
+    /// When each rank's step statistics (sent after its last gradient bucket) arrived, in seconds
+    /// since the work orders went out: shows a straggler in metrics.jsonl (`worker_seconds`).
+    private var rankSeconds: [Int: Double] = [:]
+    private var attemptStart = 0.0
     /// Payload bytes of the gradient buckets taken in the current step (headers excluded).
     private var gradientPayloadBytes = 0
     /// Payload bytes of weight buckets sent (broadcasts and admissions), summed over peers.
@@ -150,6 +154,8 @@ public actor Coordinator {
             let stepPlan = StepPlan(step: currentStep, cursor: session.progress.dataCursor, microBatches: microBatches, ranks: ranks)
             reducer.begin(microBatches: stepPlan.assignments.mapValues(\.count))
             allFinite = true
+            rankSeconds.removeAll()
+            attemptStart = now()
             for (rank, indices) in stepPlan.assignments {
                 guard let id = peer(rank: rank) else { continue }
                 socket.send(.work(WorkOrder(step: currentStep, rank: rank, group: group,
@@ -192,6 +198,7 @@ public actor Coordinator {
                     "apply_seconds": applied - gathered, "broadcast_seconds": sent - applied,
                     "bytes_received": after.bytesReceived - before.bytesReceived,
                     "bytes_sent": after.bytesSent - before.bytesSent, "attempts": attempts,
+                    "worker_seconds": rankSeconds.keys.sorted().map { rankSeconds[$0] ?? 0 },
                     "gradient_bytes_received": gradientPayloadBytes,
                     "weight_bytes_sent": weightPayloadBytes - weightBytesBefore]
         }
@@ -250,6 +257,7 @@ public actor Coordinator {
                 guard let p = peers[id], s.step == currentStep, s.group == group, s.rank == p.rank else { return }
                 if !s.finite { allFinite = false }
                 reducer.receiveStatistics(rank: p.rank, s.loss)
+                rankSeconds[p.rank] = now() - attemptStart
                 wake()
             case .heartbeat, .welcome, .refuse, .weights, .work, .shutdown: break
             }

@@ -1,3 +1,4 @@
+import CKernels
 import TensorCore
 
 /// Identifies one forward pass for the counter-based dropout RNG.
@@ -21,7 +22,7 @@ public struct DropoutContext: Sendable, Equatable {
     public var isActive: Bool { rate > 0 }
 
     /// Keep threshold on a 16-bit uniform: element kept when its 16 bits are >= threshold.
-    @inline(__always) var threshold: UInt32 { UInt32((rate * 65536).rounded()) }
+    @inline(__always) public var threshold: UInt32 { UInt32((rate * 65536).rounded()) }
     /// Inverted-dropout scale for kept elements.
     @inline(__always) public var keepScale: Float { 1 / (1 - rate) }
 }
@@ -43,30 +44,11 @@ public enum Dropout {
             if UnsafePointer(dst) != src { (dst + range.lowerBound).update(from: src + range.lowerBound, count: range.count) }
             return
         }
-        let philox = Philox(seed: context.seed)
-        let th = context.threshold, scale = context.keepScale
-        let mb = UInt32(truncatingIfNeeded: context.microBatch), st = UInt32(truncatingIfNeeded: context.step)
-        // Eight 16-bit uniforms per Philox block.
-        var i = range.lowerBound
-        while i < range.upperBound {
-            let block = i >> 3
-            let w = philox.block(UInt32(truncatingIfNeeded: block), site, mb, st)
-            let words = (w.0, w.1, w.2, w.3)
-            let end = Swift.min(range.upperBound, (block + 1) << 3)
-            while i < end {
-                let lane = i & 7
-                let word: UInt32
-                switch lane >> 1 {
-                case 0: word = words.0
-                case 1: word = words.1
-                case 2: word = words.2
-                default: word = words.3
-                }
-                let u = (lane & 1) == 0 ? word & 0xFFFF : word >> 16
-                dst[i] = u >= th ? src[i] * scale : 0
-                i += 1
-            }
-        }
+        // Philox4x32-10 in C (AVX2 when available): 8 16-bit uniforms per block, as `Philox.block`.
+        ckernels_dropout(src, dst, Int64(range.lowerBound), Int64(range.upperBound),
+                         UInt32(truncatingIfNeeded: context.seed), UInt32(truncatingIfNeeded: context.seed >> 32),
+                         site, UInt32(truncatingIfNeeded: context.microBatch), UInt32(truncatingIfNeeded: context.step),
+                         context.threshold, context.keepScale)
     }
 
     /// Applies dropout to `count` elements, in parallel.

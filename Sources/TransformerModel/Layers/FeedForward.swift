@@ -23,8 +23,9 @@ final class FeedForward {
         hidden.resize(rows * f); output.resize(rows * d)
         Linear.forward(x, rows: rows, inFeatures: d, outFeatures: f, weight: w1.value, bias: b1.value, output: hidden.pointer)
         let h = hidden.pointer, n = rows * f
-        Parallel.rows(n / 1024 + 1, costPerRow: 1024) { r in
-            for i in (r.lowerBound * 1024)..<Swift.min(n, r.upperBound * 1024) where h[i] < 0 { h[i] = 0 }
+        Parallel.rows(n / 4096 + 1, costPerRow: 4096) { r in
+            let lo = r.lowerBound * 4096, hi = Swift.min(n, r.upperBound * 4096)
+            if hi > lo { VectorOps.relu(h + lo, count: hi - lo) }
         }
         Dropout.apply(h, h, count: n, context: dropout, site: site)
         Linear.forward(h, rows: rows, inFeatures: f, outFeatures: d, weight: w2.value, bias: b2.value, output: output.pointer)
@@ -39,8 +40,9 @@ final class FeedForward {
         Linear.backward(dy, input: h, rows: rows, inFeatures: f, outFeatures: d, weight: w2.value,
                         inputGradient: dh, accumulateInput: false, weightGradient: w2.grad, biasGradient: b2.grad)
         let s: Float = dropout.isActive ? dropout.keepScale : 1
-        Parallel.rows(n / 1024 + 1, costPerRow: 1024) { r in
-            for i in (r.lowerBound * 1024)..<Swift.min(n, r.upperBound * 1024) { dh[i] = h[i] > 0 ? dh[i] * s : 0 }
+        Parallel.rows(n / 4096 + 1, costPerRow: 4096) { r in
+            let lo = r.lowerBound * 4096, hi = Swift.min(n, r.upperBound * 4096)
+            if hi > lo { VectorOps.reluBackward(dh + lo, output: h + lo, count: hi - lo, scale: s) }
         }
         Linear.backward(dh, input: input, rows: rows, inFeatures: d, outFeatures: f, weight: w1.value,
                         inputGradient: dx, accumulateInput: accumulate, weightGradient: w1.grad, biasGradient: b1.grad)

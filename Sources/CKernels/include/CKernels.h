@@ -1,0 +1,30 @@
+#ifndef CKERNELS_H
+#define CKERNELS_H
+#include <stddef.h>
+#include <stdint.h>
+
+/// Inverted dropout over elements [start, end): dst[i] = src[i] * scale when the i-th 16-bit
+/// uniform is >= threshold, else 0 (src and dst may alias). The uniforms come from
+/// Philox4x32-10 with key (key0, key1) and counter (i / 8, site, micro_batch, step): one block gives
+/// the 8 uniforms of elements 8b..8b+7, word w's low half first. Uses AVX2 when the CPU has it;
+/// the result is identical either way.
+void ckernels_dropout(const float *src, float *dst, int64_t start, int64_t end,
+                      uint32_t key0, uint32_t key1, uint32_t site, uint32_t micro_batch, uint32_t step,
+                      uint32_t threshold, float scale);
+
+/// The same without AVX2 (for tests and CPUs without it).
+void ckernels_dropout_scalar(const float *src, float *dst, int64_t start, int64_t end,
+                             uint32_t key0, uint32_t key1, uint32_t site, uint32_t micro_batch, uint32_t step,
+                             uint32_t threshold, float scale);
+
+/// 1 when ckernels_dropout takes the AVX2 path on this CPU.
+int ckernels_dropout_uses_avx2(void);
+
+/// x[i] = max(x[i], 0), NaN kept (as torch.relu).
+void ckernels_relu(float *x, size_t count);
+
+/// dh[i] = h[i] > 0 ? dh[i] * scale : 0, where h is the layer's output after ReLU (and dropout,
+/// whose zeros then also block the gradient).
+void ckernels_relu_backward(float *dh, const float *h, size_t count, float scale);
+
+#endif
