@@ -40,16 +40,6 @@ public final class FloatBuffer {
         if zero { pointer.update(repeating: 0, count: newCount) }
     }
 
-    /// Releases the memory held beyond `count` (used when a stash is dropped between steps).
-    public func shrinkToFit() {
-        guard capacity > Swift.max(count, 1) else { return }
-        let fresh = FloatBuffer.allocate(Swift.max(count, 1))
-        fresh.update(from: pointer, count: count)
-        pointer.deallocate()
-        pointer = fresh
-        capacity = Swift.max(count, 1)
-    }
-
     public func zero() { pointer.update(repeating: 0, count: count) }
 
     public var buffer: UnsafeMutableBufferPointer<Float> { UnsafeMutableBufferPointer(start: pointer, count: count) }

@@ -51,14 +51,7 @@ struct TokenizerEncode: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let bpe = try BPETokenizer(contentsOfFile: tokenizer)
-            let text = TextLines(utf8: FileHandle.standardInput.readDataToEndOfFile())
-            if text.invalidLines > 0 { printError("skipped \(text.invalidLines) stdin lines that are not valid UTF-8") }
-            var out = ""
-            for ids in bpe.encode(lines: text.lines) {
-                out += ids.map(String.init).joined(separator: " ")
-                out += "\n"
-            }
-            FileHandle.standardOutput.write(Data(out.utf8))
+            writeLines(bpe.encode(lines: standardInputLines()).map { $0.map(String.init).joined(separator: " ") })
         }
     }
 }
@@ -72,9 +65,7 @@ struct TokenizerDecode: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let bpe = try BPETokenizer(contentsOfFile: tokenizer)
-            let text = TextLines(utf8: FileHandle.standardInput.readDataToEndOfFile())
-            var out = ""
-            for (number, line) in text.lines.enumerated() {
+            writeLines(try standardInputLines().enumerated().map { number, line in
                 var ids: [Int32] = []
                 for field in line.split(whereSeparator: { $0 == " " || $0 == "\t" }) {
                     guard let id = Int32(field), id >= 0, Int(id) < bpe.vocabSize else {
@@ -82,10 +73,8 @@ struct TokenizerDecode: ParsableCommand {
                     }
                     ids.append(id)
                 }
-                out += bpe.decode(ids)
-                out += "\n"
-            }
-            FileHandle.standardOutput.write(Data(out.utf8))
+                return bpe.decode(ids)
+            })
         }
     }
 }
@@ -100,4 +89,18 @@ enum TokenizerCommandError: Error, CustomStringConvertible {
             return "stdin line \(line): \"\(text)\" is not a token id in 0..<\(vocabSize)"
         }
     }
+}
+
+/// stdin as lines; lines that are not valid UTF-8 are skipped, and counted on stderr.
+private func standardInputLines() -> [String] {
+    let text = TextLines(utf8: FileHandle.standardInput.readDataToEndOfFile())
+    if text.invalidLines > 0 { printError("skipped \(text.invalidLines) stdin lines that are not valid UTF-8") }
+    return text.lines
+}
+
+/// Writes each string as a line of stdout, in one write.
+private func writeLines(_ lines: [String]) {
+    var out = ""
+    for line in lines { out += line; out += "\n" }
+    FileHandle.standardOutput.write(Data(out.utf8))
 }

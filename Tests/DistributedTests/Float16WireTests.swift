@@ -23,35 +23,15 @@ final class Float16WireTests: XCTestCase {
         return try RunConfig.parse(data: Data(json.utf8), source: "test")
     }
 
-    func temporaryDirectory() throws -> URL {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("f16-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-        addTeardownBlock { try? FileManager.default.removeItem(at: url) }
-        return url
-    }
+    func temporaryDirectory() throws -> URL { try InProcessCluster.temporaryDirectory(for: self, prefix: "f16") }
 
     /// Trains with `workers` workers over tcp loopback; `inject` maps a worker index to the step at
     /// which it sends an infinite gradient. Returns the coordinator's final loss scale.
     @discardableResult
     func train(_ cfg: RunConfig, dir: URL, workers: Int, inject: [Int: Int] = [:],
                resume: RunOptions.Resume = .fresh) async throws -> LossScaleState {
-        Parallel.threads = 1
-        var run = RunOptions(runDirectory: dir)
-        run.workers = workers; run.printProgress = false; run.resume = resume
-        let coordinator = try Coordinator(config: cfg, run: run, options: CoordinatorOptions(bind: "tcp://127.0.0.1:*", workers: workers))
-        let endpoint = coordinator.endpoint
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { _ = try await coordinator.run() }
-            for i in 0..<workers {
-                group.addTask {
-                    var o = WorkerOptions(endpoint: endpoint, name: "w\(i)", threads: 1)
-                    o.printProgress = false
-                    o.injectNonFiniteAtStep = inject[i]
-                    try await Worker(options: o).run()
-                }
-            }
-            try await group.waitForAll()
-        }
+        let coordinator = try await InProcessCluster.train(cfg, in: dir, workers: workers, resume: resume, over: .tcp,
+                                                           worker: { i, o in o.injectNonFiniteAtStep = inject[i] })
         return await coordinator.lossScale
     }
 

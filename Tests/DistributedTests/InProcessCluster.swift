@@ -4,8 +4,12 @@ import TensorCore
 import Training
 import Distributed
 
-/// Test support: the real Coordinator and Worker actors in this process, over inproc:// sockets.
+/// Test support: the real Coordinator and Worker actors in this process, over `inproc://` sockets
+/// (the `--single-process` path) or `tcp://` on loopback (what separate processes use, with the
+/// heartbeats and timeouts that apply to remote workers).
 enum InProcessCluster {
+    enum Transport { case inproc, tcp }
+
     /// A fresh directory removed when `test` ends.
     static func temporaryDirectory(for test: XCTestCase, prefix: String) throws -> URL {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)-\(UUID().uuidString)")
@@ -14,25 +18,36 @@ enum InProcessCluster {
         return url
     }
 
-    /// Trains `config` in `dir` with `workers` one-thread workers until the coordinator finishes.
-    static func train(_ config: RunConfig, in dir: URL, workers: Int, resume: RunOptions.Resume = .fresh) async throws {
+    /// Trains `config` in `dir` with `workers` one-thread workers until the coordinator finishes,
+    /// and returns the coordinator (for its final state). `coordinator` and `worker` adjust the
+    /// options (the worker's closure gets its index).
+    @discardableResult
+    static func train(_ config: RunConfig, in dir: URL, workers: Int, resume: RunOptions.Resume = .fresh,
+                      over transport: Transport = .inproc,
+                      coordinator adjustCoordinator: (inout CoordinatorOptions) -> Void = { _ in },
+                      worker adjustWorker: @escaping @Sendable (Int, inout WorkerOptions) -> Void = { _, _ in })
+        async throws -> Coordinator {
         Parallel.threads = 1
-        let context = try ZMQContext()
-        let endpoint = "inproc://test-\(UUID().uuidString)"
+        let context: ZMQContext? = transport == .inproc ? try ZMQContext() : nil
         var run = RunOptions(runDirectory: dir)
         run.workers = workers; run.printProgress = false; run.resume = resume
-        let coordinator = try Coordinator(config: config, run: run, options: CoordinatorOptions(bind: endpoint, workers: workers),
-                                          context: context)
+        var options = CoordinatorOptions(bind: transport == .inproc ? "inproc://test-\(UUID().uuidString)" : "tcp://127.0.0.1:*",
+                                         workers: workers)
+        adjustCoordinator(&options)
+        let coordinator = try Coordinator(config: config, run: run, options: options, context: context)
+        let endpoint = coordinator.endpoint
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { _ = try await coordinator.run() }
             for i in 0..<workers {
                 group.addTask {
                     var o = WorkerOptions(endpoint: endpoint, name: "w\(i)", threads: 1)
                     o.printProgress = false
+                    adjustWorker(i, &o)
                     try await Worker(options: o, context: context).run()
                 }
             }
             try await group.waitForAll()
         }
+        return coordinator
     }
 }

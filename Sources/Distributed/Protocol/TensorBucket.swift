@@ -72,22 +72,7 @@ public struct TensorBucket: Sendable {
     /// a Float16 payload bit for bit, a Float32 one rounded to nearest even.
     public func copyHalfValues(into arena: UnsafeMutablePointer<UInt16>, arenaCount: Int) throws(ProtocolError) {
         guard totalCount == arenaCount else { throw .arenaSizeMismatch(message: totalCount, local: arenaCount) }
-        let count = elementCount, destination = arena + elementOffset
-        payload.withUnsafeBytes { raw in
-            guard let base = raw.baseAddress, count > 0 else { return }
-            switch elementType {
-            case .float16:
-                UnsafeMutableRawPointer(destination).copyMemory(from: base, byteCount: count * 2)
-            case .float32:
-                if Int(bitPattern: base) % MemoryLayout<Float>.alignment == 0 {
-                    Half.encode(base.assumingMemoryBound(to: Float.self), destination, count: count)
-                } else {
-                    var aligned = [Float](repeating: 0, count: count)
-                    aligned.withUnsafeMutableBytes { $0.copyMemory(from: UnsafeRawBufferPointer(start: base, count: count * 4)) }
-                    aligned.withUnsafeBufferPointer { if let a = $0.baseAddress { Half.encode(a, destination, count: count) } }
-                }
-            }
-        }
+        copyPayload(into: arena + elementOffset, native: .float16, converting: Float.self) { Half.encode($0, $1, count: $2) }
     }
 
     /// Calls `body` with the values as Float32 (`elementCount` of them): in place when they
@@ -105,21 +90,26 @@ public struct TensorBucket: Sendable {
     }
 
     private func decode(into destination: UnsafeMutablePointer<Float>) {
+        copyPayload(into: destination, native: .float32, converting: UInt16.self) { Half.decode($0, $1, count: $2) }
+    }
+
+    /// Copies the payload into `destination` as `D`: byte for byte when it already holds `D`
+    /// (`native`), otherwise through `convert` from `S`.
+    private func copyPayload<S, D>(into destination: UnsafeMutablePointer<D>, native: TensorElementType, converting _: S.Type,
+                                   _ convert: (UnsafePointer<S>, UnsafeMutablePointer<D>, Int) -> Void) {
         let count = elementCount
         payload.withUnsafeBytes { raw in
             guard let base = raw.baseAddress, count > 0 else { return }
-            switch elementType {
-            case .float32:
-                UnsafeMutableRawPointer(destination).copyMemory(from: base, byteCount: count * 4)
-            case .float16:
-                if Int(bitPattern: base) % MemoryLayout<UInt16>.alignment == 0 {
-                    Half.decode(base.assumingMemoryBound(to: UInt16.self), destination, count: count)
-                } else {
-                    // Small frames can start at an odd address inside libzmq's receive buffer.
-                    var aligned = [UInt16](repeating: 0, count: count)
-                    aligned.withUnsafeMutableBytes { $0.copyMemory(from: UnsafeRawBufferPointer(start: base, count: count * 2)) }
-                    aligned.withUnsafeBufferPointer { if let a = $0.baseAddress { Half.decode(a, destination, count: count) } }
-                }
+            if elementType == native {
+                UnsafeMutableRawPointer(destination).copyMemory(from: base, byteCount: count * MemoryLayout<D>.stride)
+            } else if Int(bitPattern: base) % MemoryLayout<S>.alignment == 0 {
+                convert(base.assumingMemoryBound(to: S.self), destination, count)
+            } else {
+                // Small frames can start at an odd address inside libzmq's receive buffer.
+                let aligned = UnsafeMutablePointer<S>.allocate(capacity: count)
+                defer { aligned.deallocate() }
+                UnsafeMutableRawPointer(aligned).copyMemory(from: base, byteCount: count * MemoryLayout<S>.stride)
+                convert(aligned, destination, count)
             }
         }
     }

@@ -28,6 +28,8 @@ public struct Validator {
         var stats = LossStatistics.zero
         var exact = 0
         var start = 0
+        // One decoder for all chunks: its incremental caches are reused, not rebuilt per chunk.
+        let decoder = decode ? GreedyDecoder(model: model) : nil
         while start < pairs.count {
             let chunk = Array(pairs[start..<Swift.min(pairs.count, start + batchSize)])
             start += chunk.count
@@ -40,10 +42,9 @@ public struct Validator {
                                                    rows: batch.batchSize * batch.targetLength,
                                                    vocab: model.config.vocabSize, smoothing: 0, gradientScale: nil)
             }
-            if decode {
+            if let decoder {
                 let longest = chunk.map(\.target.count).max() ?? 0
-                let outputs = try GreedyDecoder(model: model).decode(chunk.map(\.source),
-                                                                     maxLength: Swift.min(model.config.maxLen, longest + 1))
+                let outputs = try decoder.decode(chunk.map(\.source), maxLength: Swift.min(model.config.maxLen, longest + 1))
                 for (o, p) in zip(outputs, chunk) where o == p.target { exact += 1 }
             }
         }
