@@ -19,7 +19,10 @@ public final class GradientReducer {
     /// Per bucket: index into `ranks` of the next rank whose contribution may be taken.
     private var next: [Int] = []
     private var trees: [PairwiseSum] = []
-    private var stash: [Int: [Int: [Float]]] = [:]   // bucket -> rank -> values
+    /// Buckets that arrived before their turn, per rank, at their place in an arena-sized buffer
+    /// per rank (allocated once: no allocation per step).
+    private var stashBuffers: [Int: FloatBuffer] = [:]
+    private var stashed: [Set<Int>] = []              // bucket -> ranks stashed
     private var bucketsReceived: [Int: Int] = [:]     // rank -> buckets received (taken or stashed)
     private var pendingStats: [Int: LossStatistics] = [:]
     /// The ranks' statistics summed in rank order, once all are in.
@@ -40,7 +43,8 @@ public final class GradientReducer {
         weights = microBatches
         next = [Int](repeating: 0, count: bucketCount)
         for t in trees { t.reset() }
-        stash.removeAll(keepingCapacity: true)
+        stashed = [Set<Int>](repeating: [], count: bucketCount)
+        for rank in stashBuffers.keys where microBatches[rank] == nil { stashBuffers[rank] = nil }   // a lost worker's
         bucketsReceived.removeAll()
         pendingStats.removeAll()
         statistics = .zero
@@ -52,13 +56,17 @@ public final class GradientReducer {
     public func receive(rank: Int, bucket b: Int, values: UnsafePointer<Float>) {
         guard b >= 0, b < bucketCount, weights[rank] != nil, next[b] < ranks.count else { return }
         bucketsReceived[rank, default: 0] += 1
+        let offset = range(ofBucket: b).lowerBound
         if ranks[next[b]] == rank {
             take(values, rank: rank, bucket: b)
-            while next[b] < ranks.count, let stashed = stash[b]?.removeValue(forKey: ranks[next[b]]) {
-                stashed.withUnsafeBufferPointer { take($0.baseAddress!, rank: ranks[next[b]], bucket: b) }
+            while next[b] < ranks.count, stashed[b].remove(ranks[next[b]]) != nil, let buffer = stashBuffers[ranks[next[b]]] {
+                take(buffer.pointer + offset, rank: ranks[next[b]], bucket: b)
             }
         } else {
-            stash[b, default: [:]][rank] = Array(UnsafeBufferPointer(start: values, count: range(ofBucket: b).count))
+            let buffer = stashBuffers[rank] ?? FloatBuffer(count: count)
+            stashBuffers[rank] = buffer
+            (buffer.pointer + offset).update(from: values, count: range(ofBucket: b).count)
+            stashed[b].insert(rank)
         }
     }
 

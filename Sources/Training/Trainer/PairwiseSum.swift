@@ -25,11 +25,18 @@ public final class PairwiseSum {
     /// Adds the next vector (copied), covering `weight` leaves (a partial sum received from a peer
     /// covers as many leaves as it summed).
     public func push(_ values: UnsafePointer<Float>, weight: Int = 1) {
-        let b = spare.popLast() ?? FloatBuffer(count: count)
-        b.resize(count)
-        b.pointer.update(from: values, count: count)
-        partials.append(b)
-        leaves.append(weight)
+        if let last = leaves.last, last == weight {
+            // It would be combined into the top partial at once: add it there without the copy
+            // (a + b == b + a in IEEE arithmetic, so the bits are those of the copy-then-combine).
+            VectorOps.add(values, into: partials[partials.count - 1].pointer, count: count)
+            leaves[leaves.count - 1] += weight
+        } else {
+            let b = spare.popLast() ?? FloatBuffer(count: count)
+            b.resize(count)
+            b.pointer.update(from: values, count: count)
+            partials.append(b)
+            leaves.append(weight)
+        }
         while leaves.count >= 2 && leaves[leaves.count - 1] == leaves[leaves.count - 2] {
             combineTop()
         }
