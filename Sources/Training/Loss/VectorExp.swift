@@ -38,21 +38,8 @@ enum VectorExp {
         return y * unsafeBitCast(exponent, to: SIMD8<Float>.self)
     }
 
-    /// The same computation for one value (row tails), so every element of a row is treated alike.
+    /// The same computation for one value (row tails), so every element of a row is treated alike:
+    /// the vector code on a broadcast, so the two can never drift apart.
     @inline(__always)
-    static func exp(_ x: Float) -> Float {
-        let xc = x < lowerBound ? lowerBound : x
-        let t = xc * log2e + roundingMagic
-        let n = t - roundingMagic
-        let r = xc - n * ln2High - n * ln2Low
-        var y = p0
-        y = y * r + p1
-        y = y * r + p2
-        y = y * r + p3
-        y = y * r + p4
-        y = y * r + p5
-        y = y * r * r + r + 1
-        let exponent = (t.bitPattern &- roundingMagicBits &+ 127) &<< 23
-        return y * Float(bitPattern: exponent)
-    }
+    static func exp(_ x: Float) -> Float { exp(SIMD8<Float>(repeating: x))[0] }
 }
