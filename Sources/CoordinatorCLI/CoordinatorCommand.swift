@@ -52,9 +52,9 @@ struct CoordinatorCommand: AsyncParsableCommand {
             if singleProcess {
                 summary = try await runInProcess(cfg, options: options, threads: threads ?? cores)
             } else {
-                // The coordinator reduces, runs AdamW, validates and writes checkpoints while every
-                // worker waits for the step's weights (steps are synchronous), so it takes all cores
-                // then; between steps it only receives, and its threads sleep.
+                // The coordinator reduces, runs AdamW, validates and writes checkpoints between a
+                // step's last gradient and the next step's work orders, while every worker is idle
+                // (steps are synchronous), so it takes all cores then; otherwise its threads sleep.
                 Parallel.threads = threads ?? cores
                 var net = CoordinatorOptions(bind: bind, workers: workers)
                 net.joinTimeout = joinTimeout; net.heartbeatTimeout = heartbeatTimeout; net.stepTimeout = stepTimeout

@@ -9,13 +9,13 @@ import Distributed
 /// outlasts the heartbeat timeout. (It did: a 26 s validation with BLEU dropped the only worker
 /// of a run, which then waited for a worker forever.)
 final class CoordinatorLivenessTests: XCTestCase {
-    /// A validation of 8000 greedy decodes takes over a second, far beyond a 0.25 s heartbeat timeout.
+    /// A validation of 12000 greedy decodes takes seconds, far beyond a 0.5 s heartbeat timeout.
     static func config() throws -> RunConfig {
         let json = """
-        {"name": "liveness", "model": {"vocab_size": 40, "d_model": 32, "heads": 2, "d_ff": 64, "encoder_layers": 1,
+        {"name": "liveness", "model": {"vocab_size": 40, "d_model": 64, "heads": 2, "d_ff": 128, "encoder_layers": 1,
                                        "decoder_layers": 1, "dropout": 0.1, "max_len": 32},
          "training": {"batch_tokens": 96, "accumulation_steps": 1, "max_steps": 4, "warmup_steps": 10,
-                      "validate_every": 2, "checkpoint_every": 100, "valid_size": 8000, "log_every": 1},
+                      "validate_every": 2, "checkpoint_every": 100, "valid_size": 12000, "log_every": 1},
          "data": {"task": "copy", "copy_max_len": 24}}
         """
         return try RunConfig.parse(data: Data(json.utf8), source: "test")
@@ -23,15 +23,15 @@ final class CoordinatorLivenessTests: XCTestCase {
 
     func testLongValidationDoesNotDropWorkers() async throws {
         let dir = try InProcessCluster.temporaryDirectory(for: self, prefix: "liveness")
-        let timeout = 0.25
+        let timeout = 0.5
         try await InProcessCluster.train(try Self.config(), in: dir, workers: 2, over: .tcp,
                                          coordinator: { o in
-                                             o.heartbeatInterval = 0.05; o.heartbeatTimeout = timeout
+                                             o.heartbeatInterval = 0.1; o.heartbeatTimeout = timeout
                                              // Dropped workers notice only after coordinatorTimeout, so the
                                              // coordinator would wait for workers: fail fast then.
                                              o.joinTimeout = 3
                                          },
-                                         worker: { _, o in o.heartbeatInterval = 0.05; o.coordinatorTimeout = 10; o.giveUpAfter = 10 })
+                                         worker: { _, o in o.heartbeatInterval = 0.1; o.coordinatorTimeout = 10; o.giveUpAfter = 10 })
         let lines = try String(contentsOf: dir.appendingPathComponent("metrics.jsonl"), encoding: .utf8)
             .split(separator: "\n").map { try XCTUnwrap(JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]) }
         XCTAssertEqual(lines.compactMap { $0["step"] as? Int }, [1, 2, 3, 4])

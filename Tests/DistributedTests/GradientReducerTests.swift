@@ -57,6 +57,30 @@ final class GradientReducerTests: XCTestCase {
             XCTAssertEqual(Array(reducer.total.buffer).map(\.bitPattern), want, "order \(order)")
             XCTAssertEqual(reducer.statistics.tokens, 8)
         }
+        // A step re-planned while rank 3's buckets wait in the stash: the new attempt must not
+        // count them (its own rank 3 delivers again, scaled by 2 to tell them apart).
+        reducer.begin(microBatches: [0: 1, 1: 1, 2: 1, 3: 1])
+        for b in 0..<3 {
+            let part = Array(values[3][(b * bucket)..<((b + 1) * bucket)])
+            part.withUnsafeBufferPointer { reducer.receive(rank: 3, bucket: b, values: $0.baseAddress!) }
+        }
+        reducer.begin(microBatches: [0: 1, 1: 1, 2: 1, 3: 1])
+        var doubled = values
+        doubled[3] = values[3].map { $0 * 2 }
+        for r in [3, 2, 1, 0] {
+            for b in 0..<3 {
+                let part = Array(doubled[r][(b * bucket)..<((b + 1) * bucket)])
+                part.withUnsafeBufferPointer { reducer.receive(rank: r, bucket: b, values: $0.baseAddress!) }
+            }
+        }
+        var replanned: [UInt32] = []
+        for i in 0..<count {
+            let left: Float = doubled[0][i] + doubled[1][i]
+            let right: Float = doubled[2][i] + doubled[3][i]
+            replanned.append((left + right).bitPattern)
+        }
+        XCTAssertEqual(Array(reducer.total.buffer).map(\.bitPattern), replanned,
+                       "the first attempt's stashed buckets leaked into the re-planned step")
         // Next step: ranks 1 and 3 only, rank 3 first.
         reducer.begin(microBatches: [1: 2, 3: 2])
         for b in 0..<3 {
