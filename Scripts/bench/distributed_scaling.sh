@@ -47,7 +47,8 @@ print(json.dumps({"mode": sys.argv[2], "repeat": int(sys.argv[5]), "workers": wo
       "steps_measured": len(rows), "step_seconds": round(wall / len(rows), 4),
       "compute_seconds": avg("compute_seconds"), "reduce_seconds": avg("reduce_seconds"),
       "apply_seconds": avg("apply_seconds"), "broadcast_seconds": avg("broadcast_seconds"),
-      "worker_seconds": [round(sum(r["worker_seconds"][k] for r in rows) / len(rows), 4) for k in range(workers)],
+      "worker_seconds": {k: round(sum(r["worker_seconds"].get(k, 0) for r in rows) / len(rows), 4)
+                         for k in sorted(rows[-1]["worker_seconds"])},
       "bytes_received_per_step": avg("bytes_received"), "bytes_sent_per_step": avg("bytes_sent")}))
 PY
   rm -rf "$dir"

@@ -40,5 +40,11 @@ final class CoordinatorLivenessTests: XCTestCase {
         XCTAssertGreaterThan(gap, 3 * timeout, "validation too short to test anything: raise valid_size")
         XCTAssertEqual(lines.compactMap { $0["workers"] as? Int }, [2, 2, 2, 2], "a worker was dropped")
         XCTAssertEqual(lines.compactMap { $0["attempts"] as? Int }, [1, 1, 1, 1], "a step was re-planned")
+        // Per-rank timings, keyed by rank: both ranks, positive, within the step.
+        for line in lines {
+            let seconds = try XCTUnwrap(line["worker_seconds"] as? [String: Double])
+            XCTAssertEqual(seconds.keys.sorted(), ["0", "1"])
+            XCTAssertTrue(seconds.values.allSatisfy { $0 > 0 && $0 < 60 })
+        }
     }
 }

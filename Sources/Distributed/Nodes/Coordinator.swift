@@ -52,7 +52,8 @@ public actor Coordinator {
     private var failure: String?
     private var reduceSeconds = 0.0
     /// When each rank's step statistics (sent after its last gradient bucket) arrived, in seconds
-    /// since the work orders went out: shows a straggler in metrics.jsonl (`worker_seconds`).
+    /// since the work orders went out: shows a straggler in metrics.jsonl (`worker_seconds`, an
+    /// object keyed by rank, so a dropped rank does not shift the others).
     private var rankSeconds: [Int: Double] = [:]
     private var attemptStart = 0.0
     /// Payload bytes of the gradient buckets taken in the current step (headers excluded).
@@ -198,7 +199,7 @@ public actor Coordinator {
                     "apply_seconds": applied - gathered, "broadcast_seconds": sent - applied,
                     "bytes_received": after.bytesReceived - before.bytesReceived,
                     "bytes_sent": after.bytesSent - before.bytesSent, "attempts": attempts,
-                    "worker_seconds": rankSeconds.keys.sorted().map { rankSeconds[$0] ?? 0 },
+                    "worker_seconds": Dictionary(uniqueKeysWithValues: rankSeconds.map { (String($0.key), $0.value) }),
                     "gradient_bytes_received": gradientPayloadBytes,
                     "weight_bytes_sent": weightPayloadBytes - weightBytesBefore]
         }
