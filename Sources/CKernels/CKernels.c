@@ -22,6 +22,11 @@ static inline void philox_block(uint32_t c0, uint32_t c1, uint32_t c2, uint32_t 
     out[0] = x0; out[1] = x1; out[2] = x2; out[3] = x3;
 }
 
+void ckernels_philox4x32_10(uint32_t c0, uint32_t c1, uint32_t c2, uint32_t c3, uint32_t k0, uint32_t k1,
+                            uint32_t out[4]) {
+    philox_block(c0, c1, c2, c3, k0, k1, out);
+}
+
 void ckernels_dropout_scalar(const float *src, float *dst, int64_t start, int64_t end,
                              uint32_t key0, uint32_t key1, uint32_t site, uint32_t micro_batch, uint32_t step,
                              uint32_t threshold, float scale) {

@@ -1,3 +1,5 @@
+import CKernels
+
 /// Philox4x32-10 (Salmon et al., "Parallel random numbers: as easy as 1, 2, 3", SC'11).
 ///
 /// A counter-based generator: the output is a pure function of a 64-bit key and a 128-bit
@@ -11,24 +13,15 @@ public struct Philox: Sendable {
         key = (UInt32(truncatingIfNeeded: seed), UInt32(truncatingIfNeeded: seed >> 32))
     }
 
-    @inline(__always)
-    private static func mulhilo(_ a: UInt32, _ b: UInt32) -> (hi: UInt32, lo: UInt32) {
-        let p = UInt64(a) &* UInt64(b)
-        return (UInt32(truncatingIfNeeded: p >> 32), UInt32(truncatingIfNeeded: p))
-    }
-
-    /// Four 32-bit random words for the counter (c0, c1, c2, c3).
+    /// Four 32-bit random words for the counter (c0, c1, c2, c3): the C implementation the dropout
+    /// kernel also uses (one definition; `PhiloxTests` checks it against Random123's answers).
     @inline(__always)
     public func block(_ c0: UInt32, _ c1: UInt32, _ c2: UInt32, _ c3: UInt32) -> (UInt32, UInt32, UInt32, UInt32) {
-        var x = (c0, c1, c2, c3)
-        var k = key
-        for _ in 0..<10 {
-            let (hi0, lo0) = Philox.mulhilo(0xD251_1F53, x.0)
-            let (hi1, lo1) = Philox.mulhilo(0xCD9E_8D57, x.2)
-            x = (hi1 ^ x.1 ^ k.0, lo1, hi0 ^ x.3 ^ k.1, lo0)
-            k = (k.0 &+ 0x9E37_79B9, k.1 &+ 0xBB67_AE85)
+        var out: (UInt32, UInt32, UInt32, UInt32) = (0, 0, 0, 0)
+        withUnsafeMutableBytes(of: &out) { raw in
+            ckernels_philox4x32_10(c0, c1, c2, c3, key.0, key.1, raw.baseAddress!.assumingMemoryBound(to: UInt32.self))
         }
-        return x
+        return out
     }
 
     /// Uniform Float in [0, 1) from a 32-bit word (24 mantissa bits).

@@ -3,6 +3,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/// One Philox4x32-10 block: the four words for counter (c0, c1, c2, c3) under key (k0, k1).
+/// The only implementation in the project (Swift's `Philox.block` calls it).
+void ckernels_philox4x32_10(uint32_t c0, uint32_t c1, uint32_t c2, uint32_t c3, uint32_t k0, uint32_t k1,
+                            uint32_t out[4]);
+
 /// Inverted dropout over elements [start, end): dst[i] = src[i] * scale when the i-th 16-bit
 /// uniform is >= threshold, else 0 (src and dst may alias). The uniforms come from
 /// Philox4x32-10 with key (key0, key1) and counter (i / 8, site, micro_batch, step): one block gives
