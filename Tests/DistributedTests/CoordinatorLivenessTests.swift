@@ -4,45 +4,49 @@ import TensorCore
 import Training
 import Distributed
 
-/// The coordinator validates (and writes checkpoints) on its own actor, so meanwhile it handles no
-/// heartbeat: that silence is its own, and must not get its workers dropped when the validation
-/// outlasts the heartbeat timeout. (It did: a 26 s validation with BLEU dropped the only worker
-/// of a run, which then waited for a worker forever.)
+/// Liveness must not depend on what the coordinator computes. Validation and checkpoints run on
+/// the coordinator's actor; its heartbeats come from its socket thread, so workers keep hearing
+/// it, and it judges workers by when their messages reached that thread. (Before, a validation
+/// longer than the workers' timeout made every worker reconnect, and a longer one made them all
+/// give up: CI on AMD machines saw exactly that.)
 final class CoordinatorLivenessTests: XCTestCase {
-    /// A validation of 12000 greedy decodes at width 128 takes seconds (about 6 s here), far beyond a 0.5 s
-    /// heartbeat timeout.
     static func config() throws -> RunConfig {
         let json = """
-        {"name": "liveness", "model": {"vocab_size": 40, "d_model": 128, "heads": 2, "d_ff": 256, "encoder_layers": 1,
-                                       "decoder_layers": 1, "dropout": 0.1, "max_len": 32},
-         "training": {"batch_tokens": 96, "accumulation_steps": 1, "max_steps": 4, "warmup_steps": 10,
-                      "validate_every": 2, "checkpoint_every": 100, "valid_size": 12000, "log_every": 1},
-         "data": {"task": "copy", "copy_max_len": 24}}
+        {"name": "liveness", "model": {"vocab_size": 16, "d_model": 16, "heads": 2, "d_ff": 32, "encoder_layers": 1,
+                                       "decoder_layers": 1, "dropout": 0.1, "max_len": 16},
+         "training": {"batch_tokens": 64, "accumulation_steps": 1, "max_steps": 4, "warmup_steps": 10,
+                      "validate_every": 2, "checkpoint_every": 100, "valid_size": 16, "log_every": 1},
+         "data": {"task": "copy", "copy_max_len": 8}}
         """
         return try RunConfig.parse(data: Data(json.utf8), source: "test")
     }
 
-    func testLongValidationDoesNotDropWorkers() async throws {
+    /// Each validation blocks the coordinator's actor for 6 s (a test hook), 6x the 1 s after
+    /// which workers reconnect and give up and after which the coordinator drops a worker. The run
+    /// must go through with the same two ranks, no re-plan, and the silence must not be charged
+    /// to anyone, whatever the speed of the machine.
+    func testLongValidationDropsNoWorkerAndLosesNoCoordinator() async throws {
         let dir = try InProcessCluster.temporaryDirectory(for: self, prefix: "liveness")
-        let timeout = 0.5
+        let timeout = 1.0, busy = 6.0
+        let started = Date()
         try await InProcessCluster.train(try Self.config(), in: dir, workers: 2, over: .tcp,
                                          coordinator: { o in
                                              o.heartbeatInterval = 0.1; o.heartbeatTimeout = timeout
-                                             // Dropped workers notice only after coordinatorTimeout, so the
-                                             // coordinator would wait for workers: fail fast then.
+                                             o.extraValidationSeconds = busy
+                                             // A lost worker would make the coordinator wait: fail fast then.
                                              o.joinTimeout = 3
                                          },
-                                         worker: { _, o in o.heartbeatInterval = 0.1; o.coordinatorTimeout = 10; o.giveUpAfter = 10 })
+                                         worker: { _, o in
+                                             o.heartbeatInterval = 0.1; o.coordinatorTimeout = timeout; o.giveUpAfter = timeout
+                                         })
         let lines = try String(contentsOf: dir.appendingPathComponent("metrics.jsonl"), encoding: .utf8)
             .split(separator: "\n").map { try XCTUnwrap(JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]) }
         XCTAssertEqual(lines.compactMap { $0["step"] as? Int }, [1, 2, 3, 4])
-        // The test is only meaningful if the validation after step 2 outlasted the timeout by far.
-        let gap = try XCTUnwrap(lines[2]["elapsed_seconds"] as? Double) - XCTUnwrap(lines[1]["elapsed_seconds"] as? Double)
-        print("CoordinatorLivenessTests: step 2 -> 3 took \(gap) s (validation included), heartbeat timeout \(timeout) s")
-        XCTAssertGreaterThan(gap, 3 * timeout, "validation too short to test anything: raise valid_size")
+        // Two validations (steps 2 and 4) were held for `busy` each: the test really covered them.
+        XCTAssertGreaterThanOrEqual(Date().timeIntervalSince(started), 2 * busy)
         XCTAssertEqual(lines.compactMap { $0["workers"] as? Int }, [2, 2, 2, 2], "a worker was dropped")
         XCTAssertEqual(lines.compactMap { $0["attempts"] as? Int }, [1, 1, 1, 1], "a step was re-planned")
-        // Per-rank timings, keyed by rank: both ranks, positive, within the step.
+        // The same two ranks throughout: a worker that had reconnected would have come back as rank 2 or 3.
         for line in lines {
             let seconds = try XCTUnwrap(line["worker_seconds"] as? [String: Double])
             XCTAssertEqual(seconds.keys.sorted(), ["0", "1"])

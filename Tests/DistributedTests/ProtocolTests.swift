@@ -73,7 +73,7 @@ final class ProtocolTests: XCTestCase {
     }
 
     func testWorkRoundTrip() throws {
-        let order = WorkOrder(step: 7, rank: 1, group: 1, lossScale: 1024, microBatches: [28, 29, 3_000_000_000])
+        let order = WorkOrder(step: 7, rank: 1, group: 1, lossScale: 1024, firstPosition: 6, microBatches: [28, 29, 3_000_000_000])
         guard case .work(let back) = try roundTrip(.work(order)) else { return XCTFail("not work") }
         XCTAssertEqual(back, order)
         let frames = WireMessage.work(order).frames()
@@ -103,10 +103,20 @@ final class ProtocolTests: XCTestCase {
         let values: [Float] = [1, -2.5, .nan, .infinity, -0.0, .leastNonzeroMagnitude, 3.4e38, 0.1, 7, 8]
         let arena = FloatBuffer(values)
         let plan = BucketPlan(elementCount: values.count, maxBucketBytes: 16)   // 4 values per bucket
-        let bucket = TensorBucket(step: 3, rank: 1, group: 0, bucket: plan.bucket(1), of: plan, from: arena.pointer, as: .float32)
+        let bucket = TensorBucket(step: 3, rank: 1, group: 2, node: TreeNode(start: 4, count: 2), bucket: plan.bucket(1), of: plan,
+                                  from: arena.pointer, as: .float32)
         guard case .gradients(let back) = try roundTrip(.gradients(bucket)) else { return XCTFail("not gradients") }
-        XCTAssertEqual([back.step, back.rank, back.index, back.bucketCount, back.elementOffset, back.elementCount, back.totalCount],
-                       [3, 1, 1, 3, 4, 4, 10])
+        XCTAssertEqual([back.step, back.rank, back.group, back.index, back.bucketCount, back.elementOffset, back.elementCount, back.totalCount],
+                       [3, 1, 2, 1, 3, 4, 4, 10])
+        XCTAssertEqual(back.node, TreeNode(start: 4, count: 2))
+        // Gradients must name an aligned power-of-two node of the step's tree.
+        for (start, count) in [(0, 0), (1, 2), (0, 3), (-2, 1)] {
+            var frames = WireMessage.gradients(bucket).frames()
+            var header = try frames[0].withUnsafeBytes { raw in try MessageHeader(decoding: raw) }
+            header.values.0 = Int64(start); header.values.1 = Int64(count)
+            frames[0] = Frame(header.encoded())
+            XCTAssertThrowsError(try WireMessage(frames: frames), "node start \(start) count \(count)")
+        }
         XCTAssertEqual(back.elementType, .float32)
         let target = FloatBuffer(count: values.count)
         try back.copyValues(into: target.pointer, arenaCount: values.count)

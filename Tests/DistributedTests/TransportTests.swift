@@ -1,6 +1,7 @@
 import Distributed
 import Foundation
 import TensorCore
+import Training
 import XCTest
 
 struct DeadlineExceeded: Error, CustomStringConvertible {
@@ -261,7 +262,7 @@ final class TransportTests: XCTestCase {
                 target.zero()
                 let started = DispatchTime.now().uptimeNanoseconds
                 for bucket in plan {
-                    let tensor = TensorBucket(step: attempt, rank: 1, bucket: bucket, of: plan, from: source.pointer, as: elementType, pool: pool)
+                    let tensor = TensorBucket(step: attempt, rank: 1, node: TreeNode(start: 0, count: 1), bucket: bucket, of: plan, from: source.pointer, as: elementType, pool: pool)
                     if direction == .weights { router.send(.weights(tensor), to: peer) } else { dealer.send(.gradients(tensor)) }
                 }
                 for _ in 0..<plan.bucketCount {

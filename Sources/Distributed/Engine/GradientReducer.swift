@@ -1,29 +1,43 @@
 import TensorCore
 import Training
 
-/// Sums the workers' gradient buckets into one buffer while buckets arrive.
+/// Sums the workers' gradient buckets into one buffer while buckets arrive, in the step's
+/// canonical tree (`TreeNode`, `PairwiseSum`).
 ///
-/// The order of additions never depends on arrival order: per bucket, the ranks' partial sums are
-/// taken in rank order and combined in the same pairwise tree a single worker uses over its
-/// micro-batches (`PairwiseSum`, each rank weighted by the number of micro-batches it summed). With
-/// power-of-two splits of a step's micro-batches, any worker count gives bit-identical totals. A
-/// bucket that arrives before its turn is stashed and taken as soon as the ranks before it are in,
-/// so most of the reduction still overlaps reception.
+/// Each rank sends one sum per tree node covering its run of the step's micro-batches (one node
+/// when the run is aligned). Per bucket, the nodes of all ranks are pushed in position order into
+/// the tree a single worker would build over all the micro-batches, so the total has the same bits
+/// for any worker count and any re-plan. A node that arrives before its turn is stashed (buffers
+/// kept from step to step: no allocation in steady state) and taken as soon as the nodes before it
+/// are in, so most of the reduction still overlaps reception.
 public final class GradientReducer {
+    /// What became of a received bucket.
+    public enum Receipt: Equatable, Sendable {
+        case taken
+        /// A second copy of a bucket already received: ignored.
+        case duplicate
+        /// Not a part of this step (wrong rank, node, bucket or size): nothing was read.
+        case unexpected
+    }
+
     public let total: FloatBuffer
     public let count: Int
     public let bucketElements: Int
     public var bucketCount: Int { (count + bucketElements - 1) / bucketElements }
     private var ranks: [Int] = []
-    private var weights: [Int: Int] = [:]
-    /// Per bucket: index into `ranks` of the next rank whose contribution may be taken.
+    /// The step's nodes in position order, with the rank that sends each.
+    private var sequence: [(rank: Int, node: TreeNode)] = []
+    private var sequenceIndex: [Int: [TreeNode: Int]] = [:]   // rank -> node -> index in `sequence`
+    /// Per bucket: index into `sequence` of the next node to push.
     private var next: [Int] = []
     private var trees: [PairwiseSum] = []
-    /// Buckets that arrived before their turn, per rank, at their place in an arena-sized buffer
-    /// per rank (allocated once: no allocation per step).
+    /// Nodes that arrived before their turn, at their bucket's place in an arena-sized buffer per
+    /// node; buffers go back to the pool at the next step.
     private var stashBuffers: [Int: FloatBuffer] = [:]
-    private var stashed: [Set<Int>] = []              // bucket -> ranks stashed
-    private var bucketsReceived: [Int: Int] = [:]     // rank -> buckets received (taken or stashed)
+    private var stashPool: [FloatBuffer] = []
+    private var stashed: [Set<Int>] = []              // bucket -> sequence indices stashed
+    /// Per sequence index: buckets received (taken or stashed).
+    private var received: [Set<Int>] = []
     private var pendingStats: [Int: LossStatistics] = [:]
     /// The ranks' statistics summed in rank order, once all are in.
     public private(set) var statistics = LossStatistics.zero
@@ -37,61 +51,89 @@ public final class GradientReducer {
         }
     }
 
-    /// Starts a step: `microBatches[rank]` is how many micro-batches that rank sums (its tree weight).
-    public func begin(microBatches: [Int: Int]) {
-        ranks = microBatches.keys.sorted()
-        weights = microBatches
+    /// Starts a step: `positions[rank]` is the run of the step's micro-batch positions that rank
+    /// sums (runs of different ranks do not overlap; together they are 0..<M).
+    public func begin(positions: [Int: Range<Int>]) {
+        ranks = positions.keys.sorted()
+        let ordered = positions.filter { !$0.value.isEmpty }.sorted { $0.value.lowerBound < $1.value.lowerBound }
+        sequence = ordered.flatMap { rank, run in TreeNode.cover(run).map { (rank, $0) } }
+        sequenceIndex = [:]
+        for (i, part) in sequence.enumerated() { sequenceIndex[part.rank, default: [:]][part.node] = i }
         next = [Int](repeating: 0, count: bucketCount)
-        for t in trees { t.reset() }
+        for t in trees { t.reset(startingAt: sequence.first?.node.start ?? 0) }
+        stashPool.append(contentsOf: stashBuffers.values)
+        stashBuffers.removeAll()
         stashed = [Set<Int>](repeating: [], count: bucketCount)
-        for rank in stashBuffers.keys where microBatches[rank] == nil { stashBuffers[rank] = nil }   // a lost worker's
-        bucketsReceived.removeAll()
+        received = [Set<Int>](repeating: [], count: sequence.count)
         pendingStats.removeAll()
         statistics = .zero
     }
 
+    /// The nodes `rank` sends this step, in order (empty if it has no part).
+    public func nodes(of rank: Int) -> [TreeNode] {
+        sequence.filter { $0.rank == rank }.map(\.node)
+    }
+
+    /// True if `rank` has a part in the current step.
+    public func expects(rank: Int) -> Bool { sequenceIndex[rank] != nil }
+
     public func range(ofBucket b: Int) -> Range<Int> { (b * bucketElements)..<Swift.min(count, (b + 1) * bucketElements) }
 
-    /// Takes (or stashes) rank `rank`'s values for bucket `b` (`range(ofBucket:).count` floats).
-    public func receive(rank: Int, bucket b: Int, values: UnsafePointer<Float>) {
-        guard b >= 0, b < bucketCount, weights[rank] != nil, next[b] < ranks.count else { return }
-        bucketsReceived[rank, default: 0] += 1
+    /// Takes (or stashes) the values of bucket `b` of `rank`'s sum of `node`. Reads nothing unless
+    /// `values` holds exactly `range(ofBucket: b).count` floats of a node that rank owes.
+    @discardableResult
+    public func receive(rank: Int, node: TreeNode, bucket b: Int, values: UnsafeBufferPointer<Float>) -> Receipt {
+        guard b >= 0, b < bucketCount, let i = sequenceIndex[rank]?[node],
+              values.count == range(ofBucket: b).count, let values = values.baseAddress else { return .unexpected }
+        guard received[i].insert(b).inserted else { return .duplicate }
         let offset = range(ofBucket: b).lowerBound
-        if ranks[next[b]] == rank {
-            take(values, rank: rank, bucket: b)
-            while next[b] < ranks.count, stashed[b].remove(ranks[next[b]]) != nil, let buffer = stashBuffers[ranks[next[b]]] {
-                take(buffer.pointer + offset, rank: ranks[next[b]], bucket: b)
+        if next[b] == i {
+            take(values, index: i, bucket: b)
+            while next[b] < sequence.count, stashed[b].remove(next[b]) != nil, let buffer = stashBuffers[next[b]] {
+                take(buffer.pointer + offset, index: next[b], bucket: b)
             }
         } else {
-            let buffer = stashBuffers[rank] ?? FloatBuffer(count: count)
-            stashBuffers[rank] = buffer
+            let buffer = stashBuffers[i] ?? stashPool.popLast() ?? FloatBuffer(count: count)
+            stashBuffers[i] = buffer
             (buffer.pointer + offset).update(from: values, count: range(ofBucket: b).count)
-            stashed[b].insert(rank)
+            stashed[b].insert(i)
         }
+        return .taken
     }
 
-    private func take(_ values: UnsafePointer<Float>, rank: Int, bucket b: Int) {
-        trees[b].push(values, weight: weights[rank] ?? 1)
+    private func take(_ values: UnsafePointer<Float>, index i: Int, bucket b: Int) {
+        trees[b].push(values, node: sequence[i].node)
         next[b] += 1
-        if next[b] == ranks.count { trees[b].total(into: total.pointer + range(ofBucket: b).lowerBound) }
+        if next[b] == sequence.count { trees[b].total(into: total.pointer + range(ofBucket: b).lowerBound) }
     }
 
-    /// Records a rank's loss statistics for the step.
-    public func receiveStatistics(rank: Int, _ s: LossStatistics) {
-        guard weights[rank] != nil, pendingStats[rank] == nil else { return }
+    /// True once every bucket of every node of `rank` is in.
+    private func hasAllBuckets(of rank: Int) -> Bool {
+        guard let indices = sequenceIndex[rank]?.values else { return false }
+        return indices.allSatisfy { received[$0].count == bucketCount }
+    }
+
+    /// Records a rank's loss statistics for the step, which a worker sends after all its buckets.
+    /// Returns false (ignored) for a rank without a part in the step, a second copy, or statistics
+    /// that come before every bucket of the rank.
+    @discardableResult
+    public func receiveStatistics(rank: Int, _ s: LossStatistics) -> Bool {
+        guard sequenceIndex[rank] != nil, pendingStats[rank] == nil, hasAllBuckets(of: rank) else { return false }
         pendingStats[rank] = s
-        if pendingStats.count == ranks.count {
-            statistics = ranks.reduce(LossStatistics.zero) { $0 + (pendingStats[$1] ?? .zero) }
+        let contributing = ranks.filter { sequenceIndex[$0] != nil }
+        if pendingStats.count == contributing.count {
+            statistics = contributing.reduce(LossStatistics.zero) { $0 + (pendingStats[$1] ?? .zero) }
         }
+        return true
     }
 
     /// True when every bucket and the statistics of every rank are in.
     public var isComplete: Bool {
-        pendingStats.count == ranks.count && next.allSatisfy { $0 == ranks.count }
+        pendingStats.count == ranks.filter({ sequenceIndex[$0] != nil }).count && next.allSatisfy { $0 == sequence.count }
     }
 
     /// Ranks whose contribution is still missing (for deadline messages).
     public var missingRanks: [Int] {
-        ranks.filter { pendingStats[$0] == nil || (bucketsReceived[$0] ?? 0) < bucketCount }
+        ranks.filter { sequenceIndex[$0] != nil && (pendingStats[$0] == nil || !hasAllBuckets(of: $0)) }
     }
 }

@@ -3,24 +3,28 @@
 /// A step consumes `microBatches` consecutive global micro-batches starting at the data cursor
 /// (normally `accumulation_steps x workers`); they are split into contiguous runs, one per rank
 /// in rank order. Micro-batch contents depend only on their global index, so the union (and so
-/// the step's gradient, up to the order of additions) is the same however it is split. When a
+/// the step's gradient) is the same however it is split. When a
 /// worker is lost mid-step, the coordinator re-plans the same micro-batches over the survivors.
+/// The sum is the step's canonical tree over positions (`TreeNode`), so any split gives the same bits.
 public struct StepPlan: Sendable, Equatable {
     public let step: Int
     public let cursor: Int
     public let microBatches: Int
     /// rank -> global micro-batch indices
     public let assignments: [Int: [Int]]
+    /// rank -> its run of the step's positions (index - cursor): where its sums sit in the tree.
+    public let positions: [Int: Range<Int>]
 
     public init(step: Int, cursor: Int, microBatches: Int, ranks: [Int]) {
         self.step = step; self.cursor = cursor; self.microBatches = microBatches
         let sorted = ranks.sorted()
-        var a: [Int: [Int]] = [:]
+        var a: [Int: [Int]] = [:], p: [Int: Range<Int>] = [:]
         for (i, r) in sorted.enumerated() {
-            let lo = cursor + microBatches * i / sorted.count, hi = cursor + microBatches * (i + 1) / sorted.count
-            if hi > lo { a[r] = Array(lo..<hi) }
+            let lo = microBatches * i / sorted.count, hi = microBatches * (i + 1) / sorted.count
+            if hi > lo { a[r] = Array((cursor + lo)..<(cursor + hi)); p[r] = lo..<hi }
         }
         assignments = a
+        positions = p
     }
 
     /// Ranks that have work in this step, ascending.

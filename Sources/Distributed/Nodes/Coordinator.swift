@@ -10,13 +10,24 @@ public struct CoordinatorOptions: Sendable {
     /// micro-batches whatever happens to individual workers, so a failure never changes the math.
     public var workers: Int
     public var joinTimeout: Double = 600
+    /// Seconds between heartbeats, sent by the socket thread (they flow while this actor validates).
     public var heartbeatInterval: Double = 1
-    /// A worker silent this long is dropped.
+    /// A worker silent this long (as the socket thread hears it) is dropped.
     public var heartbeatTimeout: Double = 10
     /// A step not finished this long after its work orders drops the workers still missing.
     public var stepTimeout: Double = 600
+    /// Workers that join while the run has its `workers` wait as spares (kept alive, no rank) and
+    /// take the place of the next lost worker; beyond this many, a joiner is refused.
+    public var maxSpares: Int
+    /// Test hook: blocks this actor for that long at every validation, as a slow one would.
+    package var extraValidationSeconds = 0.0
+    /// Test hook: before this step, wait until `workers` workers are in (a joiner then takes
+    /// part from exactly this step on).
+    package var waitForFullClusterBeforeStep: Int?
 
-    public init(bind: String, workers: Int) { self.bind = bind; self.workers = workers }
+    public init(bind: String, workers: Int) {
+        self.bind = bind; self.workers = workers; maxSpares = Swift.max(1, workers)
+    }
 }
 
 public enum CoordinatorError: Error, CustomStringConvertible {
@@ -37,31 +48,43 @@ public enum CoordinatorError: Error, CustomStringConvertible {
 /// applies the optimizer through `TrainingSession`, broadcasts the new weights, and keeps going
 /// when workers die or join.
 public actor Coordinator {
-    struct Peer { let id: PeerID; let rank: Int; let name: String; var lastHeard: Double }
+    struct Peer { let id: PeerID; let rank: Int; let name: String; let threads: Int }
+    struct Spare { let id: PeerID; let hello: Hello }
 
     public let options: CoordinatorOptions
     let session: TrainingSession
     let socket: SocketThread
     let plan: BucketPlan
     let reducer: GradientReducer
-    private let scratch = FloatBuffer()
-    private var peers: [PeerID: Peer] = [:]
-    private var nextRank = 0
-    private var currentStep = 0, group = 0, allFinite = true
+    let scratch = FloatBuffer()
+    var peers: [PeerID: Peer] = [:]
+    var spares: [Spare] = []
+    /// Peers dropped but perhaps still connected (a hung or slow worker), newest last, at most 64:
+    /// told at the end that the run is over, so they exit instead of trying to rejoin.
+    var dropped: [PeerID] = []
+    var nextRank = 0
+    /// The step being computed and its attempt (re-plans count up); messages of others are stale.
+    var currentStep = 0, attempt = 0, allFinite = true
+    /// Set once the run is over: workers that leave now are not "dropped".
+    var finishing = false
     private var waiter: CheckedContinuation<Void, Never>?
-    private var failure: String?
-    private var reduceSeconds = 0.0
+    var failure: String?
+    var reduceSeconds = 0.0
+    /// Rate limit for lines about peers that are not in the run (they can send without end).
+    var strangerLines = LineLimiter(interval: 10)
     /// When each rank's step statistics (sent after its last gradient bucket) arrived, in seconds
     /// since the work orders went out: shows a straggler in metrics.jsonl (`worker_seconds`, an
     /// object keyed by rank, so a dropped rank does not shift the others).
-    private var rankSeconds: [Int: Double] = [:]
-    private var attemptStart = 0.0
+    var rankSeconds: [Int: Double] = [:]
+    var attemptStart = 0.0
     /// Payload bytes of the gradient buckets taken in the current step (headers excluded).
-    private var gradientPayloadBytes = 0
+    var gradientPayloadBytes = 0
     /// Payload bytes of weight buckets sent (broadcasts and admissions), summed over peers.
-    private var weightPayloadBytes = 0
+    var weightPayloadBytes = 0
     /// How weights travel (`training.float16.parameters`): Float16 halves the broadcast.
-    private let weightType: TensorElementType
+    let weightType: TensorElementType
+    /// How gradients must arrive (`training.float16.gradients`); a bucket of the other type is refused.
+    let gradientType: TensorElementType
 
     /// The dynamic loss scale (Float16 gradients) as it stands after the last step.
     public var lossScale: LossScaleState { session.lossScale }
@@ -71,20 +94,24 @@ public actor Coordinator {
 
     public init(config: RunConfig, run: RunOptions, options: CoordinatorOptions, context: ZMQContext? = nil) throws {
         session = try TrainingSession(config: config, options: run)
-        socket = try SocketThread(.router(bind: options.bind), context: context)
+        var socketOptions = SocketOptions()
+        socketOptions.heartbeatInterval = options.heartbeatInterval
+        socketOptions.maxMessageBytes = BucketPlan.maxFrameBytes
+        socket = try SocketThread(.router(bind: options.bind), options: socketOptions, context: context)
         plan = BucketPlan(elementCount: session.parameterCount)
         reducer = GradientReducer(count: plan.elementCount, bucketElements: plan.elementsPerBucket)
         weightType = config.training.float16.parameters ? .float16 : .float32
+        gradientType = config.training.float16.gradients ? .float16 : .float32
         self.options = options
     }
 
-    private func say(_ s: String) { session.say(s) }
+    func say(_ s: String) { session.say(s) }
 
     // MARK: - Waiting
 
     private var waitGeneration = 0
 
-    private func wake() { waiter?.resume(); waiter = nil }
+    func wake() { waiter?.resume(); waiter = nil }
 
     /// Suspends until an event changes state or `timeout` passes. The timer wakes only the wait
     /// that armed it, and only if its sleep ran to the end (a cancelled timer must not wake the
@@ -100,33 +127,52 @@ public actor Coordinator {
         timer.cancel()
     }
 
-    private var activeRanks: [Int] { peers.values.map(\.rank).sorted() }
-    private func peer(rank: Int) -> PeerID? { peers.values.first { $0.rank == rank }?.id }
+    var activeRanks: [Int] { peers.values.map(\.rank).sorted() }
+    func peer(rank: Int) -> PeerID? { peers.values.first { $0.rank == rank }?.id }
 
     // MARK: - Run
 
     /// Trains to the end (or a stop signal) and returns the summary.
     public func run() async throws -> RunSummary {
         let events = Task { await self.consumeEvents() }
-        let heartbeats = Task { await self.heartbeatLoop() }
-        defer { events.cancel(); heartbeats.cancel() }
+        let liveness = Task { await self.livenessLoop() }
+        defer { events.cancel(); liveness.cancel() }
         say("coordinator listening on \(socket.endpoint); waiting for \(options.workers) worker(s)")
-        let joinDeadline = now() + options.joinTimeout
-        while peers.count < options.workers {
-            if let failure { throw CoordinatorError.transport(failure) }
-            if now() > joinDeadline {
-                throw CoordinatorError.notEnoughWorkers(joined: peers.count, wanted: options.workers, seconds: options.joinTimeout)
-            }
-            await waitForChange(timeout: 1)
-        }
+        try await waitForWorkers { self.peers.count >= self.options.workers }
         session.begin(workers: options.workers)
         while !session.isFinished {
             try await runStep()
         }
-        for p in peers.values { socket.send(.shutdown(reason: "training finished at step \(session.progress.step)"), to: p.id) }
+        // Workers leave now: their going is the end of the run, not a failure.
+        finishing = true
+        let reason = "training finished at step \(session.progress.step)"
+        for id in Array(peers.keys) + spares.map(\.id) + dropped {
+            socket.stopKeepingAlive(id)
+            socket.send(.shutdown(reason: reason), to: id)
+        }
         try? await Task.sleep(nanoseconds: 200_000_000)
         socket.stop(lingerMilliseconds: 500)
         return try session.finish(workers: options.workers)
+    }
+
+    /// Waits until `ready` holds, for at most the join timeout, saying what it waits for once and
+    /// then how long it has waited every 30 s (not a line a second).
+    private func waitForWorkers(_ ready: () -> Bool) async throws {
+        let start = now()
+        var nextReport = start + 30
+        while !ready() {
+            if let failure { throw CoordinatorError.transport(failure) }
+            let t = now()
+            if t - start > options.joinTimeout {
+                throw CoordinatorError.notEnoughWorkers(joined: peers.count, wanted: options.workers, seconds: options.joinTimeout)
+            }
+            if t >= nextReport {
+                say("still waiting for workers after \(Int(t - start)) s (\(peers.count)/\(options.workers) joined; "
+                    + "giving up after \(Int(options.joinTimeout)) s)")
+                nextReport += 30
+            }
+            await waitForChange(timeout: 1)
+        }
     }
 
     /// One optimizer step; re-plans the same micro-batches over the survivors if a worker is lost.
@@ -139,28 +185,27 @@ public actor Coordinator {
         var attempts = 0
         while true {
             if let failure { throw CoordinatorError.transport(failure) }
-            var ranks = activeRanks
-            let joinDeadline = now() + options.joinTimeout
-            while ranks.isEmpty {
-                say("no workers left; waiting for one to join")
-                if now() > joinDeadline {
-                    throw CoordinatorError.notEnoughWorkers(joined: 0, wanted: options.workers, seconds: options.joinTimeout)
-                }
-                await waitForChange(timeout: 1)
-                ranks = activeRanks
+            if session.nextStep == options.waitForFullClusterBeforeStep {
+                try await waitForWorkers { self.peers.count >= self.options.workers }
             }
-            group += 1
+            if activeRanks.isEmpty {
+                say("step \(session.nextStep): no workers left; waiting for one to join")
+                try await waitForWorkers { !self.activeRanks.isEmpty }
+            }
+            let ranks = activeRanks
+            attempt += 1
             attempts += 1
             currentStep = session.nextStep
             let stepPlan = StepPlan(step: currentStep, cursor: session.progress.dataCursor, microBatches: microBatches, ranks: ranks)
-            reducer.begin(microBatches: stepPlan.assignments.mapValues(\.count))
+            reducer.begin(positions: stepPlan.positions)
             allFinite = true
             rankSeconds.removeAll()
             attemptStart = now()
             for (rank, indices) in stepPlan.assignments {
                 guard let id = peer(rank: rank) else { continue }
-                socket.send(.work(WorkOrder(step: currentStep, rank: rank, group: group,
+                socket.send(.work(WorkOrder(step: currentStep, rank: rank, group: attempt,
                                             lossScale: session.gradientMultiplier(microBatches: microBatches),
+                                            firstPosition: stepPlan.positions[rank]?.lowerBound ?? 0,
                                             microBatches: indices)), to: id)
             }
             let deadline = now() + options.stepTimeout
@@ -203,16 +248,19 @@ public actor Coordinator {
                     "gradient_bytes_received": gradientPayloadBytes,
                     "weight_bytes_sent": weightPayloadBytes - weightBytesBefore]
         }
-        // Validation and checkpoints run on this actor, which hears no heartbeat meanwhile: that
-        // time is the coordinator's silence, not the workers', so it does not count against them.
-        let resumed = now()
-        for id in peers.keys { peers[id]?.lastHeard = resumed }
+        if options.extraValidationSeconds > 0, currentStep % session.config.training.validateEvery == 0 {
+            blockThread(seconds: options.extraValidationSeconds)
+        }
     }
+
+    /// Holds this actor's thread as a long validation would (not a suspension: nothing else of
+    /// the actor runs meanwhile), for the liveness test.
+    private nonisolated func blockThread(seconds: Double) { Thread.sleep(forTimeInterval: seconds) }
 
     /// Sends the master weights to `ids` (every worker after a step, one joiner on admission), as
     /// Float32 or (with `float16.parameters`) their Float16 rounding; the master copy and AdamW's
     /// moments stay Float32 here. Each bucket is encoded once and the same frames go to every peer.
-    private func sendWeights(to ids: [PeerID]) {
+    func sendWeights(to ids: [PeerID]) {
         let master = session.model.arena.values.pointer
         let step = session.progress.step
         for bucket in plan {
@@ -220,100 +268,6 @@ public actor Coordinator {
             let frames = WireMessage.weights(tensor).frames()
             for id in ids { socket.send(frames, to: id) }
             weightPayloadBytes += tensor.payload.count * ids.count
-        }
-    }
-
-    // MARK: - Events
-
-    private func consumeEvents() async {
-        for await event in socket.events {
-            handle(event)
-        }
-    }
-
-    private func handle(_ event: SocketEvent) {
-        switch event {
-        case .message(let m):
-            guard let id = m.peer else { return }
-            let message: WireMessage
-            do { message = try m.decoded() } catch {
-                // A worker of another protocol version cannot even be decoded: tell it why.
-                socket.send(.refuse(reason: "\(error)"), to: id)
-                say("refused a peer: \(error)")
-                return
-            }
-            peers[id]?.lastHeard = now()
-            switch message {
-            case .hello(let h): admit(id, h)
-            case .gradients(let b):
-                guard let p = peers[id], b.step == currentStep, b.group == group, b.rank == p.rank else { return }
-                let t0 = now()
-                gradientPayloadBytes += b.payload.count
-                b.withFloat32Values(scratch: scratch) { values in
-                    if let base = values.baseAddress { reducer.receive(rank: p.rank, bucket: b.index, values: base) }
-                }
-                reduceSeconds += now() - t0
-                wake()
-            case .stepStats(let s):
-                guard let p = peers[id], s.step == currentStep, s.group == group, s.rank == p.rank else { return }
-                if !s.finite { allFinite = false }
-                reducer.receiveStatistics(rank: p.rank, s.loss)
-                rankSeconds[p.rank] = now() - attemptStart
-                wake()
-            case .heartbeat, .welcome, .refuse, .weights, .work, .shutdown: break
-            }
-        case .undeliverable(let peer, let error):
-            if let peer { drop(peer, reason: "\(error)") }
-        case .failed(let error):
-            failure = "\(error)"
-            wake()
-        }
-    }
-
-    private func admit(_ id: PeerID, _ h: Hello) {
-        let config = session.config
-        if let theirs = h.configHash, theirs != config.configHash {
-            let reason = "config hash differs: worker \(theirs), coordinator \(config.configHash) (start the worker without --config to use the coordinator's, or with the same file)"
-            socket.send(.refuse(reason: reason), to: id)
-            say("refused worker \(h.name): \(reason)")
-            return
-        }
-        if let theirs = h.tokenizerHash, theirs != session.data.tokenizerHash {
-            let reason = "tokenizer hash differs: worker \(theirs), coordinator \(session.data.tokenizerHash)"
-            socket.send(.refuse(reason: reason), to: id)
-            say("refused worker \(h.name): \(reason)")
-            return
-        }
-        if peers[id] != nil { return }
-        let rank = nextRank
-        nextRank += 1
-        peers[id] = Peer(id: id, rank: rank, name: h.name, lastHeard: now())
-        socket.send(.welcome(Welcome(rank: rank, worldSize: options.workers, step: session.progress.step,
-                                     dataCursor: session.progress.dataCursor,
-                                     config: String(decoding: config.rawJSON, as: UTF8.self))), to: id)
-        sendWeights(to: [id])
-        say("worker \(h.name) joined as rank \(rank) (\(peers.count)/\(options.workers), \(h.threads) thread(s))")
-        wake()
-    }
-
-    private func drop(_ id: PeerID, reason: String) {
-        guard let p = peers.removeValue(forKey: id) else { return }
-        socket.discardQueued(for: id)
-        say("worker \(p.name) (rank \(p.rank)) dropped: \(reason)")
-        wake()
-    }
-
-    private func heartbeatLoop() async {
-        while !Task.isCancelled {
-            try? await Task.sleep(nanoseconds: UInt64(options.heartbeatInterval * 1e9))
-            let t = now()
-            for p in peers.values {
-                if t - p.lastHeard > options.heartbeatTimeout {
-                    drop(p.id, reason: "silent for \(Int(t - p.lastHeard)) s")
-                } else {
-                    socket.send(.heartbeat(Heartbeat(step: currentStep, rank: p.rank, nanoseconds: DispatchTime.now().uptimeNanoseconds)), to: p.id)
-                }
-            }
         }
     }
 }

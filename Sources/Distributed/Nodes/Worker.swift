@@ -20,10 +20,20 @@ public struct WorkerOptions: Sendable {
     /// Float16 overflow would), to test that every worker skips the step and the loss scale halves.
     /// Never set it outside tests (`worker --inject-non-finite-at-step`, hidden, sets it too).
     public var injectNonFiniteAtStep: Int?
+    /// Test hook: a fault this worker plays when the work order for `step` arrives.
+    package var fault: (step: Int, kind: WorkerFault)?
 
     public init(endpoint: String, name: String, threads: Int, config: RunConfig? = nil) {
         self.endpoint = endpoint; self.name = name; self.threads = threads; self.config = config
     }
+}
+
+/// Faults a worker can play for tests of the coordinator's recovery.
+package enum WorkerFault: Sendable {
+    /// Vanishes at once without a word (as after kill -9): closes its socket and returns.
+    case vanish
+    /// Keeps its connection and heartbeats but never answers this order (a hung compute).
+    case stall
 }
 
 /// Why a worker stopped.
@@ -57,9 +67,12 @@ public actor Worker {
     private var halfWeightsPending = false
     /// How gradients travel (`training.float16.gradients`).
     private var gradientType = TensorElementType.float32
+    /// How weights must arrive (`training.float16.parameters`); a bucket of the other type is ignored.
+    private var weightType = TensorElementType.float32
+    /// Micro-batches one step has at most (`accumulation_steps x workers`): a larger work order is refused.
+    private var maxMicroBatches = 0
     private let scratch = FloatBuffer()
     private var rank = -1
-    private var lastHeard = now()
     private var pending: [WorkOrder] = []
     private var computing = false
     private var joinedOnce = false
@@ -95,34 +108,54 @@ public actor Worker {
     /// One connection: hello, then messages until shutdown (true) or coordinator silence (false).
     private func session(attempt: Int) async throws -> Bool {
         let id = PeerID("\(options.name)-\(ProcessInfo.processInfo.processIdentifier)-\(attempt)")
-        let socket = try SocketThread(.dealer(connect: options.endpoint, routingID: id), context: context)
+        var socketOptions = SocketOptions()
+        socketOptions.heartbeatInterval = options.heartbeatInterval
+        socketOptions.maxMessageBytes = BucketPlan.maxFrameBytes
+        let socket = try SocketThread(.dealer(connect: options.endpoint, routingID: id), options: socketOptions, context: context)
         self.socket = socket
         defer { socket.stop(); self.socket = nil }
-        lastHeard = now()
         pending.removeAll()
         socket.send(.hello(Hello(configHash: options.config?.configHash, tokenizerHash: nil, name: options.name,
                                  threads: options.threads)))
-        let heartbeat = Task { [options] in
+        // The socket thread sends the heartbeats and notes every arrival, so neither depends on
+        // this actor (or the coordinator's) being free; this task only watches the silence.
+        socket.keepAlive(nil, with: heartbeatFrames(rank: 0))
+        let watch = Task { [options] in
             while !Task.isCancelled {
-                try? await Task.sleep(nanoseconds: UInt64(options.heartbeatInterval * 1e9))
-                if self.silence() > options.coordinatorTimeout { socket.stop(); return }
-                socket.send(.heartbeat(Heartbeat(step: 0, rank: self.rank, nanoseconds: DispatchTime.now().uptimeNanoseconds)))
+                try? await Task.sleep(nanoseconds: UInt64(Swift.min(options.heartbeatInterval, 1) * 1e9))
+                if let silent = socket.secondsSinceHeard(nil), silent > options.coordinatorTimeout { socket.stop(); return }
             }
         }
-        defer { heartbeat.cancel() }
+        defer { watch.cancel() }
         for await event in socket.events {
             guard case .message(let m) = event else { continue }
-            lastHeard = now()
             let message: WireMessage
             do { message = try m.decoded() } catch {
                 say("ignoring a malformed message: \(error)")
                 continue
             }
             switch message {
-            case .welcome(let w): try welcome(w)
+            case .welcome(let w):
+                try welcome(w)
+                socket.keepAlive(nil, with: heartbeatFrames(rank: w.rank))
             case .refuse(let reason): throw WorkerError.refused(reason)
             case .weights(let bucket): receiveWeights(bucket)
             case .work(let order):
+                if let fault = options.fault, fault.step == order.step {
+                    switch fault.kind {
+                    case .vanish:
+                        say("test fault: vanishing at step \(order.step)")
+                        finished = true
+                        return true
+                    case .stall:
+                        say("test fault: never answering step \(order.step)")
+                        continue
+                    }
+                }
+                if let problem = check(order) {
+                    say("ignoring a work order: \(problem)")
+                    continue
+                }
                 pending.append(order)
                 startComputing()
             case .shutdown(let reason):
@@ -135,7 +168,22 @@ public actor Worker {
         return finished
     }
 
-    private func silence() -> Double { now() - lastHeard }
+    private func heartbeatFrames(rank: Int) -> [Frame] {
+        WireMessage.heartbeat(Heartbeat(step: 0, rank: rank, nanoseconds: 0)).frames()
+    }
+
+    /// Why a work order cannot be computed (nil if it can): it must be for this worker's rank,
+    /// after a welcome, with 1 to `accumulation_steps x workers` micro-batches.
+    private func check(_ order: WorkOrder) -> String? {
+        guard replica != nil, rank >= 0 else { return "it came before the welcome" }
+        guard order.rank == rank else { return "it is for rank \(order.rank); this worker is rank \(rank)" }
+        guard !order.microBatches.isEmpty, order.microBatches.count <= maxMicroBatches,
+              order.firstPosition <= maxMicroBatches - order.microBatches.count else {
+            return "it has micro-batches at positions \(order.firstPosition)..<\(order.firstPosition + order.microBatches.count) (a step has at most \(maxMicroBatches))"
+        }
+        guard order.lossScale.isFinite, order.lossScale > 0 else { return "its gradient multiplier \(order.lossScale) is not positive" }
+        return nil
+    }
 
     private func welcome(_ w: Welcome) throws {
         rank = w.rank
@@ -158,15 +206,18 @@ public actor Worker {
                                      seed: config.training.seed)
             plan = BucketPlan(elementCount: model.arena.layout.totalCount)
             gradientType = config.training.float16.gradients ? .float16 : .float32
+            weightType = config.training.float16.parameters ? .float16 : .float32
+            maxMicroBatches = config.training.accumulationSteps * Swift.max(1, w.worldSize)
         }
         say("joined as rank \(w.rank) of \(w.worldSize) at step \(w.step)")
     }
 
     private func receiveWeights(_ bucket: TensorBucket) {
-        guard let replica else { return }
+        guard let replica, let plan else { return }
         let arena = replica.model.arena
         let count = arena.layout.totalCount
         do {
+            try plan.check(bucket, kind: .weights, elementType: weightType)
             if arena.isFloat16 {
                 if halfWeights.count != count { halfWeights = [UInt16](repeating: 0, count: count) }
                 try halfWeights.withUnsafeMutableBufferPointer { buffer throws(ProtocolError) in
@@ -200,20 +251,26 @@ public actor Worker {
         let box = Exclusive(replica)
         let stats: LossStatistics
         do {
-            stats = try await ComputeQueue.run { try box.value.computeGradients(step: order.step, microBatches: order.microBatches) }
+            stats = try await ComputeQueue.run {
+                try box.value.computeGradientParts(step: order.step, microBatches: order.microBatches, firstPosition: order.firstPosition)
+            }
         } catch {
             say("step \(order.step) failed: \(error)")
             return
         }
-        let grads = replica.model.arena.gradients
-        if order.step == options.injectNonFiniteAtStep, plan.elementCount > 0 { grads.pointer[0] = .infinity }
+        let parts = replica.parts
+        if order.step == options.injectNonFiniteAtStep, plan.elementCount > 0, let first = parts.first { first.values[0] = .infinity }
         // Finite as sent: a value that overflows Float16 arrives as inf, so it counts as an overflow.
-        let finite = stats.lossSum.isFinite && (gradientType == .float16
-            ? Float16Wire.isFiniteAfterRounding(grads.pointer, count: plan.elementCount)
-            : VectorOps.allFinite(grads.pointer, count: plan.elementCount))
-        for bucket in plan {
-            socket.send(.gradients(TensorBucket(step: order.step, rank: rank, group: order.group, bucket: bucket, of: plan,
-                                                from: grads.pointer, as: gradientType)))
+        let finite = stats.lossSum.isFinite && parts.allSatisfy { part in
+            gradientType == .float16 ? Float16Wire.isFiniteAfterRounding(part.values, count: plan.elementCount)
+                                     : VectorOps.allFinite(part.values, count: plan.elementCount)
+        }
+        // One sum per node of the step's tree this worker covers (one, for an aligned run).
+        for part in parts {
+            for bucket in plan {
+                socket.send(.gradients(TensorBucket(step: order.step, rank: rank, group: order.group, node: part.node, bucket: bucket,
+                                                    of: plan, from: part.values, as: gradientType)))
+            }
         }
         socket.send(.stepStats(StepStatistics(step: order.step, rank: rank, group: order.group, loss: stats, finite: finite)))
     }

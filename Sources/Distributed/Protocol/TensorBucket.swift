@@ -1,3 +1,4 @@
+import Training
 import TensorCore
 
 /// One bucket of a parameter or gradient arena on the wire: values `elementOffset ..<
@@ -10,6 +11,9 @@ public struct TensorBucket: Sendable {
     /// Which partial sum of the step this is, when a worker sends more than one (e.g. the
     /// micro-batches it took over from a lost worker); 0 otherwise. Echoes `WorkOrder.group`.
     public let group: Int
+    /// Gradients: the node of the step's canonical summation tree whose sum this is (a worker
+    /// sends one sum per node covering its micro-batches, see `TreeNode.cover`); nil for weights.
+    public let node: TreeNode?
     public let index: Int
     public let bucketCount: Int
     public let elementOffset: Int
@@ -26,11 +30,12 @@ public struct TensorBucket: Sendable {
     /// The values are copied (Float32) or converted with F16C (Float16) into a frame of their own,
     /// from `pool` if given, so the arena may change as soon as this returns, while the frame is
     /// still being sent (to any number of peers, without further copies).
-    public init(step: Int, rank: Int = 0, group: Int = 0, bucket: BucketPlan.Bucket, of plan: BucketPlan,
+    public init(step: Int, rank: Int = 0, group: Int = 0, node: TreeNode? = nil, bucket: BucketPlan.Bucket, of plan: BucketPlan,
                 from arena: UnsafePointer<Float>, as elementType: TensorElementType, pool: FramePool? = nil) {
         self.step = step
         self.rank = rank
         self.group = group
+        self.node = node
         index = bucket.index
         bucketCount = plan.bucketCount
         elementOffset = bucket.offset
@@ -53,6 +58,7 @@ public struct TensorBucket: Sendable {
         step = Int(header.step)
         rank = Int(header.rank)
         group = Int(header.group)
+        node = header.values.1 > 0 ? TreeNode(start: Int(header.values.0), count: Int(header.values.1)) : nil
         index = Int(header.bucketIndex)
         bucketCount = Int(header.bucketCount)
         elementOffset = Int(header.elementOffset)

@@ -83,14 +83,18 @@ public struct WorkOrder: Sendable, Equatable {
     public var group: Int
     /// Loss scale for Float16 gradients (1 without).
     public var lossScale: Float
+    /// Position of `microBatches[0]` among the step's micro-batches (the rest follow it): where
+    /// the worker's sums sit in the step's canonical tree.
+    public var firstPosition: Int
     /// Global micro-batch indices, in the order they are to be accumulated.
     public var microBatches: [Int]
 
-    public init(step: Int, rank: Int, group: Int = 0, lossScale: Float = 1, microBatches: [Int]) {
+    public init(step: Int, rank: Int, group: Int = 0, lossScale: Float = 1, firstPosition: Int = 0, microBatches: [Int]) {
         self.step = step
         self.rank = rank
         self.group = group
         self.lossScale = lossScale
+        self.firstPosition = firstPosition
         self.microBatches = microBatches
     }
 }

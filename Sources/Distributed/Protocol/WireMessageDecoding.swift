@@ -67,6 +67,14 @@ extension WireMessage {
             guard index < bucketCount else {
                 throw .invalidField(kind: kind, field: "bucketIndex", value: header.bucketIndex, reason: "is not below bucketCount \(bucketCount)")
             }
+            // Gradients name their tree node (values 0 and 1: start, leaf count): an aligned power of two.
+            let nodeStart = try nonNegative("node start", header.values.0), nodeCount = try nonNegative("node leaf count", header.values.1)
+            if kind == .gradients {
+                guard nodeCount > 0, nodeCount & (nodeCount - 1) == 0, nodeStart % nodeCount == 0 else {
+                    throw .invalidField(kind: kind, field: "node", value: header.values.1,
+                                        reason: "is not an aligned power-of-two block of leaves (start \(nodeStart))")
+                }
+            }
             let bucket = TensorBucket(header: header, elementType: header.payloadType == .float32 ? .float32 : .float16, payload: frame)
             self = kind == .weights ? .weights(bucket) : .gradients(bucket)
         case .work:
@@ -79,7 +87,8 @@ extension WireMessage {
             }
             self = .work(WorkOrder(step: try nonNegative("step", header.step), rank: try nonNegative("rank", header.rank),
                                    group: try nonNegative("group", header.group),
-                                   lossScale: Float(bitPattern: UInt32(truncatingIfNeeded: header.values.0)), microBatches: indices))
+                                   lossScale: Float(bitPattern: UInt32(truncatingIfNeeded: header.values.0)),
+                                   firstPosition: try nonNegative("first position", header.values.1), microBatches: indices))
         case .stepStats:
             try requireFrames(1)
             let loss = LossStatistics(lossSum: Double(bitPattern: UInt64(bitPattern: header.values.2)),

@@ -39,6 +39,7 @@ extension WireMessage {
             header.bucketCount = Int64(bucket.bucketCount)
             header.elementOffset = Int64(bucket.elementOffset)
             header.totalCount = Int64(bucket.totalCount)
+            if let node = bucket.node { header.values.0 = Int64(node.start); header.values.1 = Int64(node.count) }
         case .work(let order):
             var indices = [UInt8](repeating: 0, count: order.microBatches.count * 8)
             indices.withUnsafeMutableBytes { raw in
@@ -52,6 +53,7 @@ extension WireMessage {
             header.rank = Int64(order.rank)
             header.group = Int64(order.group)
             header.values.0 = Int64(order.lossScale.bitPattern)
+            header.values.1 = Int64(order.firstPosition)
         case .stepStats(let stats):
             payload = nil
             header.step = Int64(stats.step)

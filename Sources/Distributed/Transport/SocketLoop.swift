@@ -1,3 +1,4 @@
+import Dispatch
 import Synchronization
 
 /// The body of a socket thread: send what was posted, receive what arrived, sleep in `zmq_poll`
@@ -12,15 +13,25 @@ struct SocketLoop: Sendable {
     /// "writable again" signal for ROUTER sockets).
     private static let blockedRetryMilliseconds = 1
 
+    /// Seconds between the heartbeats this thread sends to kept-alive peers (nil: none).
+    let heartbeatInterval: Double?
+
     func run(_ socket: ZMQSocket) {
         var pending: [OutgoingMessage] = []
         var linger = 0
         var failure: TransportError?
+        let interval = heartbeatInterval.map { UInt64(Swift.max(0.001, $0) * 1e9) }
+        var nextHeartbeat = DispatchTime.now().uptimeNanoseconds &+ (interval ?? 0)
         while true {
             let requests = mailbox.collect(into: &pending)
-            if !requests.discardedPeers.isEmpty {
-                let discarded = Set(requests.discardedPeers)
-                pending.removeAll { $0.peer.map(discarded.contains) ?? false }
+            // Heartbeats come from this thread, whatever the socket's owner is busy with (a
+            // coordinator validating for minutes still answers), and queue behind what is pending.
+            if let interval, DispatchTime.now().uptimeNanoseconds >= nextHeartbeat {
+                // A peer with messages still queued gets those first; they prove life as well, and
+                // a stalled peer's queue must not grow by a heartbeat per interval.
+                let queued = Set(pending.map(\.peer))
+                pending.append(contentsOf: mailbox.heartbeats().filter { !queued.contains($0.peer) })
+                nextHeartbeat = DispatchTime.now().uptimeNanoseconds &+ interval
             }
             let blocked = flush(&pending, on: socket)
             if requests.stopRequested {
@@ -30,12 +41,18 @@ struct SocketLoop: Sendable {
             do {
                 for _ in 0..<Self.receiveBatch {
                     guard let message = try socket.receive() else { break }
+                    mailbox.heard(message.peer, now: DispatchTime.now().uptimeNanoseconds)
                     mailbox.messagesReceived.add(1, ordering: .relaxed)
                     mailbox.bytesReceived.add(message.frames.reduce(0) { $0 + $1.count }, ordering: .relaxed)
                     continuation.yield(.message(message))
                 }
-                _ = try socket.poll(alsoReadable: mailbox.wakeReadDescriptor,
-                                    timeoutMilliseconds: blocked ? Self.blockedRetryMilliseconds : -1)
+                var timeout = blocked ? Self.blockedRetryMilliseconds : -1
+                if interval != nil {
+                    let wait = nextHeartbeat > DispatchTime.now().uptimeNanoseconds
+                        ? Int((nextHeartbeat - DispatchTime.now().uptimeNanoseconds) / 1_000_000) + 1 : 0
+                    timeout = timeout < 0 ? wait : Swift.min(timeout, wait)
+                }
+                _ = try socket.poll(alsoReadable: mailbox.wakeReadDescriptor, timeoutMilliseconds: timeout)
             } catch {
                 failure = error
                 break

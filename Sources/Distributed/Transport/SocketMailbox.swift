@@ -25,6 +25,15 @@ final class SocketMailbox: Sendable {
         var wakePending = false
         /// The pipe is closed; its descriptor numbers may already belong to another file.
         var pipeClosed = false
+        /// Kept-alive peers: the heartbeat frames the socket thread sends them, and when (monotonic
+        /// nanoseconds) anything last arrived from them. Only registered peers are tracked, so a
+        /// stranger sending from ever new routing ids cannot grow this table.
+        var keepAlive: [PeerID?: KeepAlive] = [:]
+    }
+
+    struct KeepAlive: Sendable {
+        var frames: [Frame]
+        var lastHeard: UInt64
     }
 
     /// What the socket thread learns on each turn besides the messages.
@@ -83,6 +92,36 @@ final class SocketMailbox: Sendable {
         }
     }
 
+    /// Starts (or updates the frames of) the keep-alive of `peer`. A new peer counts as heard now.
+    func keepAlive(_ peer: PeerID?, frames: [Frame], now: UInt64) {
+        state.withLock { s in
+            if s.keepAlive[peer] != nil { s.keepAlive[peer]?.frames = frames } else {
+                s.keepAlive[peer] = KeepAlive(frames: frames, lastHeard: now)
+            }
+        }
+    }
+
+    func stopKeepingAlive(_ peer: PeerID?) {
+        _ = state.withLock { s in s.keepAlive.removeValue(forKey: peer) }
+    }
+
+    /// Socket thread: something arrived from `peer`.
+    func heard(_ peer: PeerID?, now: UInt64) {
+        state.withLock { s in
+            if s.keepAlive[peer] != nil { s.keepAlive[peer]?.lastHeard = now }
+        }
+    }
+
+    /// When `peer` was last heard (monotonic nanoseconds), if it is kept alive.
+    func lastHeard(_ peer: PeerID?) -> UInt64? {
+        state.withLock { s in s.keepAlive[peer]?.lastHeard }
+    }
+
+    /// Socket thread: the heartbeats due now, one message per kept-alive peer.
+    func heartbeats() -> [OutgoingMessage] {
+        state.withLock { s in s.keepAlive.map { OutgoingMessage(peer: $0.key, frames: $0.value.frames) } }
+    }
+
     /// Called with the lock held, so the pipe cannot be closed between the check and the write.
     private func wakeLocked(_ s: inout State) {
         guard !s.wakePending, !s.pipeClosed else { return }
@@ -104,6 +143,12 @@ final class SocketMailbox: Sendable {
             s.outbox = []
             s.discardedPeers = []
             return (posted, requests)
+        }
+        // Discards apply to what was queued before them; later posts (say, a last message to a
+        // dropped peer) were posted after and go out.
+        if !requests.discardedPeers.isEmpty {
+            let discarded = Set(requests.discardedPeers)
+            pending.removeAll { $0.peer.map(discarded.contains) ?? false }
         }
         pending.append(contentsOf: posted)
         return requests

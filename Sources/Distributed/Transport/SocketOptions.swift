@@ -30,6 +30,9 @@ public struct SocketOptions: Sendable, Equatable {
     /// Kernel socket buffer sizes (ZMQ_SNDBUF, ZMQ_RCVBUF; nil = the OS default).
     public var kernelSendBufferBytes: Int? = nil
     public var kernelReceiveBufferBytes: Int? = nil
+    /// Seconds between heartbeats to kept-alive peers (`SocketThread.keepAlive`), sent by the socket
+    /// thread itself, so they keep flowing while the owner computes (nil: the thread sends none).
+    public var heartbeatInterval: Double? = nil
     /// Frames of at least this many bytes are handed to libzmq by reference instead of copied.
     public var zeroCopyMinimumBytes = 4096
 

@@ -72,7 +72,7 @@ public final class SocketThread: Sendable {
         self.events = events
 
         let handOver = SocketHandOver(socket)
-        let loop = SocketLoop(mailbox: mailbox, continuation: continuation)
+        let loop = SocketLoop(mailbox: mailbox, continuation: continuation, heartbeatInterval: options.heartbeatInterval)
         let finished = self.finished
         let thread = Thread {
             if let socket = handOver.take() { loop.run(socket) }
@@ -108,6 +108,26 @@ public final class SocketThread: Sendable {
         mailbox.requestStop(lingerMilliseconds: lingerMilliseconds)
         finished.wait()
         finished.signal()   // let any later (or concurrent) stop() return too
+    }
+
+    // MARK: Liveness
+
+    /// Sends `frames` to `peer` (nil on a DEALER) every `SocketOptions.heartbeatInterval` from the
+    /// socket thread, and records when anything last arrived from `peer`, until
+    /// `stopKeepingAlive(peer)`. Calling it again replaces the frames. Liveness so never depends
+    /// on what the socket's owner is doing: an actor that validates for minutes still answers.
+    public func keepAlive(_ peer: PeerID?, with frames: [Frame]) {
+        mailbox.keepAlive(peer, frames: frames, now: DispatchTime.now().uptimeNanoseconds)
+    }
+
+    public func stopKeepingAlive(_ peer: PeerID?) { mailbox.stopKeepingAlive(peer) }
+
+    /// Seconds since the socket thread last received any message from `peer` (or since
+    /// `keepAlive(peer)`, if nothing came yet); nil for a peer that is not kept alive.
+    public func secondsSinceHeard(_ peer: PeerID?) -> Double? {
+        guard let heard = mailbox.lastHeard(peer) else { return nil }
+        let now = DispatchTime.now().uptimeNanoseconds
+        return now > heard ? Double(now - heard) / 1e9 : 0
     }
 
     public var statistics: Statistics {

@@ -1,43 +1,96 @@
 import TensorCore
 
-/// Sums a sequence of equal-length vectors in a fixed binary tree, like a binary counter: each new
-/// vector is pushed, and the two newest partial sums are added while they cover the same number of
-/// leaves. For 4 leaves this is (a + b) + (c + d).
+/// A node of the canonical summation tree over a step's micro-batches: the sum of the leaves at
+/// positions `start ..< start + count` of the step (position 0 is the step's first micro-batch),
+/// where `count` is a power of two and `start` a multiple of it.
 ///
-/// Why: a worker's gradient sum over its micro-batches and the coordinator's sum over workers then
-/// form ONE tree over the step's micro-batches whenever every worker holds a contiguous run of the
-/// same power-of-two length. 1 worker x 4 micro-batches, 2 x 2 and 4 x 1 give bit-identical
-/// gradients, so the worker count cannot change a single weight.
+/// The tree of a step with M micro-batches is the binary counter's: leaves pushed left to right,
+/// two neighbours combined as soon as they are siblings. Its nodes are the aligned power-of-two
+/// blocks inside the top-level blocks of M's binary expansion (M = 6: [0,4) and [4,6)), and the
+/// top-level blocks are folded newest into older at the end. The gradient of a step is this tree
+/// whoever computes which leaves: a worker holding positions lo..<hi sends the sums of
+/// `cover(lo..<hi)`, and the coordinator pushes them in position order into the same tree.
+public struct TreeNode: Sendable, Hashable, CustomStringConvertible {
+    public let start: Int
+    public let count: Int
+
+    public init(start: Int, count: Int) { self.start = start; self.count = count }
+
+    public var end: Int { start + count }
+    public var description: String { "[\(start), \(end))" }
+
+    /// True if `self` is the left sibling of `right` (the two combine into their parent).
+    public func isLeftSibling(of right: TreeNode) -> Bool {
+        count == right.count && end == right.start && start % (2 * count) == 0
+    }
+
+    /// The maximal aligned power-of-two blocks of `positions`, left to right: the fewest nodes of
+    /// the canonical tree whose leaves are exactly those positions (one node when the run is
+    /// aligned, e.g. 2..<4; two for 1..<3).
+    public static func cover(_ positions: Range<Int>) -> [TreeNode] {
+        var nodes: [TreeNode] = []
+        var p = Swift.max(0, positions.lowerBound)
+        while p < positions.upperBound {
+            let left = positions.upperBound - p
+            var size = p == 0 ? 1 << (Int.bitWidth - 1 - left.leadingZeroBitCount) : p & -p
+            while size > left { size >>= 1 }
+            nodes.append(TreeNode(start: p, count: size))
+            p += size
+        }
+        return nodes
+    }
+}
+
+/// Sums equal-length vectors in the canonical tree (`TreeNode`): each pushed vector is the sum of
+/// one node, pushed in position order; siblings are combined at once, the newest into the older.
+///
+/// Why: a worker's sums over its micro-batches and the coordinator's sum over workers then form ONE
+/// tree over the step's micro-batches, however they are split (any worker count, a re-plan over
+/// survivors, a joiner): the weights do not change by a single bit. Without it, AdamW's eps of
+/// 1e-9 turns rounding noise in exactly-zero gradients into lr-sized steps that depend on the split.
 public final class PairwiseSum {
     public let count: Int
     private var partials: [FloatBuffer] = []
     private var spare: [FloatBuffer] = []
-    private var leaves: [Int] = []
+    /// The node each partial holds, bottom of the stack first.
+    public private(set) var nodes: [TreeNode] = []
 
     public init(count: Int) { self.count = count }
 
-    public func reset() {
+    /// Empties the tree, whose first node will then be at `position` (a worker whose run of the
+    /// step starts there). The buffers are kept for reuse: no allocation per step.
+    public func reset(startingAt position: Int = 0) {
         spare.append(contentsOf: partials)
         partials.removeAll(keepingCapacity: true)
-        leaves.removeAll(keepingCapacity: true)
+        nodes.removeAll(keepingCapacity: true)
+        firstPosition = position
     }
 
-    /// Adds the next vector (copied), covering `weight` leaves (a partial sum received from a peer
-    /// covers as many leaves as it summed).
-    public func push(_ values: UnsafePointer<Float>, weight: Int = 1) {
-        if let last = leaves.last, last == weight {
+    /// Position of the next leaf (the end of the last node pushed).
+    public var nextPosition: Int { nodes.last?.end ?? firstPosition }
+    private var firstPosition = 0
+
+    /// Adds the next leaf (one micro-batch's gradient, copied).
+    public func push(_ values: UnsafePointer<Float>) {
+        push(values, node: TreeNode(start: nextPosition, count: 1))
+    }
+
+    /// Adds the sum of `node`, which must start at `nextPosition` (nodes come in position order).
+    public func push(_ values: UnsafePointer<Float>, node: TreeNode) {
+        precondition(node.start == nextPosition, "tree nodes must be pushed in position order")
+        if let last = nodes.last, last.isLeftSibling(of: node) {
             // It would be combined into the top partial at once: add it there without the copy
             // (a + b == b + a in IEEE arithmetic, so the bits are those of the copy-then-combine).
             VectorOps.add(values, into: partials[partials.count - 1].pointer, count: count)
-            leaves[leaves.count - 1] += weight
+            nodes[nodes.count - 1] = TreeNode(start: last.start, count: 2 * last.count)
         } else {
             let b = spare.popLast() ?? FloatBuffer(count: count)
             b.resize(count)
             b.pointer.update(from: values, count: count)
             partials.append(b)
-            leaves.append(weight)
+            nodes.append(node)
         }
-        while leaves.count >= 2 && leaves[leaves.count - 1] == leaves[leaves.count - 2] {
+        while nodes.count >= 2 && nodes[nodes.count - 2].isLeftSibling(of: nodes[nodes.count - 1]) {
             combineTop()
         }
     }
@@ -45,12 +98,16 @@ public final class PairwiseSum {
     private func combineTop() {
         let top = partials.removeLast()
         VectorOps.add(top.pointer, into: partials[partials.count - 1].pointer, count: count)
-        leaves[leaves.count - 2] += leaves.removeLast()
+        let right = nodes.removeLast(), left = nodes[nodes.count - 1]
+        nodes[nodes.count - 1] = TreeNode(start: left.start, count: left.count + right.count)
         spare.append(top)
     }
 
-    /// Writes the total into `destination` (zeros if nothing was pushed). Unequal leftovers (a
-    /// count that is not a power of two) are folded newest into older.
+    /// The partial sum of `nodes[i]` (valid until the next push or reset).
+    public func partial(_ i: Int) -> UnsafeMutablePointer<Float> { partials[i].pointer }
+
+    /// Writes the total into `destination` (zeros if nothing was pushed). The top-level blocks of
+    /// a count that is not a power of two are folded newest into older.
     public func total(into destination: UnsafeMutablePointer<Float>) {
         guard !partials.isEmpty else { destination.update(repeating: 0, count: count); return }
         while partials.count > 1 { combineTop() }
@@ -58,5 +115,5 @@ public final class PairwiseSum {
     }
 
     /// Leaves pushed so far.
-    public var leafCount: Int { leaves.reduce(0, +) }
+    public var leafCount: Int { nodes.reduce(0) { $0 + $1.count } }
 }

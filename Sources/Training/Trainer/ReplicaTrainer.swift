@@ -21,23 +21,48 @@ public final class ReplicaTrainer {
 
     private lazy var tree = PairwiseSum(count: model.arena.layout.totalCount)
 
-    /// Leaves the gradient sum of the given micro-batches in `model.arena.gradients`. Each
-    /// micro-batch's gradient is computed on its own and they are added in a fixed pairwise tree
-    /// (`PairwiseSum`), so the result does not depend on how a step's micro-batches are split
-    /// among workers. Dropout masks depend on (seed, step, global micro-batch index).
+    /// The gradient sums left by the last `computeGradientParts`: one per node of the canonical
+    /// tree covering the micro-batches, in position order (valid until the next compute).
+    public private(set) var parts: [(node: TreeNode, values: UnsafeMutablePointer<Float>)] = []
+
+    /// Leaves the gradient sum of the given micro-batches in `model.arena.gradients`, summed in the
+    /// canonical tree with the first at position 0 (a whole step on one replica).
     public func computeGradients(step: Int, microBatches: [Int]) throws -> LossStatistics {
+        let stats = try computeGradientParts(step: step, microBatches: microBatches, firstPosition: 0)
+        if parts.count > 1 { tree.total(into: model.arena.gradients.pointer) }
+        if microBatches.isEmpty { model.arena.zeroGradients() }
+        return stats
+    }
+
+    /// Computes the gradients of `microBatches`, the step's micro-batches at positions
+    /// `firstPosition ..< firstPosition + microBatches.count`, as the sums of the canonical-tree
+    /// nodes covering those positions (`TreeNode.cover`, see `PairwiseSum`): afterwards in `parts`.
+    /// An aligned run (the usual case: every worker holds the same power-of-two count) is one
+    /// node, left in `model.arena.gradients`. Each micro-batch's gradient is computed on its own,
+    /// so the step's gradient does not depend on how its micro-batches are split among workers.
+    /// Dropout masks depend on (seed, step, global micro-batch index).
+    public func computeGradientParts(step: Int, microBatches: [Int], firstPosition: Int) throws -> LossStatistics {
         var stats = LossStatistics.zero
         let grads = model.arena.gradients
-        if microBatches.count > 1 { tree.reset() }
+        tree.reset(startingAt: firstPosition)
+        parts.removeAll(keepingCapacity: true)
         for index in microBatches {
             model.arena.zeroGradients()
             let batch = data.microBatch(index: index)
             let dropout = DropoutContext(seed: seed, step: step, microBatch: index, rate: model.config.dropout)
             stats += try accumulate(batch, dropout: dropout)
+            // One micro-batch is its own leaf: no copy into the tree.
             if microBatches.count > 1 { tree.push(grads.pointer) }
         }
-        if microBatches.count > 1 { tree.total(into: grads.pointer) }
-        if microBatches.isEmpty { model.arena.zeroGradients() }
+        if microBatches.count == 1 {
+            parts = [(TreeNode(start: firstPosition, count: 1), grads.pointer)]
+        } else if tree.nodes.count == 1 {
+            let node = tree.nodes[0]
+            tree.total(into: grads.pointer)
+            parts = [(node, grads.pointer)]
+        } else {
+            parts = tree.nodes.indices.map { (tree.nodes[$0], tree.partial($0)) }
+        }
         return stats
     }
 

@@ -80,8 +80,8 @@ public final class TrainingRun {
         return stats
     }
 
-    /// Float16 gradients: each logical rank's sum (its contiguous run of micro-batches, as in
-    /// `StepPlan`) rounded to Float16, then summed in rank order with the rank's weight.
+    /// Float16 gradients: each logical rank's tree-node sums (its contiguous run of micro-batches,
+    /// as in `StepPlan`) rounded to Float16 as on the wire, then pushed into the step's tree.
     private func computeAsFloat16Ranks(cursor: Int, perStep: Int, workers: Int) throws -> LossStatistics {
         let count = session.parameterCount
         let grads = replica.model.arena.gradients.pointer
@@ -89,12 +89,15 @@ public final class TrainingRun {
         var allFinite = true
         rankSum.reset()
         for rank in 0..<workers {
-            let lo = cursor + perStep * rank / workers, hi = cursor + perStep * (rank + 1) / workers
+            let lo = perStep * rank / workers, hi = perStep * (rank + 1) / workers
             guard hi > lo else { continue }
-            let stats = try replica.computeGradients(step: session.nextStep, microBatches: Array(lo..<hi))
-            if !(stats.lossSum.isFinite && Float16Wire.isFiniteAfterRounding(grads, count: count)) { allFinite = false }
-            Float16Wire.round(grads, count: count, scratch: &halfScratch)
-            rankSum.push(grads, weight: hi - lo)
+            let stats = try replica.computeGradientParts(step: session.nextStep, microBatches: Array((cursor + lo)..<(cursor + hi)),
+                                                         firstPosition: lo)
+            for part in replica.parts {
+                if !(stats.lossSum.isFinite && Float16Wire.isFiniteAfterRounding(part.values, count: count)) { allFinite = false }
+                Float16Wire.round(part.values, count: count, scratch: &halfScratch)
+                rankSum.push(part.values, node: part.node)
+            }
             total += stats
         }
         rankSum.total(into: grads)
