@@ -72,9 +72,9 @@ public struct TrainingCheckpoint {
         let layout = ParameterLayout(config: config.model)
         let state = try c.stateObject()
         if state[CheckpointAveraging.sourcesKey] != nil {
-            throw TrainingError.resume("\(c.directory) is an average of checkpoints (made by `transformer average`): it holds "
-                + "no optimizer moments or data position, so training cannot resume from it; use it with translate or "
-                + "evaluate, and resume from one of the checkpoints it averages")
+            throw TrainingError.resume("\(c.directory) is an average of checkpoints (made by `transformer average`) and "
+                + "holds no optimizer moments or data position; use it with translate or evaluate, and resume from one "
+                + "of the checkpoints it averages")
         }
         if let saved = state["config"] {
             let savedConfig = try RunConfig.parse(jsonObject: saved, source: c.directory + "/state.json")
