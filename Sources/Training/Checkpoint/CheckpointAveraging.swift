@@ -35,8 +35,9 @@ public enum CheckpointAveragingError: Error, Equatable, Sendable, CustomStringCo
 ///
 /// Arithmetic: for each element, the Float32 values are summed in Float64 in the order the
 /// checkpoints are given, the sum is divided by their number in Float64, and the quotient is
-/// rounded once to Float32. (fairseq sums in the checkpoints' own precision; Float64 makes the
-/// result independent of the order for any practical number of checkpoints.)
+/// rounded once to Float32. (fairseq sums in the checkpoints' own precision. The Float64 sum is
+/// exact, hence independent of the order, whenever a parameter's values span fewer than 29
+/// binary orders of magnitude across the checkpoints, as in nearby checkpoints of one run.)
 ///
 /// Every input is verified first (CRC-32 of all three files, as for resuming), and all must carry
 /// the same config hash and tokenizer hash, so the shapes agree by construction; the tensor files
