@@ -72,6 +72,7 @@ struct CoordinatorCommand: AsyncParsableCommand {
                 if let s = v.sequenceAccuracy { line += String(format: ", sequence accuracy %.4f", s) }
             }
             printLine(line + String(format: ", %.0f tokens/s, %.1f s", summary.tokensPerSecond, summary.wallSeconds))
+            if let note = summary.earlyStopNote { printLine(note) }
         } catch let e as ValidationError {
             throw e
         } catch {

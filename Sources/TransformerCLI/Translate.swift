@@ -6,10 +6,17 @@ import TransformerModel
 /// Reads one source sentence per line and writes one translation per line (greedy or beam
 /// search). Translation checkpoints take text and use the run's tokenizer; toy-task checkpoints
 /// take space-separated token ids.
+///
+/// `--nbest K` prints the K best beam-search hypotheses of each sentence instead, best first, one
+/// per line as `SENTENCE_INDEX<TAB>SCORE<TAB>TRANSLATION` (index from 0 in input order; SCORE is
+/// what the beam search ranks by: the log-probability divided by the GNMT length penalty of
+/// `--length-penalty`, so length-normalised unless alpha is 0). Without `--beam`, the beam is K.
 struct Translate: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Translate sentences with a checkpoint.")
     @Option(help: "Checkpoint directory (or a run directory: its newest valid checkpoint).") var checkpoint: String
-    @Option(help: "Beam width (1 = greedy).") var beam: Int = 1
+    @Option(help: "Beam width (1 = greedy; default 1, or K with --nbest K).") var beam: Int?
+    @Option(help: "Print the K best hypotheses per sentence: INDEX<TAB>SCORE<TAB>TRANSLATION, best first (beam search, K <= beam).")
+    var nbest: Int?
     @Option(help: "GNMT length penalty alpha for beam search.") var lengthPenalty: Double = 0.6
     @Option(help: "Maximum output length in tokens (default: the model's max_len).") var maxLen: Int?
     @Option(help: "Input file (default: standard input).") var input: String?
@@ -17,7 +24,15 @@ struct Translate: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
+            let beam = self.beam ?? nbest ?? 1
             guard beam >= 1 else { throw ValidationError("--beam must be at least 1") }
+            if let nbest {
+                guard nbest >= 1 else { throw ValidationError("--nbest must be at least 1") }
+                guard nbest <= beam else {
+                    throw ValidationError("--nbest \(nbest) exceeds --beam \(beam): a beam search keeps at most its width of "
+                        + "hypotheses (use --beam \(nbest) or more, or leave --beam out to search with width \(nbest))")
+                }
+            }
             if let maxLen, maxLen < 1 { throw ValidationError("--max-len must be at least 1") }
             let loaded = try CheckpointModel(path: checkpoint)
             let lines = try readLines(input)
@@ -26,21 +41,36 @@ struct Translate: ParsableCommand {
                     try parseIDs(line, lineNumber: i + 1, vocab: loaded.config.model.vocabSize)
                 }
                 let limit = Swift.min(maxLen ?? loaded.config.model.maxLen, loaded.config.model.maxLen)
-                for out in try decodeIDs(sources, model: loaded.model, maxLength: limit) {
-                    print(out.map(String.init).joined(separator: " "))
+                let text = { (ids: [Int32]) in ids.map(String.init).joined(separator: " ") }
+                if let nbest {
+                    let decoder = try BeamSearchDecoder(model: loaded.model, beamWidth: beam, lengthPenalty: lengthPenalty)
+                    printNBest(try decoder.nBest(sources, maxLength: limit, count: nbest), text: text)
+                    return
                 }
+                for out in try decodeIDs(sources, model: loaded.model, beam: beam, maxLength: limit) { print(text(out)) }
                 return
             }
             let bpe = try loadTokenizer(for: loaded, override: tokenizer)
             var translator = TextTranslator(model: loaded.model, tokenizer: bpe, beamWidth: beam, lengthPenalty: lengthPenalty)
             translator.maxLength = maxLen
+            if let nbest {
+                printNBest(try translator.nBest(ids: lines.map { bpe.encode($0) }, count: nbest), text: { bpe.decode($0) })
+                return
+            }
             for line in try translator.translate(lines) { print(line) }
         }
     }
 
-    private func decodeIDs(_ sources: [[Int32]], model: Transformer, maxLength: Int) throws -> [[Int32]] {
+    private func decodeIDs(_ sources: [[Int32]], model: Transformer, beam: Int, maxLength: Int) throws -> [[Int32]] {
         if beam == 1 { return try GreedyDecoder(model: model).decode(sources, maxLength: maxLength) }
         return try BeamSearchDecoder(model: model, beamWidth: beam, lengthPenalty: lengthPenalty).decode(sources, maxLength: maxLength)
+    }
+
+    /// `SENTENCE_INDEX<TAB>SCORE<TAB>TRANSLATION`, the score in Swift's shortest round-trip form.
+    private func printNBest(_ lists: [[BeamHypothesis]], text: ([Int32]) -> String) {
+        for (index, list) in lists.enumerated() {
+            for h in list { print("\(index)\t\(h.score)\t\(text(h.tokens))") }
+        }
     }
 }
 

@@ -236,6 +236,60 @@ final class ConfigTests: XCTestCase {
         assertError(document(data: ["train": "\"a\""]), "test.json: data.train: only used by task \"translation\", not \"copy\"")
     }
 
+    func testBestMetricAndPatience() throws {
+        let toy = try parse(document())
+        XCTAssertNil(toy.training.bestMetric)
+        XCTAssertEqual(toy.bestMetric, .loss)
+        XCTAssertEqual(toy.training.patience, 0)
+        let translation: [String: String?] = ["task": "\"translation\"", "copy_max_len": nil, "train": "\"a\"",
+                                              "valid": "\"b\"", "tokenizer": "\"c\""]
+        XCTAssertEqual(try parse(document(data: translation)).bestMetric, .bleu, "BLEU by default for translation")
+        var withoutBLEU = translation
+        withoutBLEU["bleu_every"] = "0"
+        XCTAssertEqual(try parse(document(data: withoutBLEU)).bestMetric, .loss, "no BLEU computed: the loss")
+        let chrf = try parse(document(training: ["best_metric": "\"chrf\"", "patience": "4"], data: translation))
+        XCTAssertEqual(chrf.bestMetric, .chrf)
+        XCTAssertEqual(chrf.training.bestMetric, .chrf)
+        XCTAssertEqual(chrf.training.patience, 4)
+        XCTAssertEqual(try parse(document(training: ["best_metric": "\"loss\""], data: translation)).bestMetric, .loss)
+        assertError(document(training: ["best_metric": "\"bleu\""]),
+                    "test.json: training.best_metric: \"bleu\" needs task \"translation\": the toy task \"copy\" computes "
+                    + "no BLEU or chrF (use \"loss\")")
+        assertError(document(training: ["best_metric": "\"chrf\""], data: withoutBLEU),
+                    "test.json: training.best_metric: \"chrf\" needs data.bleu_every >= 1: with 0 no validation computes "
+                    + "BLEU or chrF (use \"loss\", or set bleu_every)")
+        assertError(document(training: ["best_metric": "\"accuracy\""]),
+                    "test.json: training.best_metric: \"accuracy\" is not one of \"loss\", \"bleu\", \"chrf\"")
+        assertError(document(training: ["best_metric": "1"]),
+                    "test.json: training.best_metric: expected one of \"loss\", \"bleu\", \"chrf\", found 1")
+        assertError(document(training: ["patience": "-1"]), "test.json: training.patience: -1 must be at least 0")
+        assertError(document(training: ["patience": "2.5"]), "test.json: training.patience: expected an integer, found 2.5")
+        assertError(document(training: ["patiense": "2"]), "test.json: training.patiense: unknown key (did you mean patience?)")
+    }
+
+    /// Configs that do not set the new keys keep their rawJSON, hence their hash: a file's text is
+    /// hashed as written (pinned in testRawJSONIsCanonicalAndHashIsFNV1a), and an in-memory config
+    /// spells the keys out only when set. Setting one changes the hash.
+    func testBestMetricAndPatienceLeaveOldHashesUnchanged() throws {
+        let model = ModelConfig(vocabSize: 16, dModel: 32, heads: 4, dFF: 64, encoderLayers: 1, decoderLayers: 1, maxLen: 20)
+        let plain = try RunConfig(name: "mem", model: model, training: TrainingConfig(batchTokens: 256, maxSteps: 3),
+                                  data: .toy(.copy, copyMaxLen: 8))
+        let raw = String(decoding: plain.rawJSON, as: UTF8.self)
+        XCTAssertFalse(raw.contains("best_metric") || raw.contains("patience"), raw)
+        // FNV-1a 64 of that text, computed independently (Python); the encoding before these keys
+        // wrote the same text (it adds them only when set), so this is the hash such configs had.
+        XCTAssertEqual(plain.configHash, "f833a1a6874ed2bb")
+        var training = TrainingConfig(batchTokens: 256, maxSteps: 3)
+        training.bestMetric = .loss
+        training.patience = 2
+        let set = try RunConfig(name: "mem", model: model, training: training, data: .toy(.copy, copyMaxLen: 8))
+        XCTAssertTrue(String(decoding: set.rawJSON, as: UTF8.self).contains("\"best_metric\":\"loss\""))
+        XCTAssertTrue(String(decoding: set.rawJSON, as: UTF8.self).contains("\"patience\":2"))
+        XCTAssertNotEqual(set.configHash, plain.configHash)
+        XCTAssertEqual(try RunConfig.parse(data: set.rawJSON, source: "raw"), set)
+        XCTAssertEqual(set.training.patience, 2)
+    }
+
     // MARK: Files and JSON syntax
 
     func testFileErrors() throws {

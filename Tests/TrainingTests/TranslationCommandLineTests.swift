@@ -60,6 +60,19 @@ extension CommandLineTests {
         XCTAssertEqual(translated.status, 0, translated.stderr)
         XCTAssertEqual(translated.stdout.split(separator: "\n", omittingEmptySubsequences: false).count, 4,
                        "one line per input line, the empty one included: \(translated.stdout)")
+        // n-best of text: 2 lines per sentence, the first of each is the plain beam-3 translation.
+        let nbest = try run("transformer", ["translate", "--checkpoint", runDir, "--beam", "3", "--nbest", "2"],
+                            stdin: "the house is small\n\na green tree\n")
+        XCTAssertEqual(nbest.status, 0, nbest.stderr)
+        let fields = nbest.stdout.split(separator: "\n").map { $0.split(separator: "\t", omittingEmptySubsequences: false) }
+        XCTAssertEqual(fields.map { String($0[0]) }, ["0", "0", "1", "1", "2", "2"], nbest.stdout)
+        XCTAssertEqual([0, 2, 4].map { fields[$0].count > 2 ? String(fields[$0][2]) : "?" },
+                       translated.stdout.split(separator: "\n", omittingEmptySubsequences: false).prefix(3).map(String.init))
+        // Translation runs keep the best checkpoint by BLEU (the default): only step 40 computed it.
+        let summary = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: runDir + "/summary.json"))) as? [String: Any])
+        XCTAssertEqual(summary["best_metric"] as? String, "bleu")
+        XCTAssertEqual(summary["best_step"] as? Int, 40)
+        XCTAssertEqual(try String(contentsOfFile: runDir + "/checkpoints/best", encoding: .utf8), "step-00000040\n")
 
         let evaluated = try run("transformer", ["evaluate", "--checkpoint", runDir, "--data", dir.path + "/valid.tsv", "--beam", "2"])
         XCTAssertEqual(evaluated.status, 0, evaluated.stderr)

@@ -31,7 +31,8 @@ public enum CheckpointError: Error, Equatable, Sendable, CustomStringConvertible
     /// `directory` holds no checkpoint.
     case notFound(directory: String)
     case corrupt(directory: String, CheckpointDefect)
-    /// `checkpoints/latest` is missing or does not name a checkpoint directory.
+    /// A pointer file (`checkpoints/latest` or `checkpoints/best`, `path` says which) is missing,
+    /// unreadable or does not name a checkpoint directory.
     case invalidLatestPointer(path: String, reason: String)
     /// The checkpoint `path` cannot be written: a file or directory cannot be created, written,
     /// synced, renamed or removed (`reason` names which).

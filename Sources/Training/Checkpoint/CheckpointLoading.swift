@@ -56,18 +56,40 @@ extension CheckpointStore {
 
     /// The directory name in `latest`; nil for a run that has no checkpoints yet.
     private func latestName(hasCheckpoints: Bool) throws(CheckpointError) -> String? {
+        try Self.pointerName(latestPath, missingIsNil: !hasCheckpoints)
+    }
+
+    /// The directory name in `checkpoints/best`; nil when the run has none (no validation yet,
+    /// or a run from before best checkpoints). A damaged pointer is an `invalidLatestPointer`
+    /// error naming `bestPath`.
+    public func bestName() throws(CheckpointError) -> String? {
+        try Self.pointerName(bestPath, missingIsNil: true)
+    }
+
+    /// The `step-NNNNNNNN` name held by the pointer file at `path` (`latest` or `best`).
+    static func pointerName(_ path: String, missingIsNil: Bool) throws(CheckpointError) -> String? {
         let bytes: [UInt8]
         do throws(SystemCallFailure) {
-            bytes = try Posix.readFile(latestPath)
+            bytes = try Posix.readFile(path)
         } catch {
-            if error.isNotFound && !hasCheckpoints { return nil }
-            throw .invalidLatestPointer(path: latestPath, reason: error.isNotFound ? "missing" : error.description)
+            if error.isNotFound && missingIsNil { return nil }
+            throw .invalidLatestPointer(path: path, reason: error.isNotFound ? "missing" : error.description)
         }
         let name = String(decoding: bytes.prefix(64), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        guard bytes.count <= 64, Self.step(fromDirectoryName: name) != nil else {
-            throw .invalidLatestPointer(path: latestPath, reason: "does not hold a step-NNNNNNNN directory name")
+        guard bytes.count <= 64, step(fromDirectoryName: name) != nil else {
+            throw .invalidLatestPointer(path: path, reason: "does not hold a step-NNNNNNNN directory name")
         }
         return name
+    }
+
+    /// Resolves a pointer file (`RUN/checkpoints/latest` or `RUN/checkpoints/best`) to the
+    /// checkpoint directory it names, beside it.
+    public static func resolvePointer(_ path: String) throws(CheckpointError) -> String {
+        guard let name = try pointerName(path, missingIsNil: false) else {
+            throw .invalidLatestPointer(path: path, reason: "missing")
+        }
+        let parent = (path as NSString).deletingLastPathComponent
+        return (parent.isEmpty ? "." : parent) + "/" + name
     }
 
     /// Reads and verifies the checkpoint in `directory` (any path, e.g. for `--resume-from`):

@@ -32,7 +32,8 @@ public struct WrittenCheckpoint: Sendable, Equatable {
 }
 
 /// Checkpoints of one run: `RUN/checkpoints/step-NNNNNNNN/{model.safetensors,
-/// optimizer.safetensors, state.json}` plus `RUN/checkpoints/latest` naming the newest one.
+/// optimizer.safetensors, state.json}` plus `RUN/checkpoints/latest` naming the newest one and
+/// `RUN/checkpoints/best` naming the best one (written by the trainer, see `writeBestPointer`).
 ///
 /// Writes are crash-safe: a checkpoint is assembled under a temporary name, every file and the
 /// directory are fsynced, and only then is it renamed into place and `latest` replaced (itself
@@ -47,6 +48,8 @@ public struct CheckpointStore: Sendable {
     public var checkpointsDirectory: String { runDirectory + "/checkpoints" }
     /// The pointer file holding the newest checkpoint's directory name.
     public var latestPath: String { checkpointsDirectory + "/latest" }
+    /// The pointer file holding the best checkpoint's directory name (`best_metric`).
+    public var bestPath: String { checkpointsDirectory + "/best" }
 
     /// The store of the run in `runDirectory` (created on the first write).
     public init(runDirectory: String) {
@@ -72,22 +75,73 @@ public struct CheckpointStore: Sendable {
 
     /// Writes a checkpoint for `step`, points `latest` at it and deletes older checkpoints so that
     /// `keep` remain (the new one and the newest `keep - 1` with a smaller step; checkpoints with a
-    /// larger step, left by an abandoned continuation of the run, are not touched). A checkpoint
-    /// already present for `step` is replaced.
+    /// larger step, left by an abandoned continuation of the run, are not touched). Checkpoints
+    /// whose step is in `preserving` (the best one) are never deleted and do not count towards
+    /// `keep`. A checkpoint already present for `step` is replaced.
     ///
     /// - Parameter state: a JSON object (UTF-8) stored verbatim in `state.json`, which adds
     ///   `checksums`, `checksum_algorithm` and `format` (so those keys are reserved).
     @discardableResult
     public func write(step: Int, model: [TensorRecord], optimizer: [TensorRecord], state: Data,
-                      keep: Int) throws(CheckpointError) -> WrittenCheckpoint {
+                      keep: Int, preserving: Set<Int> = []) throws(CheckpointError) -> WrittenCheckpoint {
         guard (0...99_999_999).contains(step) else { throw .invalidArgument("step \(step) is not in 0...99999999") }
         guard keep >= 1 else { throw .invalidArgument("keep must be at least 1, got \(keep)") }
         let prepared = try CheckpointStateFile.prepare(state, step: step)
         let name = Self.directoryName(step: step)
         let final = checkpointsDirectory + "/" + name
         let pid = Posix.processID
-        let temporary = checkpointsDirectory + "/.tmp-\(name)-\(pid)"
+        func attempt<T>(_ body: () throws(SystemCallFailure) -> T) throws(CheckpointError) -> T {
+            do throws(SystemCallFailure) { return try body() } catch { throw .cannotWrite(final, error) }
+        }
+        try attempt { () throws(SystemCallFailure) in
+            try Posix.makeDirectories(checkpointsDirectory)
+            try Posix.syncDirectory(runDirectory)
+        }
+        let assembled = try Self.assemble(prepared, model: model, optimizer: optimizer, into: final,
+                                          temporary: checkpointsDirectory + "/.tmp-\(name)-\(pid)",
+                                          aside: checkpointsDirectory + "/.tmp-replaced-\(name)-\(pid)")
+        var warnings = assembled.warnings
+        try writePointer(name, to: latestPath, checkpoint: final)
+        let removed = prune(keep: keep, newest: step, preserving: preserving, warnings: &warnings)
+        removeStaleTemporaries(warnings: &warnings)
+        return WrittenCheckpoint(directory: final, step: step, modelChecksum: assembled.modelChecksum,
+                                 optimizerChecksum: assembled.optimizerChecksum, removed: removed, warnings: warnings)
+    }
 
+    /// Writes a checkpoint directory outside any run's `checkpoints/` (e.g. an averaged model):
+    /// assembled under `.tmp-NAME-PID` beside it, fsynced, then renamed to `directory`, which must
+    /// not exist yet. `state` as for `write`; its "step" field is required, because the directory
+    /// name does not carry one.
+    @discardableResult
+    public static func writeStandalone(directory: String, step: Int, model: [TensorRecord], optimizer: [TensorRecord],
+                                       state: Data) throws(CheckpointError) -> WrittenCheckpoint {
+        var final = directory
+        while final.count > 1 && final.hasSuffix("/") { final.removeLast() }
+        let slash = final.lastIndex(of: "/")
+        let parent = slash.map { $0 == final.startIndex ? "/" : String(final[..<$0]) } ?? "."
+        let name = slash.map { String(final[final.index(after: $0)...]) } ?? final
+        guard !name.isEmpty, name != ".", name != ".." else { throw .invalidArgument("\(directory) does not name a directory") }
+        let prepared = try CheckpointStateFile.prepare(state, step: step)
+        let exists: Bool
+        do throws(SystemCallFailure) {
+            exists = try Posix.fileType(final) != nil
+            if !exists { try Posix.makeDirectories(parent) }
+        } catch {
+            throw .cannotWrite(final, error)
+        }
+        guard !exists else { throw .cannotWrite(path: final, reason: "it already exists (choose another directory or remove it)") }
+        let pid = Posix.processID
+        let assembled = try assemble(prepared, model: model, optimizer: optimizer, into: final,
+                                     temporary: parent + "/.tmp-\(name)-\(pid)", aside: nil)
+        return WrittenCheckpoint(directory: final, step: step, modelChecksum: assembled.modelChecksum,
+                                 optimizerChecksum: assembled.optimizerChecksum, removed: [], warnings: assembled.warnings)
+    }
+
+    /// Writes the two tensor files and `state.json` into `temporary`, fsyncs them and renames the
+    /// directory to `final`. An existing `final` is moved to `aside` and deleted (nil: refused).
+    private static func assemble(_ prepared: CheckpointStateFile.Prepared, model: [TensorRecord], optimizer: [TensorRecord],
+                                 into final: String, temporary: String, aside: String?)
+        throws(CheckpointError) -> (modelChecksum: UInt32, optimizerChecksum: UInt32, warnings: [String]) {
         func attempt<T>(_ body: () throws(SystemCallFailure) -> T) throws(CheckpointError) -> T {
             do throws(SystemCallFailure) { return try body() } catch { throw .cannotWrite(final, error) }
         }
@@ -98,49 +152,59 @@ public struct CheckpointStore: Sendable {
                 throw .cannotWrite(path: final, reason: error.description)
             }
         }
-
         try attempt { () throws(SystemCallFailure) in
-            try Posix.makeDirectories(checkpointsDirectory)
-            try Posix.syncDirectory(runDirectory)
             try Posix.removeTree(temporary)
             try Posix.makeDirectory(temporary)
         }
         var warnings: [String] = []
-        let modelChecksum: UInt32, optimizerChecksum: UInt32
         do throws(CheckpointError) {
-            modelChecksum = try writeTensors(model, CheckpointStateFile.modelFile)
-            optimizerChecksum = try writeTensors(optimizer, CheckpointStateFile.optimizerFile)
+            let modelChecksum = try writeTensors(model, CheckpointStateFile.modelFile)
+            let optimizerChecksum = try writeTensors(optimizer, CheckpointStateFile.optimizerFile)
             let stateFile = prepared.file(modelChecksum: modelChecksum, optimizerChecksum: optimizerChecksum)
             try attempt { () throws(SystemCallFailure) in
                 try Posix.writeDurably(stateFile, to: temporary + "/state.json")
                 try Posix.syncDirectory(temporary)
             }
             let replaced = try attempt { () throws(SystemCallFailure) in
-                try install(temporary, as: final, aside: checkpointsDirectory + "/.tmp-replaced-\(name)-\(pid)")
+                try install(temporary, as: final, aside: aside)
             }
             if let replaced {
                 do throws(SystemCallFailure) { try Posix.removeTree(replaced) } catch { warnings.append(error.description) }
             }
+            return (modelChecksum, optimizerChecksum, warnings)
         } catch {
             try? Posix.removeTree(temporary)
             throw error
         }
-        try attempt { () throws(SystemCallFailure) in
-            let pointer = checkpointsDirectory + "/.tmp-latest-\(pid)"
-            try Posix.writeDurably(Array((name + "\n").utf8), to: pointer)
-            try Posix.rename(pointer, latestPath)
-            try Posix.syncDirectory(checkpointsDirectory)
+    }
+
+    /// Points `checkpoints/best` at the checkpoint of `step` (write, fsync, rename, like `latest`).
+    /// The checkpoint must already be in place.
+    public func writeBestPointer(step: Int) throws(CheckpointError) {
+        let name = Self.directoryName(step: step)
+        guard Posix.isDirectory(checkpointsDirectory + "/" + name) else {
+            throw .invalidArgument("cannot point \(bestPath) at \(name): no such checkpoint")
         }
-        let removed = prune(keep: keep, newest: step, warnings: &warnings)
-        removeStaleTemporaries(warnings: &warnings)
-        return WrittenCheckpoint(directory: final, step: step, modelChecksum: modelChecksum,
-                                 optimizerChecksum: optimizerChecksum, removed: removed, warnings: warnings)
+        try writePointer(name, to: bestPath, checkpoint: checkpointsDirectory + "/" + name)
+    }
+
+    /// Replaces a pointer file atomically with `name` and a newline.
+    private func writePointer(_ name: String, to path: String, checkpoint: String) throws(CheckpointError) {
+        do throws(SystemCallFailure) {
+            let file = (path as NSString).lastPathComponent
+            let temporary = checkpointsDirectory + "/.tmp-\(file)-\(Posix.processID)"
+            try Posix.writeDurably(Array((name + "\n").utf8), to: temporary)
+            try Posix.rename(temporary, path)
+            try Posix.syncDirectory(checkpointsDirectory)
+        } catch {
+            throw .cannotWrite(checkpoint, error)
+        }
     }
 
     /// `write` with the state given as a JSON-compatible dictionary (serialised with sorted keys).
     @discardableResult
     public func write(step: Int, model: [TensorRecord], optimizer: [TensorRecord], state: [String: Any],
-                      keep: Int) throws(CheckpointError) -> WrittenCheckpoint {
+                      keep: Int, preserving: Set<Int> = []) throws(CheckpointError) -> WrittenCheckpoint {
         guard JSONSerialization.isValidJSONObject(state) else {
             throw .invalidState("the state dictionary is not representable as JSON")
         }
@@ -150,21 +214,21 @@ public struct CheckpointStore: Sendable {
         } catch {
             throw .invalidState("the state dictionary cannot be serialised: \(error)")
         }
-        return try write(step: step, model: model, optimizer: optimizer, state: data, keep: keep)
+        return try write(step: step, model: model, optimizer: optimizer, state: data, keep: keep, preserving: preserving)
     }
 
     /// Renames the finished temporary directory to its final name and returns where an existing
     /// checkpoint of the same step (from an earlier, abandoned continuation of the run) was moved,
     /// because rename cannot replace a non-empty directory.
-    private func install(_ temporary: String, as final: String, aside: String) throws(SystemCallFailure) -> String? {
+    private static func install(_ temporary: String, as final: String, aside: String?) throws(SystemCallFailure) -> String? {
         var replaced: String?
-        if try Posix.fileType(final) != nil {
+        if try Posix.fileType(final) != nil, let aside {
             try Posix.removeTree(aside)
             try Posix.rename(final, aside)
             replaced = aside
         }
         try Posix.rename(temporary, final)
-        try Posix.syncDirectory(checkpointsDirectory)
+        try Posix.syncDirectory((final as NSString).deletingLastPathComponent.isEmpty ? "." : (final as NSString).deletingLastPathComponent)
         return replaced
     }
 
@@ -184,10 +248,10 @@ public struct CheckpointStore: Sendable {
         }
     }
 
-    private func prune(keep: Int, newest: Int, warnings: inout [String]) -> [String] {
+    private func prune(keep: Int, newest: Int, preserving: Set<Int>, warnings: inout [String]) -> [String] {
         let older: [CheckpointListing]
         do throws(CheckpointError) {
-            older = try list().filter { $0.step < newest }
+            older = try list().filter { $0.step < newest && !preserving.contains($0.step) }
         } catch {
             warnings.append("cannot prune old checkpoints: \(error)")
             return []

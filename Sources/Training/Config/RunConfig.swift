@@ -104,6 +104,12 @@ public struct RunConfig: Sendable, Equatable {
         return try RunConfig(document: .object(root), source: "overrides of \(name)")
     }
 
+    /// `training.best_metric`, or the task's default when the key is absent: `bleu` for
+    /// translation with `data.bleu_every` >= 1, else `loss`.
+    public var bestMetric: BestMetric {
+        training.bestMetric ?? (data.task == .translation && data.bleuEvery > 0 ? .bleu : .loss)
+    }
+
     /// A stable digest of `rawJSON` (FNV-1a 64, 16 lowercase hex digits). Coordinator and workers
     /// compare it in the handshake; it changes whenever any value of the config changes, and not
     /// when only key order or whitespace of the file does.

@@ -12,7 +12,7 @@ enum RunConfigEncoding {
             "tie_embeddings": .bool(model.tieEmbeddings), "positional": .string(model.positional.rawValue),
         ]
         let t = training
-        let trainingObject: [String: ConfigJSON] = [
+        var trainingObject: [String: ConfigJSON] = [
             "batch_tokens": integer(t.batchTokens), "accumulation_steps": integer(t.accumulationSteps),
             "max_steps": integer(t.maxSteps), "schedule": .string(t.schedule.rawValue), "lr_factor": float(t.lrFactor),
             "warmup_steps": integer(t.warmupSteps), "betas": .array([float(t.beta1), float(t.beta2)]),
@@ -22,6 +22,9 @@ enum RunConfigEncoding {
             "keep_checkpoints": integer(t.keepCheckpoints), "activation_checkpointing": .bool(t.activationCheckpointing),
             "float16": float16(t.float16), "log_every": integer(t.logEvery), "valid_size": integer(t.validSize),
         ]
+        // Written only when set, so configs from before these keys keep their rawJSON and hash.
+        if let metric = t.bestMetric { trainingObject["best_metric"] = .string(metric.rawValue) }
+        if t.patience != 0 { trainingObject["patience"] = integer(t.patience) }
         var dataObject: [String: ConfigJSON] = ["task": .string(data.task.rawValue)]
         if data.task.isToy || data.copyMaxLen != 0 { dataObject["copy_max_len"] = integer(data.copyMaxLen) }
         if data.task.isToy && data.copyMinLen != 1 { dataObject["copy_min_len"] = integer(data.copyMinLen) }

@@ -10,7 +10,7 @@ enum RunConfigParser {
     static let trainingKeys = ["batch_tokens", "accumulation_steps", "max_steps", "schedule", "lr_factor",
                                "warmup_steps", "betas", "eps", "weight_decay", "clip_norm", "label_smoothing",
                                "seed", "validate_every", "checkpoint_every", "keep_checkpoints",
-                               "activation_checkpointing", "float16", "log_every", "valid_size"]
+                               "activation_checkpointing", "float16", "log_every", "valid_size", "best_metric", "patience"]
     static let float16Keys = ["parameters", "activations", "gradients"]
     static let dataKeys = ["task", "copy_max_len", "copy_min_len", "train", "valid", "tokenizer", "bleu_every", "bleu_sample"]
     static let translationKeys = ["train", "valid", "tokenizer", "bleu_every", "bleu_sample"]
@@ -19,9 +19,25 @@ enum RunConfigParser {
         let root = try ConfigObjectReader(source: source, path: "", value: document, allowedKeys: rootKeys)
         let name = try parseName(root)
         let model = try parseModel(root.object("model", allowedKeys: modelKeys))
-        let training = try parseTraining(root.object("training", allowedKeys: trainingKeys), model: model)
+        let trainingReader = try root.object("training", allowedKeys: trainingKeys)
+        let training = try parseTraining(trainingReader, model: model)
         let data = try parseData(root.object("data", allowedKeys: dataKeys), model: model)
+        try checkBestMetric(training.bestMetric, data: data, reader: trainingReader)
         return (name, model, training, data)
+    }
+
+    /// BLEU and chrF exist only where validation computes them: the translation task with
+    /// `bleu_every` >= 1. Checked after `data` is parsed, but reported at `training.best_metric`.
+    static func checkBestMetric(_ metric: BestMetric?, data: DataConfig, reader: ConfigObjectReader) throws {
+        guard let metric, metric != .loss else { return }
+        if data.task.isToy {
+            throw reader.error("best_metric", "\"\(metric.rawValue)\" needs task \"translation\": the toy task "
+                + "\"\(data.task.rawValue)\" computes no BLEU or chrF (use \"loss\")")
+        }
+        if data.bleuEvery == 0 {
+            throw reader.error("best_metric", "\"\(metric.rawValue)\" needs data.bleu_every >= 1: with 0 no validation "
+                + "computes BLEU or chrF (use \"loss\", or set bleu_every)")
+        }
     }
 
     /// The name becomes the default run directory `runs/<name>`, so it must be a plain file name.
@@ -88,13 +104,16 @@ enum RunConfigParser {
         let float16 = try parseFloat16(reader)
         let logEvery = try reader.integer("log_every", default: 10, minimum: 1)
         let validSize = try reader.integer("valid_size", default: 500, minimum: 1)
+        let bestMetric: BestMetric? = reader.contains("best_metric")
+            ? try reader.choice("best_metric", default: nil, among: BestMetric.allCases) : nil
+        let patience = try reader.integer("patience", default: 0, minimum: 0)
         return TrainingConfig(batchTokens: batchTokens, accumulationSteps: accumulationSteps, maxSteps: maxSteps,
                               schedule: schedule, lrFactor: lrFactor, warmupSteps: warmupSteps, beta1: beta1,
                               beta2: beta2, eps: eps, weightDecay: weightDecay, clipNorm: clipNorm,
                               labelSmoothing: labelSmoothing, seed: seed, validateEvery: validateEvery,
                               checkpointEvery: checkpointEvery, keepCheckpoints: keepCheckpoints,
                               activationCheckpointing: activationCheckpointing, float16: float16,
-                              logEvery: logEvery, validSize: validSize)
+                              logEvery: logEvery, validSize: validSize, bestMetric: bestMetric, patience: patience)
     }
 
     static func parseBetas(_ reader: ConfigObjectReader) throws -> (Float, Float) {

@@ -8,6 +8,24 @@ public enum ScheduleKind: String, Sendable, Equatable, CaseIterable {
     case warmupCosine = "warmup_cosine"
 }
 
+/// The validation figure that decides the best checkpoint and early stopping (`training.best_metric`).
+public enum BestMetric: String, Sendable, Equatable, CaseIterable {
+    /// Validation loss (teacher-forced mean NLL); lower is better. Computed at every validation.
+    case loss
+    /// Corpus BLEU of the validation sample (translation only); higher is better.
+    case bleu
+    /// Corpus chrF of the validation sample (translation only); higher is better.
+    case chrf
+
+    /// True for BLEU and chrF, false for the loss.
+    public var higherIsBetter: Bool { self != .loss }
+
+    /// Whether `candidate` beats `best` (strictly: a tie is no improvement).
+    public func improves(_ candidate: Double, on best: Double) -> Bool {
+        higherIsBetter ? candidate > best : candidate < best
+    }
+}
+
 /// Which tensors are stored as Float16 (`training.float16`). Compute and master weights stay Float32.
 public struct Float16Options: Sendable, Equatable {
     /// Model parameters used in forward/backward (and weights broadcast by the coordinator).
@@ -98,6 +116,13 @@ public struct TrainingConfig: Sendable, Equatable {
     public var logEvery: Int
     /// `valid_size` (default 500, >= 1): held-out sequences of the toy tasks (unused for translation).
     public var validSize: Int
+    /// `best_metric` as written; nil (the key absent) means the task's default, `bleu` for
+    /// translation with `data.bleu_every` >= 1 and `loss` otherwise. `RunConfig.bestMetric` is the
+    /// resolved value. `bleu` and `chrf` need the translation task with `bleu_every` >= 1.
+    public var bestMetric: BestMetric?
+    /// `patience` (default 0, >= 0): stop after this many consecutive validations that report the
+    /// best metric without improving it; 0 never stops early.
+    public var patience: Int
 
     /// The AdamW betas as a pair.
     public var betas: (Float, Float) { (beta1, beta2) }
@@ -107,7 +132,7 @@ public struct TrainingConfig: Sendable, Equatable {
                 eps: Float = 1e-9, weightDecay: Float = 0.01, clipNorm: Float = 1.0, labelSmoothing: Float = 0.1,
                 seed: UInt64 = 1, validateEvery: Int = 100, checkpointEvery: Int = 1000, keepCheckpoints: Int = 3,
                 activationCheckpointing: Bool = false, float16: Float16Options = .none, logEvery: Int = 10,
-                validSize: Int = 500) {
+                validSize: Int = 500, bestMetric: BestMetric? = nil, patience: Int = 0) {
         self.batchTokens = batchTokens; self.accumulationSteps = accumulationSteps; self.maxSteps = maxSteps
         self.schedule = schedule; self.lrFactor = lrFactor; self.warmupSteps = warmupSteps
         self.beta1 = beta1; self.beta2 = beta2; self.eps = eps; self.weightDecay = weightDecay
@@ -115,5 +140,6 @@ public struct TrainingConfig: Sendable, Equatable {
         self.validateEvery = validateEvery; self.checkpointEvery = checkpointEvery
         self.keepCheckpoints = keepCheckpoints; self.activationCheckpointing = activationCheckpointing
         self.float16 = float16; self.logEvery = logEvery; self.validSize = validSize
+        self.bestMetric = bestMetric; self.patience = patience
     }
 }

@@ -27,18 +27,34 @@ public struct TextTranslator {
 
     /// Translates token-id sources; sources longer than `max_len` are cut to it.
     public func translate(ids sources: [[Int32]]) throws -> [[Int32]] {
+        let greedy = beamWidth == 1 ? GreedyDecoder(model: model) : nil
+        let beam = beamWidth > 1 ? try BeamSearchDecoder(model: model, beamWidth: beamWidth, lengthPenalty: lengthPenalty) : nil
+        return try inBatches(sources, empty: []) { batch, steps in
+            try greedy?.decode(batch, maxLength: steps) ?? beam?.decode(batch, maxLength: steps) ?? []
+        }
+    }
+
+    /// The `count` best beam-search hypotheses of each token-id source, best first (see
+    /// `BeamSearchDecoder.nBest`), batched exactly as `translate(ids:)`, so with the same beam
+    /// width the first hypothesis of each source is its `translate(ids:)` output.
+    public func nBest(ids sources: [[Int32]], count: Int) throws -> [[BeamHypothesis]] {
+        let beam = try BeamSearchDecoder(model: model, beamWidth: beamWidth, lengthPenalty: lengthPenalty)
+        return try inBatches(sources, empty: []) { batch, steps in try beam.nBest(batch, maxLength: steps, count: count) }
+    }
+
+    /// Decodes sources in batches of similar length (`batchSize` at a time, shortest first, each
+    /// with its output budget) and returns the results in input order.
+    private func inBatches<Output>(_ sources: [[Int32]], empty: Output,
+                                   _ decode: ([[Int32]], Int) throws -> [Output]) throws -> [Output] {
         let limit = model.config.maxLen
         let clipped = sources.map { $0.count > limit ? Array($0.prefix(limit)) : $0 }
         let order = clipped.indices.sorted { clipped[$0].count != clipped[$1].count ? clipped[$0].count < clipped[$1].count : $0 < $1 }
-        var outputs = [[Int32]](repeating: [], count: clipped.count)
-        let greedy = beamWidth == 1 ? GreedyDecoder(model: model) : nil
-        let beam = beamWidth > 1 ? try BeamSearchDecoder(model: model, beamWidth: beamWidth, lengthPenalty: lengthPenalty) : nil
+        var outputs = [Output](repeating: empty, count: clipped.count)
         var start = 0
         while start < order.count {
             let chunk = Array(order[start..<Swift.min(order.count, start + batchSize)])
             let batch = chunk.map { clipped[$0] }
-            let steps = maxOutputLength(longestSource: batch.map(\.count).max() ?? 1)
-            let decoded = try greedy?.decode(batch, maxLength: steps) ?? beam?.decode(batch, maxLength: steps) ?? []
+            let decoded = try decode(batch, maxOutputLength(longestSource: batch.map(\.count).max() ?? 1))
             for (k, i) in chunk.enumerated() where k < decoded.count { outputs[i] = decoded[k] }
             start += chunk.count
         }

@@ -10,12 +10,15 @@ public struct CheckpointModel {
     /// The tokenizer hash recorded in state.json (empty for the toy tasks; nil if absent).
     public let tokenizerHash: String?
 
-    /// `path` is a checkpoint directory, or a run directory / checkpoints directory whose newest
-    /// valid checkpoint is used.
+    /// `path` is a checkpoint directory, a pointer file (`RUN/checkpoints/best` or `latest`), or a
+    /// run directory / checkpoints directory whose newest valid checkpoint is used.
     public init(path: String) throws {
         var dir = path
         let fm = FileManager.default
-        if !fm.fileExists(atPath: path + "/state.json") {
+        var isDirectory: ObjCBool = false
+        if fm.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue {
+            dir = try CheckpointStore.resolvePointer(path)
+        } else if !fm.fileExists(atPath: path + "/state.json") {
             let run = fm.fileExists(atPath: path + "/checkpoints") ? path : (path as NSString).deletingLastPathComponent
             guard fm.fileExists(atPath: run + "/checkpoints") else {
                 throw TrainingError.resume("\(path) is neither a checkpoint directory nor a run directory with checkpoints")

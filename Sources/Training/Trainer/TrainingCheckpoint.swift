@@ -25,12 +25,15 @@ public struct TrainingCheckpoint {
         self.config = config
     }
 
+    /// `extraState` adds fields to `state.json` (the best validation); `preserving` lists steps
+    /// whose checkpoints `keep_checkpoints` must not delete (the best one).
     @discardableResult
     public func save(progress p: TrainingProgress, parameters: UnsafePointer<Float>, optimizer: OptimizerStep,
-                     workers: Int, lossScale: LossScaleState, tokenizerHash: String) throws -> WrittenCheckpoint {
+                     workers: Int, lossScale: LossScaleState, tokenizerHash: String,
+                     extraState: [String: Any] = [:], preserving: Set<Int> = []) throws -> WrittenCheckpoint {
         let layout = ParameterLayout(config: config.model)
         let configObject = (try? JSONSerialization.jsonObject(with: config.rawJSON)) ?? [String: Any]()
-        let state: [String: Any] = [
+        var state: [String: Any] = [
             "step": p.step,
             "optimizer_step": optimizer.adam.step,
             "skipped_steps": p.skippedSteps,
@@ -46,11 +49,12 @@ public struct TrainingCheckpoint {
             "rng": ["algorithm": "philox4x32-10", "seed": String(config.training.seed)],
             "loss_scale": lossScale.jsonObject,
         ]
+        for (key, value) in extraState { state[key] = value }
         let m = optimizer.adam.m.pointer, v = optimizer.adam.v.pointer
         return try store.write(step: p.step, model: layout.float32Records(arena: parameters),
                                optimizer: layout.float32Records(arena: m, prefix: "exp_avg.")
                                    + layout.float32Records(arena: v, prefix: "exp_avg_sq."),
-                               state: state, keep: config.training.keepCheckpoints)
+                               state: state, keep: config.training.keepCheckpoints, preserving: preserving)
     }
 
     /// Finds the checkpoint to resume from: `directory`, or the newest valid one of the run.
@@ -67,6 +71,11 @@ public struct TrainingCheckpoint {
                         lossScale: inout LossScaleState) throws -> TrainingProgress {
         let layout = ParameterLayout(config: config.model)
         let state = try c.stateObject()
+        if state[CheckpointAveraging.sourcesKey] != nil {
+            throw TrainingError.resume("\(c.directory) is an average of checkpoints (made by `transformer average`) and "
+                + "holds no optimizer moments or data position; use it with translate or evaluate, and resume from one "
+                + "of the checkpoints it averages")
+        }
         if let saved = state["config"] {
             let savedConfig = try RunConfig.parse(jsonObject: saved, source: c.directory + "/state.json")
             guard savedConfig.model == config.model else {

@@ -21,6 +21,10 @@ public struct RunSummary: Sendable {
     public var tokensPerSecond: Double
     public var wallSeconds: Double
     public var skippedSteps: Int
+    /// The best validation by `training.best_metric` (nil: no validation reported it).
+    public var best: BestValidation?
+    /// The early-stop line (nil unless `training.patience` ended the run); printed last.
+    public var earlyStopNote: String?
 }
 
 /// The coordinator's side of a run, whoever computes the gradients: the master weights, AdamW and
@@ -41,6 +45,13 @@ public final class TrainingSession {
     public var lossScale = LossScaleState()
     /// Set when a stop signal ended the run early.
     public private(set) var stopped = false
+    /// Set when `training.patience` validations in a row did not improve the best metric.
+    public private(set) var stoppedEarly = false
+    /// The best validation so far (`checkpoints/best` names its checkpoint).
+    public var best: BestValidation? { bestTracker.best }
+    private var bestTracker: BestTracker
+    /// The step `checkpoints/best` names on disk; kept until the pointer has moved on.
+    private var bestOnDisk: Int?
     private let log: RunLog
     private let checkpoint: TrainingCheckpoint
     private var started = Date()
@@ -58,6 +69,7 @@ public final class TrainingSession {
         log = try RunLog(directory: options.runDirectory)
         checkpoint = TrainingCheckpoint(runDirectory: options.runDirectory, config: config)
         lossScale = LossScaleState(dynamic: config.training.float16.gradients)
+        bestTracker = BestTracker(metric: config.bestMetric, patience: config.training.patience)
         if let report = data.loadReport { say("data: \(report)") }
         switch options.resume {
         case .fresh: break
@@ -67,6 +79,7 @@ public final class TrainingSession {
                 progress = try checkpoint.restore(c, parameters: model.arena.values.pointer, optimizer: optimizer,
                                                   lossScale: &lossScale)
                 say("resumed from \(c.directory) at step \(progress.step)")
+                try restoreBest(from: c)
             } else {
                 say("no checkpoint found in \(options.runDirectory.path)/checkpoints; starting fresh")
             }
@@ -75,8 +88,32 @@ public final class TrainingSession {
 
     public func say(_ s: String) { if options.printProgress { printLine(s) } }
 
-    /// True when max_steps is reached or a stop signal ended the run.
-    public var isFinished: Bool { stopped || progress.step >= config.training.maxSteps }
+    /// Restores the best validation and patience counter of a resumed checkpoint and makes
+    /// `checkpoints/best` agree with it (repairing a damaged or stale pointer).
+    private func restoreBest(from c: LoadedCheckpoint) throws {
+        if let note = try bestTracker.restore(state: c.stateObject(), source: c.directory + "/state.json") {
+            printError("warning: \(note)")
+        }
+        stoppedEarly = bestTracker.isExhausted
+        guard let best = bestTracker.best else { return }
+        let store = checkpoint.store
+        guard Posix.isDirectory(store.checkpointsDirectory + "/" + best.checkpointName) else {
+            printError("warning: the best checkpoint \(best.checkpointName) recorded in \(c.directory)/state.json no longer "
+                + "exists; \(store.bestPath) will name the next improvement")
+            return
+        }
+        bestOnDisk = best.step
+        let onDisk: String?
+        do { onDisk = try store.bestName() } catch {
+            printError("warning: \(error); rewriting it to \(best.checkpointName)")
+            onDisk = nil
+        }
+        if onDisk != best.checkpointName { try store.writeBestPointer(step: best.step) }
+    }
+
+    /// True when max_steps is reached, a stop signal ended the run, or patience ran out.
+    /// The coordinator and `TrainingRun` both loop until it holds.
+    public var isFinished: Bool { stopped || stoppedEarly || progress.step >= config.training.maxSteps }
     public var nextStep: Int { progress.step + 1 }
     public var parameterCount: Int { model.arena.layout.totalCount }
 
@@ -136,8 +173,14 @@ public final class TrainingSession {
             window = (Date(), 0, 0, 0)
         }
         let stopping = StopSignal.isRequested
-        if step % t.validateEvery == 0 || step == t.maxSteps { try validate(step: step) }
-        if step % t.checkpointEvery == 0 || step == t.maxSteps || stopping { try saveCheckpoint(workers: workers) }
+        var improved = false
+        if step % t.validateEvery == 0 || step == t.maxSteps { improved = try validate(step: step) }
+        // A new best gets a checkpoint at once, so `checkpoints/best` always names one of its step.
+        let patienceOver = bestTracker.isExhausted
+        if step % t.checkpointEvery == 0 || step == t.maxSteps || stopping || improved || patienceOver {
+            try saveCheckpoint(workers: workers)
+        }
+        if patienceOver { stoppedEarly = true }
         if stopping {
             stopped = true
             say("stopped at step \(step); continue with --resume")
@@ -145,7 +188,9 @@ public final class TrainingSession {
         return outcome
     }
 
-    public func validate(step: Int) throws {
+    /// Validates, logs, and records the result for `best_metric`; returns true when it is the new best.
+    @discardableResult
+    public func validate(step: Int) throws -> Bool {
         let v = try Validator(pairs: data.validationPairs, decode: data.reportsSequenceAccuracy).run(model)
         lastValidation = v
         var o: [String: Any] = ["step": step, "loss": v.loss, "perplexity": v.perplexity, "token_accuracy": v.tokenAccuracy]
@@ -153,26 +198,60 @@ public final class TrainingSession {
         if let s = v.sequenceAccuracy { o["sequence_accuracy"] = s; line += String(format: " | sequence acc %.4f", s) }
         // Numbered by step so a resumed run computes the extras at the same validations.
         let number = step / Swift.max(1, config.training.validateEvery)
-        for (key, value) in try data.extraValidationMetrics(model: model, validationNumber: number, isFinal: step == config.training.maxSteps).sorted(by: { $0.key < $1.key }) {
+        let extras = try data.extraValidationMetrics(model: model, validationNumber: number, isFinal: step == config.training.maxSteps)
+        for (key, value) in extras.sorted(by: { $0.key < $1.key }) {
             o[key] = value; line += String(format: " | %@ %.2f", key, value)
             if key == "bleu" { lastValidation?.bleu = value }
         }
         log.logValidation(o)
+        var improved = false
+        if let value = bestTracker.value(in: v, extras: extras) {
+            improved = bestTracker.observe(value, step: step)
+            if improved {
+                line += " | new best"
+            } else if let best = bestTracker.best {
+                let patience = config.training.patience > 0 ? "/\(config.training.patience)" : ""
+                line += " | best \(best.formattedValue) @ \(best.step), \(bestTracker.validationsSinceBest)\(patience) without improvement"
+            }
+        }
         say(line)
+        return improved
     }
 
     public func saveCheckpoint(workers: Int) throws {
+        // The checkpoint `best` names on disk and the new best (if it is older than this step)
+        // both survive pruning until the pointer names the new one, so a crash never leaves a
+        // dangling pointer.
+        let preserving = Set([bestOnDisk, bestTracker.best?.step].compactMap { $0 })
         let w = try checkpoint.save(progress: progress, parameters: model.arena.values.pointer, optimizer: optimizer,
-                                    workers: workers, lossScale: lossScale, tokenizerHash: data.tokenizerHash)
+                                    workers: workers, lossScale: lossScale, tokenizerHash: data.tokenizerHash,
+                                    extraState: bestTracker.stateFields, preserving: preserving)
         for warning in w.warnings { printError("warning: \(warning)") }
         say("checkpoint \(w.directory)")
+        if let best = bestTracker.best, best.step != bestOnDisk,
+           Posix.isDirectory(checkpoint.store.checkpointsDirectory + "/" + best.checkpointName) {
+            try checkpoint.store.writeBestPointer(step: best.step)
+            bestOnDisk = best.step
+        }
+    }
+
+    /// The line that ends a run stopped by `training.patience`.
+    private var earlyStopNote: String? {
+        guard stoppedEarly else { return nil }
+        var note = "early stop at step \(progress.step): no improvement of valid \(config.bestMetric.rawValue) for "
+            + "\(bestTracker.validationsSinceBest) validations"
+        if let best = bestTracker.best {
+            note += "; best \(best.formattedValue) at step \(best.step), \(checkpoint.store.checkpointsDirectory)/\(best.checkpointName)"
+        }
+        return note
     }
 
     /// Writes `summary.json` and returns the figures.
     public func finish(workers: Int) throws -> RunSummary {
         let s = RunSummary(step: progress.step, trainLoss: lastTrainLoss, validation: lastValidation,
                            tokensPerSecond: Double(progress.targetTokensSeen) / Swift.max(progress.elapsedSeconds, 1e-9),
-                           wallSeconds: progress.elapsedSeconds, skippedSteps: progress.skippedSteps)
+                           wallSeconds: progress.elapsedSeconds, skippedSteps: progress.skippedSteps,
+                           best: bestTracker.best, earlyStopNote: earlyStopNote)
         var o: [String: Any] = ["step": s.step, "train_loss": s.trainLoss.isFinite ? s.trainLoss : NSNull(),
                                 "tokens_per_second": s.tokensPerSecond, "wall_seconds": s.wallSeconds,
                                 "peak_rss_bytes": peakResidentBytes(), "workers": workers, "skipped_steps": s.skippedSteps]
@@ -180,6 +259,12 @@ public final class TrainingSession {
             o["valid_loss"] = v.loss; o["token_accuracy"] = v.tokenAccuracy; o["perplexity"] = v.perplexity
             if let seq = v.sequenceAccuracy { o["sequence_accuracy"] = seq }
             if let bleu = v.bleu { o["valid_bleu"] = bleu }
+        }
+        o["best_metric"] = config.bestMetric.rawValue
+        o["early_stopped"] = stoppedEarly
+        if let best = s.best {
+            o["best_step"] = best.step; o["best_value"] = best.value
+            o["best_checkpoint"] = checkpoint.store.checkpointsDirectory + "/" + best.checkpointName
         }
         try log.writeSummary(o)
         say("summary: \(options.runDirectory.path)/summary.json")

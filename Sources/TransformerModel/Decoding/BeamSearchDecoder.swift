@@ -32,10 +32,12 @@ public struct BeamHypothesis: Equatable, Sendable {
 /// the next live beam. At the last step (the length limit) the first K candidates all finish.
 ///
 /// Stopping rule, per sentence: stop when K hypotheses have finished, or when no live hypothesis
-/// can beat the best finished one. The bound for a live hypothesis with total log-probability
-/// s <= 0 is s / lp(maxSteps): its log-probability can only decrease and lp only grows with
-/// length, so this is the best normalised score it could still reach (with alpha = 0 it is its
-/// current score, the exact bound). The result is the finished hypothesis with the highest score.
+/// can beat the best finished one (for `nBest` with N: the N-th best). The bound for a live
+/// hypothesis with total log-probability s <= 0 is s / lp(maxSteps): its log-probability can only
+/// decrease and lp only grows with length, so this is the best normalised score it could still
+/// reach (with alpha = 0 it is its current score, the exact bound). The result is the finished
+/// hypothesis with the highest score (ties: the one that finished first); `nBest` returns the N
+/// highest in that order, so its first hypothesis is always `search`'s.
 public struct BeamSearchDecoder {
     public let decoder: IncrementalDecoder
     public let beamWidth: Int
@@ -64,11 +66,26 @@ public struct BeamSearchDecoder {
 
     /// Like `decode`, returning the best hypothesis of each source with its scores.
     public func search(_ sources: [[Int32]], maxLength: Int) throws(ModelInputError) -> [BeamHypothesis] {
+        let empty = BeamHypothesis(tokens: [], endsWithEOS: false, logProbability: -.infinity, score: -.infinity)
+        return try run(sources, maxLength: maxLength, keep: 1).map { $0.first ?? empty }
+    }
+
+    /// The `count` best finished hypotheses of each source (1 <= count <= beam width), best first
+    /// by `score`; fewer only when the search finished fewer distinct hypotheses (a vocabulary
+    /// smaller than the beam). The first of each list is what `search` returns.
+    public func nBest(_ sources: [[Int32]], maxLength: Int, count: Int) throws -> [[BeamHypothesis]] {
+        guard (1...beamWidth).contains(count) else { throw DecodingError.invalidNBest(count, beamWidth: beamWidth) }
+        return try run(sources, maxLength: maxLength, keep: count)
+    }
+
+    /// The search itself; keeps searching a sentence until its `keep`-th best finished hypothesis
+    /// cannot be beaten, and returns each sentence's finished hypotheses, best first, at most `keep`.
+    private func run(_ sources: [[Int32]], maxLength: Int, keep: Int) throws(ModelInputError) -> [[BeamHypothesis]] {
         guard !sources.isEmpty else { return [] }
         let b = sources.count, k = beamWidth, v = decoder.model.config.vocabSize, rows = b * k
         let steps = Swift.min(maxLength, decoder.model.config.maxLen)
         guard steps > 0 else {
-            return Array(repeating: BeamHypothesis(tokens: [], endsWithEOS: false, logProbability: 0, score: 0), count: b)
+            return Array(repeating: [BeamHypothesis(tokens: [], endsWithEOS: false, logProbability: 0, score: 0)], count: b)
         }
         let (padded, sourceLength) = paddedSourceBatch(sources)
         try decoder.start(source: padded, batchSize: b, sourceLength: sourceLength, maxSteps: steps, repeats: k)
@@ -76,6 +93,7 @@ public struct BeamSearchDecoder {
         w.reset(rows: rows, steps: steps, perRow: Swift.min(k + 1, v))
         for s in 0..<b { w.beamScore[s * k] = 0 }   // the K copies of BOS are one hypothesis
         var finished = [[BeamHypothesis]](repeating: [], count: b)
+        // The keep-th best finished score of each sentence (-inf until `keep` have finished).
         var bestFinished = [Double](repeating: -.infinity, count: b)
         var done = [Bool](repeating: false, count: b)
         let boundPenalty = BeamSearchDecoder.lengthPenalty(steps, alpha: lengthPenaltyAlpha)
@@ -93,8 +111,11 @@ public struct BeamSearchDecoder {
                 for (i, c) in w.candidates.enumerated() {
                     if c.token == SpecialTokens.eos {
                         if i < k {
-                            let h = finalize(c, step: t)
-                            finished[s].append(h); bestFinished[s] = Swift.max(bestFinished[s], h.score)
+                            finished[s].append(finalize(c, step: t))
+                            if finished[s].count >= keep {
+                                bestFinished[s] = keep == 1 ? Swift.max(bestFinished[s], finished[s][finished[s].count - 1].score)
+                                    : finished[s].map(\.score).sorted(by: >)[keep - 1]
+                            }
                         }
                     } else if live < k {
                         w.nextRow[s * k + live] = (c.row, c.token, c.score)
@@ -119,10 +140,10 @@ public struct BeamSearchDecoder {
             for s in 0..<b where done[s] { for j in 0..<k { w.parents[s * k + j] = Int32(s * k + j) } }
             try w.parents.withUnsafeBufferPointer { (p) throws(ModelInputError) in try decoder.reorder(parents: p) }
         }
+        // Best first; equal scores keep the order in which they finished.
         return finished.map { list in
-            var best = BeamHypothesis(tokens: [], endsWithEOS: false, logProbability: -.infinity, score: -.infinity)
-            for h in list where h.score > best.score { best = h }
-            return best
+            list.indices.sorted { list[$0].score != list[$1].score ? list[$0].score > list[$1].score : $0 < $1 }
+                .prefix(keep).map { list[$0] }
         }
     }
 

@@ -5,6 +5,8 @@ public enum DecodingError: Error, Equatable, CustomStringConvertible {
     case invalidTemperature(Float)
     case invalidTopK(Int)
     case invalidTopP(Float)
+    /// An n-best count outside 1...beam width.
+    case invalidNBest(Int, beamWidth: Int)
 
     public var description: String {
         switch self {
@@ -13,6 +15,8 @@ public enum DecodingError: Error, Equatable, CustomStringConvertible {
         case let .invalidTemperature(t): return "temperature \(t) must be a finite number > 0"
         case let .invalidTopK(k): return "top-k \(k) must be >= 0 (0 = no top-k restriction)"
         case let .invalidTopP(p): return "top-p \(p) must be in (0, 1] (1 = no nucleus restriction)"
+        case let .invalidNBest(n, k):
+            return "n-best \(n) must be between 1 and the beam width \(k) (a beam search keeps at most its width of hypotheses)"
         }
     }
 }
