@@ -80,9 +80,8 @@ package final class TensorBoardWriter {
             try Posix.writeDurably(out, to: temporary)
             try Posix.rename(temporary, path)
             try Posix.syncDirectory(directory)
-            var note = "\(path): dropped \(records.count - kept.count) event(s) after step \(step)"
-            if problem != nil { note += " and an incomplete last record" }
-            notes.append(note)
+            notes.append("\(path): dropped \(records.count - kept.count) event(s) after step \(step)"
+                + (problem != nil ? " and an incomplete last record" : "") + " (this run logs them again)")
         }
         return notes
     }
