@@ -27,6 +27,11 @@ struct PlotCommand: ParsableCommand {
                 runs.append(run)
             }
             let path = output ?? (runDirectories.count == 1 ? (runDirectories[0] as NSString).appendingPathComponent("plot.svg") : "plot.svg")
+            let parent = URL(fileURLWithPath: path).deletingLastPathComponent().path
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: parent, isDirectory: &isDirectory), isDirectory.boolValue else {
+                throw PlotError.unwritableOutput(path: path, reason: "directory \(parent) does not exist")
+            }
             do {
                 try Data(TrainingPlot.svg(runs: runs).utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
             } catch {
