@@ -1,11 +1,14 @@
 import Foundation
 
-/// Appends JSON lines to `metrics.jsonl` and `valid.jsonl` and writes `summary.json` in a run
-/// directory. Lines are flushed as they are written, so a killed run keeps every logged step.
+/// Appends JSON lines to `metrics.jsonl` and `valid.jsonl`, the same numbers as TensorBoard
+/// curves to a new event file in `tensorboard/`, and writes `summary.json` in a run directory.
+/// Lines and records are written as they come, so a killed run keeps every logged step.
 public final class RunLog {
     public let directory: URL
-    private let metrics: FileHandle
-    private let valid: FileHandle
+    private var metrics: FileHandle
+    private var valid: FileHandle
+    /// nil after a failed write: a full disk stops the curves, not the training (warned once).
+    private var tensorBoard: TensorBoardWriter?
 
     /// Opens (appending) the logs in `directory`, creating it if needed.
     public init(directory: URL) throws {
@@ -17,7 +20,14 @@ public final class RunLog {
         }
         metrics = try RunLog.openAppending(directory.appendingPathComponent("metrics.jsonl"))
         valid = try RunLog.openAppending(directory.appendingPathComponent("valid.jsonl"))
+        do {
+            tensorBoard = try TensorBoardWriter(directory: tensorBoardDirectory, wallTime: Date().timeIntervalSince1970)
+        } catch {
+            throw TrainingError.runDirectory(path: directory.path, reason: "cannot start a TensorBoard event file (\(error))")
+        }
     }
+
+    private var tensorBoardDirectory: String { directory.appendingPathComponent("tensorboard").path }
 
     private static func openAppending(_ url: URL) throws -> FileHandle {
         if !FileManager.default.fileExists(atPath: url.path) {
@@ -50,8 +60,65 @@ public final class RunLog {
         return data
     }
 
-    public func logStep(_ object: [String: Any]) { metrics.write(RunLog.jsonLine(object)) }
-    public func logValidation(_ object: [String: Any]) { valid.write(RunLog.jsonLine(object)) }
+    public func logStep(_ object: [String: Any]) {
+        metrics.write(RunLog.jsonLine(object))
+        logTensorBoard(object, TensorBoardScalars.forStep(object))
+    }
+
+    public func logValidation(_ object: [String: Any]) {
+        valid.write(RunLog.jsonLine(object))
+        logTensorBoard(object, TensorBoardScalars.forValidation(object))
+    }
+
+    private func logTensorBoard(_ object: [String: Any], _ scalars: [TensorBoardEvent.Scalar]) {
+        guard let writer = tensorBoard, let step = object["step"] as? Int, !scalars.isEmpty else { return }
+        do {
+            try writer.write(TensorBoardEvent(wallTime: Date().timeIntervalSince1970, step: Int64(step), scalars: scalars))
+        } catch {
+            printError("warning: TensorBoard curves stop at step \(step): \(error)")
+            tensorBoard = nil
+        }
+    }
+
+    /// Prepares the logs for a run resumed at `step`: the steps after it were logged by the run
+    /// that stopped and will be logged again, so they are removed from `metrics.jsonl`,
+    /// `valid.jsonl` and the older TensorBoard event files (each rewritten to a temporary file
+    /// and renamed over the old one). Lines without a readable step are kept.
+    package func discardEntries(afterStep step: Int) throws {
+        metrics = try RunLog.rewrite(metrics, directory.appendingPathComponent("metrics.jsonl"), keepingStepsUpTo: step)
+        valid = try RunLog.rewrite(valid, directory.appendingPathComponent("valid.jsonl"), keepingStepsUpTo: step)
+        do {
+            for note in try TensorBoardWriter.discardEvents(afterStep: Int64(step), in: tensorBoardDirectory,
+                                                            keeping: tensorBoard?.path) {
+                printError("tensorboard: \(note)")
+            }
+        } catch {
+            throw TrainingError.runDirectory(path: directory.path, reason: "cannot rewrite a TensorBoard event file (\(error))")
+        }
+    }
+
+    /// Rewrites one JSON-lines log without the lines of later steps and returns a handle
+    /// appending to the new file (the old handle still points at the replaced file).
+    private static func rewrite(_ handle: FileHandle, _ url: URL, keepingStepsUpTo step: Int) throws -> FileHandle {
+        let name = url.lastPathComponent
+        guard let data = try? Data(contentsOf: url) else {
+            throw TrainingError.runDirectory(path: url.deletingLastPathComponent().path, reason: "cannot read \(name)")
+        }
+        let lines = data.split(separator: 0x0A, omittingEmptySubsequences: true)
+        let kept = lines.filter { line in
+            guard let object = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any],
+                  let lineStep = object["step"] as? Int else { return true }
+            return lineStep <= step
+        }
+        guard kept.count < lines.count else { return handle }
+        var out = Data()
+        for line in kept { out.append(contentsOf: line); out.append(0x0A) }
+        do { try out.write(to: url, options: .atomic) } catch {
+            throw TrainingError.runDirectory(path: url.deletingLastPathComponent().path, reason: "cannot rewrite \(name)")
+        }
+        try? handle.close()
+        return try openAppending(url)
+    }
 
     public func writeSummary(_ object: [String: Any]) throws {
         let url = directory.appendingPathComponent("summary.json")
@@ -64,6 +131,7 @@ public final class RunLog {
     deinit {
         try? metrics.close()
         try? valid.close()
+        try? tensorBoard?.close()
     }
 }
 

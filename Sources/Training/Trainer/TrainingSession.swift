@@ -84,6 +84,8 @@ public final class TrainingSession {
                 say("no checkpoint found in \(options.runDirectory.path)/checkpoints; starting fresh")
             }
         }
+        // Steps after the checkpoint were logged by the stopped run and are about to be logged again.
+        if options.resume != .fresh { try log.discardEntries(afterStep: progress.step) }
     }
 
     public func say(_ s: String) { if options.printProgress { printLine(s) } }
