@@ -112,7 +112,7 @@ public actor Coordinator {
         defer { events.cancel(); heartbeats.cancel() }
         say("coordinator listening on \(socket.endpoint); waiting for \(options.workers) worker(s)")
         let joinDeadline = now() + options.joinTimeout
-        while peers.count < options.workers {
+        while peers.count < options.workers && !StopSignal.isRequested {
             if let failure { throw CoordinatorError.transport(failure) }
             if now() > joinDeadline {
                 throw CoordinatorError.notEnoughWorkers(joined: peers.count, wanted: options.workers, seconds: options.joinTimeout)
@@ -120,6 +120,7 @@ public actor Coordinator {
             await waitForChange(timeout: 1)
         }
         session.begin(workers: options.workers)
+        if StopSignal.isRequested { try session.stopAtCompletedStep(workers: options.workers) }
         while !session.isFinished {
             try await runStep()
         }
@@ -141,7 +142,11 @@ public actor Coordinator {
             if let failure { throw CoordinatorError.transport(failure) }
             var ranks = activeRanks
             let joinDeadline = now() + options.joinTimeout
+            // A stop request this step cannot honour (it lost workers, or has none) ends the run at
+            // the last completed step instead of re-planning or waiting for new workers.
+            if StopSignal.isRequested && (attempts > 0 || ranks.isEmpty) { return try endAtCompletedStep() }
             while ranks.isEmpty {
+                if StopSignal.isRequested { return try endAtCompletedStep() }
                 say("no workers left; waiting for one to join")
                 if now() > joinDeadline {
                     throw CoordinatorError.notEnoughWorkers(joined: 0, wanted: options.workers, seconds: options.joinTimeout)
@@ -207,6 +212,11 @@ public actor Coordinator {
         // time is the coordinator's silence, not the workers', so it does not count against them.
         let resumed = now()
         for id in peers.keys { peers[id]?.lastHeard = resumed }
+    }
+
+    private func endAtCompletedStep() throws {
+        say("step \(session.nextStep): stop requested and its workers are gone; ending at step \(session.progress.step)")
+        try session.stopAtCompletedStep(workers: options.workers)
     }
 
     /// Sends the master weights to `ids` (every worker after a step, one joiner on admission), as

@@ -41,6 +41,8 @@ public final class TrainingSession {
     public var lossScale = LossScaleState()
     /// Set when a stop signal ended the run early.
     public private(set) var stopped = false
+    /// The step held by the newest checkpoint this session wrote or resumed from.
+    private var checkpointedStep: Int?
     private let log: RunLog
     private let checkpoint: TrainingCheckpoint
     private var started = Date()
@@ -66,6 +68,7 @@ public final class TrainingSession {
             if let c = try checkpoint.find(directory: dir) {
                 progress = try checkpoint.restore(c, parameters: model.arena.values.pointer, optimizer: optimizer,
                                                   lossScale: &lossScale)
+                checkpointedStep = progress.step
                 say("resumed from \(c.directory) at step \(progress.step)")
             } else {
                 say("no checkpoint found in \(options.runDirectory.path)/checkpoints; starting fresh")
@@ -165,7 +168,18 @@ public final class TrainingSession {
         let w = try checkpoint.save(progress: progress, parameters: model.arena.values.pointer, optimizer: optimizer,
                                     workers: workers, lossScale: lossScale, tokenizerHash: data.tokenizerHash)
         for warning in w.warnings { printError("warning: \(warning)") }
+        checkpointedStep = progress.step
         say("checkpoint \(w.directory)")
+    }
+
+    /// Ends the run at the last completed step, for a stop request the next step cannot honour
+    /// (its workers are gone: a Slurm job that ends signals every process, and `srun` kills the
+    /// workers): checkpoints that step unless a checkpoint already holds it. The weights, AdamW and
+    /// the data cursor change only when a step completes, so this is the checkpoint of that step.
+    package func stopAtCompletedStep(workers: Int) throws {
+        if progress.step > 0 && checkpointedStep != progress.step { try saveCheckpoint(workers: workers) }
+        stopped = true
+        say("stopped at step \(progress.step); continue with --resume")
     }
 
     /// Writes `summary.json` and returns the figures.
