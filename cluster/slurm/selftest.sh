@@ -4,15 +4,17 @@
 # summary.json checked. With the requeue part, a second job is requeued mid-run (`scontrol requeue`)
 # and must come back, resume from the checkpoint it wrote on SIGTERM, and finish.
 #
-# Usage (root): cluster/slurm/selftest.sh [--mode basic|requeue|both] [--max-steps N] [--keep]
-#   --mode       basic: one job; requeue: the requeue job only; both (default)
-#   --max-steps  steps of the basic job (default 150); the requeue job runs twice that
+# Usage (root): cluster/slurm/selftest.sh [--mode basic|requeue|both|timelimit|all] [--max-steps N] [--keep]
+#   --mode       basic: one job; requeue: the requeue job only; both (default): basic and requeue;
+#                timelimit: a job with a 2-minute limit that checkpoints and requeues itself at the
+#                USR1 warning until done (about 4 more minutes); all: the three
+#   --max-steps  steps of the basic job (default 150); the requeue job runs 2x, the time-limit one 3x
 #   --keep       keep the temporary directory (logs, slurm.conf, run directories) even on PASS
 # Installs slurm-wlm, munge and jq with apt-get when missing (nothing else is changed on the host:
 # configs, keys, state, logs and pid files live in a temporary directory under /tmp; every daemon it
 # starts is stopped on exit). The executables come from .build/release (built with
 # `swift build -c release` if missing; BIN=DIR uses other ones). Everything stays on this host (slurmd at 127.0.0.1).
-# The last line is "selftest: PASS ..." (exit 0) or "selftest: FAIL ..." (exit 1).
+# It prints "selftest: PASS ..." and exits 0, or "selftest: FAIL ..." and exits 1.
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 MODE=both MAX_STEPS=150 KEEP=0
@@ -21,11 +23,11 @@ while [ $# -gt 0 ]; do
     --mode) MODE=$2; shift 2 ;;
     --max-steps) MAX_STEPS=$2; shift 2 ;;
     --keep) KEEP=1; shift ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) echo "selftest: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
-case "$MODE" in basic|requeue|both) ;; *) echo "selftest: --mode basic, requeue or both" >&2; exit 2 ;; esac
+case "$MODE" in basic|requeue|both|timelimit|all) ;; *) echo "selftest: --mode basic, requeue, both, timelimit or all" >&2; exit 2 ;; esac
 [[ $MAX_STEPS =~ ^[0-9]+$ ]] && [ "$MAX_STEPS" -ge 20 ] || { echo "selftest: --max-steps must be a number >= 20" >&2; exit 2; }
 [ "$(id -u)" -eq 0 ] || { echo "selftest: needs root (apt-get, munged, slurmd)" >&2; exit 2; }
 
@@ -140,7 +142,7 @@ JobCompType=jobcomp/none
 MpiDefault=none
 ReturnToService=2
 JobRequeue=1
-KillWait=60
+KillWait=30
 MinJobAge=600
 NodeName=$NODE NodeAddr=127.0.0.1 CPUs=$CPUS RealMemory=$MEM State=UNKNOWN
 PartitionName=selftest Nodes=$NODE Default=YES MaxTime=INFINITE State=UP
@@ -165,18 +167,25 @@ log "sinfo: node $NODE idle"
 # 6. Jobs. From here a failed check is counted, not fatal.
 set +e
 JOBS=""
-submit() {   # RUN_DIR MAX_STEPS: prints the job id
-  sbatch --parsable --ntasks=2 --cpus-per-task=1 --job-name=selftest --chdir="$REPO" \
-    --output="$T/job-%j.out" --export=ALL,RUN_DIR="$1",MAX_STEPS="$2",CONFIG=configs/copy.json,BIN="$BIN" \
+submit() {   # RUN_DIR MAX_STEPS [SBATCH OPTIONS...]: prints the job id
+  local run=$1 steps=$2; shift 2
+  sbatch --parsable "$@" --ntasks=2 --cpus-per-task=1 --job-name=selftest --chdir="$REPO" \
+    --output="$T/job-%j.out" --export=ALL,RUN_DIR="$run",MAX_STEPS="$steps",CONFIG=configs/copy.json,BIN="$BIN" \
     "$REPO/cluster/slurm/train.sbatch"
 }
 job_field() { scontrol show job "$1" 2>/dev/null | tr ' ' '\n' | sed -n "s/^$2=//p" | head -n1; }
 wait_job() {   # JOBID TIMEOUT_SECONDS: waits until it left the queue; fails on timeout
+  # Slurm holds a requeued job back (its begin time moves about two minutes ahead): once it is
+  # pending for that reason (the old run has ended), make it eligible now so the test does not idle.
   local t0 s
   t0=$(date +%s)
   while :; do
-    s=$(squeue -h -j "$1" -o %T 2>/dev/null || true)
+    s=$(squeue -h -j "$1" -o '%T %r' 2>/dev/null || true)
     [ -z "$s" ] && return 0
+    if [ "$s" = "PENDING BeginTime" ]; then
+      log "job $1 requeued: $(squeue -h -j "$1" -o 'pending, reason %r, start %S' 2>/dev/null); scontrol update JobId=$1 StartTime=now"
+      scontrol update JobId="$1" StartTime=now || log "scontrol update StartTime=now failed; waiting for Slurm's delay"
+    fi
     if [ $(( $(date +%s) - t0 )) -gt "$2" ]; then log "job $1 still '$s' after $2 s"; return 1; fi
     sleep 2
   done
@@ -203,7 +212,7 @@ job_ok() {   # JOBID: COMPLETED with exit code 0:0
   [ "$st" = COMPLETED ] && [ "$ec" = 0:0 ]
 }
 
-if [ "$MODE" != requeue ]; then
+if [ "$MODE" = basic ] || [ "$MODE" = both ] || [ "$MODE" = all ]; then
   RUN=$T/run-basic
   JOB=$(submit "$RUN" "$MAX_STEPS"); JOBS="$JOBS $JOB"
   log "submitted job $JOB: 2 worker tasks x 1 CPU, copy task, $MAX_STEPS steps, run dir $RUN"
@@ -215,7 +224,7 @@ if [ "$MODE" != requeue ]; then
   check_summary "$RUN" "$MAX_STEPS"
 fi
 
-if [ "$MODE" != basic ]; then
+if [ "$MODE" = requeue ] || [ "$MODE" = both ] || [ "$MODE" = all ]; then
   RUN=$T/run-requeue
   STEPS=$((2 * MAX_STEPS))
   JOB=$(submit "$RUN" "$STEPS"); JOBS="$JOBS $JOB"
@@ -229,11 +238,6 @@ if [ "$MODE" != basic ]; then
   done
   log "job $JOB at step $step: scontrol requeue $JOB"
   scontrol requeue "$JOB"
-  # Slurm holds a requeued job back (its begin time moves about two minutes ahead); once the old run
-  # has ended (checkpoint written), make it eligible now so the test does not sit idle.
-  for _ in $(seq 1 120); do [ "$(squeue -h -j "$JOB" -o %T 2>/dev/null)" = PENDING ] && break; sleep 1; done
-  log "job $JOB after the requeue: $(squeue -h -j "$JOB" -o '%T, reason %r, start %S' 2>/dev/null); scontrol update JobId=$JOB StartTime=now"
-  scontrol update JobId="$JOB" StartTime=now || log "scontrol update StartTime=now failed; waiting for Slurm's delay"
   wait_job "$JOB" 900 || CHECKS_FAILED=$((CHECKS_FAILED + 1))
   show_output "$JOB"
   out=$T/job-$JOB.out
@@ -244,6 +248,26 @@ if [ "$MODE" != basic ]; then
   check "the coordinator checkpointed at its stop (step ${stopped:-?})" test -n "$stopped"
   check "the requeued job ran with --resume (restart 1)" grep -q 'restart 1)' "$out"
   check "it resumed from the stop checkpoint" grep -q "resumed from .*step-0*${stopped:-x} at step ${stopped:-x}" "$out"
+  check_summary "$RUN" "$STEPS"
+fi
+
+if [ "$MODE" = timelimit ] || [ "$MODE" = all ]; then
+  # A 2-minute limit with USR1 70 s before it (Slurm checks limits about every 30 s): each run
+  # trains until the warning, checkpoints, requeues itself; the last run finishes.
+  RUN=$T/run-timelimit
+  STEPS=$((3 * MAX_STEPS))
+  JOB=$(submit "$RUN" "$STEPS" --time=2 --signal=B:USR1@70); JOBS="$JOBS $JOB"
+  log "submitted job $JOB: $STEPS steps, --time=2 --signal=B:USR1@70; run dir $RUN"
+  wait_job "$JOB" 1200 || CHECKS_FAILED=$((CHECKS_FAILED + 1))
+  show_output "$JOB"
+  out=$T/job-$JOB.out
+  restarts=$(job_field "$JOB" Restarts)
+  check "job $JOB completed with exit code 0" job_ok "$JOB"
+  check "it was requeued at its time limit ($restarts restart(s))" test "${restarts:-0}" -ge 1
+  check "the script asked the coordinator to stop at the warning" grep -q 'time limit near' "$out"
+  check "the script requeued the job after the checkpoint" grep -q 'checkpoint written; requeueing job' "$out"
+  check "the run resumed" grep -q 'resumed from .*step-' "$out"
+  check "no run hit the time limit itself" bash -c "! grep -q 'DUE TO TIME LIMIT' '$out'"
   check_summary "$RUN" "$STEPS"
 fi
 
