@@ -146,6 +146,36 @@ final class ProcessTests: XCTestCase {
         XCTAssertEqual(b, a, accuracy: 0.05 * a)
     }
 
+    /// How a Slurm job ends (requeue, preemption, scancel): every process gets SIGTERM and `srun`
+    /// kills the workers. The coordinator, whose step can then never complete, checkpoints the last
+    /// completed step, writes the summary and exits 0 (it used to wait for new workers until
+    /// killed), and --resume continues from exactly that step.
+    func testStopRequestWithKilledWorkersCheckpointsTheLastCompletedStep() throws {
+        let cfg = try config(checkpointEvery: 1000, validateEvery: 1000)
+        let run = dir.appendingPathComponent("run")
+        let c = try start("coordinator", ["--config", cfg, "--workers", "2", "--bind", endpoint, "--run-dir", run.path,
+                                          "--max-steps", "400", "--heartbeat-timeout", "2"])
+        let workers = try (0..<2).map { try start("worker", ["--coordinator", endpoint, "--name", "w\($0)"]) }
+        waitForStep(20, in: run, timeout: 120)
+        for w in workers { w.kill9() }
+        kill(c.process.processIdentifier, SIGTERM)
+        XCTAssertEqual(c.wait(60), 0, c.output)
+        let stopped = try XCTUnwrap(c.output.firstMatch(of: /stopped at step (\d+);/).flatMap { Int($0.1) }, c.output)
+        XCTAssertGreaterThanOrEqual(stopped, 20)
+        XCTAssertLessThan(stopped, 400)
+        XCTAssertTrue(c.output.contains("stop requested and its workers are gone; ending at step \(stopped)"), c.output)
+        let name = String(format: "step-%08d", stopped)
+        XCTAssertEqual(try String(contentsOf: run.appendingPathComponent("checkpoints/latest"), encoding: .utf8), name + "\n")
+        XCTAssertEqual(try summary(run)["step"] as? Int, stopped)
+
+        let resumed = try start("coordinator", ["--config", cfg, "--workers", "2", "--spawn-local", "--bind", "tcp://127.0.0.1:\(port + 1)",
+                                                "--run-dir", run.path, "--max-steps", "\(stopped + 10)", "--resume"])
+        XCTAssertEqual(resumed.wait(240), 0, resumed.output)
+        XCTAssertTrue(resumed.output.contains("resumed from \(run.appendingPathComponent("checkpoints").path)/\(name) at step \(stopped)"),
+                      resumed.output)
+        XCTAssertEqual(try summary(run)["step"] as? Int, stopped + 10)
+    }
+
     /// kill -9 of the coordinator: restarted with --resume, the workers (still running) rejoin and
     /// the run completes from the last checkpoint.
     func testKilledCoordinatorResumesAndWorkersRejoin() throws {

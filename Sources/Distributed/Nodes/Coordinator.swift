@@ -138,8 +138,9 @@ public actor Coordinator {
         let liveness = Task { await self.livenessLoop() }
         defer { events.cancel(); liveness.cancel() }
         say("coordinator listening on \(socket.endpoint); waiting for \(options.workers) worker(s)")
-        try await waitForWorkers { self.peers.count >= self.options.workers }
+        try await waitForWorkers { self.peers.count >= self.options.workers || StopSignal.isRequested }
         session.begin(workers: options.workers)
+        if StopSignal.isRequested { try session.stopAtCompletedStep(workers: options.workers) }
         while !session.isFinished {
             try await runStep()
         }
@@ -185,12 +186,16 @@ public actor Coordinator {
         var attempts = 0
         while true {
             if let failure { throw CoordinatorError.transport(failure) }
+            // A stop request this step cannot honour (it lost workers, or has none) ends the run at
+            // the last completed step instead of re-planning or waiting for new workers.
+            if StopSignal.isRequested && (attempts > 0 || activeRanks.isEmpty) { return try endAtCompletedStep() }
             if session.nextStep == options.waitForFullClusterBeforeStep {
                 try await waitForWorkers { self.peers.count >= self.options.workers }
             }
             if activeRanks.isEmpty {
                 say("step \(session.nextStep): no workers left; waiting for one to join")
-                try await waitForWorkers { !self.activeRanks.isEmpty }
+                try await waitForWorkers { !self.activeRanks.isEmpty || StopSignal.isRequested }
+                if StopSignal.isRequested { return try endAtCompletedStep() }
             }
             let ranks = activeRanks
             attempt += 1
@@ -256,6 +261,11 @@ public actor Coordinator {
     /// Holds this actor's thread as a long validation would (not a suspension: nothing else of
     /// the actor runs meanwhile), for the liveness test.
     private nonisolated func blockThread(seconds: Double) { Thread.sleep(forTimeInterval: seconds) }
+
+    private func endAtCompletedStep() throws {
+        say("step \(session.nextStep): stop requested and its workers are gone; ending at step \(session.progress.step)")
+        try session.stopAtCompletedStep(workers: options.workers)
+    }
 
     /// Sends the master weights to `ids` (every worker after a step, one joiner on admission), as
     /// Float32 or (with `float16.parameters`) their Float16 rounding; the master copy and AdamW's

@@ -52,6 +52,8 @@ public final class TrainingSession {
     private var bestTracker: BestTracker
     /// The step `checkpoints/best` names on disk; kept until the pointer has moved on.
     private var bestOnDisk: Int?
+    /// The step held by the newest checkpoint this session wrote or resumed from.
+    private var checkpointedStep: Int?
     private let log: RunLog
     private let checkpoint: TrainingCheckpoint
     private var started = Date()
@@ -78,6 +80,7 @@ public final class TrainingSession {
             if let c = try checkpoint.find(directory: dir) {
                 progress = try checkpoint.restore(c, parameters: model.arena.values.pointer, optimizer: optimizer,
                                                   lossScale: &lossScale)
+                checkpointedStep = progress.step
                 say("resumed from \(c.directory) at step \(progress.step)")
                 try restoreBest(from: c)
             } else {
@@ -229,6 +232,7 @@ public final class TrainingSession {
                                     workers: workers, lossScale: lossScale, tokenizerHash: data.tokenizerHash,
                                     extraState: bestTracker.stateFields, preserving: preserving)
         for warning in w.warnings { printError("warning: \(warning)") }
+        checkpointedStep = progress.step
         say("checkpoint \(w.directory)")
         if let best = bestTracker.best, best.step != bestOnDisk,
            Posix.isDirectory(checkpoint.store.checkpointsDirectory + "/" + best.checkpointName) {
@@ -246,6 +250,16 @@ public final class TrainingSession {
             note += "; best \(best.formattedValue) at step \(best.step), \(checkpoint.store.checkpointsDirectory)/\(best.checkpointName)"
         }
         return note
+    }
+
+    /// Ends the run at the last completed step, for a stop request the next step cannot honour
+    /// (its workers are gone: a Slurm job that ends signals every process, and `srun` kills the
+    /// workers): checkpoints that step unless a checkpoint already holds it. The weights, AdamW and
+    /// the data cursor change only when a step completes, so this is the checkpoint of that step.
+    package func stopAtCompletedStep(workers: Int) throws {
+        if progress.step > 0 && checkpointedStep != progress.step { try saveCheckpoint(workers: workers) }
+        stopped = true
+        say("stopped at step \(progress.step); continue with --resume")
     }
 
     /// Writes `summary.json` and returns the figures.
