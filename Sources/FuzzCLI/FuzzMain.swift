@@ -3,12 +3,27 @@ import Foundation
 import FuzzTargets
 
 // Two builds of one file. `Scripts/fuzz` builds it with `-sanitize=fuzzer -D LIBFUZZER` into its
-// own scratch path: libFuzzer then owns `main` and calls the target named by $FUZZ_TARGET. The
+// own scratch path: `main` then runs libFuzzer's driver on the target named by $FUZZ_TARGET. The
 // normal `swift build` makes the deterministic mutation driver (no libFuzzer needed).
 
 #if LIBFUZZER
 
 private let selected: FuzzTarget? = ProcessInfo.processInfo.environment["FUZZ_TARGET"].flatMap(FuzzTarget.named)
+
+/// libFuzzer's entry for programs that keep their own `main` (compiler-rt FuzzerDriver.cpp).
+@_silgen_name("LLVMFuzzerRunDriver")
+private func runLibFuzzer(_ argc: UnsafeMutablePointer<CInt>,
+                          _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
+                          _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt) -> CInt
+
+/// SwiftPM links an executable's `main` to `<module>_main` (so tests can link the module); with
+/// libFuzzer that is where libFuzzer's driver starts.
+@_cdecl("FuzzCLI_main")
+public func fuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
+    var argc = argc
+    var argv = argv
+    return runLibFuzzer(&argc, &argv, fuzzTestOneInput)
+}
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {

@@ -7,8 +7,8 @@ import XCTest
 final class FuzzSmokeTests: XCTestCase {
     static let corpusRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         .deletingLastPathComponent().appendingPathComponent("FuzzCorpus").path
-    /// Mutants per target: about a second each here, enough to reach every error path of the seeds.
-    static let inputsPerTarget = 2000
+    /// Mutants per target: about 0.1-1 s each here, enough to reach every error path of the seeds.
+    static let inputsPerTarget = 5000
 
     func smoke(_ name: String, file: StaticString = #filePath, line: UInt = #line) throws {
         let target = try XCTUnwrap(FuzzTarget.named(name), file: file, line: line)
