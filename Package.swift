@@ -12,6 +12,7 @@ let package = Package(
         .executable(name: "worker", targets: ["WorkerCLI"]),
         .executable(name: "transformer", targets: ["TransformerCLI"]),
         .library(name: "Training", targets: ["Training"]),
+        .executable(name: "fuzz", targets: ["FuzzCLI"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -42,10 +43,15 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
+        // Fuzz targets for every decoder of outside bytes; Scripts/fuzz builds FuzzCLI with libFuzzer.
+        .target(name: "FuzzTargets", dependencies: ["Distributed", "Training", "TransformerModel", "TensorCore"]),
+        .executableTarget(name: "FuzzCLI", dependencies: ["FuzzTargets", "Distributed"]),
+
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore"]),
         .testTarget(name: "TransformerModelTests", dependencies: ["TransformerModel", "TensorCore"], exclude: ["Fixtures"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "TransformerModel", "TensorCore"]),
         .testTarget(name: "DistributedTests", dependencies: ["Distributed", "Training"]),
+        .testTarget(name: "FuzzTargetsTests", dependencies: ["FuzzTargets", "Distributed", "Training"]),
     ],
     swiftLanguageModes: [.v6]
 )

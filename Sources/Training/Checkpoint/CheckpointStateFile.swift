@@ -13,7 +13,7 @@ import Foundation
 /// 64-bit integers such as RNG state, key order). The "state" checksum covers the caller's part
 /// (everything before the appended fields, minus trailing whitespace and the separating comma),
 /// so a flipped digit in the step or data cursor is detected like one in the tensors.
-enum CheckpointStateFile {
+package enum CheckpointStateFile {
     static let modelFile = "model.safetensors"
     static let optimizerFile = "optimizer.safetensors"
     static let reservedKeys = ["checksums", "checksum_algorithm", "format"]
@@ -62,13 +62,14 @@ enum CheckpointStateFile {
     }
 
     /// What `load` needs from a `state.json`.
-    struct Parsed {
-        let step: Int?
-        let modelChecksum: String
-        let optimizerChecksum: String
+    package struct Parsed {
+        package let step: Int?
+        package let modelChecksum: String
+        package let optimizerChecksum: String
     }
 
-    static func parse(_ bytes: [UInt8]) throws(CheckpointDefect) -> Parsed {
+    /// Parses and verifies a `state.json` (package-visible for the fuzz target `state-json`).
+    package static func parse(_ bytes: [UInt8]) throws(CheckpointDefect) -> Parsed {
         let object: Any
         do {
             object = try JSONSerialization.jsonObject(with: Data(bytes))

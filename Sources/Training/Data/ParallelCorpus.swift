@@ -27,6 +27,11 @@ public struct ParallelCorpus: Sendable {
         do { text = try TextLines(contentsOfFile: path) } catch {
             throw TrainingError.invalidBatch("cannot read \(path) (\(error)); for the en-de corpus run Scripts/prepare-data")
         }
+        self.init(text: text, path: path)
+    }
+
+    /// Splits lines already read (e.g. by the fuzz target `tsv-corpus`); `path` names them in `report`.
+    package init(text: TextLines, path: String) {
         self.path = path
         var pairs: [(source: String, target: String)] = []
         var skipped: [SkipReason: Int] = [:]

@@ -52,9 +52,14 @@ extension BPETokenizer {
             throw .cannotRead(path: path, reason: FileManager.default.fileExists(atPath: path)
                                 ? error.localizedDescription : "no such file")
         }
+        try self.init(jsonBytes: Array(data), path: path)
+    }
+
+    /// Reads `tokenizer.json` text already in memory; `path` only names it in errors.
+    package init(jsonBytes: [UInt8], path: String) throws(TokenizerError) {
         let root: TokenizerJSONValue
         do {
-            root = try TokenizerJSONParser.parse(Array(data))
+            root = try TokenizerJSONParser.parse(jsonBytes)
         } catch {
             throw .invalidJSON(path: path, offset: error.offset, reason: error.reason)
         }
