@@ -7,7 +7,7 @@ struct TransformerCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "transformer",
         abstract: "Translate, evaluate and benchmark Transformer checkpoints.",
-        subcommands: [Translate.self, Evaluate.self, BleuCommand.self, TokenizerCommand.self, Bench.self, BLASKernelsCommand.self])
+        subcommands: [Translate.self, Evaluate.self, BleuCommand.self, TokenizerCommand.self, Bench.self, BLASKernelsCommand.self, KeygenCommand.self])
 }
 
 /// Runs `body`, turning any error into a message on stderr and exit code 1.

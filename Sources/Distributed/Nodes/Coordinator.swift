@@ -15,6 +15,8 @@ public struct CoordinatorOptions: Sendable {
     public var heartbeatTimeout: Double = 10
     /// A step not finished this long after its work orders drops the workers still missing.
     public var stepTimeout: Double = 600
+    /// CURVE keys and the admitted workers' public keys; nil accepts any peer, unencrypted.
+    public var curve: CoordinatorCurve?
 
     public init(bind: String, workers: Int) { self.bind = bind; self.workers = workers }
 }
@@ -42,6 +44,8 @@ public actor Coordinator {
     public let options: CoordinatorOptions
     let session: TrainingSession
     let socket: SocketThread
+    /// The CURVE ZAP handler guarding `socket` (stopped after it).
+    let zap: ZAPHandler?
     let plan: BucketPlan
     let reducer: GradientReducer
     private let scratch = FloatBuffer()
@@ -71,7 +75,8 @@ public actor Coordinator {
 
     public init(config: RunConfig, run: RunOptions, options: CoordinatorOptions, context: ZMQContext? = nil) throws {
         session = try TrainingSession(config: config, options: run)
-        socket = try SocketThread(.router(bind: options.bind), context: context)
+        let log: @Sendable (String) -> Void = { [quiet = !run.printProgress] in if !quiet { printLine($0) } }
+        (socket, zap) = try CoordinatorSocket.bind(options.bind, curve: options.curve, context: context, log: log)
         plan = BucketPlan(elementCount: session.parameterCount)
         reducer = GradientReducer(count: plan.elementCount, bucketElements: plan.elementsPerBucket)
         weightType = config.training.float16.parameters ? .float16 : .float32
@@ -126,6 +131,7 @@ public actor Coordinator {
         for p in peers.values { socket.send(.shutdown(reason: "training finished at step \(session.progress.step)"), to: p.id) }
         try? await Task.sleep(nanoseconds: 200_000_000)
         socket.stop(lingerMilliseconds: 500)
+        zap?.stop()
         return try session.finish(workers: options.workers)
     }
 

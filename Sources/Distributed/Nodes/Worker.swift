@@ -20,6 +20,8 @@ public struct WorkerOptions: Sendable {
     /// Float16 overflow would), to test that every worker skips the step and the loss scale halves.
     /// Never set it outside tests (`worker --inject-non-finite-at-step`, hidden, sets it too).
     public var injectNonFiniteAtStep: Int?
+    /// CURVE keys (`--curve-secret`, `--coordinator-public`); nil connects without encryption.
+    public var curve: WorkerCurve?
 
     public init(endpoint: String, name: String, threads: Int, config: RunConfig? = nil) {
         self.endpoint = endpoint; self.name = name; self.threads = threads; self.config = config
@@ -31,6 +33,10 @@ public enum WorkerError: Error, CustomStringConvertible, Equatable {
     case refused(String)
     case coordinatorUnreachable(endpoint: String, seconds: Double)
     case badConfig(String)
+    /// The coordinator's ZAP handler refused this worker's CURVE public key.
+    case curveKeyRefused(publicKey: String, status: Int)
+    /// The CURVE handshake cannot complete (wrong coordinator key, or no CURVE there).
+    case curveHandshakeFailed(endpoint: String, reason: String)
 
     public var description: String {
         switch self {
@@ -38,6 +44,9 @@ public enum WorkerError: Error, CustomStringConvertible, Equatable {
         case let .coordinatorUnreachable(e, s):
             return "no coordinator answered at \(e) for \(Int(s)) s; giving up (is it running, and is the endpoint right?)"
         case .badConfig(let m): return "cannot use the coordinator's config: \(m)"
+        case let .curveKeyRefused(key, status):
+            return "the coordinator refused this worker's CURVE key \(key) (ZAP status \(status)): add this worker's .public file to the coordinator's --allow-workers"
+        case let .curveHandshakeFailed(e, r): return "CURVE handshake with the coordinator at \(e) failed: \(r)"
         }
     }
 }
@@ -95,9 +104,10 @@ public actor Worker {
     /// One connection: hello, then messages until shutdown (true) or coordinator silence (false).
     private func session(attempt: Int) async throws -> Bool {
         let id = PeerID("\(options.name)-\(ProcessInfo.processInfo.processIdentifier)-\(attempt)")
-        let socket = try SocketThread(.dealer(connect: options.endpoint, routingID: id), context: context)
+        let link = try WorkerLink(endpoint: options.endpoint, routingID: id, curve: options.curve, context: context)
+        let socket = link.socket
         self.socket = socket
-        defer { socket.stop(); self.socket = nil }
+        defer { link.close(); self.socket = nil }
         lastHeard = now()
         pending.removeAll()
         socket.send(.hello(Hello(configHash: options.config?.configHash, tokenizerHash: nil, name: options.name,
@@ -132,6 +142,7 @@ public actor Worker {
             case .heartbeat, .hello, .gradients, .stepStats: break
             }
         }
+        try link.checkHandshake()
         return finished
     }
 
