@@ -23,8 +23,8 @@ struct BenchWire: ParsableCommand {
             let bytes = Int(mebibytes * 1_048_576)
             let serverKeys = try CurveKeyPair.generate(), clientKeys = try CurveKeyPair.generate()
             let serverCurve = curve ? CoordinatorCurve(keyPair: serverKeys, allowedWorkers: CurveAllowList(keys: [clientKeys.publicKey])) : nil
-            let (router, zap) = try CoordinatorSocket.bind("tcp://127.0.0.1:*", curve: serverCurve, context: nil, log: { printError($0) })
-            defer { router.stop(); zap?.stop() }
+            let (router, curveGuard) = try CoordinatorSocket.bind("tcp://127.0.0.1:*", curve: serverCurve, context: nil, log: { printError($0) })
+            defer { router.stop(); curveGuard?.stop() }
             let link = try WorkerLink(endpoint: router.endpoint, routingID: PeerID("bench"),
                                       curve: curve ? WorkerCurve(keyPair: clientKeys, coordinatorPublicKey: serverKeys.publicKey) : nil,
                                       context: nil)

@@ -115,6 +115,7 @@ final class CurveProcessTests: XCTestCase {
         let strangerKey = try keyOf(stranger.public).dropLast()
         XCTAssertEqual(c.output.components(separatedBy: "CURVE public key \(strangerKey)").count - 1, 1, c.output)
         XCTAssertTrue(c.output.contains("refused a worker at 127.0.0.1 with CURVE public key \(strangerKey)"), c.output)
+        XCTAssertTrue(c.output.contains("a peer failed the CURVE handshake: its HELLO cannot be decrypted"), c.output)
         XCTAssertTrue(c.output.contains("worker w0 joined") && c.output.contains("worker w1 joined"), c.output)
         XCTAssertFalse(c.output.contains("stranger joined") || c.output.contains("w0-wrong-key joined"), c.output)
 

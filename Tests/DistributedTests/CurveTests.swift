@@ -194,9 +194,9 @@ final class CurveTests: XCTestCase {
     func testAdmittedRefusedAndWrongServerKey() async throws {
         let coordinatorKeys = try CurveKeyPair.generate(), good = try CurveKeyPair.generate(), stranger = try CurveKeyPair.generate()
         let logged = LogLines()
-        let (router, zap) = try CoordinatorSocket.bind("tcp://127.0.0.1:*", curve: CoordinatorCurve(keyPair: coordinatorKeys,
+        let (router, curveGuard) = try CoordinatorSocket.bind("tcp://127.0.0.1:*", curve: CoordinatorCurve(keyPair: coordinatorKeys,
             allowedWorkers: CurveAllowList(keys: [good.publicKey])), context: nil, log: { logged.append($0) })
-        defer { router.stop(); zap?.stop() }
+        defer { router.stop(); curveGuard?.stop() }
         let endpoint = router.endpoint
 
         let admitted = try WorkerLink(endpoint: endpoint, routingID: PeerID("good"),
@@ -210,9 +210,11 @@ final class CurveTests: XCTestCase {
         XCTAssertEqual(received.frames.map(\.bytes), [Array("hello".utf8)])
         XCTAssertEqual(received.peer, PeerID("good"))
 
-        for (keys, serverKey, label) in [(stranger, coordinatorKeys.publicKey, "stranger"), (good, stranger.publicKey, "wrong server key")] {
-            let link = try WorkerLink(endpoint: endpoint, routingID: PeerID(label),
-                                      curve: WorkerCurve(keyPair: keys, coordinatorPublicKey: serverKey), context: nil)
+        let attempts: [(WorkerCurve?, String)] = [(WorkerCurve(keyPair: stranger, coordinatorPublicKey: coordinatorKeys.publicKey), "stranger"),
+                                                  (WorkerCurve(keyPair: good, coordinatorPublicKey: stranger.publicKey), "wrong server key"),
+                                                  (nil, "no CURVE")]
+        for (curve, label) in attempts {
+            let link = try WorkerLink(endpoint: endpoint, routingID: PeerID(label), curve: curve, context: nil)
             link.socket.send([Frame(Array("let me in".utf8))])
             // The monitor stops the socket on a definitive failure, which ends its events.
             try await withDeadline(30, "\(label): the handshake failure") {
@@ -225,18 +227,26 @@ final class CurveTests: XCTestCase {
                     XCTAssertEqual(status, 400)
                 case ("wrong server key", .curveHandshakeFailed(let e, let reason)?):
                     XCTAssertEqual(e, endpoint)
-                    XCTAssertTrue(reason.contains("--coordinator-public"), reason)
+                    XCTAssertTrue(reason.contains("is --coordinator-public the coordinator's key?"), reason)
+                case ("no CURVE", .curveHandshakeFailed(_, let reason)?):
+                    XCTAssertTrue(reason.contains("the coordinator requires CURVE"), reason)
                 default: XCTFail("\(label): \(error)")
                 }
             }
             link.close()
         }
+        // The coordinator's side of a failed handshake is reported on its own monitor thread.
+        let deadline = Date().addingTimeInterval(20)
+        while !logged.lines.contains(where: { $0.contains("it does not use CURVE") }) && Date() < deadline { try await Task.sleep(nanoseconds: 10_000_000) }
         let lines = logged.lines
         XCTAssertEqual(lines.filter { $0.contains(stranger.publicKey.z85) }.count, 1, "\(lines)")
         XCTAssertTrue(lines.contains { $0.contains("refused a worker at 127.0.0.1 with CURVE public key \(stranger.publicKey.z85)") }, "\(lines)")
         XCTAssertFalse(lines.contains { $0.contains(good.publicKey.z85) }, "\(lines)")
-        XCTAssertGreaterThanOrEqual(zap?.counts.refused ?? 0, 1)
-        XCTAssertGreaterThanOrEqual(zap?.counts.admitted ?? 0, 1)
+        // The handshakes that fail before ZAP are logged once per kind.
+        XCTAssertEqual(lines.filter { $0.contains("cannot be decrypted (it holds another coordinator public key)") }.count, 1, "\(lines)")
+        XCTAssertEqual(lines.filter { $0.contains("failed the CURVE handshake: it does not use CURVE") }.count, 1, "\(lines)")
+        XCTAssertGreaterThanOrEqual(curveGuard?.zap.counts.refused ?? 0, 1)
+        XCTAssertGreaterThanOrEqual(curveGuard?.zap.counts.admitted ?? 0, 1)
     }
 
     /// A CURVE worker meeting a coordinator without CURVE learns why at once.

@@ -44,8 +44,8 @@ public actor Coordinator {
     public let options: CoordinatorOptions
     let session: TrainingSession
     let socket: SocketThread
-    /// The CURVE ZAP handler guarding `socket` (stopped after it).
-    let zap: ZAPHandler?
+    /// The CURVE ZAP handler and handshake log guarding `socket` (stopped after it).
+    let curveGuard: CurveServerGuard?
     let plan: BucketPlan
     let reducer: GradientReducer
     private let scratch = FloatBuffer()
@@ -76,7 +76,7 @@ public actor Coordinator {
     public init(config: RunConfig, run: RunOptions, options: CoordinatorOptions, context: ZMQContext? = nil) throws {
         session = try TrainingSession(config: config, options: run)
         let log: @Sendable (String) -> Void = { [quiet = !run.printProgress] in if !quiet { printLine($0) } }
-        (socket, zap) = try CoordinatorSocket.bind(options.bind, curve: options.curve, context: context, log: log)
+        (socket, curveGuard) = try CoordinatorSocket.bind(options.bind, curve: options.curve, context: context, log: log)
         plan = BucketPlan(elementCount: session.parameterCount)
         reducer = GradientReducer(count: plan.elementCount, bucketElements: plan.elementsPerBucket)
         weightType = config.training.float16.parameters ? .float16 : .float32
@@ -131,7 +131,7 @@ public actor Coordinator {
         for p in peers.values { socket.send(.shutdown(reason: "training finished at step \(session.progress.step)"), to: p.id) }
         try? await Task.sleep(nanoseconds: 200_000_000)
         socket.stop(lingerMilliseconds: 500)
-        zap?.stop()
+        curveGuard?.stop()
         return try session.finish(workers: options.workers)
     }
 

@@ -31,12 +31,25 @@ public struct WorkerCurve: Sendable, Equatable {
     }
 }
 
-/// The coordinator's ROUTER and, with CURVE, the ZAP handler that guards it (same context,
-/// started before the bind). Stop the handler only after the socket.
+/// What guards a CURVE ROUTER: its ZAP handler and a monitor that logs failed handshakes (both in
+/// the socket's context, started before it binds). Stop it after the socket.
+package final class CurveServerGuard: Sendable {
+    package let zap: ZAPHandler
+    private let monitor: HandshakeMonitor
+
+    init(zap: ZAPHandler, monitor: HandshakeMonitor) { self.zap = zap; self.monitor = monitor }
+
+    package func stop() {
+        monitor.stop()
+        zap.stop()
+    }
+}
+
+/// The coordinator's ROUTER and, with CURVE, what guards it.
 package enum CoordinatorSocket {
     package static func bind(_ endpoint: String, options: SocketOptions = SocketOptions(), curve: CoordinatorCurve?,
                              context: ZMQContext?, log: @escaping @Sendable (String) -> Void) throws(TransportError)
-        -> (socket: SocketThread, zap: ZAPHandler?) {
+        -> (socket: SocketThread, curveGuard: CurveServerGuard?) {
         guard let curve else { return (try SocketThread(.router(bind: endpoint), options: options, context: context), nil) }
         let shared = try sharedContext(context)
         let zap = try ZAPHandler(context: shared, allowed: curve.allowedWorkers) { refusal in
@@ -46,20 +59,32 @@ package enum CoordinatorSocket {
                 log("refused a connection from \(refusal.address): \(refusal.reason)")
             }
         }
+        // Handshakes that fail before ZAP (a client holding the wrong coordinator key, or none)
+        // are logged once per kind: they name no key, and a misconfigured worker retries forever.
+        let seen = Locked<Set<UInt32>>([])
+        let monitorEndpoint = HandshakeMonitor.makeEndpoint("coordinator")
+        let monitor = try HandshakeMonitor(context: shared, endpoint: monitorEndpoint) { event, _ in
+            guard case .protocolError(let code) = event, seen.withLock({ $0.insert(code).inserted }) else { return }
+            log("a peer failed the CURVE handshake: \(HandshakeEvent.explain(code)) (a worker needs --curve-secret and this coordinator's .public as --coordinator-public; further failures of this kind are not logged)")
+        }
         var secured = options
         secured.curve = .server(curve.keyPair)
+        secured.monitorEndpoint = monitorEndpoint
         do {
-            return (try SocketThread(.router(bind: endpoint), options: secured, context: shared), zap)
+            let socket = try SocketThread(.router(bind: endpoint), options: secured, context: shared)
+            return (socket, CurveServerGuard(zap: zap, monitor: monitor))
         } catch {
+            monitor.stop()
             zap.stop()
             throw error
         }
     }
 }
 
-/// A worker's DEALER with, under CURVE, a monitor that turns handshake failures into a
-/// `WorkerError` and ends the connection (instead of a worker waiting silently for a coordinator
-/// that will never talk to it).
+/// A worker's DEALER with a monitor that turns handshake failures into a `WorkerError` and ends
+/// the connection (instead of a worker waiting silently for a coordinator that will never talk to
+/// it): a refused CURVE key, a wrong coordinator key, CURVE on one side only. `inproc://`
+/// connections have no handshake and no monitor.
 package final class WorkerLink: Sendable {
     package let socket: SocketThread
     private let monitor: HandshakeMonitor?
@@ -72,10 +97,10 @@ package final class WorkerLink: Sendable {
 
     package init(endpoint: String, routingID: PeerID, options: SocketOptions = SocketOptions(), curve: WorkerCurve?,
                  context: ZMQContext?) throws(TransportError) {
-        guard let curve else {
+        if endpoint.hasPrefix("inproc://") {
             socket = try SocketThread(.dealer(connect: endpoint, routingID: routingID), options: options, context: context)
             monitor = nil
-            verdict = Verdict(curve: nil, endpoint: endpoint)
+            verdict = Verdict(curve: curve, endpoint: endpoint)
             return
         }
         let shared = try sharedContext(context)
@@ -83,7 +108,7 @@ package final class WorkerLink: Sendable {
         let monitorEndpoint = HandshakeMonitor.makeEndpoint("worker")
         let monitor = try HandshakeMonitor(context: shared, endpoint: monitorEndpoint) { event, _ in verdict.observe(event) }
         var secured = options
-        secured.curve = .client(curve.keyPair, serverPublicKey: curve.coordinatorPublicKey)
+        if let curve { secured.curve = .client(curve.keyPair, serverPublicKey: curve.coordinatorPublicKey) }
         secured.monitorEndpoint = monitorEndpoint
         let socket: SocketThread
         do { socket = try SocketThread(.dealer(connect: endpoint, routingID: routingID), options: secured, context: shared) } catch {
@@ -140,11 +165,16 @@ package final class WorkerLink: Sendable {
                     return nil
                 case .refused(let status):
                     s.failure = .curveKeyRefused(publicKey: key, status: status)
+                case .protocolError where event.isMechanismMismatch && curve == nil:
+                    s.failure = .curveHandshakeFailed(endpoint: endpoint, reason: "the coordinator requires CURVE: start this worker with --curve-secret FILE --coordinator-public FILE (`transformer keygen` makes the pair; the coordinator's operator adds the .public file to its --allow-workers)")
                 case .protocolError where event.isMechanismMismatch:
                     s.failure = .curveHandshakeFailed(endpoint: endpoint, reason: "the coordinator does not use CURVE (start it with --curve-secret and --allow-workers, or start this worker without --curve-secret)")
                 case .protocolError(let code):
                     s.failure = .curveHandshakeFailed(endpoint: endpoint, reason: "protocol error 0x\(String(code, radix: 16)): is --coordinator-public the coordinator's key?")
                 case .failedWithoutDetail:
+                    // Without CURVE there is no key to blame: a coordinator that dies mid-handshake
+                    // is one the worker waits for and rejoins.
+                    guard curve != nil else { return nil }
                     s.silentFailures += 1
                     guard s.silentFailures >= WorkerLink.silentFailuresAllowed else { return nil }
                     s.failure = .curveHandshakeFailed(endpoint: endpoint, reason: "the coordinator closed the connection during \(s.silentFailures) handshakes in a row: is --coordinator-public the coordinator's key?")

@@ -28,6 +28,15 @@ public enum HandshakeEvent: Sendable, Equatable {
         return false
     }
 
+    /// A ZMQ_PROTOCOL_ERROR_ code in words.
+    public static func explain(_ code: UInt32) -> String {
+        switch Int32(bitPattern: code) {
+        case ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH: return "it does not use CURVE"
+        case ZMQ_PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC: return "its HELLO cannot be decrypted (it holds another coordinator public key)"
+        default: return "protocol error 0x\(String(code, radix: 16))"
+        }
+    }
+
     /// Decodes one monitor message: a 6-byte frame (event number, then value, host byte order)
     /// and the endpoint. Nil for anything else.
     static func decode(_ frames: [Frame]) -> (event: HandshakeEvent, endpoint: String)? {
