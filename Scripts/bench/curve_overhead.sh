@@ -30,6 +30,9 @@ run() {  # mode(plain|curve) repeat
   "$BIN/coordinator" --config "$work/config.json" --workers 2 --bind "tcp://127.0.0.1:$port" --run-dir "$dir" \
     --max-steps "$STEPS" "${coord[@]}" > "$work/log-$1-$2" 2>&1 &
   local cpid=$!
+  # Workers start once the coordinator listens: one that connects earlier sends its first heartbeat
+  # (rank -1) before its welcome, and the coordinator refuses that (issue 11 part 1's area).
+  until grep -q "coordinator listening" "$work/log-$1-$2"; do kill -0 "$cpid" || { cat "$work/log-$1-$2" >&2; exit 1; }; sleep 0.2; done
   for i in 0 1; do
     w=(); [ "$1" = curve ] && w=(--curve-secret "$work/keys/w$i.secret" --coordinator-public "$work/keys/coordinator.public")
     OPENBLAS_NUM_THREADS=1 "$BIN/worker" --coordinator "tcp://127.0.0.1:$port" --threads 1 --name "w$i" "${w[@]}" > "$work/wlog-$1-$2-$i" 2>&1 &
