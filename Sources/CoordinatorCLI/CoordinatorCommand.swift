@@ -28,12 +28,21 @@ struct CoordinatorCommand: AsyncParsableCommand {
     @Option(help: "Seconds to wait for workers to join.") var joinTimeout: Double = 600
     @Option(help: "Seconds after which a silent worker is dropped.") var heartbeatTimeout: Double = 10
     @Option(help: "Seconds a step may take before missing workers are dropped.") var stepTimeout: Double = 600
+    @Option(help: "CURVE secret key of the coordinator (from `transformer keygen`): authenticate and encrypt every connection.")
+    var curveSecret: String?
+    @Option(help: "With --curve-secret: the workers admitted, a file of Z85 public keys (one per line, # comments) or a directory of *.public files.")
+    var allowWorkers: String?
+    @Flag(help: "Allow binding a non-loopback address without CURVE (anyone who reaches it can join).") var insecure = false
 
     func validate() throws {
         guard workers >= 1 else { throw ValidationError("--workers must be at least 1") }
         if resume && resumeFrom != nil { throw ValidationError("use either --resume or --resume-from, not both") }
         if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1") }
         if singleProcess && spawnLocal { throw ValidationError("use either --single-process or --spawn-local") }
+        if (curveSecret == nil) != (allowWorkers == nil) { throw ValidationError("--curve-secret and --allow-workers go together") }
+        if curveSecret != nil && (singleProcess || spawnLocal) {
+            throw ValidationError("--curve-secret is for workers on other hosts; --single-process and --spawn-local workers run on this host and need no keys")
+        }
     }
 
     func run() async throws {
@@ -58,6 +67,10 @@ struct CoordinatorCommand: AsyncParsableCommand {
                 Parallel.threads = threads ?? cores
                 var net = CoordinatorOptions(bind: bind, workers: workers)
                 net.joinTimeout = joinTimeout; net.heartbeatTimeout = heartbeatTimeout; net.stepTimeout = stepTimeout
+                if let curveSecret, let allowWorkers {
+                    net.curve = try CoordinatorCurve.load(secretFile: curveSecret, allowWorkers: allowWorkers)
+                }
+                try BindSecurity.check(bind: bind, curve: net.curve != nil, insecure: insecure)
                 let coordinator = try Coordinator(config: cfg, run: options, options: net)
                 if spawnLocal {
                     let endpoint = coordinator.endpoint.replacingOccurrences(of: "0.0.0.0", with: "127.0.0.1")

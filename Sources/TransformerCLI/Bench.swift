@@ -5,7 +5,7 @@ import Training
 import TransformerModel
 
 struct Bench: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Benchmarks.", subcommands: [BenchTrain.self, BenchHalf.self])
+    static let configuration = CommandConfiguration(abstract: "Benchmarks.", subcommands: [BenchTrain.self, BenchHalf.self, BenchWire.self])
 }
 
 /// Times full training steps (forward, loss, backward, clipping, AdamW) on a fixed random batch

@@ -8,7 +8,7 @@ struct TransformerCommand: ParsableCommand {
         commandName: "transformer",
         abstract: "Translate, evaluate and benchmark Transformer checkpoints.",
         subcommands: [Translate.self, Evaluate.self, AverageCommand.self, BleuCommand.self, TokenizerCommand.self, Bench.self,
-                      PlotCommand.self, BLASKernelsCommand.self])
+                      PlotCommand.self, KeygenCommand.self, BLASKernelsCommand.self])
 }
 
 /// Runs `body`, turning any error into a message on stderr and exit code 1.

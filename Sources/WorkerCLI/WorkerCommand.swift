@@ -18,9 +18,12 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(help: "Seconds to keep trying to (re)join before giving up.") var giveUpAfter: Double = 120
     @Option(help: ArgumentHelp("Test hook: send an infinite gradient at this step.", visibility: .hidden))
     var injectNonFiniteAtStep: Int?
+    @Option(help: "CURVE secret key of this worker (from `transformer keygen`); needs --coordinator-public.") var curveSecret: String?
+    @Option(help: "The coordinator's CURVE public key file (its NAME.public).") var coordinatorPublic: String?
 
     func validate() throws {
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+        if (curveSecret == nil) != (coordinatorPublic == nil) { throw ValidationError("--curve-secret and --coordinator-public go together") }
     }
 
     func run() async throws {
@@ -33,6 +36,9 @@ struct WorkerCommand: AsyncParsableCommand {
             options.coordinatorTimeout = coordinatorTimeout
             options.giveUpAfter = giveUpAfter
             options.injectNonFiniteAtStep = injectNonFiniteAtStep
+            if let curveSecret, let coordinatorPublic {
+                options.curve = try WorkerCurve.load(secretFile: curveSecret, coordinatorPublic: coordinatorPublic)
+            }
             try await Worker(options: options).run()
         } catch {
             printError("worker: \(error)")

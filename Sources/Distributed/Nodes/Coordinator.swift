@@ -24,6 +24,8 @@ public struct CoordinatorOptions: Sendable {
     /// Test hook: before this step, wait until `workers` workers are in (a joiner then takes
     /// part from exactly this step on).
     package var waitForFullClusterBeforeStep: Int?
+    /// CURVE keys and the admitted workers' public keys; nil accepts any peer, unencrypted.
+    public var curve: CoordinatorCurve?
 
     public init(bind: String, workers: Int) {
         self.bind = bind; self.workers = workers; maxSpares = Swift.max(1, workers)
@@ -54,6 +56,8 @@ public actor Coordinator {
     public let options: CoordinatorOptions
     let session: TrainingSession
     let socket: SocketThread
+    /// The CURVE ZAP handler and handshake log guarding `socket` (stopped after it).
+    let curveGuard: CurveServerGuard?
     let plan: BucketPlan
     let reducer: GradientReducer
     let scratch = FloatBuffer()
@@ -97,7 +101,9 @@ public actor Coordinator {
         var socketOptions = SocketOptions()
         socketOptions.heartbeatInterval = options.heartbeatInterval
         socketOptions.maxMessageBytes = BucketPlan.maxFrameBytes
-        socket = try SocketThread(.router(bind: options.bind), options: socketOptions, context: context)
+        let log: @Sendable (String) -> Void = { [quiet = !run.printProgress] in if !quiet { printLine($0) } }
+        (socket, curveGuard) = try CoordinatorSocket.bind(options.bind, options: socketOptions, curve: options.curve,
+                                                          context: context, log: log)
         plan = BucketPlan(elementCount: session.parameterCount)
         reducer = GradientReducer(count: plan.elementCount, bucketElements: plan.elementsPerBucket)
         weightType = config.training.float16.parameters ? .float16 : .float32
@@ -153,6 +159,7 @@ public actor Coordinator {
         }
         try? await Task.sleep(nanoseconds: 200_000_000)
         socket.stop(lingerMilliseconds: 500)
+        curveGuard?.stop()
         return try session.finish(workers: options.workers)
     }
 

@@ -22,6 +22,8 @@ public struct WorkerOptions: Sendable {
     public var injectNonFiniteAtStep: Int?
     /// Test hook: a fault this worker plays when the work order for `step` arrives.
     package var fault: (step: Int, kind: WorkerFault)?
+    /// CURVE keys (`--curve-secret`, `--coordinator-public`); nil connects without encryption.
+    public var curve: WorkerCurve?
 
     public init(endpoint: String, name: String, threads: Int, config: RunConfig? = nil) {
         self.endpoint = endpoint; self.name = name; self.threads = threads; self.config = config
@@ -41,6 +43,10 @@ public enum WorkerError: Error, CustomStringConvertible, Equatable {
     case refused(String)
     case coordinatorUnreachable(endpoint: String, seconds: Double)
     case badConfig(String)
+    /// The coordinator's ZAP handler refused this worker's CURVE public key.
+    case curveKeyRefused(publicKey: String, status: Int)
+    /// The CURVE handshake cannot complete (wrong coordinator key, or no CURVE there).
+    case curveHandshakeFailed(endpoint: String, reason: String)
 
     public var description: String {
         switch self {
@@ -48,6 +54,9 @@ public enum WorkerError: Error, CustomStringConvertible, Equatable {
         case let .coordinatorUnreachable(e, s):
             return "no coordinator answered at \(e) for \(Int(s)) s; giving up (is it running, and is the endpoint right?)"
         case .badConfig(let m): return "cannot use the coordinator's config: \(m)"
+        case let .curveKeyRefused(key, status):
+            return "the coordinator refused this worker's CURVE key \(key) (ZAP status \(status)): add this worker's .public file to the coordinator's --allow-workers"
+        case let .curveHandshakeFailed(e, r): return "CURVE handshake with the coordinator at \(e) failed: \(r)"
         }
     }
 }
@@ -111,9 +120,10 @@ public actor Worker {
         var socketOptions = SocketOptions()
         socketOptions.heartbeatInterval = options.heartbeatInterval
         socketOptions.maxMessageBytes = BucketPlan.maxFrameBytes
-        let socket = try SocketThread(.dealer(connect: options.endpoint, routingID: id), options: socketOptions, context: context)
+        let link = try WorkerLink(endpoint: options.endpoint, routingID: id, options: socketOptions, curve: options.curve, context: context)
+        let socket = link.socket
         self.socket = socket
-        defer { socket.stop(); self.socket = nil }
+        defer { link.close(); self.socket = nil }
         pending.removeAll()
         socket.send(.hello(Hello(configHash: options.config?.configHash, tokenizerHash: nil, name: options.name,
                                  threads: options.threads)))
@@ -165,6 +175,7 @@ public actor Worker {
             case .heartbeat, .hello, .gradients, .stepStats: break
             }
         }
+        try link.checkHandshake()
         return finished
     }
 

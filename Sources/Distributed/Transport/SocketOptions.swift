@@ -35,6 +35,12 @@ public struct SocketOptions: Sendable, Equatable {
     public var heartbeatInterval: Double? = nil
     /// Frames of at least this many bytes are handed to libzmq by reference instead of copied.
     public var zeroCopyMinimumBytes = 4096
+    /// CurveZMQ authentication and encryption (nil: none, ZeroMQ's NULL mechanism).
+    public var curve: CurveSecurity? = nil
+    /// If set, libzmq publishes this socket's connection and handshake events on this `inproc://`
+    /// endpoint (`zmq_socket_monitor`) for a `HandshakeMonitor` in the same context to read.
+    /// Set before connecting, so no handshake goes unreported.
+    public var monitorEndpoint: String? = nil
 
     public struct TCPKeepalive: Sendable, Equatable {
         public var idleSeconds = 10
@@ -48,4 +54,17 @@ public struct SocketOptions: Sendable, Equatable {
     }
 
     public init() {}
+}
+
+/// The CurveZMQ side a socket takes (ZeroMQ RFC 26). Every frame on a CURVE connection is
+/// encrypted and authenticated; a server admits only the client keys its ZAP handler accepts.
+public enum CurveSecurity: Sendable, Equatable {
+    /// The coordinator's ROUTER: its own key pair. Connecting clients are authenticated by the ZAP
+    /// handler that must be bound in the socket's context (`ZAPHandler`), checked for
+    /// `ZAPHandler.domain`; with `ZMQ_ZAP_ENFORCE_DOMAIN` a missing handler refuses everyone
+    /// instead of admitting everyone.
+    case server(CurveKeyPair)
+    /// A worker's DEALER: its own key pair and the server's public key (a client holding the wrong
+    /// server key cannot complete the handshake: the server cannot read its HELLO).
+    case client(CurveKeyPair, serverPublicKey: CurveKey)
 }

@@ -12,13 +12,14 @@ import Darwin
 /// asked otherwise; `poll` is the only call that waits.
 public final class ZMQSocket {
     public enum Kind: Sendable, CustomStringConvertible {
-        case router, dealer, pair
+        case router, dealer, pair, rep
 
         var zmqType: Int32 {
             switch self {
             case .router: return ZMQ_ROUTER
             case .dealer: return ZMQ_DEALER
             case .pair: return ZMQ_PAIR
+            case .rep: return ZMQ_REP
             }
         }
 
@@ -27,6 +28,7 @@ public final class ZMQSocket {
             case .router: return "ROUTER"
             case .dealer: return "DEALER"
             case .pair: return "PAIR"
+            case .rep: return "REP"
             }
         }
     }
@@ -110,6 +112,49 @@ public final class ZMQSocket {
         if let bytes = options.kernelSendBufferBytes { try setOption(ZMQ_SNDBUF, Int32(clamping: bytes), name: "ZMQ_SNDBUF") }
         if let bytes = options.kernelReceiveBufferBytes { try setOption(ZMQ_RCVBUF, Int32(clamping: bytes), name: "ZMQ_RCVBUF") }
         zeroCopyMinimumBytes = max(1, options.zeroCopyMinimumBytes)
+        if let curve = options.curve { try apply(curve) }
+        if let endpoint = options.monitorEndpoint { try monitor(on: endpoint) }
+    }
+
+    // MARK: Security
+
+    /// Sets the CURVE options (before bind/connect: they apply to connections made afterwards).
+    private func apply(_ curve: CurveSecurity) throws(TransportError) {
+        switch curve {
+        case .server(let pair):
+            try setOption(ZMQ_CURVE_SERVER, 1, name: "ZMQ_CURVE_SERVER")
+            try setOption(ZMQ_CURVE_SECRETKEY, bytes: pair.secretKey.bytes, name: "ZMQ_CURVE_SECRETKEY")
+            try setOption(ZMQ_ZAP_DOMAIN, bytes: Array(ZAPHandler.domain.utf8), name: "ZMQ_ZAP_DOMAIN")
+            // Without it libzmq admits every client when no ZAP handler answers (RFC 27's
+            // "Stonehouse" fallback); with it, a handler that is not running admits nobody.
+            try setOption(Self.zapEnforceDomain, 1, name: "ZMQ_ZAP_ENFORCE_DOMAIN")
+        case .client(let pair, let server):
+            try setOption(ZMQ_CURVE_SERVERKEY, bytes: server.bytes, name: "ZMQ_CURVE_SERVERKEY")
+            try setOption(ZMQ_CURVE_PUBLICKEY, bytes: pair.publicKey.bytes, name: "ZMQ_CURVE_PUBLICKEY")
+            try setOption(ZMQ_CURVE_SECRETKEY, bytes: pair.secretKey.bytes, name: "ZMQ_CURVE_SECRETKEY")
+        }
+    }
+
+    /// ZMQ_ZAP_ENFORCE_DOMAIN: a draft option in zmq.h (hidden without ZMQ_BUILD_DRAFT_API) that
+    /// libzmq 4.3 accepts all the same.
+    private static let zapEnforceDomain: Int32 = 93
+
+    /// The security mechanism in use: ZMQ_NULL (0), ZMQ_PLAIN (1) or ZMQ_CURVE (2).
+    public var mechanism: Int32? {
+        guard let handle else { return nil }
+        var value: Int32 = -1
+        var size = MemoryLayout<Int32>.size
+        guard zmq_getsockopt(handle, ZMQ_MECHANISM, &value, &size) == 0 else { return nil }
+        return value
+    }
+
+    /// Publishes this socket's connection and handshake events on `endpoint` (`inproc://`), read by
+    /// a PAIR socket of the same context (`HandshakeMonitor`).
+    private func monitor(on endpoint: String) throws(TransportError) {
+        guard let handle else { throw .option(name: "zmq_socket_monitor", reason: "the socket is closed") }
+        if zmq_socket_monitor(handle, endpoint, ZMQ_EVENT_ALL) != 0 {
+            throw .option(name: "zmq_socket_monitor", reason: "\(endpoint): \(zmqLastError().reason)")
+        }
     }
 
     // MARK: Endpoints
