@@ -24,6 +24,7 @@ fields of `transformer bench decode`.
 
 import argparse
 import json
+import re
 import statistics
 import sys
 import time
@@ -55,13 +56,9 @@ def parse_arguments(argv):
 
 
 def blas_name(torch):
-    """The BLAS torch was built with (BLAS_INFO in torch.__config__.show()), e.g. "mkl"."""
-    for line in torch.__config__.show().splitlines():
-        for part in line.split(","):
-            part = part.strip()
-            if part.startswith("BLAS_INFO="):
-                return part.split("=", 1)[1]
-    return "unknown"
+    """The BLAS torch was built with and the vector ISA it uses, e.g. "mkl AVX512"."""
+    found = re.search(r"BLAS_INFO=([^,\s]+)", torch.__config__.show())
+    return f"{found.group(1) if found else 'unknown'} {torch.backends.cpu.get_cpu_capability()}"
 
 
 def make_decoder(model, torch):
