@@ -7,6 +7,7 @@
 # 33 labels are the 32 tokens + EOS). PyTorch runs 32 decoder positions; both figures are decoder
 # positions (target tokens) per second of wall time, so the extra position costs us, not them.
 # Usage: PYTHON=/path/to/venv/bin/python Scripts/bench/ddp_compare.sh [CONFIG] [STEPS]  (default: small 30)
+# PYTORCH=0 runs ours only (where no torch is installed). STEPS must be at least 7 (steps 1-5 warm up).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 CONFIG=${1:-small}; STEPS=${2:-30}; PYTHON=${PYTHON:-python3}
@@ -36,5 +37,5 @@ print(json.dumps({"impl": "ours", "workers": 2, "threads_each": 1, "pairs_per_ra
       "broadcast_seconds": avg("broadcast_seconds"), "bytes_received_per_step": avg("bytes_received"),
       "bytes_sent_per_step": avg("bytes_sent")}))
 PY
-"$PYTHON" Scripts/bench/pytorch_train_bench.py --config "$CONFIG" --ddp --ranks 2 --threads 1 --batch 32 \
-  --src-len 32 --tgt-len 32 --steps "$((STEPS - 5))" --warmup 5
+[ "${PYTORCH:-1}" = 0 ] || "$PYTHON" Scripts/bench/pytorch_train_bench.py --config "$CONFIG" --ddp --ranks 2 --threads 1 \
+  --batch 32 --src-len 32 --tgt-len 32 --steps "$((STEPS - 5))" --warmup 5

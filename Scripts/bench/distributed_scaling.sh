@@ -55,7 +55,7 @@ PY
 }
 
 machine() {  # repeat: one bench process alone, then two at once (the copy task's typical batch shape)
-  local args="bench train --config $CONFIG --threads 1 --batch 128 --src-len 31 --tgt-len 31 --steps 5 --warmup 1"
+  local args="bench train --config $CONFIG --threads 1 --batch 128 --src-len 31 --tgt-len 31 --steps 5 --warmup 1 --no-gemm-peak"
   local tps='import json,sys; print(json.load(sys.stdin)["tokens_per_second"])'
   local alone a b
   alone=$(OPENBLAS_NUM_THREADS=1 .build/release/transformer $args | python3 -c "$tps")

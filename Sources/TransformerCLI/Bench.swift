@@ -5,7 +5,8 @@ import Training
 import TransformerModel
 
 struct Bench: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Benchmarks.", subcommands: [BenchTrain.self, BenchHalf.self, BenchWire.self])
+    static let configuration = CommandConfiguration(
+        abstract: "Benchmarks.", subcommands: [BenchTrain.self, BenchHalf.self, BenchWire.self, BenchGemm.self, BenchDecode.self])
 }
 
 /// Times full training steps (forward, loss, backward, clipping, AdamW) on a fixed random batch
@@ -14,6 +15,13 @@ struct Bench: ParsableCommand {
 /// weights (the Float32 master weights and the optimizer live beside it in this process);
 /// `gradients` is a wire format between workers and coordinator, accepted here but without
 /// effect on a single replica (the JSON says so).
+///
+/// `gflops_per_step` counts the matrix products of one step exactly (`StepProducts`: every
+/// Linear forward and backward, attention's Q K^T and P V per head and their backward, the
+/// vocabulary projection; not elementwise work, not checkpointing's recomputation);
+/// `fraction_of_gemm_peak` divides the step's GFLOP/s by the square 2048^3 sgemm's GFLOP/s,
+/// measured in this process at the same thread count right after the timed steps (`--no-gemm-peak`
+/// skips it, e.g. when two benchmarks run at once and it would slow the other one's last step).
 struct BenchTrain: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "train", abstract: "Time full training steps.")
     @Option(help: "Config name or file.") var config: String
@@ -25,6 +33,8 @@ struct BenchTrain: ParsableCommand {
     @Option(help: "Target length.") var tgtLen: Int = 32
     @Flag(help: "Recompute activations in backward.") var activationCheckpointing = false
     @Option(help: "Float16 storage: none, all, or a list of parameters,activations,gradients.") var float16 = "none"
+    @Flag(inversion: .prefixedNo, help: "Time the 2048^3 sgemm after the steps (for fraction_of_gemm_peak).")
+    var gemmPeak = true
 
     func validate() throws {
         guard threads >= 1, steps >= 1, warmup >= 0, batch >= 1, srcLen >= 1, tgtLen >= 1 else {
@@ -67,6 +77,10 @@ struct BenchTrain: ParsableCommand {
                 let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
                 if step > warmup { times.append(dt) }
             }
+            // Read before the reference product allocates its operands.
+            let peakRSS = peakResidentBytes()
+            let peak = gemmPeak ? GemmTimer().squareGFLOPS() : nil
+            let flops = Double(StepProducts(config: cfg.model, batch: batch, sourceLength: srcLen, targetLength: tgtLen).totalFLOPs)
             times.sort()
             let median = times.count % 2 == 1 ? times[times.count / 2] : (times[times.count / 2 - 1] + times[times.count / 2]) / 2
             var result: [String: Any] = [
@@ -74,13 +88,22 @@ struct BenchTrain: ParsableCommand {
                 "blas_kernels": BLASKernels.coreName,
                 "steps": steps, "tokens_per_second": Double(batch * tgtLen) / median, "step_seconds_median": median,
                 "step_seconds_min": times.first ?? 0, "step_seconds_max": times.last ?? 0,
-                "peak_rss_bytes": peakResidentBytes(), "parameters": model.parameterCount,
+                "peak_rss_bytes": peakRSS, "parameters": model.parameterCount,
                 "activation_checkpointing": activationCheckpointing, "float16": float16,
                 "float16_activations": f16.activations && !activationCheckpointing,
                 "float16_parameters": f16.parameters,
                 "activation_bytes": model.activationBytes,
                 "replica_parameter_bytes": model.parameterStorageBytes,
+                "gflops_per_step": flops / 1e9, "gflops_per_second": flops / median / 1e9,
             ]
+            if let peak {
+                result["gemm_peak_gflops_per_second"] = peak
+                result["gemm_peak_size"] = GemmTimer.squareSize
+                result["fraction_of_gemm_peak"] = flops / median / 1e9 / peak
+            }
+            if activationCheckpointing {
+                result["gflops_note"] = "gflops_per_step excludes the recomputed layer forwards"
+            }
             if let master {
                 result["master_parameter_bytes"] = master.allocatedBytes
                 result["float16_parameters_note"] = "peak RSS includes the Float32 master weights kept in this process"

@@ -42,6 +42,9 @@ public struct BeamSearchDecoder {
     public let decoder: IncrementalDecoder
     public let beamWidth: Int
     public let lengthPenaltyAlpha: Double
+    /// Benchmarks only: EOS candidates are passed over (they neither finish a hypothesis nor take
+    /// a beam), so no sentence stops early and every search runs `maxLength` steps.
+    package var runsToMaxLength = false
     private let workspace = BeamWorkspace()
 
     /// - Throws: `DecodingError` for a beam width below 1 or a negative / non-finite alpha.
@@ -110,7 +113,7 @@ public struct BeamSearchDecoder {
                 var live = 0
                 for (i, c) in w.candidates.enumerated() {
                     if c.token == SpecialTokens.eos {
-                        if i < k {
+                        if i < k && !runsToMaxLength {
                             finished[s].append(finalize(c, step: t))
                             if finished[s].count >= keep {
                                 bestFinished[s] = keep == 1 ? Swift.max(bestFinished[s], finished[s][finished[s].count - 1].score)

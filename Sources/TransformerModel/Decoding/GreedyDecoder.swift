@@ -1,6 +1,9 @@
 /// Batched greedy decoding with the KV cache; each row stops at its own EOS.
 public struct GreedyDecoder {
     public let decoder: IncrementalDecoder
+    /// Benchmarks only: keep stepping after every row has predicted EOS, so a decode always runs
+    /// `maxLength` steps (each row's output still ends at its first EOS).
+    package var runsToMaxLength = false
 
     public init(model: Transformer) { decoder = IncrementalDecoder(model: model) }
 
@@ -27,7 +30,7 @@ public struct GreedyDecoder {
                 if finished[r] { continue }
                 if Int32(best) == SpecialTokens.eos { finished[r] = true } else { outputs[r].append(Int32(best)) }
             }
-            if finished.allSatisfy({ $0 }) { break }
+            if !runsToMaxLength && finished.allSatisfy({ $0 }) { break }
         }
         return outputs
     }
