@@ -115,8 +115,8 @@ extension FuzzTarget {
         let arena = UnsafeMutablePointer<Float>.allocate(capacity: plan.elementCount)
         defer { arena.deallocate() }
         for i in 0..<plan.elementCount { (arena + i).initialize(to: Float(i) * 0.25 - 1) }
-        func bucket(_ index: Int, _ type: TensorElementType) -> TensorBucket {
-            TensorBucket(step: 3, rank: 1, bucket: plan.bucket(index), of: plan, from: arena, as: type)
+        func bucket(_ index: Int, _ type: TensorElementType, node: TreeNode? = nil) -> TensorBucket {
+            TensorBucket(step: 3, rank: 1, node: node, bucket: plan.bucket(index), of: plan, from: arena, as: type)
         }
         let loss = LossStatistics(lossSum: 12.5, nllSum: 11.25, tokens: 40, correct: 17)
         return [
@@ -126,9 +126,9 @@ extension FuzzTarget {
             ("shutdown", .shutdown(reason: "training finished")),
             ("weights-f32", .weights(bucket(0, .float32))),
             ("weights-f16", .weights(bucket(2, .float16))),
-            ("gradients-f32", .gradients(bucket(1, .float32))),
-            ("gradients-f16", .gradients(bucket(2, .float16))),
-            ("work", .work(WorkOrder(step: 4, rank: 1, group: 0, lossScale: 1024, microBatches: [8, 9, 10, 11]))),
+            ("gradients-f32", .gradients(bucket(1, .float32, node: TreeNode(start: 2, count: 2)))),
+            ("gradients-f16", .gradients(bucket(2, .float16, node: TreeNode(start: 0, count: 1)))),
+            ("work", .work(WorkOrder(step: 4, rank: 1, group: 0, lossScale: 1024, firstPosition: 4, microBatches: [8, 9, 10, 11]))),
             ("step-stats", .stepStats(StepStatistics(step: 4, rank: 1, loss: loss, finite: true))),
             ("heartbeat", .heartbeat(Heartbeat(step: 4, rank: 1, nanoseconds: 123_456_789))),
         ]
