@@ -46,6 +46,16 @@ final class CoordinatorLivenessTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(Date().timeIntervalSince(started), 2 * busy)
         XCTAssertEqual(lines.compactMap { $0["workers"] as? Int }, [2, 2, 2, 2], "a worker was dropped")
         XCTAssertEqual(lines.compactMap { $0["attempts"] as? Int }, [1, 1, 1, 1], "a step was re-planned")
+        // status.json, rewritten after every step: the last step, both workers as the coordinator saw them.
+        let status = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("status.json"))) as? [String: Any])
+        XCTAssertEqual(status["step"] as? Int, 4)
+        XCTAssertEqual(status["max_steps"] as? Int, 4)
+        XCTAssertEqual(status["eta_seconds"] as? Double, 0)
+        XCTAssertEqual((status["last_validation"] as? [String: Any])?["step"] as? Int, 4)
+        let workers = try XCTUnwrap(status["workers"] as? [[String: Any]])
+        XCTAssertEqual(workers.compactMap { $0["rank"] as? Int }, [0, 1])
+        XCTAssertEqual(Set(workers.compactMap { $0["name"] as? String }), ["w0", "w1"])
+        XCTAssertTrue(workers.allSatisfy { ($0["seconds_since_heard"] as? Double).map { $0 >= 0 && $0 < 60 } ?? false })
         // The same two ranks throughout: a worker that had reconnected would have come back as rank 2 or 3.
         for line in lines {
             let seconds = try XCTUnwrap(line["worker_seconds"] as? [String: Double])

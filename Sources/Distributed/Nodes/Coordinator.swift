@@ -245,6 +245,10 @@ public actor Coordinator {
         // Timings of this step go into its metrics line: compute (the slowest worker's compute plus
         // sending its gradient), the part of it spent reducing, AdamW, and the weight broadcast.
         let reduced = reduceSeconds
+        session.workerStatus = peers.values.sorted { $0.rank < $1.rank }.map { p in
+            WorkerStatus(rank: p.rank, name: p.name, threads: p.threads, lastStepSeconds: rankSeconds[p.rank],
+                         secondsSinceHeard: socket.secondsSinceHeard(p.id))
+        }
         try session.completeStep(gradients: reducer.total.pointer, statistics: stats, microBatches: microBatches,
                                  workers: activeRanks.count) {
             let applied = now()

@@ -91,7 +91,18 @@ public final class TrainingSession {
         if options.resume != .fresh { try log.discardEntries(afterStep: progress.step) }
     }
 
-    public func say(_ s: String) { if options.printProgress { printLine(s) } }
+    public func say(_ s: String) {
+        guard options.printProgress else { return }
+        status.clearLine()
+        printLine(s)
+    }
+
+    /// The workers as the coordinator last saw them (set before each `completeStep`), for
+    /// `status.json` and the status line.
+    public var workerStatus: [WorkerStatus] = []
+    private lazy var status = RunStatus(directory: options.runDirectory, printProgress: options.printProgress)
+    private var lastValidationLine: [String: Any]?
+    private var tokensAtBegin = 0
 
     /// Restores the best validation and patience counter of a resumed checkpoint and makes
     /// `checkpoints/best` agree with it (repairing a damaged or stale pointer).
@@ -128,6 +139,8 @@ public final class TrainingSession {
     /// Starts the wall clock (call right before the first step).
     public func begin(workers: Int) {
         started = Date(); elapsedBefore = progress.elapsedSeconds; window.start = Date()
+        tokensAtBegin = progress.targetTokensSeen
+        status.begin(step: progress.step)
         let t = config.training
         say("training \(config.name): \(model.parameterCount) parameters, \(workers) worker(s) x \(t.accumulationSteps) "
             + "micro-batch(es) of \(t.batchTokens) tokens, steps \(progress.step + 1)...\(t.maxSteps)")
@@ -190,6 +203,11 @@ public final class TrainingSession {
             stopped = true
             say("stopped at step \(step); continue with --resume")
         }
+        // After validation and checkpoint, so the file says what the step led to.
+        let stepLoss = stats.tokens > 0 && stats.lossSum.isFinite ? stats.lossSum / Double(stats.tokens) : .nan
+        status.update(step: step, maxSteps: t.maxSteps, loss: stepLoss, learningRate: Double(outcome.learningRate),
+                      tokensPerSecond: Double(progress.targetTokensSeen - tokensAtBegin) / Swift.max(Date().timeIntervalSince(started), 1e-9),
+                      workers: workerStatus, lastValidation: lastValidationLine)
         return outcome
     }
 
@@ -209,6 +227,7 @@ public final class TrainingSession {
             if key == "bleu" { lastValidation?.bleu = value }
         }
         log.logValidation(o)
+        lastValidationLine = o
         var improved = false
         if let value = bestTracker.value(in: v, extras: extras) {
             improved = bestTracker.observe(value, step: step)
