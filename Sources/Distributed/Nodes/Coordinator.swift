@@ -152,6 +152,7 @@ public actor Coordinator {
         }
         // Workers leave now: their going is the end of the run, not a failure.
         finishing = true
+        session.closeStatusLine()
         let reason = "training finished at step \(session.progress.step)"
         for id in Array(peers.keys) + spares.map(\.id) + dropped {
             socket.stopKeepingAlive(id)

@@ -70,6 +70,14 @@ final class RunStatus {
         lineShown = false
     }
 
+    /// Ends the status line where it stands (the final state stays on screen), before other
+    /// processes' lines (workers leaving) can land behind it.
+    func closeLine() {
+        guard lineShown else { return }
+        FileHandle.standardOutput.write(Data("\n".utf8))
+        lineShown = false
+    }
+
     static func duration(_ seconds: Double?) -> String {
         guard let seconds, seconds.isFinite else { return "--" }
         let s = Int(seconds.rounded())

@@ -97,6 +97,9 @@ public final class TrainingSession {
         printLine(s)
     }
 
+    /// Ends the terminal status line (before the run's last lines).
+    public func closeStatusLine() { status.closeLine() }
+
     /// The workers as the coordinator last saw them (set before each `completeStep`), for
     /// `status.json` and the status line.
     public var workerStatus: [WorkerStatus] = []
