@@ -32,24 +32,10 @@ final class TensorBoardPythonCrossCheckTests: XCTestCase {
         json.dump({"files": files, "scalars": scalars}, open(sys.argv[2], "w"), allow_nan=False)
         """
 
-    private func pythonPath() -> String {
-        ProcessInfo.processInfo.environment["TRANSFORMER_TEST_PYTHON"] ?? "python3"
-    }
-
-    private func runPython(_ arguments: [String]) throws -> Int32 {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [pythonPath()] + arguments
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
-        process.waitUntilExit()
-        return process.terminationStatus
-    }
-
     private func read(_ directory: String, scratch: URL) throws -> [String: Any] {
         let script = scratch.appendingPathComponent("read_events.py"), out = scratch.appendingPathComponent("events.json")
         try Data(Self.script.utf8).write(to: script)
-        XCTAssertEqual(try runPython([script.path, directory, out.path]), 0, "python failed")
+        XCTAssertEqual(try ReferencePython.run([script.path, directory, out.path]), 0, "python failed")
         return try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: out)) as? [String: Any])
     }
 
@@ -63,8 +49,8 @@ final class TensorBoardPythonCrossCheckTests: XCTestCase {
     private static func float(_ bits: Int) -> Float { Float(bitPattern: UInt32(truncatingIfNeeded: bits)) }
 
     func testResumedRunReadsBackThroughTensorBoard() throws {
-        guard (try? runPython(["-c", "import tensorboard.backend.event_processing.event_accumulator"])) == 0 else {
-            throw XCTSkip("Python package tensorboard is not importable with \(pythonPath())")
+        guard (try? ReferencePython.run(["-c", "import tensorboard.backend.event_processing.event_accumulator"])) == 0 else {
+            throw XCTSkip("Python package tensorboard is not importable with \(ReferencePython.path)")
         }
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("tb-python-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)

@@ -43,23 +43,9 @@ final class TokenizerPythonCrossCheckTests: XCTestCase {
         return lines
     }
 
-    private func pythonPath() -> String {
-        ProcessInfo.processInfo.environment["TRANSFORMER_TEST_PYTHON"] ?? "python3"
-    }
-
-    private func runPython(_ arguments: [String]) throws -> Int32 {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [pythonPath()] + arguments
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
-        process.waitUntilExit()
-        return process.terminationStatus
-    }
-
     func testHuggingFaceTokenizersGivesTheSameIdsAndText() throws {
-        guard (try? runPython(["-c", "import tokenizers"])) == 0 else {
-            throw XCTSkip("Python package tokenizers is not importable with \(pythonPath())")
+        guard (try? ReferencePython.run(["-c", "import tokenizers"])) == 0 else {
+            throw XCTSkip("Python package tokenizers is not importable with \(ReferencePython.path)")
         }
         let directory = NSTemporaryDirectory() + "tokenizer-python-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -72,7 +58,7 @@ final class TokenizerPythonCrossCheckTests: XCTestCase {
             try tokenizer.write(toFile: tokenizerPath)
             try Data(lines.joined(separator: "\n").utf8).write(to: URL(fileURLWithPath: directory + "/lines.txt"))
             try Data(Self.script.utf8).write(to: URL(fileURLWithPath: directory + "/check.py"))
-            let status = try runPython([directory + "/check.py", tokenizerPath, directory + "/lines.txt",
+            let status = try ReferencePython.run([directory + "/check.py", tokenizerPath, directory + "/lines.txt",
                                         directory + "/out.json"])
             XCTAssertEqual(status, 0, "python failed")
             let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: directory + "/out.json")))
