@@ -81,6 +81,49 @@ final class ProtocolTests: XCTestCase {
         XCTAssertEqual(Array(frames[1].bytes[0..<8]), [28, 0, 0, 0, 0, 0, 0, 0])
     }
 
+    func testValidationMessagesRoundTrip() throws {
+        let order = ValidationOrder(step: 200, rank: 2, translating: true, units: [1, 4, 7])
+        guard case .validate(let back) = try roundTrip(.validate(order)) else { return XCTFail("not validate") }
+        XCTAssertEqual(back, order)
+        let plain = ValidationOrder(step: 1, rank: 0, translating: false, units: [])
+        guard case .validate(let plainBack) = try roundTrip(.validate(plain)) else { return XCTFail("not validate") }
+        XCTAssertEqual(plainBack, plain)
+        let loss = ValidationPartMessage(step: 200, rank: 2, unit: 4,
+                                         part: .loss(LossStatistics(lossSum: 1.25, nllSum: -0.0, tokens: 900, correct: 870), exact: 120))
+        guard case .validationPart(let lossBack) = try roundTrip(.validationPart(loss)) else { return XCTFail("not a part") }
+        XCTAssertEqual(lossBack, loss)
+        guard case .loss(let stats, _) = lossBack.part else { return XCTFail("not a loss part") }
+        XCTAssertEqual(stats.nllSum.sign, .minus)   // bit pattern preserved
+        let text = ValidationPartMessage(step: 3, rank: 0, unit: 9, part: .translations([[5, 6, Int32.max], [], [4]]))
+        guard case .validationPart(let textBack) = try roundTrip(.validationPart(text)) else { return XCTFail("not a part") }
+        XCTAssertEqual(textBack, text)
+        // unit, tag, count, then each length and its ids.
+        XCTAssertEqual(WireMessage.validationPart(text).frames()[1].bytes.count, 8 * (3 + 4 + 1 + 2))
+    }
+
+    func testMalformedValidationPartsAreRejected() {
+        func part(_ words: [Int64]) -> [Frame] {
+            var bytes: [UInt8] = []
+            for w in words { withUnsafeBytes(of: w.littleEndian) { bytes += $0 } }
+            return [header(.validationPart) { $0.payloadType = .int64; $0.elementCount = Int64(words.count) }, Frame(bytes)]
+        }
+        func field(_ name: String, _ value: Int64, _ reason: String) -> ProtocolError {
+            .invalidField(kind: .validationPart, field: name, value: value, reason: reason)
+        }
+        assertRejected(part([0]), field("payload words", 1, "is fewer than 2 (unit, tag)"))
+        assertRejected(part([-1, 0, 1, 1, 0, 0, 0]), field("unit", -1, "is negative"))
+        assertRejected(part([0, 2]), field("tag", 2, "is neither 0 (loss chunk) nor 1 (translation batch)"))
+        assertRejected(part([0, 0, 1, 1, 0, 0]), field("payload words", 6, "is not 7 for a loss chunk"))
+        assertRejected(part([0, 0, -5, 1, 0, 0, 0]), field("tokens", -5, "is negative"))
+        assertRejected(part([0, 1, 3, 1, 4]), field("translations", 3, "does not fit the payload"))
+        assertRejected(part([0, 1, 1, 5, 4]), field("translation length", 5, "does not fit the payload"))
+        assertRejected(part([0, 1, 2, 1, 4, 1]), field("translation length", 1, "does not fit the payload"))
+        assertRejected(part([0, 1, 1, 1, 4, 9]), field("payload words", 6, "has 1 word(s) after the last translation"))
+        assertRejected(part([0, 1, 1, 1, 1 << 40]), field("token id", 1 << 40, "is not a 32-bit token id"))
+        assertRejected([header(.validate) { $0.payloadType = .int64; $0.elementCount = 1 }, Frame([UInt8](repeating: 0xFF, count: 8))],
+                       .invalidField(kind: .validate, field: "unit", value: -1, reason: "is negative"))
+    }
+
     func testStepStatsAndHeartbeatRoundTrip() throws {
         let stats = StepStatistics(step: 9, rank: 2, group: 1,
                                    loss: LossStatistics(lossSum: 1234.5678901234, nllSum: -0.0, tokens: 4096, correct: 4000), finite: true)

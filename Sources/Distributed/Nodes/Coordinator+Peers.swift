@@ -38,8 +38,9 @@ extension Coordinator {
             case .hello(let h): admit(id, h)
             case .gradients(let b): receiveGradients(b, from: id)
             case .stepStats(let s): receiveStatistics(s, from: id)
+            case .validationPart(let v): receiveValidationPart(v, from: id)
             case .heartbeat: break
-            case .welcome, .refuse, .weights, .work, .shutdown:
+            case .welcome, .refuse, .weights, .work, .validate, .shutdown:
                 if peers[id] != nil { violation(by: id, "sent a \(message.kind) message, which only a coordinator sends") }
             }
         case .undeliverable(let peer, let error):

@@ -74,6 +74,10 @@ public actor Coordinator {
     private var waiter: CheckedContinuation<Void, Never>?
     var failure: String?
     var reduceSeconds = 0.0
+    /// The validation the workers are computing (nil between validations).
+    var validation: ValidationRound?
+    /// Validation units computed so far, by the rank that computed them (-1: this coordinator).
+    package var validationUnitsByRank: [Int: Int] = [:]
     /// Rate limit for lines about peers that are not in the run (they can send without end).
     var strangerLines = LineLimiter(interval: 10)
     /// When each rank's step statistics (sent after its last gradient bucket) arrived, in seconds
@@ -122,7 +126,7 @@ public actor Coordinator {
     /// Suspends until an event changes state or `timeout` passes. The timer wakes only the wait
     /// that armed it, and only if its sleep ran to the end (a cancelled timer must not wake the
     /// next wait: that would spin).
-    private func waitForChange(timeout: Double) async {
+    func waitForChange(timeout: Double) async {
         waitGeneration += 1
         let generation = waitGeneration
         let timer = Task {
@@ -250,8 +254,8 @@ public actor Coordinator {
             WorkerStatus(rank: p.rank, name: p.name, threads: p.threads, lastStepSeconds: rankSeconds[p.rank],
                          secondsSinceHeard: socket.secondsSinceHeard(p.id))
         }
-        try session.completeStep(gradients: reducer.total.pointer, statistics: stats, microBatches: microBatches,
-                                 workers: activeRanks.count) {
+        let applied = session.applyStep(gradients: reducer.total.pointer, statistics: stats, microBatches: microBatches,
+                                        workers: activeRanks.count) {
             let applied = now()
             let weightBytesBefore = weightPayloadBytes
             sendWeights(to: Array(peers.keys))
@@ -265,9 +269,13 @@ public actor Coordinator {
                     "gradient_bytes_received": gradientPayloadBytes,
                     "weight_bytes_sent": weightPayloadBytes - weightBytesBefore]
         }
-        if options.extraValidationSeconds > 0, currentStep % session.config.training.validateEvery == 0 {
-            blockThread(seconds: options.extraValidationSeconds)
+        var validated: (parts: [ValidationPart], seconds: Double)?
+        if let work = applied.validation {
+            let t0 = now()
+            if options.extraValidationSeconds > 0 { blockThread(seconds: options.extraValidationSeconds) }
+            validated = (try await validateOnWorkers(work, step: applied.step), now() - t0)
         }
+        try session.finishStep(applied, validation: validated)
     }
 
     /// Holds this actor's thread as a long validation would (not a suspension: nothing else of

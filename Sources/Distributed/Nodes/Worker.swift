@@ -22,6 +22,8 @@ public struct WorkerOptions: Sendable {
     public var injectNonFiniteAtStep: Int?
     /// Test hook: a fault this worker plays when the work order for `step` arrives.
     package var fault: (step: Int, kind: WorkerFault)?
+    /// Test hook: a fault this worker plays when the validation order after `step` arrives.
+    package var validationFault: (step: Int, kind: WorkerFault)?
     /// CURVE keys (`--curve-secret`, `--coordinator-public`); nil connects without encryption.
     public var curve: WorkerCurve?
 
@@ -82,7 +84,10 @@ public actor Worker {
     private var maxMicroBatches = 0
     private let scratch = FloatBuffer()
     private var rank = -1
-    private var pending: [WorkOrder] = []
+    /// Orders received and not yet computed, oldest first: computed one at a time, in order, so a
+    /// validation runs with the weights broadcast before it.
+    private var pending: [Job] = []
+    private enum Job { case gradient(WorkOrder), validation(ValidationOrder) }
     private var computing = false
     private var joinedOnce = false
     private var finished = false
@@ -151,32 +156,43 @@ public actor Worker {
             case .refuse(let reason): throw WorkerError.refused(reason)
             case .weights(let bucket): receiveWeights(bucket)
             case .work(let order):
-                if let fault = options.fault, fault.step == order.step {
-                    switch fault.kind {
-                    case .vanish:
-                        say("test fault: vanishing at step \(order.step)")
-                        finished = true
-                        return true
-                    case .stall:
-                        say("test fault: never answering step \(order.step)")
-                        continue
-                    }
+                if let fault = testFault(options.fault, step: order.step, at: "step \(order.step)") {
+                    if fault == .vanish { finished = true; return true }
+                    continue
                 }
                 if let problem = check(order) {
                     say("ignoring a work order: \(problem)")
                     continue
                 }
-                pending.append(order)
+                pending.append(.gradient(order))
+                startComputing()
+            case .validate(let order):
+                if let fault = testFault(options.validationFault, step: order.step, at: "the validation after step \(order.step)") {
+                    if fault == .vanish { finished = true; return true }
+                    continue
+                }
+                guard replica != nil, order.rank == rank else {
+                    say("ignoring a validation order for rank \(order.rank) (this worker is rank \(rank))")
+                    continue
+                }
+                pending.append(.validation(order))
                 startComputing()
             case .shutdown(let reason):
                 say("done: \(reason)")
                 finished = true
                 return true
-            case .heartbeat, .hello, .gradients, .stepStats: break
+            case .heartbeat, .hello, .gradients, .stepStats, .validationPart: break
             }
         }
         try link.checkHandshake()
         return finished
+    }
+
+    /// The test fault to play at the order for `step` (nil: none), announced.
+    private func testFault(_ fault: (step: Int, kind: WorkerFault)?, step: Int, at what: String) -> WorkerFault? {
+        guard let fault, fault.step == step else { return nil }
+        say(fault.kind == .vanish ? "test fault: vanishing at \(what)" : "test fault: never answering \(what)")
+        return fault.kind
     }
 
     private func heartbeatFrames(rank: Int) -> [Frame] {
@@ -247,12 +263,42 @@ public actor Worker {
     private func startComputing() {
         guard !computing, !pending.isEmpty else { return }
         computing = true
-        let order = pending.removeFirst()
-        Task { await self.compute(order) }
+        let job = pending.removeFirst()
+        Task {
+            switch job {
+            case .gradient(let order): await self.compute(order)
+            case .validation(let order): await self.validate(order)
+            }
+            self.computing = false
+            self.startComputing()
+        }
+    }
+
+    /// Computes the ordered units of the step's validation with the replica's weights (those of
+    /// the step: the broadcast came before the order) and sends each unit's result as it is done.
+    private func validate(_ order: ValidationOrder) async {
+        guard let replica, let socket else { return }
+        let work = ValidationWork(data: replica.data, translating: order.translating, maxLen: replica.model.config.maxLen)
+        if let bad = order.units.first(where: { $0 >= work.unitCount }) {
+            return say("ignoring a validation order: unit \(bad) is outside 0..<\(work.unitCount)")
+        }
+        let box = Exclusive(replica)
+        let rank = rank
+        do {
+            try await ComputeQueue.run {
+                let model = box.value.model
+                let decoder = GreedyDecoder(model: model)
+                for unit in order.units {
+                    let part = try work.compute(unit: unit, model: model, decoder: decoder)
+                    socket.send(.validationPart(ValidationPartMessage(step: order.step, rank: rank, unit: unit, part: part)))
+                }
+            }
+        } catch {
+            say("validation after step \(order.step) failed: \(error)")
+        }
     }
 
     private func compute(_ order: WorkOrder) async {
-        defer { computing = false; startComputing() }
         guard let replica, let plan, let socket else { return }
         replica.lossScale = order.lossScale
         if halfWeightsPending {

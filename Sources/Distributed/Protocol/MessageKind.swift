@@ -18,6 +18,10 @@ public enum MessageKind: UInt8, Sendable, CaseIterable, CustomStringConvertible 
     case heartbeat = 8
     /// both ways: the sender is leaving, or tells the peer to (UTF-8 payload).
     case shutdown = 9
+    /// coordinator -> worker: the validation units to compute with the step's weights (Int64 payload).
+    case validate = 10
+    /// worker -> coordinator: the result of one validation unit (Int64 payload).
+    case validationPart = 11
 
     public var description: String {
         switch self {
@@ -30,6 +34,8 @@ public enum MessageKind: UInt8, Sendable, CaseIterable, CustomStringConvertible 
         case .stepStats: return "stepStats"
         case .heartbeat: return "heartbeat"
         case .shutdown: return "shutdown"
+        case .validate: return "validate"
+        case .validationPart: return "validationPart"
         }
     }
 }

@@ -17,6 +17,8 @@ public enum WireMessage: Sendable {
     case stepStats(StepStatistics)
     case heartbeat(Heartbeat)
     case shutdown(reason: String)
+    case validate(ValidationOrder)
+    case validationPart(ValidationPartMessage)
 
     public var kind: MessageKind {
         switch self {
@@ -29,6 +31,8 @@ public enum WireMessage: Sendable {
         case .stepStats: return .stepStats
         case .heartbeat: return .heartbeat
         case .shutdown: return .shutdown
+        case .validate: return .validate
+        case .validationPart: return .validationPart
         }
     }
 }

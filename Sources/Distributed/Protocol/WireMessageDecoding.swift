@@ -79,12 +79,11 @@ extension WireMessage {
             self = kind == .weights ? .weights(bucket) : .gradients(bucket)
         case .work:
             let frame = try requirePayload([.int64])
-            let indices = frame.withUnsafeBytes { raw in
-                (0..<(raw.count / 8)).map { Int(Int64(littleEndian: raw.loadUnaligned(fromByteOffset: 8 * $0, as: Int64.self))) }
+            let words = frame.int64Words()
+            if let bad = words.first(where: { $0 < 0 }) {
+                throw .invalidField(kind: kind, field: "micro-batch index", value: bad, reason: "is negative")
             }
-            if let bad = indices.first(where: { $0 < 0 }) {
-                throw .invalidField(kind: kind, field: "micro-batch index", value: Int64(bad), reason: "is negative")
-            }
+            let indices = words.map { Int($0) }
             self = .work(WorkOrder(step: try nonNegative("step", header.step), rank: try nonNegative("rank", header.rank),
                                    group: try nonNegative("group", header.group),
                                    lossScale: Float(bitPattern: UInt32(truncatingIfNeeded: header.values.0)),
@@ -96,6 +95,10 @@ extension WireMessage {
                                       tokens: try nonNegative("tokens", header.values.0), correct: try nonNegative("correct", header.values.1))
             self = .stepStats(StepStatistics(step: try nonNegative("step", header.step), rank: try nonNegative("rank", header.rank),
                                              group: try nonNegative("group", header.group), loss: loss, finite: header.flags & 1 != 0))
+        case .validate:
+            self = .validate(try ValidationOrder(header: header, payload: requirePayload([.int64])))
+        case .validationPart:
+            self = .validationPart(try ValidationPartMessage(header: header, payload: requirePayload([.int64])))
         case .heartbeat:
             try requireFrames(1)
             self = .heartbeat(Heartbeat(step: try nonNegative("step", header.step), rank: try nonNegative("rank", header.rank),

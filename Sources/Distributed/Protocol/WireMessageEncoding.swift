@@ -41,13 +41,7 @@ extension WireMessage {
             header.totalCount = Int64(bucket.totalCount)
             if let node = bucket.node { header.values.0 = Int64(node.start); header.values.1 = Int64(node.count) }
         case .work(let order):
-            var indices = [UInt8](repeating: 0, count: order.microBatches.count * 8)
-            indices.withUnsafeMutableBytes { raw in
-                for (i, index) in order.microBatches.enumerated() {
-                    raw.storeBytes(of: Int64(index).littleEndian, toByteOffset: 8 * i, as: Int64.self)
-                }
-            }
-            payload = Frame(indices)
+            payload = Frame(int64Words: order.microBatches.map { Int64($0) })
             header.payloadType = .int64
             header.step = Int64(order.step)
             header.rank = Int64(order.rank)
@@ -62,6 +56,10 @@ extension WireMessage {
             header.flags = stats.finite ? 1 : 0
             header.values = (Int64(stats.loss.tokens), Int64(stats.loss.correct),
                              Int64(bitPattern: stats.loss.lossSum.bitPattern), Int64(bitPattern: stats.loss.nllSum.bitPattern))
+        case .validate(let order):
+            payload = order.encode(into: &header)
+        case .validationPart(let part):
+            payload = part.encode(into: &header)
         case .heartbeat(let beat):
             payload = nil
             header.step = Int64(beat.step)

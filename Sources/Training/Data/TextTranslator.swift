@@ -22,7 +22,11 @@ public struct TextTranslator {
     /// Output budget for a batch whose longest source has `longest` tokens: translations are
     /// rarely more than 1.5x longer, and never beyond the model's positions.
     public func maxOutputLength(longestSource longest: Int) -> Int {
-        Swift.min(model.config.maxLen, maxLength ?? (longest + longest / 2 + 10))
+        Self.outputBudget(longestSource: longest, maxLen: model.config.maxLen, maxLength: maxLength)
+    }
+
+    static func outputBudget(longestSource longest: Int, maxLen: Int, maxLength: Int?) -> Int {
+        Swift.min(maxLen, maxLength ?? (longest + longest / 2 + 10))
     }
 
     /// Translates token-id sources; sources longer than `max_len` are cut to it.
@@ -42,21 +46,34 @@ public struct TextTranslator {
         return try inBatches(sources, empty: []) { batch, steps in try beam.nBest(batch, maxLength: steps, count: count) }
     }
 
-    /// Decodes sources in batches of similar length (`batchSize` at a time, shortest first, each
-    /// with its output budget) and returns the results in input order.
+    /// The batches `translate(ids:)` and `nBest` decode, in the order they decode them.
+    public func batches(of sources: [[Int32]]) -> [TranslationBatch] {
+        Self.batches(of: sources, maxLen: model.config.maxLen, batchSize: batchSize, maxLength: maxLength)
+    }
+
+    /// Groups sources into batches of similar length: each source cut to `maxLen`, `batchSize` at
+    /// a time, shortest first (ties in input order), each batch with its output budget. A pure
+    /// function of its arguments, so another process plans the same batches (validation splits
+    /// them over workers).
+    public static func batches(of sources: [[Int32]], maxLen: Int, batchSize: Int = 64, maxLength: Int? = nil) -> [TranslationBatch] {
+        let clipped = sources.map { $0.count > maxLen ? Array($0.prefix(maxLen)) : $0 }
+        let order = clipped.indices.sorted { clipped[$0].count != clipped[$1].count ? clipped[$0].count < clipped[$1].count : $0 < $1 }
+        let size = Swift.max(1, batchSize)
+        return stride(from: 0, to: order.count, by: size).map { start in
+            let indices = Array(order[start..<Swift.min(order.count, start + size)])
+            let batch = indices.map { clipped[$0] }
+            return TranslationBatch(indices: indices, sources: batch,
+                                    outputBudget: outputBudget(longestSource: batch.map(\.count).max() ?? 1, maxLen: maxLen, maxLength: maxLength))
+        }
+    }
+
+    /// Decodes `batches(of: sources)` one after the other and returns the results in input order.
     private func inBatches<Output>(_ sources: [[Int32]], empty: Output,
                                    _ decode: ([[Int32]], Int) throws -> [Output]) throws -> [Output] {
-        let limit = model.config.maxLen
-        let clipped = sources.map { $0.count > limit ? Array($0.prefix(limit)) : $0 }
-        let order = clipped.indices.sorted { clipped[$0].count != clipped[$1].count ? clipped[$0].count < clipped[$1].count : $0 < $1 }
-        var outputs = [Output](repeating: empty, count: clipped.count)
-        var start = 0
-        while start < order.count {
-            let chunk = Array(order[start..<Swift.min(order.count, start + batchSize)])
-            let batch = chunk.map { clipped[$0] }
-            let decoded = try decode(batch, maxOutputLength(longestSource: batch.map(\.count).max() ?? 1))
-            for (k, i) in chunk.enumerated() where k < decoded.count { outputs[i] = decoded[k] }
-            start += chunk.count
+        var outputs = [Output](repeating: empty, count: sources.count)
+        for batch in batches(of: sources) {
+            let decoded = try decode(batch.sources, batch.outputBudget)
+            for (k, i) in batch.indices.enumerated() where k < decoded.count { outputs[i] = decoded[k] }
         }
         return outputs
     }
@@ -65,4 +82,14 @@ public struct TextTranslator {
     public func translate(_ sentences: [String]) throws -> [String] {
         try translate(ids: sentences.map { tokenizer.encode($0) }).map { tokenizer.decode($0) }
     }
+}
+
+/// Sources decoded together, and where their results go.
+public struct TranslationBatch: Sendable, Equatable {
+    /// Positions of the batch's sources in the input, in batch order.
+    public var indices: [Int]
+    /// The sources, cut to the model's `max_len`.
+    public var sources: [[Int32]]
+    /// Most tokens a translation in this batch may have.
+    public var outputBudget: Int
 }

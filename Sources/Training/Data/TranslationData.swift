@@ -105,15 +105,16 @@ public struct TranslationData: TrainingData {
                      100 * Double(targets) / Double(Swift.max(padded, 1)), tokenizer.hash, tokenizer.vocabSize)
     }
 
-    /// BLEU of greedy translations of the first `bleu_sample` validation pairs, every
-    /// `bleu_every`-th validation and at the last step.
-    public func extraValidationMetrics(model: Transformer, validationNumber: Int, isFinal: Bool) throws -> [String: Double] {
-        guard bleuEvery > 0, isFinal || validationNumber % bleuEvery == 0 else { return [:] }
-        let count = Swift.min(bleuSample, validationPairs.count)
-        let translator = TextTranslator(model: model, tokenizer: tokenizer)
-        let hypotheses = try translator.translate(ids: validationPairs.prefix(count).map(\.source)).map { tokenizer.decode($0) }
-        let references = validationText.prefix(count).map(\.target)
-        return ["bleu": CorpusBLEU.score(hypotheses: hypotheses, references: Array(references)).score,
-                "chrf": CorpusChrF.score(hypotheses: hypotheses, references: Array(references))]
+    /// The first `bleu_sample` validation pairs' sources; their greedy translations are scored
+    /// every `bleu_every`-th validation and at the last step.
+    public var scoredSources: [[Int32]] { validationPairs.prefix(Swift.min(bleuSample, validationPairs.count)).map(\.source) }
+    public var scoreEvery: Int { bleuEvery }
+
+    /// BLEU and chrF of the translations of `scoredSources` against their reference texts.
+    public func score(translations: [[Int32]]) -> [String: Double] {
+        let hypotheses = translations.map { tokenizer.decode($0) }
+        let references = Array(validationText.prefix(hypotheses.count).map(\.target))
+        return ["bleu": CorpusBLEU.score(hypotheses: hypotheses, references: references).score,
+                "chrf": CorpusChrF.score(hypotheses: hypotheses, references: references)]
     }
 }

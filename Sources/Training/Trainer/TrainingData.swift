@@ -11,15 +11,23 @@ public protocol TrainingData: Sendable {
     var reportsSequenceAccuracy: Bool { get }
     /// Identifies the tokenizer (empty for toy tasks); part of the handshake and checkpoints.
     var tokenizerHash: String { get }
-    /// Further validation figures (e.g. `bleu` on a sample), logged in `valid.jsonl`; called at
-    /// every validation with its number (step / validate_every) and whether it is the last step.
-    func extraValidationMetrics(model: Transformer, validationNumber: Int, isFinal: Bool) throws -> [String: Double]
+    /// Validation sources whose greedy translations are scored (e.g. BLEU on a sample); empty
+    /// when the task scores none.
+    var scoredSources: [[Int32]] { get }
+    /// The scored sources are translated at every `scoreEvery`-th validation and at the last
+    /// step; 0 never.
+    var scoreEvery: Int { get }
+    /// Figures logged in `valid.jsonl` from the greedy translations of `scoredSources`, in order
+    /// (e.g. `bleu`, `chrf`).
+    func score(translations: [[Int32]]) -> [String: Double]
     /// What was loaded and skipped, printed when a run starts (nil: nothing to say).
     var loadReport: String? { get }
 }
 
 extension TrainingData {
-    public func extraValidationMetrics(model: Transformer, validationNumber: Int, isFinal: Bool) throws -> [String: Double] { [:] }
+    public var scoredSources: [[Int32]] { [] }
+    public var scoreEvery: Int { 0 }
+    public func score(translations: [[Int32]]) -> [String: Double] { [:] }
     public var loadReport: String? { nil }
 }
 

@@ -2,6 +2,17 @@ import Foundation
 import TensorCore
 import TransformerModel
 
+/// A step whose optimizer update is applied and logged (`TrainingSession.applyStep`) and whose
+/// validation, checkpoint and status are still to come (`finishStep`).
+public struct AppliedStep: Sendable {
+    public let step: Int
+    public let outcome: StepOutcome
+    public let statistics: LossStatistics
+    public let workers: Int
+    /// The validation due after this step (nil: none): compute its units with the new weights.
+    public let validation: ValidationWork?
+}
+
 /// How a run starts and where it writes.
 public struct RunOptions: Sendable {
     public enum Resume: Sendable, Equatable { case fresh, latest, from(String) }
@@ -150,13 +161,27 @@ public final class TrainingSession {
     }
 
     /// Applies one step from the summed gradient (`gradients`, overwritten) of `microBatches`
-    /// global micro-batches, then logs, validates and checkpoints as due. `afterApply` runs right
-    /// after the optimizer (the coordinator broadcasts weights there); what it returns, plus
-    /// `extra`, goes into the step's metrics line (e.g. time spent communicating, bytes moved).
+    /// global micro-batches, then logs, validates and checkpoints as due: `applyStep`, the
+    /// validation's units computed here, `finishStep`. `afterApply` runs right after the
+    /// optimizer (the coordinator broadcasts weights there); what it returns, plus `extra`, goes
+    /// into the step's metrics line (e.g. time spent communicating, bytes moved).
     @discardableResult
     public func completeStep(gradients: UnsafeMutablePointer<Float>, statistics stats: LossStatistics, microBatches: Int,
                              workers: Int, extra: [String: Any] = [:],
                              afterApply: () -> [String: Any] = { [:] }) throws -> StepOutcome {
+        let applied = applyStep(gradients: gradients, statistics: stats, microBatches: microBatches, workers: workers,
+                                extra: extra, afterApply: afterApply)
+        guard let work = applied.validation else { return try finishStep(applied, validation: nil) }
+        let start = Date()
+        let parts = try work.computeAll(model: model)
+        return try finishStep(applied, validation: (parts, Date().timeIntervalSince(start)))
+    }
+
+    /// The optimizer step and its metrics line: the first half of `completeStep`. Compute the
+    /// returned step's `validation` units (if any) with the new weights, then call `finishStep`.
+    public func applyStep(gradients: UnsafeMutablePointer<Float>, statistics stats: LossStatistics, microBatches: Int,
+                          workers: Int, extra: [String: Any] = [:],
+                          afterApply: () -> [String: Any] = { [:] }) -> AppliedStep {
         let t = config.training
         let step = progress.step + 1
         let outcome = optimizer.apply(parameters: model.arena.values.pointer, gradients: gradients,
@@ -193,13 +218,38 @@ public final class TrainingSession {
                        step, t.maxSteps, loss, outcome.learningRate, outcome.gradNorm, tps, progress.elapsedSeconds))
             window = (Date(), 0, 0, 0)
         }
+        let due = step % t.validateEvery == 0 || step == t.maxSteps
+        return AppliedStep(step: step, outcome: outcome, statistics: stats, workers: workers,
+                           validation: due ? validationWork(step: step) : nil)
+    }
+
+    /// The validation due at `step`: every validation scores loss (and the toy tasks' exact
+    /// decodes); the scored translations come every `scoreEvery`-th validation and at the last step.
+    public func validationWork(step: Int) -> ValidationWork {
+        let every = data.scoreEvery
+        let number = step / Swift.max(1, config.training.validateEvery)
+        let translating = every > 0 && (step == config.training.maxSteps || number % every == 0)
+        return ValidationWork(data: data, translating: translating, maxLen: model.config.maxLen)
+    }
+
+    /// The second half of `completeStep`: records the validation (the results of every unit of
+    /// `applied.validation`, in unit order, and how long they took), then checkpoints, stops and
+    /// writes `status.json` as due.
+    @discardableResult
+    public func finishStep(_ applied: AppliedStep, validation: (parts: [ValidationPart], seconds: Double)?) throws -> StepOutcome {
+        let t = config.training
+        let step = applied.step
+        precondition(step == progress.step, "finishStep for step \(step) after step \(progress.step) was applied")
+        precondition((applied.validation == nil) == (validation == nil), "a due validation needs its results (and only then)")
         let stopping = StopSignal.isRequested
         var improved = false
-        if step % t.validateEvery == 0 || step == t.maxSteps { improved = try validate(step: step) }
+        if let work = applied.validation, let validation {
+            improved = recordValidation(step: step, work: work, parts: validation.parts, seconds: validation.seconds)
+        }
         // A new best gets a checkpoint at once, so `checkpoints/best` always names one of its step.
         let patienceOver = bestTracker.isExhausted
         if step % t.checkpointEvery == 0 || step == t.maxSteps || stopping || improved || patienceOver {
-            try saveCheckpoint(workers: workers)
+            try saveCheckpoint(workers: applied.workers)
         }
         if patienceOver { stoppedEarly = true }
         if stopping {
@@ -207,24 +257,24 @@ public final class TrainingSession {
             say("stopped at step \(step); continue with --resume")
         }
         // After validation and checkpoint, so the file says what the step led to.
+        let stats = applied.statistics
         let stepLoss = stats.tokens > 0 && stats.lossSum.isFinite ? stats.lossSum / Double(stats.tokens) : .nan
-        status.update(step: step, maxSteps: t.maxSteps, loss: stepLoss, learningRate: Double(outcome.learningRate),
+        status.update(step: step, maxSteps: t.maxSteps, loss: stepLoss, learningRate: Double(applied.outcome.learningRate),
                       tokensPerSecond: Double(progress.targetTokensSeen - tokensAtBegin) / Swift.max(Date().timeIntervalSince(started), 1e-9),
                       workers: workerStatus, lastValidation: lastValidationLine)
-        return outcome
+        return applied.outcome
     }
 
-    /// Validates, logs, and records the result for `best_metric`; returns true when it is the new best.
-    @discardableResult
-    public func validate(step: Int) throws -> Bool {
-        let v = try Validator(pairs: data.validationPairs, decode: data.reportsSequenceAccuracy).run(model)
+    /// Combines a validation's unit results, logs them, and records the result for
+    /// `best_metric`; returns true when it is the new best.
+    private func recordValidation(step: Int, work: ValidationWork, parts: [ValidationPart], seconds: Double) -> Bool {
+        let (v, translations) = work.combine(parts)
         lastValidation = v
-        var o: [String: Any] = ["step": step, "loss": v.loss, "perplexity": v.perplexity, "token_accuracy": v.tokenAccuracy]
+        var o: [String: Any] = ["step": step, "loss": v.loss, "perplexity": v.perplexity, "token_accuracy": v.tokenAccuracy,
+                                "seconds": seconds]
         var line = String(format: "validation @ %d | loss %.4f | ppl %.3f | token acc %.4f", step, v.loss, v.perplexity, v.tokenAccuracy)
         if let s = v.sequenceAccuracy { o["sequence_accuracy"] = s; line += String(format: " | sequence acc %.4f", s) }
-        // Numbered by step so a resumed run computes the extras at the same validations.
-        let number = step / Swift.max(1, config.training.validateEvery)
-        let extras = try data.extraValidationMetrics(model: model, validationNumber: number, isFinal: step == config.training.maxSteps)
+        let extras = work.translationBatches.isEmpty ? [:] : data.score(translations: translations)
         for (key, value) in extras.sorted(by: { $0.key < $1.key }) {
             o[key] = value; line += String(format: " | %@ %.2f", key, value)
             if key == "bleu" { lastValidation?.bleu = value }
