@@ -131,6 +131,10 @@ extension FuzzTarget {
             ("work", .work(WorkOrder(step: 4, rank: 1, group: 0, lossScale: 1024, firstPosition: 4, microBatches: [8, 9, 10, 11]))),
             ("step-stats", .stepStats(StepStatistics(step: 4, rank: 1, loss: loss, finite: true))),
             ("heartbeat", .heartbeat(Heartbeat(step: 4, rank: 1, nanoseconds: 123_456_789))),
+            ("validate", .validate(ValidationOrder(step: 4, rank: 1, translating: true, units: [1, 3, 5]))),
+            ("validation-loss", .validationPart(ValidationPartMessage(step: 4, rank: 1, unit: 1, part: .loss(loss, exact: 3)))),
+            ("validation-translations", .validationPart(ValidationPartMessage(step: 4, rank: 1, unit: 5,
+                                                                              part: .translations([[5, 6, 7], [], [4]])))),
         ]
     }
 }
