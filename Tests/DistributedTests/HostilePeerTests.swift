@@ -72,7 +72,7 @@ final class HostilePeerTests: XCTestCase {
         private func frames(_ attack: Attack, order: WorkOrder, rank: Int, plan: BucketPlan) -> [Frame] {
             var header = MessageHeader(kind: .gradients)
             header.payloadType = .float32
-            header.step = Int64(order.step); header.rank = Int64(rank); header.group = Int64(order.group)
+            header.step = Int64(order.step); header.rank = Int64(rank); header.attempt = Int64(order.attempt)
             header.bucketIndex = 0; header.bucketCount = Int64(plan.bucketCount)
             header.totalCount = Int64(plan.elementCount)
             // A node it really owes (its run is aligned here): the checks that fire are the plan's.

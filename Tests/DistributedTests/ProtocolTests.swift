@@ -12,7 +12,7 @@ final class ProtocolTests: XCTestCase {
         header.flags = 0x0102_0304
         header.step = 0x0A0B
         header.rank = 3
-        header.group = 2
+        header.attempt = 2
         header.bucketIndex = 5
         header.bucketCount = 6
         header.elementOffset = 0x0100_0000
@@ -73,7 +73,7 @@ final class ProtocolTests: XCTestCase {
     }
 
     func testWorkRoundTrip() throws {
-        let order = WorkOrder(step: 7, rank: 1, group: 1, lossScale: 1024, firstPosition: 6, microBatches: [28, 29, 3_000_000_000])
+        let order = WorkOrder(step: 7, rank: 1, attempt: 1, lossScale: 1024, firstPosition: 6, microBatches: [28, 29, 3_000_000_000])
         guard case .work(let back) = try roundTrip(.work(order)) else { return XCTFail("not work") }
         XCTAssertEqual(back, order)
         let frames = WireMessage.work(order).frames()
@@ -125,7 +125,7 @@ final class ProtocolTests: XCTestCase {
     }
 
     func testStepStatsAndHeartbeatRoundTrip() throws {
-        let stats = StepStatistics(step: 9, rank: 2, group: 1,
+        let stats = StepStatistics(step: 9, rank: 2, attempt: 1,
                                    loss: LossStatistics(lossSum: 1234.5678901234, nllSum: -0.0, tokens: 4096, correct: 4000), finite: true)
         guard case .stepStats(let back) = try roundTrip(.stepStats(stats)) else { return XCTFail("not stepStats") }
         XCTAssertEqual(back, stats)
@@ -146,10 +146,10 @@ final class ProtocolTests: XCTestCase {
         let values: [Float] = [1, -2.5, .nan, .infinity, -0.0, .leastNonzeroMagnitude, 3.4e38, 0.1, 7, 8]
         let arena = FloatBuffer(values)
         let plan = BucketPlan(elementCount: values.count, maxBucketBytes: 16)   // 4 values per bucket
-        let bucket = TensorBucket(step: 3, rank: 1, group: 2, node: TreeNode(start: 4, count: 2), bucket: plan.bucket(1), of: plan,
+        let bucket = TensorBucket(step: 3, rank: 1, attempt: 2, node: TreeNode(start: 4, count: 2), bucket: plan.bucket(1), of: plan,
                                   from: arena.pointer, as: .float32)
         guard case .gradients(let back) = try roundTrip(.gradients(bucket)) else { return XCTFail("not gradients") }
-        XCTAssertEqual([back.step, back.rank, back.group, back.index, back.bucketCount, back.elementOffset, back.elementCount, back.totalCount],
+        XCTAssertEqual([back.step, back.rank, back.attempt, back.index, back.bucketCount, back.elementOffset, back.elementCount, back.totalCount],
                        [3, 1, 2, 1, 3, 4, 4, 10])
         XCTAssertEqual(back.node, TreeNode(start: 4, count: 2))
         // Gradients must name an aligned power-of-two node of the step's tree.

@@ -60,7 +60,7 @@ extension Coordinator {
     /// own rank, shaped exactly like the coordinator's bucket of that index. Stale ones (another
     /// step or attempt) and second copies are ignored; anything else is a protocol violation.
     private func receiveGradients(_ b: TensorBucket, from id: PeerID) {
-        guard let p = peers[id], b.step == currentStep, b.group == attempt else { return }
+        guard let p = peers[id], b.step == currentStep, b.attempt == attempt else { return }
         guard b.rank == p.rank else { return violation(by: id, "sent gradients as rank \(b.rank); it is rank \(p.rank)") }
         guard reducer.expects(rank: p.rank) else { return violation(by: id, "sent gradients for a step it has no part in") }
         guard let node = b.node, reducer.nodes(of: p.rank).contains(node) else {
@@ -80,7 +80,7 @@ extension Coordinator {
 
     /// A rank's loss sums, which its worker sends after its last bucket (earlier ones are ignored).
     private func receiveStatistics(_ s: StepStatistics, from id: PeerID) {
-        guard let p = peers[id], s.step == currentStep, s.group == attempt else { return }
+        guard let p = peers[id], s.step == currentStep, s.attempt == attempt else { return }
         guard s.rank == p.rank else { return violation(by: id, "sent step statistics as rank \(s.rank); it is rank \(p.rank)") }
         guard reducer.receiveStatistics(rank: p.rank, s.loss) else { return }
         if !s.finite { allFinite = false }

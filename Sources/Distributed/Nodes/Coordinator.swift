@@ -220,7 +220,7 @@ public actor Coordinator {
             attemptStart = now()
             for (rank, indices) in stepPlan.assignments {
                 guard let id = peer(rank: rank) else { continue }
-                socket.send(.work(WorkOrder(step: currentStep, rank: rank, group: attempt,
+                socket.send(.work(WorkOrder(step: currentStep, rank: rank, attempt: attempt,
                                             lossScale: session.gradientMultiplier(microBatches: microBatches),
                                             firstPosition: stepPlan.positions[rank]?.lowerBound ?? 0,
                                             microBatches: indices)), to: id)

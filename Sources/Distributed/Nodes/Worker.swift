@@ -325,10 +325,10 @@ public actor Worker {
         // One sum per node of the step's tree this worker covers (one, for an aligned run).
         for part in parts {
             for bucket in plan {
-                socket.send(.gradients(TensorBucket(step: order.step, rank: rank, group: order.group, node: part.node, bucket: bucket,
+                socket.send(.gradients(TensorBucket(step: order.step, rank: rank, attempt: order.attempt, node: part.node, bucket: bucket,
                                                     of: plan, from: part.values, as: gradientType)))
             }
         }
-        socket.send(.stepStats(StepStatistics(step: order.step, rank: rank, group: order.group, loss: stats, finite: finite)))
+        socket.send(.stepStats(StepStatistics(step: order.step, rank: rank, attempt: order.attempt, loss: stats, finite: finite)))
     }
 }

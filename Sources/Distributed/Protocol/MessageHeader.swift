@@ -6,11 +6,11 @@
 ///   4 version      UInt16               64 elementCount   elements in the payload frame
 ///   6 kind         UInt8  MessageKind   72 totalCount     elements in the whole arena
 ///   7 payloadType  UInt8  PayloadType   80 value0 \
-///   8 flags        UInt32               88 value1  | kind-specific (see WireMessage)
+///   8 flags        UInt32               88 value1  | kind-specific (see each message)
 ///  12 reserved     UInt32 (0)           96 value2  |
 ///  16 step                             104 value3 /
 ///  24 rank
-///  32 group
+///  32 attempt
 ///  40 bucketIndex
 ///  48 bucketCount
 /// ```
@@ -26,7 +26,10 @@ public struct MessageHeader: Sendable, Equatable {
     public var flags: UInt32 = 0
     public var step: Int64 = 0
     public var rank: Int64 = 0
-    public var group: Int64 = 0
+    /// The coordinator's attempt number of the step a work order belongs to (it counts up with
+    /// every plan it sends, re-plans included); gradients and statistics echo it, so answers to an
+    /// older plan are told apart. 0 in messages that belong to no plan.
+    public var attempt: Int64 = 0
     public var bucketIndex: Int64 = 0
     public var bucketCount: Int64 = 0
     public var elementOffset: Int64 = 0
@@ -47,7 +50,7 @@ public struct MessageHeader: Sendable, Equatable {
             raw[6] = kind.rawValue
             raw[7] = payloadType.rawValue
             raw.storeBytes(of: flags.littleEndian, toByteOffset: 8, as: UInt32.self)
-            let fields = [step, rank, group, bucketIndex, bucketCount, elementOffset, elementCount, totalCount,
+            let fields = [step, rank, attempt, bucketIndex, bucketCount, elementOffset, elementCount, totalCount,
                           values.0, values.1, values.2, values.3]
             for (i, field) in fields.enumerated() { raw.storeBytes(of: field.littleEndian, toByteOffset: 16 + 8 * i, as: Int64.self) }
         }
@@ -70,10 +73,18 @@ public struct MessageHeader: Sendable, Equatable {
         self.payloadType = payloadType
         flags = UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 8, as: UInt32.self))
         func field(_ i: Int) -> Int64 { Int64(littleEndian: raw.loadUnaligned(fromByteOffset: 16 + 8 * i, as: Int64.self)) }
-        step = field(0); rank = field(1); group = field(2)
+        step = field(0); rank = field(1); attempt = field(2)
         bucketIndex = field(3); bucketCount = field(4)
         elementOffset = field(5); elementCount = field(6); totalCount = field(7)
         values = (field(8), field(9), field(10), field(11))
+    }
+
+    /// `value` as a count or index, or the error naming `field` when it is negative.
+    func nonNegative(_ field: String, _ value: Int64) throws(ProtocolError) -> Int {
+        guard value >= 0, let n = Int(exactly: value) else {
+            throw .invalidField(kind: kind, field: field, value: value, reason: "is negative")
+        }
+        return n
     }
 
     public static func == (a: MessageHeader, b: MessageHeader) -> Bool {

@@ -23,6 +23,17 @@ public enum MessageKind: UInt8, Sendable, CaseIterable, CustomStringConvertible 
     /// worker -> coordinator: the result of one validation unit (Int64 payload).
     case validationPart = 11
 
+    /// The payload types a message of this kind may carry; empty: the header is the whole message.
+    public var payloadTypes: [PayloadType] {
+        switch self {
+        case .hello, .welcome: return [.json]
+        case .refuse, .shutdown: return [.utf8]
+        case .weights, .gradients: return [.float32, .float16]
+        case .work, .validate, .validationPart: return [.int64]
+        case .stepStats, .heartbeat: return []
+        }
+    }
+
     public var description: String {
         switch self {
         case .hello: return "hello"

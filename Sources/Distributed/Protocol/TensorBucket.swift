@@ -8,9 +8,9 @@ public struct TensorBucket: Sendable {
     public let step: Int
     /// The sender's rank (gradients); 0 for weights.
     public let rank: Int
-    /// Which partial sum of the step this is, when a worker sends more than one (e.g. the
-    /// micro-batches it took over from a lost worker); 0 otherwise. Echoes `WorkOrder.group`.
-    public let group: Int
+    /// Gradients: echoes `WorkOrder.attempt` (answers to an older plan of the step are ignored);
+    /// 0 for weights.
+    public let attempt: Int
     /// Gradients: the node of the step's canonical summation tree whose sum this is (a worker
     /// sends one sum per node covering its micro-batches, see `TreeNode.cover`); nil for weights.
     public let node: TreeNode?
@@ -30,11 +30,11 @@ public struct TensorBucket: Sendable {
     /// The values are copied (Float32) or converted with F16C (Float16) into a frame of their own,
     /// from `pool` if given, so the arena may change as soon as this returns, while the frame is
     /// still being sent (to any number of peers, without further copies).
-    public init(step: Int, rank: Int = 0, group: Int = 0, node: TreeNode? = nil, bucket: BucketPlan.Bucket, of plan: BucketPlan,
+    public init(step: Int, rank: Int = 0, attempt: Int = 0, node: TreeNode? = nil, bucket: BucketPlan.Bucket, of plan: BucketPlan,
                 from arena: UnsafePointer<Float>, as elementType: TensorElementType, pool: FramePool? = nil) {
         self.step = step
         self.rank = rank
-        self.group = group
+        self.attempt = attempt
         self.node = node
         index = bucket.index
         bucketCount = plan.bucketCount
@@ -53,19 +53,55 @@ public struct TensorBucket: Sendable {
         }
     }
 
-    /// A decoded bucket (fields already validated).
-    init(header: MessageHeader, elementType: TensorElementType, payload: Frame) {
-        step = Int(header.step)
-        rank = Int(header.rank)
-        group = Int(header.group)
-        node = header.values.1 > 0 ? TreeNode(start: Int(header.values.0), count: Int(header.values.1)) : nil
-        index = Int(header.bucketIndex)
-        bucketCount = Int(header.bucketCount)
-        elementOffset = Int(header.elementOffset)
-        elementCount = Int(header.elementCount)
-        totalCount = Int(header.totalCount)
-        self.elementType = elementType
+    /// Decodes a `weights` or `gradients` bucket, checking that it lies inside its arena, that its
+    /// index is below its bucket count, and that a gradient names an aligned power-of-two tree
+    /// node (header values 0 and 1: the node's first leaf and leaf count). Whether it matches the
+    /// receiver's own plan is `BucketPlan.check`'s to say.
+    init(header: MessageHeader, payload: Frame) throws(ProtocolError) {
+        let kind = header.kind
+        step = try header.nonNegative("step", header.step)
+        rank = try header.nonNegative("rank", header.rank)
+        attempt = try header.nonNegative("attempt", header.attempt)
+        let offset = try header.nonNegative("elementOffset", header.elementOffset)
+        let total = try header.nonNegative("totalCount", header.totalCount)
+        let count = try header.nonNegative("elementCount", header.elementCount)
+        guard offset <= total, count <= total - offset else {
+            throw .invalidField(kind: kind, field: "elementOffset + elementCount", value: header.elementOffset &+ header.elementCount,
+                                reason: "exceeds totalCount \(total)")
+        }
+        bucketCount = try header.nonNegative("bucketCount", header.bucketCount)
+        index = try header.nonNegative("bucketIndex", header.bucketIndex)
+        guard index < bucketCount else {
+            throw .invalidField(kind: kind, field: "bucketIndex", value: header.bucketIndex, reason: "is not below bucketCount \(bucketCount)")
+        }
+        let (nodeStartValue, nodeCountValue, _, _) = header.values
+        let nodeStart = try header.nonNegative("node start", nodeStartValue)
+        let nodeCount = try header.nonNegative("node leaf count", nodeCountValue)
+        if kind == .gradients {
+            guard nodeCount > 0, nodeCount & (nodeCount - 1) == 0, nodeStart % nodeCount == 0 else {
+                throw .invalidField(kind: kind, field: "node", value: nodeCountValue,
+                                    reason: "is not an aligned power-of-two block of leaves (start \(nodeStart))")
+            }
+        }
+        node = nodeCount > 0 ? TreeNode(start: nodeStart, count: nodeCount) : nil
+        elementOffset = offset
+        elementCount = count
+        totalCount = total
+        elementType = header.payloadType == .float16 ? .float16 : .float32
         self.payload = payload
+    }
+
+    func encode(into header: inout MessageHeader) -> Frame {
+        header.payloadType = elementType.payloadType
+        header.step = Int64(step)
+        header.rank = Int64(rank)
+        header.attempt = Int64(attempt)
+        header.bucketIndex = Int64(index)
+        header.bucketCount = Int64(bucketCount)
+        header.elementOffset = Int64(elementOffset)
+        header.totalCount = Int64(totalCount)
+        if let node { header.values.0 = Int64(node.start); header.values.1 = Int64(node.count) }
+        return payload
     }
 
     /// Writes the values into `arena` (of `arenaCount` values) at `elementOffset`, as Float32.

@@ -19,12 +19,7 @@ public struct ValidationOrder: Sendable, Equatable {
 
     init(header: MessageHeader, payload: Frame) throws(ProtocolError) {
         let words = payload.int64Words()
-        guard let step = Int(exactly: header.step), step >= 0 else {
-            throw .invalidField(kind: .validate, field: "step", value: header.step, reason: "is negative")
-        }
-        guard let rank = Int(exactly: header.rank), rank >= 0 else {
-            throw .invalidField(kind: .validate, field: "rank", value: header.rank, reason: "is negative")
-        }
+        let step = try header.nonNegative("step", header.step), rank = try header.nonNegative("rank", header.rank)
         if let bad = words.first(where: { $0 < 0 }) {
             throw .invalidField(kind: .validate, field: "unit", value: bad, reason: "is negative")
         }
@@ -61,8 +56,7 @@ public struct ValidationPartMessage: Sendable, Equatable {
         func bad(_ field: String, _ value: Int64, _ reason: String) -> ProtocolError {
             .invalidField(kind: kind, field: field, value: value, reason: reason)
         }
-        guard header.step >= 0 else { throw bad("step", header.step, "is negative") }
-        guard header.rank >= 0 else { throw bad("rank", header.rank, "is negative") }
+        let step = try header.nonNegative("step", header.step), rank = try header.nonNegative("rank", header.rank)
         let words = payload.int64Words()
         guard words.count >= 2 else { throw bad("payload words", Int64(words.count), "is fewer than 2 (unit, tag)") }
         guard words[0] >= 0 else { throw bad("unit", words[0], "is negative") }
@@ -103,7 +97,7 @@ public struct ValidationPartMessage: Sendable, Equatable {
         case nil:
             throw bad("tag", words[1], "is neither 0 (loss chunk) nor 1 (translation batch)")
         }
-        self.init(step: Int(header.step), rank: Int(header.rank), unit: Int(words[0]), part: part)
+        self.init(step: step, rank: rank, unit: Int(words[0]), part: part)
     }
 
     func encode(into header: inout MessageHeader) -> Frame {

@@ -1,11 +1,11 @@
-import Training
-
 /// A message of the distributed-training protocol, as the actors see it.
 ///
 /// `frames()` encodes it (header frame + optional payload frame) and `init(frames:)` decodes and
-/// validates it. Tensors travel as raw Float32/Float16 bytes; only the small handshake fields are
-/// JSON. The protocol version is in every header; a peer of another version fails to decode with
-/// `ProtocolError.unsupportedVersion`.
+/// validates it. The checks every kind shares (header, frame count, payload type and size) are
+/// here; each message type then reads and checks its own fields (`init(header:payload:)`) and
+/// writes them (`encode(into:)`), next to its definition. Tensors travel as raw Float32/Float16
+/// bytes; only the small handshake fields are JSON. The protocol version is in every header; a
+/// peer of another version fails to decode with `ProtocolError.unsupportedVersion`.
 public enum WireMessage: Sendable {
     case hello(Hello)
     case welcome(Welcome)
@@ -35,104 +35,73 @@ public enum WireMessage: Sendable {
         case .validationPart: return .validationPart
         }
     }
-}
 
-/// worker -> coordinator, first message. The protocol version is the header's.
-public struct Hello: Sendable, Equatable {
-    /// Hash of the worker's config; nil if the worker has none and takes the coordinator's.
-    public var configHash: String?
-    /// Hash of the worker's tokenizer; nil if it has none.
-    public var tokenizerHash: String?
-    /// Shown by the coordinator ("worker-2 joined").
-    public var name: String
-    /// Compute threads the worker uses.
-    public var threads: Int
-
-    public init(configHash: String?, tokenizerHash: String?, name: String, threads: Int) {
-        self.configHash = configHash
-        self.tokenizerHash = tokenizerHash
-        self.name = name
-        self.threads = threads
+    /// Decodes and validates received frames: header size, magic, version, kind, payload type,
+    /// frame count, payload size against `elementCount`, then the message's own fields.
+    public init(frames: [Frame]) throws(ProtocolError) {
+        guard let first = frames.first else { throw .noFrames }
+        let header = try first.withUnsafeBytes { raw throws(ProtocolError) in try MessageHeader(decoding: raw) }
+        let kind = header.kind
+        let allowed = kind.payloadTypes
+        guard frames.count == (allowed.isEmpty ? 1 : 2) else {
+            throw .frameCount(kind: kind, expected: allowed.isEmpty ? 1 : 2, actual: frames.count)
+        }
+        var payload: Frame?
+        if !allowed.isEmpty {
+            guard allowed.contains(header.payloadType) else {
+                throw .wrongPayloadType(kind: kind, expected: allowed, actual: header.payloadType)
+            }
+            _ = try header.nonNegative("elementCount", header.elementCount)
+            let expected = header.elementCount.multipliedReportingOverflow(by: Int64(header.payloadType.elementSize))
+            guard !expected.overflow, expected.partialValue == Int64(frames[1].count) else {
+                throw .payloadSize(kind: kind, expectedBytes: header.payloadBytes, actualBytes: frames[1].count)
+            }
+            payload = frames[1]
+        }
+        // The frame count was checked against the kind: a kind with a payload has one here.
+        func body() -> Frame { payload ?? Frame([]) }
+        switch kind {
+        case .hello: self = .hello(try Hello(header: header, payload: body()))
+        case .welcome: self = .welcome(try Welcome(header: header, payload: body()))
+        case .refuse: self = .refuse(reason: try Self.text(body(), kind: kind))
+        case .shutdown: self = .shutdown(reason: try Self.text(body(), kind: kind))
+        case .weights: self = .weights(try TensorBucket(header: header, payload: body()))
+        case .gradients: self = .gradients(try TensorBucket(header: header, payload: body()))
+        case .work: self = .work(try WorkOrder(header: header, payload: body()))
+        case .stepStats: self = .stepStats(try StepStatistics(header: header))
+        case .heartbeat: self = .heartbeat(try Heartbeat(header: header))
+        case .validate: self = .validate(try ValidationOrder(header: header, payload: body()))
+        case .validationPart: self = .validationPart(try ValidationPartMessage(header: header, payload: body()))
+        }
     }
-}
 
-/// coordinator -> worker: accepted. Weights for `step` follow.
-public struct Welcome: Sendable, Equatable {
-    public var rank: Int
-    public var worldSize: Int
-    /// The last completed step (the worker's first work order is for a later one).
-    public var step: Int
-    /// Global index of the next micro-batch of the data stream.
-    public var dataCursor: Int
-    /// The run's config file (JSON text), for a worker started without one.
-    public var config: String?
-
-    public init(rank: Int, worldSize: Int, step: Int, dataCursor: Int, config: String? = nil) {
-        self.rank = rank
-        self.worldSize = worldSize
-        self.step = step
-        self.dataCursor = dataCursor
-        self.config = config
+    /// The frames to send: the header, then the payload if the kind has one.
+    ///
+    /// Tensor buckets reuse their payload frame, so encoding a bucket copies nothing and the same
+    /// frames may be sent to many peers.
+    public func frames() -> [Frame] {
+        var header = MessageHeader(kind: kind)
+        let payload: Frame?
+        switch self {
+        case .hello(let hello): payload = hello.encode(into: &header)
+        case .welcome(let welcome): payload = welcome.encode(into: &header)
+        case .refuse(let reason), .shutdown(let reason):
+            payload = Frame(Array(reason.utf8))
+            header.payloadType = .utf8
+        case .weights(let bucket), .gradients(let bucket): payload = bucket.encode(into: &header)
+        case .work(let order): payload = order.encode(into: &header)
+        case .stepStats(let stats): stats.encode(into: &header); payload = nil
+        case .heartbeat(let beat): beat.encode(into: &header); payload = nil
+        case .validate(let order): payload = order.encode(into: &header)
+        case .validationPart(let part): payload = part.encode(into: &header)
+        }
+        guard let payload else { return [Frame(header.encoded())] }
+        header.elementCount = Int64(payload.count / max(1, header.payloadType.elementSize))
+        return [Frame(header.encoded()), payload]
     }
-}
 
-/// coordinator -> worker: compute these global micro-batches of `step`, then send their gradient
-/// sum (as `gradients` buckets and one `stepStats`, all tagged with `group`).
-public struct WorkOrder: Sendable, Equatable {
-    public var step: Int
-    /// The worker's rank.
-    public var rank: Int
-    /// Distinguishes several orders for one step (e.g. extra micro-batches taken over from a lost
-    /// worker); 0 for the first.
-    public var group: Int
-    /// Loss scale for Float16 gradients (1 without).
-    public var lossScale: Float
-    /// Position of `microBatches[0]` among the step's micro-batches (the rest follow it): where
-    /// the worker's sums sit in the step's canonical tree.
-    public var firstPosition: Int
-    /// Global micro-batch indices, in the order they are to be accumulated.
-    public var microBatches: [Int]
-
-    public init(step: Int, rank: Int, group: Int = 0, lossScale: Float = 1, firstPosition: Int = 0, microBatches: [Int]) {
-        self.step = step
-        self.rank = rank
-        self.group = group
-        self.lossScale = lossScale
-        self.firstPosition = firstPosition
-        self.microBatches = microBatches
-    }
-}
-
-/// worker -> coordinator: the sums that go with one gradient (header values 0-3: tokens, correct,
-/// loss sum and NLL sum as Float64 bits; flag bit 0: finite).
-public struct StepStatistics: Sendable, Equatable {
-    public var step: Int
-    public var rank: Int
-    public var group: Int
-    public var loss: LossStatistics
-    /// Every value of the worker's gradient sum and loss was finite.
-    public var finite: Bool
-
-    public init(step: Int, rank: Int, group: Int = 0, loss: LossStatistics, finite: Bool) {
-        self.step = step
-        self.rank = rank
-        self.group = group
-        self.loss = loss
-        self.finite = finite
-    }
-}
-
-/// Both ways: "I am alive" (header value 0: sender's monotonic clock in nanoseconds).
-public struct Heartbeat: Sendable, Equatable {
-    /// The sender's current step.
-    public var step: Int
-    public var rank: Int
-    /// The sender's monotonic clock (e.g. `DispatchTime.now().uptimeNanoseconds`), for round trips.
-    public var nanoseconds: UInt64
-
-    public init(step: Int, rank: Int, nanoseconds: UInt64) {
-        self.step = step
-        self.rank = rank
-        self.nanoseconds = nanoseconds
+    private static func text(_ frame: Frame, kind: MessageKind) throws(ProtocolError) -> String {
+        guard let s = String(validating: frame.bytes, as: UTF8.self) else { throw .invalidText(kind: kind) }
+        return s
     }
 }
