@@ -128,7 +128,7 @@ extension FuzzTarget {
             ("weights-f16", .weights(bucket(2, .float16))),
             ("gradients-f32", .gradients(bucket(1, .float32, node: TreeNode(start: 2, count: 2)))),
             ("gradients-f16", .gradients(bucket(2, .float16, node: TreeNode(start: 0, count: 1)))),
-            ("work", .work(WorkOrder(step: 4, rank: 1, attempt: 0, lossScale: 1024, firstPosition: 4, microBatches: [8, 9, 10, 11]))),
+            ("work", .work(WorkOrder(step: 4, rank: 1, attempt: 0, gradientMultiplier: 1024, firstPosition: 4, microBatches: [8, 9, 10, 11]))),
             ("step-stats", .stepStats(StepStatistics(step: 4, rank: 1, loss: loss, finite: true))),
             ("heartbeat", .heartbeat(Heartbeat(step: 4, rank: 1, nanoseconds: 123_456_789))),
             ("validate", .validate(ValidationOrder(step: 4, rank: 1, translating: true, units: [1, 3, 5]))),

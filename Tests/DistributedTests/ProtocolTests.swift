@@ -73,7 +73,7 @@ final class ProtocolTests: XCTestCase {
     }
 
     func testWorkRoundTrip() throws {
-        let order = WorkOrder(step: 7, rank: 1, attempt: 1, lossScale: 1024, firstPosition: 6, microBatches: [28, 29, 3_000_000_000])
+        let order = WorkOrder(step: 7, rank: 1, attempt: 1, gradientMultiplier: 1024, firstPosition: 6, microBatches: [28, 29, 3_000_000_000])
         guard case .work(let back) = try roundTrip(.work(order)) else { return XCTFail("not work") }
         XCTAssertEqual(back, order)
         let frames = WireMessage.work(order).frames()

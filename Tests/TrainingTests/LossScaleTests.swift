@@ -89,10 +89,10 @@ final class LossScaleTests: XCTestCase {
     func testFloat16RoundingHelpers() {
         var scratch: [UInt16] = []
         var values: [Float] = [1, 1.0 / 3, 65504, 65519, 65520, -70000, .nan]
-        XCTAssertFalse(Float16Wire.isFiniteAfterRounding(values, count: values.count))
-        XCTAssertTrue(Float16Wire.isFiniteAfterRounding(values, count: 4))
-        XCTAssertFalse(Float16Wire.isFiniteAfterRounding(values, count: 5))
-        values.withUnsafeMutableBufferPointer { Float16Wire.round($0.baseAddress!, count: $0.count, scratch: &scratch) }
+        XCTAssertFalse(Float16Rounding.isFiniteAfterRounding(values, count: values.count))
+        XCTAssertTrue(Float16Rounding.isFiniteAfterRounding(values, count: 4))
+        XCTAssertFalse(Float16Rounding.isFiniteAfterRounding(values, count: 5))
+        values.withUnsafeMutableBufferPointer { Float16Rounding.round($0.baseAddress!, count: $0.count, scratch: &scratch) }
         XCTAssertEqual(Array(values[0..<6]), [1, 0.333251953125, 65504, 65504, .infinity, -.infinity])
         XCTAssertTrue(values[6].isNaN)
     }

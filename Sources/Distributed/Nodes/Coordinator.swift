@@ -221,7 +221,7 @@ public actor Coordinator {
             for (rank, indices) in stepPlan.assignments {
                 guard let id = peer(rank: rank) else { continue }
                 socket.send(.work(WorkOrder(step: currentStep, rank: rank, attempt: attempt,
-                                            lossScale: session.gradientMultiplier(microBatches: microBatches),
+                                            gradientMultiplier: session.gradientMultiplier(microBatches: microBatches),
                                             firstPosition: stepPlan.positions[rank]?.lowerBound ?? 0,
                                             microBatches: indices)), to: id)
             }

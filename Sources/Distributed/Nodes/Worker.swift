@@ -208,7 +208,9 @@ public actor Worker {
               order.firstPosition <= maxMicroBatches - order.microBatches.count else {
             return "it has micro-batches at positions \(order.firstPosition)..<\(order.firstPosition + order.microBatches.count) (a step has at most \(maxMicroBatches))"
         }
-        guard order.lossScale.isFinite, order.lossScale > 0 else { return "its gradient multiplier \(order.lossScale) is not positive" }
+        guard order.gradientMultiplier.isFinite, order.gradientMultiplier > 0 else {
+            return "its gradient multiplier \(order.gradientMultiplier) is not positive"
+        }
         return nil
     }
 
@@ -225,12 +227,8 @@ public actor Worker {
             }
             let data = try makeTrainingData(config)
             // With Float16 parameters the replica keeps its weight matrices in Float16.
-            let model = Transformer(config: config.model, seed: config.training.seed,
-                                    float16Parameters: config.training.float16.parameters)
-            model.activationCheckpointing = config.training.activationCheckpointing
-            model.float16Activations = config.training.float16.activations
-            replica = ReplicaTrainer(model: model, data: data, labelSmoothing: config.training.labelSmoothing,
-                                     seed: config.training.seed)
+            let model = ReplicaTrainer.model(for: config, float16Parameters: config.training.float16.parameters)
+            replica = ReplicaTrainer(config: config, model: model, data: data)
             plan = BucketPlan(elementCount: model.arena.layout.totalCount)
             gradientType = config.training.float16.gradients ? .float16 : .float32
             weightType = config.training.float16.parameters ? .float16 : .float32
@@ -300,7 +298,7 @@ public actor Worker {
 
     private func compute(_ order: WorkOrder) async {
         guard let replica, let plan, let socket else { return }
-        replica.lossScale = order.lossScale
+        replica.gradientMultiplier = order.gradientMultiplier
         if halfWeightsPending {
             halfWeights.withUnsafeBufferPointer { if let base = $0.baseAddress { replica.model.arena.loadParameters(half: base) } }
             halfWeightsPending = false
@@ -319,7 +317,7 @@ public actor Worker {
         if order.step == options.injectNonFiniteAtStep, plan.elementCount > 0, let first = parts.first { first.values[0] = .infinity }
         // Finite as sent: a value that overflows Float16 arrives as inf, so it counts as an overflow.
         let finite = stats.lossSum.isFinite && parts.allSatisfy { part in
-            gradientType == .float16 ? Float16Wire.isFiniteAfterRounding(part.values, count: plan.elementCount)
+            gradientType == .float16 ? Float16Rounding.isFiniteAfterRounding(part.values, count: plan.elementCount)
                                      : VectorOps.allFinite(part.values, count: plan.elementCount)
         }
         // One sum per node of the step's tree this worker covers (one, for an aligned run).

@@ -14,18 +14,18 @@ public struct WorkOrder: Sendable, Equatable {
     public var attempt: Int
     /// What the worker multiplies its loss by before backward (`TrainingSession.gradientMultiplier`:
     /// the loss scale of Float16 gradients over the step's micro-batches; 1 without).
-    public var lossScale: Float
+    public var gradientMultiplier: Float
     /// Position of `microBatches[0]` among the step's micro-batches (the rest follow it): where
     /// the worker's sums sit in the step's canonical tree.
     public var firstPosition: Int
     /// Global micro-batch indices, in the order they are to be accumulated.
     public var microBatches: [Int]
 
-    public init(step: Int, rank: Int, attempt: Int = 0, lossScale: Float = 1, firstPosition: Int = 0, microBatches: [Int]) {
+    public init(step: Int, rank: Int, attempt: Int = 0, gradientMultiplier: Float = 1, firstPosition: Int = 0, microBatches: [Int]) {
         self.step = step
         self.rank = rank
         self.attempt = attempt
-        self.lossScale = lossScale
+        self.gradientMultiplier = gradientMultiplier
         self.firstPosition = firstPosition
         self.microBatches = microBatches
     }
@@ -38,7 +38,7 @@ public struct WorkOrder: Sendable, Equatable {
         let (multiplierBits, firstPosition, _, _) = header.values
         self.init(step: try header.nonNegative("step", header.step), rank: try header.nonNegative("rank", header.rank),
                   attempt: try header.nonNegative("attempt", header.attempt),
-                  lossScale: Float(bitPattern: UInt32(truncatingIfNeeded: multiplierBits)),
+                  gradientMultiplier: Float(bitPattern: UInt32(truncatingIfNeeded: multiplierBits)),
                   firstPosition: try header.nonNegative("first position", firstPosition), microBatches: words.map { Int($0) })
     }
 
@@ -47,7 +47,7 @@ public struct WorkOrder: Sendable, Equatable {
         header.step = Int64(step)
         header.rank = Int64(rank)
         header.attempt = Int64(attempt)
-        header.values.0 = Int64(lossScale.bitPattern)
+        header.values.0 = Int64(gradientMultiplier.bitPattern)
         header.values.1 = Int64(firstPosition)
         return Frame(int64Words: microBatches.map { Int64($0) })
     }

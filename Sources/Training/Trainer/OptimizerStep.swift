@@ -42,16 +42,16 @@ public final class OptimizerStep {
         self.skippedSteps = skippedSteps
     }
 
-    /// `gradients` holds the sum over all tokens times `lossScale` (the gradient multiplier the
-    /// workers used, 1 without loss scaling); it is unscaled and averaged in place, in Float32.
+    /// `gradients` holds the sum over all tokens times `gradientMultiplier` (what the workers
+    /// multiplied by, `TrainingSession.gradientMultiplier`; 1 without loss scaling); it is unscaled and averaged in place, in Float32.
     public func apply(parameters: UnsafeMutablePointer<Float>, gradients: UnsafeMutablePointer<Float>, count: Int,
-                      tokens: Int, lossScale: Float = 1, lossIsFinite: Bool = true) -> StepOutcome {
+                      tokens: Int, gradientMultiplier: Float = 1, lossIsFinite: Bool = true) -> StepOutcome {
         let lr = schedule.rate(step: adam.step + 1)
         guard tokens > 0 else {
             skippedSteps += 1
             return StepOutcome(applied: false, gradNorm: 0, learningRate: lr)
         }
-        BLAS.scale(count, alpha: 1 / (Float(tokens) * lossScale), x: gradients)
+        BLAS.scale(count, alpha: 1 / (Float(tokens) * gradientMultiplier), x: gradients)
         let (norm, _) = GradientClipping.clip(gradients, count: count, maxNorm: clipNorm)
         guard lossIsFinite, norm.isFinite else {
             skippedSteps += 1

@@ -12,8 +12,9 @@ public final class ReplicaTrainer {
     public let data: any TrainingData
     public let labelSmoothing: Float
     public let seed: UInt64
-    /// Multiplies d(loss)/d(logits) (dynamic loss scaling for Float16 gradients; 1 otherwise).
-    public var lossScale: Float = 1
+    /// Multiplies d(sum of token losses)/d(logits): `TrainingSession.gradientMultiplier` (the loss
+    /// scale over the step's token budget with Float16 gradients; 1 otherwise).
+    public var gradientMultiplier: Float = 1
 
     public init(model: Transformer, data: any TrainingData, labelSmoothing: Float, seed: UInt64) {
         self.model = model; self.data = data; self.labelSmoothing = labelSmoothing; self.seed = seed
@@ -73,9 +74,27 @@ public final class ReplicaTrainer {
         let stats = batch.targetOutput.withUnsafeBufferPointer { targets in
             LabelSmoothedCrossEntropy.evaluate(logits: logits, targets: targets.baseAddress!,
                                                rows: batch.batchSize * batch.targetLength, vocab: model.config.vocabSize,
-                                               smoothing: labelSmoothing, gradientScale: lossScale)
+                                               smoothing: labelSmoothing, gradientScale: gradientMultiplier)
         }
         model.backward()
         return stats
+    }
+}
+
+extension ReplicaTrainer {
+    /// The model of a run as every process builds it: the weights the config's seed gives and the
+    /// run's memory plans (activation checkpointing, Float16 activations). With
+    /// `float16Parameters` its weight matrices are stored in Float16 (a worker's replica under
+    /// `training.float16.parameters`); the coordinator's master copy is always Float32.
+    public static func model(for config: RunConfig, float16Parameters: Bool = false) -> Transformer {
+        let model = Transformer(config: config.model, seed: config.training.seed, float16Parameters: float16Parameters)
+        model.activationCheckpointing = config.training.activationCheckpointing
+        model.float16Activations = config.training.float16.activations
+        return model
+    }
+
+    /// A replica of `config`'s run computing on `model` (see `model(for:float16Parameters:)`).
+    public convenience init(config: RunConfig, model: Transformer, data: any TrainingData) {
+        self.init(model: model, data: data, labelSmoothing: config.training.labelSmoothing, seed: config.training.seed)
     }
 }

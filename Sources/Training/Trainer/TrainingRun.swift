@@ -23,14 +23,11 @@ public final class TrainingRun {
         let model: Transformer
         if config.training.float16.parameters {
             // Workers receive Float16 weights: compute on a separate replica holding their rounding.
-            model = Transformer(config: config.model, seed: config.training.seed, float16Parameters: true)
-            model.activationCheckpointing = config.training.activationCheckpointing
-            model.float16Activations = config.training.float16.activations
+            model = ReplicaTrainer.model(for: config, float16Parameters: true)
         } else {
             model = session.model
         }
-        replica = ReplicaTrainer(model: model, data: session.data, labelSmoothing: config.training.labelSmoothing,
-                                 seed: config.training.seed)
+        replica = ReplicaTrainer(config: config, model: model, data: session.data)
         syncReplica()
     }
 
@@ -61,7 +58,7 @@ public final class TrainingRun {
         session.begin(workers: workers)
         while !session.isFinished {
             let cursor = session.progress.dataCursor
-            replica.lossScale = session.gradientMultiplier(microBatches: perStep)
+            replica.gradientMultiplier = session.gradientMultiplier(microBatches: perStep)
             let grads = replica.model.arena.gradients.pointer
             let stats = try config.training.float16.gradients
                 ? computeAsFloat16Ranks(cursor: cursor, perStep: perStep, workers: workers)
@@ -94,8 +91,8 @@ public final class TrainingRun {
             let stats = try replica.computeGradientParts(step: session.nextStep, microBatches: Array((cursor + lo)..<(cursor + hi)),
                                                          firstPosition: lo)
             for part in replica.parts {
-                if !(stats.lossSum.isFinite && Float16Wire.isFiniteAfterRounding(part.values, count: count)) { allFinite = false }
-                Float16Wire.round(part.values, count: count, scratch: &halfScratch)
+                if !(stats.lossSum.isFinite && Float16Rounding.isFiniteAfterRounding(part.values, count: count)) { allFinite = false }
+                Float16Rounding.round(part.values, count: count, scratch: &halfScratch)
                 rankSum.push(part.values, node: part.node)
             }
             total += stats

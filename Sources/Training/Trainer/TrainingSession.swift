@@ -75,9 +75,7 @@ public final class TrainingSession {
     public init(config: RunConfig, options: RunOptions) throws {
         self.config = config; self.options = options
         data = try makeTrainingData(config)
-        model = Transformer(config: config.model, seed: config.training.seed)
-        model.activationCheckpointing = config.training.activationCheckpointing
-        model.float16Activations = config.training.float16.activations
+        model = ReplicaTrainer.model(for: config)
         optimizer = OptimizerStep(layout: model.arena.layout, config: config)
         log = try RunLog(directory: options.runDirectory)
         checkpoint = TrainingCheckpoint(runDirectory: options.runDirectory, config: config)
@@ -186,7 +184,7 @@ public final class TrainingSession {
         let step = progress.step + 1
         let outcome = optimizer.apply(parameters: model.arena.values.pointer, gradients: gradients,
                                       count: parameterCount, tokens: stats.tokens,
-                                      lossScale: gradientMultiplier(microBatches: microBatches),
+                                      gradientMultiplier: gradientMultiplier(microBatches: microBatches),
                                       lossIsFinite: stats.lossSum.isFinite)
         let scaleUsed = lossScale.scale
         lossScale.update(overflow: outcome.nonFinite)
