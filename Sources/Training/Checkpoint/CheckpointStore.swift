@@ -38,7 +38,9 @@ public struct WrittenCheckpoint: Sendable, Equatable {
 /// Writes are crash-safe: a checkpoint is assembled under a temporary name, every file and the
 /// directory are fsynced, and only then is it renamed into place and `latest` replaced (itself
 /// by write-fsync-rename). A crash at any point leaves either the previous state or the new
-/// one, plus at most a `.tmp-*` leftover that readers ignore and later writes delete.
+/// one, plus at most a `.tmp-*` leftover that readers ignore and later writes delete. A write that
+/// fails (disk full, read-only file system) removes what it wrote and throws `cannotWrite` naming
+/// the checkpoint and the system's reason; earlier checkpoints and `latest` stay as they were.
 /// One process writes a run's checkpoints at a time.
 public struct CheckpointStore: Sendable {
     /// The `format` value in `state.json`.
@@ -101,7 +103,14 @@ public struct CheckpointStore: Sendable {
                                           temporary: checkpointsDirectory + "/.tmp-\(name)-\(pid)",
                                           aside: checkpointsDirectory + "/.tmp-replaced-\(name)-\(pid)")
         var warnings = assembled.warnings
-        try writePointer(name, to: latestPath, checkpoint: final)
+        do throws(CheckpointError) {
+            try writePointer(name, to: latestPath, checkpoint: final)
+        } catch {
+            // `latest` still names the previous checkpoint: take the new one away again, so that a
+            // failed write leaves the run as it was (and a full disk no fuller).
+            if (try? Self.pointerName(latestPath, missingIsNil: true)) != name { try? Posix.removeTree(final) }
+            throw error
+        }
         let removed = prune(keep: keep, newest: step, preserving: preserving, warnings: &warnings)
         removeStaleTemporaries(warnings: &warnings)
         return WrittenCheckpoint(directory: final, step: step, modelChecksum: assembled.modelChecksum,
@@ -188,15 +197,17 @@ public struct CheckpointStore: Sendable {
         try writePointer(name, to: bestPath, checkpoint: checkpointsDirectory + "/" + name)
     }
 
-    /// Replaces a pointer file atomically with `name` and a newline.
+    /// Replaces a pointer file atomically with `name` and a newline. On failure the old pointer
+    /// stays (unless only the final directory sync failed) and no temporary file is left.
     private func writePointer(_ name: String, to path: String, checkpoint: String) throws(CheckpointError) {
+        let file = (path as NSString).lastPathComponent
+        let temporary = checkpointsDirectory + "/.tmp-\(file)-\(Posix.processID)"
         do throws(SystemCallFailure) {
-            let file = (path as NSString).lastPathComponent
-            let temporary = checkpointsDirectory + "/.tmp-\(file)-\(Posix.processID)"
             try Posix.writeDurably(Array((name + "\n").utf8), to: temporary)
             try Posix.rename(temporary, path)
             try Posix.syncDirectory(checkpointsDirectory)
         } catch {
+            try? Posix.removeTree(temporary)
             throw .cannotWrite(checkpoint, error)
         }
     }

@@ -61,13 +61,42 @@ public final class RunLog {
     }
 
     public func logStep(_ object: [String: Any]) {
-        metrics.write(RunLog.jsonLine(object))
+        append(RunLog.jsonLine(object), to: metrics, "metrics.jsonl", warned: &metricsWarned)
         logTensorBoard(object, TensorBoardScalars.forStep(object))
     }
 
     public func logValidation(_ object: [String: Any]) {
-        valid.write(RunLog.jsonLine(object))
+        append(RunLog.jsonLine(object), to: valid, "valid.jsonl", warned: &validWarned)
         logTensorBoard(object, TensorBoardScalars.forValidation(object))
+    }
+
+    private var metricsWarned = false, validWarned = false
+
+    /// Appends one line. A line that cannot be written (disk full) is cut off again, so the file
+    /// keeps whole lines, and is left out with one warning per file: logs must not stop training.
+    private func append(_ line: Data, to handle: FileHandle, _ name: String, warned: inout Bool) {
+        do {
+            let offset = try handle.offset()
+            do { try handle.write(contentsOf: line) } catch {
+                try? handle.truncate(atOffset: offset)
+                throw error
+            }
+        } catch {
+            guard !warned else { return }
+            warned = true
+            printError("warning: cannot append to \(directory.appendingPathComponent(name).path): "
+                + "\(Self.reason(error)); training continues, lines that cannot be written are left out (warned once)")
+        }
+    }
+
+    /// The system's reason of a Foundation file error ("No space left on device").
+    static func reason(_ error: Error) -> String {
+        let ns = error as NSError
+        if let posix = ns.userInfo[NSUnderlyingErrorKey] as? NSError, posix.domain == NSPOSIXErrorDomain {
+            return String(cString: strerror(Int32(posix.code)))
+        }
+        if ns.domain == NSPOSIXErrorDomain { return String(cString: strerror(Int32(ns.code))) }
+        return ns.localizedDescription
     }
 
     private func logTensorBoard(_ object: [String: Any], _ scalars: [TensorBoardEvent.Scalar]) {

@@ -106,11 +106,13 @@ public struct TrainingCheckpoint {
 }
 
 /// Writes a line to standard output at once (unbuffered: progress shows up in pipes and log files).
+/// A line that cannot be written (output redirected to a full disk) is dropped: it must not stop
+/// the run.
 public func printLine(_ message: String) {
-    FileHandle.standardOutput.write(Data((message + "\n").utf8))
+    try? FileHandle.standardOutput.write(contentsOf: Data((message + "\n").utf8))
 }
 
-/// Writes a line to standard error.
+/// Writes a line to standard error (dropped if it cannot be written, like `printLine`).
 public func printError(_ message: String) {
-    FileHandle.standardError.write(Data((message + "\n").utf8))
+    try? FileHandle.standardError.write(contentsOf: Data((message + "\n").utf8))
 }

@@ -4,6 +4,8 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
     case runDirectory(path: String, reason: String)
     case resume(String)
     case invalidBatch(String)
+    /// The run ended but its final checkpoint (or `best` pointer) could not be written.
+    case checkpointNotWritten(String)
 
     public var description: String {
         switch self {
@@ -11,6 +13,7 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
         case let .runDirectory(path, reason): return "run directory \(path): \(reason)"
         case .resume(let m): return "cannot resume: \(m)"
         case .invalidBatch(let m): return "invalid batch: \(m)"
+        case .checkpointNotWritten(let m): return "the run ended without its final checkpoint: \(m)"
         }
     }
 }

@@ -65,6 +65,8 @@ public final class TrainingSession {
     private var bestOnDisk: Int?
     /// The step held by the newest checkpoint this session wrote or resumed from.
     private var checkpointedStep: Int?
+    /// Why the last checkpoint attempt failed (nil once one succeeds); `finish` reports it.
+    private var checkpointFailure: String?
     private let log: RunLog
     private let checkpoint: TrainingCheckpoint
     private var started = Date()
@@ -293,22 +295,62 @@ public final class TrainingSession {
         return improved
     }
 
+    /// Checkpoints the current step and moves `checkpoints/best` to a new best's checkpoint.
+    ///
+    /// A checkpoint that cannot be written (disk full, read-only file system) does not stop the
+    /// run: an error line names the checkpoint, the system's reason, what `latest` still names and
+    /// the step that retries; the store has removed its partial files. `finish` fails if the run's
+    /// last checkpoint attempt failed.
     public func saveCheckpoint(workers: Int) throws {
         // The checkpoint `best` names on disk and the new best (if it is older than this step)
         // both survive pruning until the pointer names the new one, so a crash never leaves a
         // dangling pointer.
         let preserving = Set([bestOnDisk, bestTracker.best?.step].compactMap { $0 })
-        let w = try checkpoint.save(progress: progress, parameters: model.arena.values.pointer, optimizer: optimizer,
+        let store = checkpoint.store
+        let w: WrittenCheckpoint
+        do {
+            w = try checkpoint.save(progress: progress, parameters: model.arena.values.pointer, optimizer: optimizer,
                                     workers: workers, lossScale: lossScale, tokenizerHash: data.tokenizerHash,
                                     extraState: bestTracker.stateFields, preserving: preserving)
+        } catch let error as CheckpointError {
+            guard case .cannotWrite = error else { throw error }
+            let latest = (try? CheckpointStore.pointerName(store.latestPath, missingIsNil: true)).flatMap { $0 }
+            reportUnwritten("\(error); \(store.latestPath) " + (latest.map { "still names \($0)" } ?? "does not exist yet"))
+            return
+        }
+        checkpointFailure = nil
         for warning in w.warnings { printError("warning: \(warning)") }
         checkpointedStep = progress.step
         say("checkpoint \(w.directory)")
         if let best = bestTracker.best, best.step != bestOnDisk,
-           Posix.isDirectory(checkpoint.store.checkpointsDirectory + "/" + best.checkpointName) {
-            try checkpoint.store.writeBestPointer(step: best.step)
-            bestOnDisk = best.step
+           Posix.isDirectory(store.checkpointsDirectory + "/" + best.checkpointName) {
+            do throws(CheckpointError) {
+                try store.writeBestPointer(step: best.step)
+                bestOnDisk = best.step
+            } catch {
+                let old = bestOnDisk.map { "still names \(CheckpointStore.directoryName(step: $0))" } ?? "is not written"
+                reportUnwritten("\(store.bestPath) not moved to \(best.checkpointName): \(error); it \(old)")
+            }
         }
+    }
+
+    /// The newest checkpoint of this session (written or resumed from), for error lines.
+    private var lastCheckpointDescription: String {
+        guard let step = checkpointedStep else { return "the run has no checkpoint" }
+        return "the run's last checkpoint is step \(step) at \(checkpoint.store.checkpointsDirectory)/"
+            + CheckpointStore.directoryName(step: step)
+    }
+
+    /// Prints the error line of a checkpoint or `best` pointer that could not be written and
+    /// remembers it for `finish`. Training goes on: the next checkpoint retries.
+    private func reportUnwritten(_ failure: String) {
+        let t = config.training, step = progress.step
+        let isFinal = stopped || StopSignal.isRequested || bestTracker.isExhausted || step >= t.maxSteps
+        let next = Swift.min((step / t.checkpointEvery + 1) * t.checkpointEvery, t.maxSteps)
+        printError("error: \(failure); " + (isFinal
+            ? "this was the run's final checkpoint; \(lastCheckpointDescription)"
+            : "training continues and the next checkpoint (step \(next), or a new best before it) retries"))
+        checkpointFailure = "the checkpoint of step \(step) could not be written (\(failure))"
     }
 
     /// The line that ends a run stopped by `training.patience`.
@@ -350,10 +392,18 @@ public final class TrainingSession {
         o["early_stopped"] = stoppedEarly
         if let best = s.best {
             o["best_step"] = best.step; o["best_value"] = best.value
-            o["best_checkpoint"] = checkpoint.store.checkpointsDirectory + "/" + best.checkpointName
+            // A best whose checkpoint could not be written (disk full) has none to name.
+            let directory = checkpoint.store.checkpointsDirectory + "/" + best.checkpointName
+            o["best_checkpoint"] = Posix.isDirectory(directory) ? directory : NSNull()
         }
-        try log.writeSummary(o)
+        do { try log.writeSummary(o) } catch where checkpointFailure != nil {
+            printError("error: \(error)")  // The checkpoint failure below is the one to act on.
+        }
         say("summary: \(options.runDirectory.path)/summary.json")
+        // A run whose last checkpoint is missing must not look like a success to scripts.
+        if let failure = checkpointFailure {
+            throw TrainingError.checkpointNotWritten("\(failure); \(lastCheckpointDescription)")
+        }
         return s
     }
 }
