@@ -77,19 +77,18 @@ public final class TrainingRun {
         return stats
     }
 
-    /// Float16 gradients: each logical rank's tree-node sums (its contiguous run of micro-batches,
-    /// as in `StepPlan`) rounded to Float16 as on the wire, then pushed into the step's tree.
+    /// Float16 gradients: each logical rank's tree-node sums (its run of micro-batches in the
+    /// coordinator's `StepPlan`) rounded to Float16 as on the wire, then pushed into the step's tree.
     private func computeAsFloat16Ranks(cursor: Int, perStep: Int, workers: Int) throws -> LossStatistics {
         let count = session.parameterCount
         let grads = replica.model.arena.gradients.pointer
         var total = LossStatistics.zero
         var allFinite = true
         rankSum.reset()
-        for rank in 0..<workers {
-            let lo = perStep * rank / workers, hi = perStep * (rank + 1) / workers
-            guard hi > lo else { continue }
-            let stats = try replica.computeGradientParts(step: session.nextStep, microBatches: Array((cursor + lo)..<(cursor + hi)),
-                                                         firstPosition: lo)
+        let plan = StepPlan(step: session.nextStep, cursor: cursor, microBatches: perStep, ranks: Array(0..<workers))
+        for rank in plan.ranks {
+            guard let indices = plan.assignments[rank], let positions = plan.positions[rank] else { continue }
+            let stats = try replica.computeGradientParts(step: plan.step, microBatches: indices, firstPosition: positions.lowerBound)
             for part in replica.parts {
                 if !(stats.lossSum.isFinite && Float16Rounding.isFiniteAfterRounding(part.values, count: count)) { allFinite = false }
                 Float16Rounding.round(part.values, count: count, scratch: &halfScratch)
