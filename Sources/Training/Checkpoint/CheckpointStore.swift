@@ -168,6 +168,7 @@ public struct CheckpointStore: Sendable {
         var warnings: [String] = []
         do throws(CheckpointError) {
             let modelChecksum = try writeTensors(model, CheckpointStateFile.modelFile)
+            CheckpointTestHook.pauseInsideWrite()
             let optimizerChecksum = try writeTensors(optimizer, CheckpointStateFile.optimizerFile)
             let stateFile = prepared.file(modelChecksum: modelChecksum, optimizerChecksum: optimizerChecksum)
             try attempt { () throws(SystemCallFailure) in
