@@ -198,13 +198,25 @@ public final class Transformer {
         }
         checkpoints?.liveDecoderLayer = decoderLayers.indices.last
         halfStash?.liveDecoderLayer = decoderLayers.indices.last
-        let out = UnsafePointer(decoderNorm.forward(y, rows: nt))
-        decoderOutput = out
-        logits.resize(nt * config.vocabSize)
-        OutputProjection.forward(out, rows: nt, weight: generator, vocabulary: config.vocabSize, width: config.dModel,
-                                 output: logits.pointer)
+        decoderOutput = decoderHead(y, rows: nt, logits: logits)
         return logits.pointer
     }
+
+    /// The decoder's final LayerNorm and the output projection of `y` [rows, D] into `out`
+    /// [rows, V], shared by `forward` and incremental decoding. Returns the normalised rows (the
+    /// output projection's input, which backward reads).
+    @discardableResult
+    func decoderHead(_ y: UnsafePointer<Float>, rows: Int, logits out: FloatBuffer) -> UnsafePointer<Float> {
+        let normed = UnsafePointer(decoderNorm.forward(y, rows: rows))
+        out.resize(rows * config.vocabSize)
+        OutputProjection.forward(normed, rows: rows, weight: generator, vocabulary: config.vocabSize, width: config.dModel,
+                                 output: out.pointer)
+        return normed
+    }
+
+    /// Incremental decoding computes in the layers' stashes: the last forward can no longer be
+    /// differentiated, so a `backward` before the next forward must stop rather than mix the two.
+    func discardForward() { decoderOutput = nil }
 
     /// `stash`: whether backward may follow (false for `encode`, which needs no Float16 copies).
     private func runEncoder(_ src: UnsafePointer<Int32>, dropout: DropoutContext, stash: Bool = true) -> UnsafePointer<Float> {
