@@ -30,6 +30,8 @@ public final class Transformer {
     private var checkpoints: ActivationCheckpoints?
     /// Present while Float16 activations are on (and used only while checkpointing is off).
     private var halfStash: Float16ActivationStash?
+    /// The memory plan in use: checkpointing's, else the Float16 stash, else per-layer stashes.
+    private var plan: any MemoryPlan
 
     /// Activation (gradient) checkpointing. Forward keeps only each layer's input, all layers share
     /// one activation stash, and backward recomputes each layer's forward just before its backward
@@ -40,9 +42,8 @@ public final class Transformer {
         get { checkpoints != nil }
         set {
             guard newValue != activationCheckpointing else { return }
-            let plan = newValue ? ActivationCheckpoints(encoderLayers: encoderLayers.count,
-                                                       decoderLayers: decoderLayers.count) : nil
-            checkpoints = plan
+            checkpoints = newValue ? ActivationCheckpoints(encoderLayers: encoderLayers.count,
+                                                           decoderLayers: decoderLayers.count) : nil
             rebindStashes()
         }
     }
@@ -59,21 +60,23 @@ public final class Transformer {
         get { halfStash != nil }
         set {
             guard newValue != float16Activations else { return }
-            halfStash = newValue ? Float16ActivationStash(encoderLayers: encoderLayers.count,
-                                                          decoderLayers: decoderLayers.count) : nil
+            halfStash = newValue ? Float16ActivationStash(config: config) : nil
             rebindStashes()
         }
     }
 
-    /// The Float16 plan when it is the one in use.
-    private var activeHalfStash: Float16ActivationStash? { checkpoints == nil ? halfStash : nil }
-
     /// Points every layer at the stash of the plan in use. Swapping stashes frees the old ones
     /// (per-layer, or a shared one with its saved inputs or packed copies).
     private func rebindStashes() {
-        let shared = checkpoints?.shared ?? halfStash?.shared
-        for layer in encoderLayers { layer.use(shared ?? LayerActivations()) }
-        for layer in decoderLayers { layer.use(shared ?? LayerActivations()) }
+        if let checkpoints {
+            plan = checkpoints
+        } else if let halfStash {
+            plan = halfStash
+        } else {
+            plan = PerLayerStashes(encoderLayers: encoderLayers.count, decoderLayers: decoderLayers.count)
+        }
+        for (i, layer) in encoderLayers.enumerated() { layer.use(plan.stash(forLayer: i, of: .encoder)) }
+        for (i, layer) in decoderLayers.enumerated() { layer.use(plan.stash(forLayer: i, of: .decoder)) }
         halfStash?.invalidate()
         decoderOutput = nil   // what forward stashed is gone: backward needs a new forward
     }
@@ -83,8 +86,7 @@ public final class Transformer {
     /// Float16 activations: the shared stash, the carries and the packed copies), the final
     /// LayerNorms and the logits. Parameters, gradients and `workspaceBytes` are not included.
     public var activationBytes: Int {
-        let layers = checkpoints?.allocatedBytes ?? activeHalfStash?.allocatedBytes
-            ?? (encoderLayers.map(\.activations) + decoderLayers.map(\.activations)).reduce(0) { $0 + $1.allocatedBytes }
+        let layers = plan.allocatedBytes
         let own = [encoderEmbedding.output, decoderEmbedding.output, logits]
             + encoderNorm.activations.buffers + decoderNorm.activations.buffers
         return own.reduce(layers) { $0 + $1.allocatedBytes }
@@ -112,7 +114,9 @@ public final class Transformer {
         encoderNorm = LayerNorm(arena, "encoder.norm", width: c.dModel)
         decoderNorm = LayerNorm(arena, "decoder.norm", width: c.dModel)
         generator = arena.ref(c.tieEmbeddings ? "embedding.weight" : "generator.weight")
+        plan = PerLayerStashes(encoderLayers: c.encoderLayers, decoderLayers: c.decoderLayers)
         Transformer.initialise(arena, config: c, seed: seed)
+        rebindStashes()
     }
 
     static func initialise(_ arena: ParameterArena, config c: ModelConfig, seed: UInt64) {
@@ -172,56 +176,42 @@ public final class Transformer {
 
     private func runForward(_ src: UnsafePointer<Int32>, _ tgt: UnsafePointer<Int32>,
                             dropout: DropoutContext) -> UnsafeMutablePointer<Float> {
-        let nt = batch * targetLength
+        let nt = batch * targetLength, longest = Swift.max(sourceLength, targetLength)
         self.dropout = dropout
-        if let halfStash = activeHalfStash {
-            // The encoder's layers record addresses in the shared stash for their backward: grow
-            // it now for the larger stack, so that the decoder never moves it.
-            halfStash.invalidate()
-            let rows = batch * Swift.max(sourceLength, targetLength)
-            halfStash.shared.reserve(rows: rows, probabilities: rows * config.heads * Swift.max(sourceLength, targetLength),
-                                     dModel: config.dModel, dFF: config.dFF)
-        }
+        plan.beginForward(rows: batch * longest, longest: longest, backward: true)
         let mem = runEncoder(src, dropout: dropout)
         targetMask.fill(fromTokens: tgt, count: nt)
         var y = UnsafePointer(decoderEmbedding.forward(tgt, batch: batch, length: targetLength, dropout: dropout))
-        let halfStash = activeHalfStash
         for i in decoderLayers.indices {
-            y = runDecoderLayer(i, y, memory: mem)
-            if let checkpoints { y = checkpoints.save(y, count: nt * config.dModel, into: checkpoints.decoderOutputs[i]) }
-            if let halfStash {
-                // The last layer's state stays live in the shared stash for the first backward.
-                if i != decoderLayers.indices.last { halfStash.pack(halfStash.decoder[i], decoder: true, output: y) }
-                y = halfStash.carry(y, count: nt * config.dModel, into: halfStash.decoderCarry,
-                                    nextLayer: i + 1 < decoderLayers.count ? halfStash.decoder[i + 1] : nil)
-            }
+            y = plan.afterForward(layer: i, of: .decoder, output: runDecoderLayer(i, y, memory: mem), count: nt * config.dModel)
         }
-        checkpoints?.liveDecoderLayer = decoderLayers.indices.last
-        halfStash?.liveDecoderLayer = decoderLayers.indices.last
-        let out = UnsafePointer(decoderNorm.forward(y, rows: nt))
-        decoderOutput = out
-        logits.resize(nt * config.vocabSize)
-        OutputProjection.forward(out, rows: nt, weight: generator, vocabulary: config.vocabSize, width: config.dModel,
-                                 output: logits.pointer)
+        decoderOutput = decoderHead(y, rows: nt, logits: logits)
         return logits.pointer
     }
 
-    /// `stash`: whether backward may follow (false for `encode`, which needs no Float16 copies).
-    private func runEncoder(_ src: UnsafePointer<Int32>, dropout: DropoutContext, stash: Bool = true) -> UnsafePointer<Float> {
+    /// The decoder's final LayerNorm and the output projection of `y` [rows, D] into `out`
+    /// [rows, V], shared by `forward` and incremental decoding. Returns the normalised rows (the
+    /// output projection's input, which backward reads).
+    @discardableResult
+    func decoderHead(_ y: UnsafePointer<Float>, rows: Int, logits out: FloatBuffer) -> UnsafePointer<Float> {
+        let normed = UnsafePointer(decoderNorm.forward(y, rows: rows))
+        out.resize(rows * config.vocabSize)
+        OutputProjection.forward(normed, rows: rows, weight: generator, vocabulary: config.vocabSize, width: config.dModel,
+                                 output: out.pointer)
+        return normed
+    }
+
+    /// Incremental decoding computes in the layers' stashes: the last forward can no longer be
+    /// differentiated, so a `backward` before the next forward must stop rather than mix the two.
+    func discardForward() { decoderOutput = nil }
+
+    /// The encoder stack, after `plan.beginForward`.
+    private func runEncoder(_ src: UnsafePointer<Int32>, dropout: DropoutContext) -> UnsafePointer<Float> {
         let ns = batch * sourceLength
         sourceMask.fill(fromTokens: src, count: ns)
-        checkpoints?.liveDecoderLayer = nil   // the encoder layers overwrite the shared stash
-        let halfStash = activeHalfStash
-        halfStash?.liveDecoderLayer = nil
         var x = UnsafePointer(encoderEmbedding.forward(src, batch: batch, length: sourceLength, dropout: dropout))
         for i in encoderLayers.indices {
-            x = runEncoderLayer(i, x, dropout: dropout)
-            if let checkpoints { x = checkpoints.save(x, count: ns * config.dModel, into: checkpoints.encoderOutputs[i]) }
-            if let halfStash {
-                let next = i + 1 < encoderLayers.count && stash ? halfStash.encoder[i + 1] : nil
-                if stash { halfStash.pack(halfStash.encoder[i], decoder: false, output: x) }
-                x = halfStash.carry(x, count: ns * config.dModel, into: halfStash.encoderCarry, nextLayer: next)
-            }
+            x = plan.afterForward(layer: i, of: .encoder, output: runEncoderLayer(i, x, dropout: dropout), count: ns * config.dModel)
         }
         let mem = UnsafePointer(encoderNorm.forward(x, rows: ns))
         memory = mem
@@ -247,8 +237,8 @@ public final class Transformer {
                      targetLength: 1, checkTargetShape: false)
         sourceTokens.removeAll(keepingCapacity: true); sourceTokens.append(contentsOf: source)
         batch = batchSize; self.sourceLength = sourceLength
-        activeHalfStash?.invalidate()
-        let mem = sourceTokens.withUnsafeBufferPointer { runEncoder($0.baseAddress!, dropout: .disabled, stash: false) }
+        plan.beginForward(rows: batchSize * sourceLength, longest: sourceLength, backward: false)
+        let mem = sourceTokens.withUnsafeBufferPointer { runEncoder($0.baseAddress!, dropout: .disabled) }
         return (mem, UnsafePointer(sourceMask.pointer))
     }
 
@@ -263,38 +253,20 @@ public final class Transformer {
         decoderNorm.backward(ws.flow.pointer, into: ws.normInput.pointer)
         ws.flow.pointer.update(from: ws.normInput.pointer, count: nt * d)
         ws.memoryGradient.resize(ns * d, zero: true)
-        let halfStash = activeHalfStash
-        let live = checkpoints?.liveDecoderLayer ?? halfStash?.liveDecoderLayer
-        checkpoints?.liveDecoderLayer = nil
-        halfStash?.liveDecoderLayer = nil
+        plan.beginBackward()
         for i in decoderLayers.indices.reversed() {
-            if let checkpoints, i != live {
-                let input = checkpoints.input(ofLayer: i, embedding: decoderEmbedding, outputs: checkpoints.decoderOutputs)
-                _ = runDecoderLayer(i, input, memory: memory)
-            }
-            if let halfStash {
-                // The final LayerNorm has read the carry: it now takes this layer's input back.
-                if i > 0 { halfStash.decoder[i].input.load(into: halfStash.decoderCarry.pointer) }
-                if i != live {
-                    halfStash.unpack(halfStash.decoder[i])
-                    decoderLayers[i].restoreDroppedProbabilities()
-                }
-            }
+            plan.beforeBackward(layer: i, of: .decoder, embedded: decoderEmbedding.output.pointer,
+                                restore: { decoderLayers[i].restoreDroppedProbabilities() },
+                                recompute: { _ = runDecoderLayer(i, $0, memory: memory) })
             decoderLayers[i].backward(ws.flow.pointer, memoryGradient: ws.memoryGradient.pointer, workspace: ws)
         }
         decoderEmbedding.backward(ws.flow.pointer)
         ws.flow.resize(ns * d, zero: true)
         encoderNorm.backward(ws.memoryGradient.pointer, into: ws.flow.pointer)
         for i in encoderLayers.indices.reversed() {
-            if let checkpoints {
-                let input = checkpoints.input(ofLayer: i, embedding: encoderEmbedding, outputs: checkpoints.encoderOutputs)
-                _ = runEncoderLayer(i, input, dropout: dropout)
-            }
-            if let halfStash {
-                if i > 0 { halfStash.encoder[i].input.load(into: halfStash.encoderCarry.pointer) }
-                halfStash.unpack(halfStash.encoder[i])
-                encoderLayers[i].restoreDroppedProbabilities()
-            }
+            plan.beforeBackward(layer: i, of: .encoder, embedded: encoderEmbedding.output.pointer,
+                                restore: { encoderLayers[i].restoreDroppedProbabilities() },
+                                recompute: { _ = runEncoderLayer(i, $0, dropout: dropout) })
             encoderLayers[i].backward(ws.flow.pointer, workspace: ws)
         }
         encoderEmbedding.backward(ws.flow.pointer)

@@ -24,10 +24,16 @@ final class Float16ActivationStash {
     /// The decoder layer whose Float32 state `shared` still holds from forward (the last one run):
     /// it is neither packed nor unpacked. Cleared as soon as anything else writes into `shared`.
     var liveDecoderLayer: Int?
+    /// `liveDecoderLayer` as backward found it.
+    private var liveInBackward: Int?
+    /// Whether the running forward packs for a backward (not for `encode`).
+    private var packing = true
+    private let heads: Int, dModel: Int, dFF: Int
 
-    init(encoderLayers: Int, decoderLayers: Int) {
-        encoder = (0..<encoderLayers).map { _ in PackedLayerState() }
-        decoder = (0..<decoderLayers).map { _ in PackedLayerState() }
+    init(config c: ModelConfig) {
+        encoder = (0..<c.encoderLayers).map { _ in PackedLayerState() }
+        decoder = (0..<c.decoderLayers).map { _ in PackedLayerState() }
+        heads = c.heads; dModel = c.dModel; dFF = c.dFF
     }
 
     /// Forgets every packed layer (a new forward begins).
@@ -91,6 +97,47 @@ final class Float16ActivationStash {
         (encoder + decoder).reduce(shared.allocatedBytes + encoderCarry.allocatedBytes + decoderCarry.allocatedBytes) {
             $0 + $1.allocatedBytes
         }
+    }
+}
+
+extension Float16ActivationStash: MemoryPlan {
+    func stash(forLayer i: Int, of stack: LayerStack) -> LayerActivations { shared }
+
+    func beginForward(rows: Int, longest: Int, backward: Bool) {
+        invalidate()
+        packing = backward
+        // The encoder's layers record addresses in the shared stash for their backward: grow it
+        // now for the larger stack, so that the decoder never moves it.
+        if backward { shared.reserve(rows: rows, probabilities: rows * heads * longest, dModel: dModel, dFF: dFF) }
+    }
+
+    func afterForward(layer i: Int, of stack: LayerStack, output: UnsafePointer<Float>, count: Int) -> UnsafePointer<Float> {
+        let states = stack == .encoder ? encoder : decoder
+        let last = i == states.count - 1
+        if stack == .encoder {
+            if packing { pack(states[i], decoder: false, output: output) }
+        } else if !last {
+            pack(states[i], decoder: true, output: output)
+        }
+        // The last decoder layer's state stays live in the shared stash for the first backward.
+        if stack == .decoder && last { liveDecoderLayer = i }
+        let next = !last && (packing || stack == .decoder) ? states[i + 1] : nil
+        return carry(output, count: count, into: stack == .encoder ? encoderCarry : decoderCarry, nextLayer: next)
+    }
+
+    func beginBackward() {
+        liveInBackward = liveDecoderLayer
+        liveDecoderLayer = nil
+    }
+
+    func beforeBackward(layer i: Int, of stack: LayerStack, embedded: UnsafePointer<Float>, restore: () -> Void,
+                        recompute: (UnsafePointer<Float>) -> Void) {
+        let states = stack == .encoder ? encoder : decoder
+        // The final LayerNorm (or the layer above) has read the carry: it now takes this layer's input back.
+        if i > 0 { states[i].input.load(into: (stack == .encoder ? encoderCarry : decoderCarry).pointer) }
+        if stack == .decoder && i == liveInBackward { return }
+        unpack(states[i])
+        restore()
     }
 }
 

@@ -23,6 +23,8 @@ final class ActivationCheckpoints {
     /// backward needs no recomputation, saving one layer's forward per step. Cleared as soon as
     /// anything else writes into `shared`.
     var liveDecoderLayer: Int?
+    /// `liveDecoderLayer` as backward found it.
+    private var liveInBackward: Int?
 
     init(encoderLayers: Int, decoderLayers: Int) {
         encoderOutputs = (0..<encoderLayers).map { _ in FloatBuffer() }
@@ -37,14 +39,33 @@ final class ActivationCheckpoints {
         return UnsafePointer(buffer.pointer)
     }
 
-    /// The saved input of layer `i` of a stack: its embedding's output for layer 0, else the saved
-    /// output of layer i - 1.
-    func input(ofLayer i: Int, embedding: Embedding, outputs: [FloatBuffer]) -> UnsafePointer<Float> {
-        UnsafePointer(i == 0 ? embedding.output.pointer : outputs[i - 1].pointer)
-    }
-
     /// Bytes allocated by the shared stash and the saved layer outputs.
     var allocatedBytes: Int {
         (encoderOutputs + decoderOutputs).reduce(shared.allocatedBytes) { $0 + $1.allocatedBytes }
+    }
+}
+
+extension ActivationCheckpoints: MemoryPlan {
+    func stash(forLayer i: Int, of stack: LayerStack) -> LayerActivations { shared }
+
+    func beginForward(rows: Int, longest: Int, backward: Bool) {
+        liveDecoderLayer = nil   // the encoder layers overwrite the shared stash
+    }
+
+    func afterForward(layer i: Int, of stack: LayerStack, output: UnsafePointer<Float>, count: Int) -> UnsafePointer<Float> {
+        let outputs = stack == .encoder ? encoderOutputs : decoderOutputs
+        if stack == .decoder && i == outputs.count - 1 { liveDecoderLayer = i }
+        return save(output, count: count, into: outputs[i])
+    }
+
+    func beginBackward() {
+        liveInBackward = liveDecoderLayer
+        liveDecoderLayer = nil
+    }
+
+    func beforeBackward(layer i: Int, of stack: LayerStack, embedded: UnsafePointer<Float>, restore: () -> Void,
+                        recompute: (UnsafePointer<Float>) -> Void) {
+        if stack == .decoder && i == liveInBackward { return }
+        recompute(i == 0 ? embedded : UnsafePointer((stack == .encoder ? encoderOutputs : decoderOutputs)[i - 1].pointer))
     }
 }

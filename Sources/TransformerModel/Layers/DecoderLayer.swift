@@ -37,15 +37,39 @@ final class DecoderLayer {
 
     func forward(_ x: UnsafePointer<Float>, memory: UnsafePointer<Float>, batch: Int, targetLength: Int, sourceLength: Int,
                  targetMask: UnsafePointer<Bool>, sourceMask: UnsafePointer<Bool>, dropout: DropoutContext) -> UnsafePointer<Float> {
-        let n = batch * targetLength
-        let h1 = block1.forward(x, rows: n, dropout: dropout) { y in
+        sublayers(x, rows: batch * targetLength, dropout: dropout, selfAttention: { y in
             selfAttention.forward(y, batch: batch, length: targetLength, keyMask: targetMask, causal: true,
                                   dropout: dropout, site: DropoutSite.decoder(index, 0))
-        }
-        let h2 = block2.forward(h1, rows: n, dropout: dropout) { y in
+        }, crossAttention: { y in
             crossAttention.forward(y, memory: memory, batch: batch, queryLength: targetLength, keyLength: sourceLength,
                                    keyMask: sourceMask, dropout: dropout, site: DropoutSite.decoder(index, 2))
-        }
+        })
+    }
+
+    /// One incremental decoding step: x [B, D] is position `position` of each sequence. Self-attention
+    /// appends its keys and values to `cache` and attends to the positions cached so far;
+    /// cross-attention reads the memory's keys and values from `cache`. The residual blocks and the
+    /// feed-forward network are `forward`'s own (they work row by row), with dropout off.
+    func step(_ x: UnsafePointer<Float>, batch: Int, position: Int, cache: KeyValueCache,
+              sourceMask: UnsafePointer<Bool>) -> UnsafePointer<Float> {
+        sublayers(x, rows: batch, dropout: .disabled, selfAttention: { y in
+            selfAttention.step(y, batch: batch, position: position, cache: cache.selfKeyValues.pointer,
+                               capacity: cache.capacity)
+        }, crossAttention: { y in
+            crossAttention.step(y, batch: batch, keyValues: cache.crossKeyValues.pointer, keyLength: cache.sourceLength,
+                                keyMask: sourceMask)
+        })
+    }
+
+    /// The layer's wiring, shared by `forward` and `step` so that decoding cannot drift from
+    /// training: self-attention, cross-attention and the feed-forward network, each in its
+    /// residual block, over `rows` rows.
+    private func sublayers(_ x: UnsafePointer<Float>, rows n: Int, dropout: DropoutContext,
+                           selfAttention attendToTarget: (UnsafePointer<Float>) -> UnsafeMutablePointer<Float>,
+                           crossAttention attendToMemory: (UnsafePointer<Float>) -> UnsafeMutablePointer<Float>)
+        -> UnsafePointer<Float> {
+        let h1 = block1.forward(x, rows: n, dropout: dropout, attendToTarget)
+        let h2 = block2.forward(h1, rows: n, dropout: dropout, attendToMemory)
         return block3.forward(h2, rows: n, dropout: dropout) { y in
             feedForward.forward(y, rows: n, dropout: dropout, site: DropoutSite.decoder(index, 4))
         }

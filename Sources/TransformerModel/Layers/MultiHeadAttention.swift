@@ -27,37 +27,77 @@ final class MultiHeadAttention {
     @discardableResult
     func forward(_ x: UnsafePointer<Float>, batch: Int, length: Int, keyMask: UnsafePointer<Bool>, causal: Bool,
                  dropout: DropoutContext, site: UInt32) -> UnsafeMutablePointer<Float> {
-        let n = batch * length
         input = x; memory = nil; self.dropout = dropout; self.site = site
         shape = AttentionShape(batch: batch, heads: heads, queryLength: length, keyLength: length, headDim: d / heads)
-        let projections = activations.projections
-        projections.resize(n * 3 * d)
-        Linear.forward(x, rows: n, inFeatures: d, outFeatures: 3 * d, weight: wIn.value, bias: bIn.value,
-                       output: projections.pointer)
-        let p = projections.pointer
-        return attend(q: p, ldq: 3 * d, k: p + d, ldk: 3 * d, v: p + 2 * d, ldv: 3 * d,
-                      keyMask: keyMask, causal: causal, site: site)
+        let p = project(x, rows: batch * length, outFeatures: 3 * d)
+        return attend(q: p, ldq: 3 * d, k: p + d, ldk: 3 * d, v: p + 2 * d, ldv: 3 * d, shape: shape,
+                      keyMask: keyMask, causal: causal, dropout: dropout, site: site)
     }
 
     /// Cross-attention: queries from x [B*Sq, D], keys and values from memory [B*Sk, D].
     @discardableResult
     func forward(_ x: UnsafePointer<Float>, memory mem: UnsafePointer<Float>, batch: Int, queryLength: Int, keyLength: Int,
                  keyMask: UnsafePointer<Bool>, dropout: DropoutContext, site: UInt32) -> UnsafeMutablePointer<Float> {
-        let nq = batch * queryLength, nk = batch * keyLength
         input = x; memory = mem; self.dropout = dropout; self.site = site
         shape = AttentionShape(batch: batch, heads: heads, queryLength: queryLength, keyLength: keyLength, headDim: d / heads)
-        let projections = activations.projections, keyValues = activations.keyValues
-        projections.resize(nq * d); keyValues.resize(nk * 2 * d)
-        Linear.forward(x, rows: nq, inFeatures: d, outFeatures: d, weight: wIn.value, bias: bIn.value, output: projections.pointer)
-        Linear.forward(mem, rows: nk, inFeatures: d, outFeatures: 2 * d, weight: wIn.value + d * d, bias: bIn.value + d,
-                       output: keyValues.pointer)
+        let q = project(x, rows: batch * queryLength, outFeatures: d)
+        let keyValues = activations.keyValues
+        keyValues.resize(batch * keyLength * 2 * d)
+        projectKeyValues(mem, rows: batch * keyLength, into: keyValues.pointer)
         let kv = keyValues.pointer
-        return attend(q: projections.pointer, ldq: d, k: kv, ldk: 2 * d, v: kv + d, ldv: 2 * d,
-                      keyMask: keyMask, causal: false, site: site)
+        return attend(q: q, ldq: d, k: kv, ldk: 2 * d, v: kv + d, ldv: 2 * d, shape: shape,
+                      keyMask: keyMask, causal: false, dropout: dropout, site: site)
     }
 
+    /// One incremental decoding step of self-attention. x [B, D] is position `position` of each
+    /// sequence: its keys and values are appended to `cache` ([B, capacity, 2D], K then V, rows
+    /// 0..<position already filled) and its query attends to positions 0...position. The same
+    /// projection and attention code as `forward` (causality holds by construction: later
+    /// positions are not in the cache yet), without dropout and without stashing for backward.
+    func step(_ x: UnsafePointer<Float>, batch: Int, position: Int, cache: UnsafeMutablePointer<Float>,
+              capacity: Int) -> UnsafeMutablePointer<Float> {
+        let p = project(x, rows: batch, outFeatures: 3 * d)
+        for b in 0..<batch {
+            (cache + (b * capacity + position) * 2 * d).update(from: p + b * 3 * d + d, count: 2 * d)
+        }
+        var stepShape = AttentionShape(batch: batch, heads: heads, queryLength: 1, keyLength: position + 1, headDim: d / heads)
+        stepShape.keyBatchRows = capacity
+        return attend(q: p, ldq: 3 * d, k: cache, ldk: 2 * d, v: cache + d, ldv: 2 * d, shape: stepShape,
+                      keyMask: nil, causal: false, dropout: .disabled, site: 0)
+    }
+
+    /// One incremental decoding step of cross-attention: queries from x [B, D], keys and values
+    /// `keyValues` [B*Sk, 2D] projected once per source batch by `projectKeyValues`.
+    func step(_ x: UnsafePointer<Float>, batch: Int, keyValues kv: UnsafePointer<Float>, keyLength: Int,
+              keyMask: UnsafePointer<Bool>) -> UnsafeMutablePointer<Float> {
+        let q = project(x, rows: batch, outFeatures: d)
+        let stepShape = AttentionShape(batch: batch, heads: heads, queryLength: 1, keyLength: keyLength, headDim: d / heads)
+        return attend(q: q, ldq: d, k: kv, ldk: 2 * d, v: kv + d, ldv: 2 * d, shape: stepShape,
+                      keyMask: keyMask, causal: false, dropout: .disabled, site: 0)
+    }
+
+    /// Keys and values [rows, 2D] of `memory` [rows, D] for cross-attention, with the lower 2D
+    /// rows of `in_proj_weight`: what `forward` computes per call and decoding once per source batch.
+    func projectKeyValues(_ memory: UnsafePointer<Float>, rows: Int, into keyValues: UnsafeMutablePointer<Float>) {
+        Linear.forward(memory, rows: rows, inFeatures: d, outFeatures: 2 * d, weight: wIn.value + d * d, bias: bIn.value + d,
+                       output: keyValues)
+    }
+
+    /// The input projection into the stash's `projections` [rows, outFeatures]: Q, K, V (3D) for
+    /// self-attention, Q alone (D, the upper rows of the weight) for cross-attention.
+    private func project(_ x: UnsafePointer<Float>, rows: Int, outFeatures: Int) -> UnsafeMutablePointer<Float> {
+        let projections = activations.projections
+        projections.resize(rows * outFeatures)
+        Linear.forward(x, rows: rows, inFeatures: d, outFeatures: outFeatures, weight: wIn.value, bias: bIn.value,
+                       output: projections.pointer)
+        return projections.pointer
+    }
+
+    /// Scaled dot-product attention and the output projection, into the stash; the one path of
+    /// both `forward`s and both `step`s.
     private func attend(q: UnsafePointer<Float>, ldq: Int, k: UnsafePointer<Float>, ldk: Int, v: UnsafePointer<Float>, ldv: Int,
-                        keyMask: UnsafePointer<Bool>, causal: Bool, site: UInt32) -> UnsafeMutablePointer<Float> {
+                        shape: AttentionShape, keyMask: UnsafePointer<Bool>?, causal: Bool, dropout: DropoutContext,
+                        site: UInt32) -> UnsafeMutablePointer<Float> {
         let nq = shape.batch * shape.queryLength
         let a = activations, probs = a.probs, dropped = a.dropped, context = a.context, output = a.output
         probs.resize(shape.probabilityCount)
