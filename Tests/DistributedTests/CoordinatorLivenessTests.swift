@@ -63,4 +63,10 @@ final class CoordinatorLivenessTests: XCTestCase {
             XCTAssertTrue(seconds.values.allSatisfy { $0 > 0 && $0 < 60 })
         }
     }
+
+    /// The reconnect backoff doubles from 0.25 s to at most 5 s; `Worker.run` counts it from the
+    /// last join, so a worker that has rejoined many times still retries at once after a loss.
+    func testReconnectBackoff() {
+        XCTAssertEqual((0..<8).map { Worker.reconnectDelay(failures: $0) }, [0.25, 0.5, 1, 2, 4, 5, 5, 5])
+    }
 }

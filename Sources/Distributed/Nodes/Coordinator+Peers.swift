@@ -105,6 +105,12 @@ extension Coordinator {
 
     func admit(_ id: PeerID, _ h: Hello) {
         if peers[id] != nil || spares.contains(where: { $0.id == id }) { return }   // a repeated hello
+        // A worker (re)joining while the run ends would wait for work that never comes, then give
+        // up with an error: tell it the run is over.
+        if finishing {
+            socket.send(.shutdown(reason: "training finished at step \(session.progress.step)"), to: id)
+            return
+        }
         let name = Self.printable(h.name)
         let config = session.config
         if let theirs = h.configHash, theirs != config.configHash {

@@ -154,7 +154,8 @@ public actor Coordinator {
         while !session.isFinished {
             try await runStep()
         }
-        // Workers leave now: their going is the end of the run, not a failure.
+        // Workers leave now: their going is the end of the run, not a failure (and a worker that
+        // joins from now on is told the run is over, see `admit`).
         finishing = true
         session.closeStatusLine()
         let reason = "training finished at step \(session.progress.step)"

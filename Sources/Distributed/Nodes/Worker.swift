@@ -103,20 +103,30 @@ public actor Worker {
     /// Works until the coordinator says the run is over. Throws when refused, or when no
     /// coordinator answers for `giveUpAfter` seconds.
     public func run() async throws {
-        var attempt = 0
+        // `connection` numbers every connection (a new routing id each time); `failures` counts
+        // the reconnections since the last join, for the backoff, so a worker that has rejoined
+        // many times over a long run still retries quickly after the next loss.
+        var connection = 0, failures = 0
         var lostSince = now()
         while true {
-            let outcome = try await session(attempt: attempt)
+            let outcome = try await session(attempt: connection)
             if outcome { return }
+            if joinedOnce { lostSince = now(); joinedOnce = false; failures = 0 }
             if now() - lostSince > options.giveUpAfter {
                 throw WorkerError.coordinatorUnreachable(endpoint: options.endpoint, seconds: options.giveUpAfter)
             }
-            let delay = Swift.min(5.0, 0.25 * pow(2, Double(Swift.min(attempt, 5))))
+            let delay = Self.reconnectDelay(failures: failures)
             say("coordinator silent; reconnecting in \(String(format: "%.1f", delay)) s")
             try await Task.sleep(nanoseconds: UInt64(delay * 1e9))
-            attempt += 1
-            if joinedOnce { lostSince = now(); joinedOnce = false }
+            connection += 1
+            failures += 1
         }
+    }
+
+    /// Seconds to wait before reconnection number `failures + 1` since the last join: 0.25 s,
+    /// doubling, at most 5 s.
+    package static func reconnectDelay(failures: Int) -> Double {
+        Swift.min(5.0, 0.25 * pow(2, Double(Swift.min(failures, 5))))
     }
 
     /// One connection: hello, then messages until shutdown (true) or coordinator silence (false).
