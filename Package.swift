@@ -26,17 +26,18 @@ let package = Package(
         // Elementwise kernels (dropout's Philox, ReLU): baseline ISA, AVX2 dropout picked at run time.
         .target(name: "CKernels", path: "Sources/CKernels", cSettings: [.unsafeFlags(["-O3"])]),
 
-        // Tensor core -> model -> training -> distributed -> executables.
+        // Tensor core -> model -> training -> distributed -> executables. Each target declares
+        // exactly the modules it imports.
         .target(name: "TensorCore", dependencies: ["CBLAS", "CHalf", "CKernels"], swiftSettings: fastMath),
         .target(name: "TransformerModel", dependencies: ["TensorCore", "CKernels"], swiftSettings: fastMath),
         .target(name: "Training", dependencies: ["TransformerModel", "TensorCore"], swiftSettings: fastMath),
         .target(name: "Distributed", dependencies: ["Training", "TransformerModel", "TensorCore", "CZMQ"], swiftSettings: fastMath),
 
         .executableTarget(name: "CoordinatorCLI", dependencies: [
-            "Distributed", "Training", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "Distributed", "Training", "TensorCore", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "WorkerCLI", dependencies: [
-            "Distributed", "Training", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "Distributed", "Training", "TensorCore", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "TransformerCLI", dependencies: [
             "Distributed", "Training", "TransformerModel", "TensorCore",
@@ -48,10 +49,10 @@ let package = Package(
         .executableTarget(name: "FuzzCLI", dependencies: ["FuzzTargets", "Distributed"]),
 
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore"]),
-        .testTarget(name: "TransformerModelTests", dependencies: ["TransformerModel", "TensorCore"], exclude: ["Fixtures"]),
+        .testTarget(name: "TransformerModelTests", dependencies: ["TransformerModel", "TensorCore", "CKernels"], exclude: ["Fixtures"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "TransformerModel", "TensorCore"]),
-        .testTarget(name: "DistributedTests", dependencies: ["Distributed", "Training"]),
-        .testTarget(name: "FuzzTargetsTests", dependencies: ["FuzzTargets", "Distributed", "Training"]),
+        .testTarget(name: "DistributedTests", dependencies: ["Distributed", "Training", "TransformerModel", "TensorCore"]),
+        .testTarget(name: "FuzzTargetsTests", dependencies: ["FuzzTargets", "Distributed"]),
     ],
     swiftLanguageModes: [.v6]
 )
