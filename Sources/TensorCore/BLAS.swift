@@ -57,12 +57,6 @@ public enum BLAS {
                     Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     }
 
-    /// y += alpha * x
-    @inline(__always)
-    public static func axpy(_ n: Int, alpha: Float, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>) {
-        cblas_saxpy(Int32(n), alpha, x, 1, y, 1)
-    }
-
     /// x *= alpha
     @inline(__always)
     public static func scale(_ n: Int, alpha: Float, x: UnsafeMutablePointer<Float>) {

@@ -123,9 +123,6 @@ public final class ParameterArena {
         return ParameterRef(value: staging.window.pointer, grad: grad, staging: staging, offset: e.offset, count: e.count)
     }
 
-    /// The window and Float16 copy (Float16 mode), for chunked readers.
-    var stagingWindow: ParameterStaging? { staging }
-
     public func zeroGradients() { gradients.zero() }
 
     /// Bytes that hold the parameter values: the Float32 buffer, or the Float16 copy plus the

@@ -82,7 +82,6 @@ public actor Worker {
     private var weightType = TensorElementType.float32
     /// Micro-batches one step has at most (`accumulation_steps x workers`): a larger work order is refused.
     private var maxMicroBatches = 0
-    private let scratch = FloatBuffer()
     private var rank = -1
     /// Orders received and not yet computed, oldest first: computed one at a time, in order, so a
     /// validation runs with the weights broadcast before it.

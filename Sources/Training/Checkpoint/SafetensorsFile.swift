@@ -154,12 +154,6 @@ public struct SafetensorsFile: Sendable {
         return info
     }
 
-    /// Calls `body` with the tensor's raw bytes (little-endian, possibly not aligned for its dtype).
-    public func withBytes<R>(of name: String, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
-        let info = try info(name)
-        return try body(UnsafeRawBufferPointer(rebasing: storage.buffer[(dataStart + info.dataOffsets.lowerBound)..<(dataStart + info.dataOffsets.upperBound)]))
-    }
-
     /// A copy of the tensor's raw bytes.
     public func bytes(of name: String) throws(SafetensorsError) -> [UInt8] {
         let info = try info(name)

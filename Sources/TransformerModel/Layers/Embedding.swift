@@ -18,8 +18,8 @@ final class Embedding {
     private var rows = 0, length = 0
     private var dropout = DropoutContext.disabled
 
-    init(_ arena: ParameterArena, config c: ModelConfig, site: UInt32, table: String = "embedding.weight") {
-        self.table = arena.ref(table)
+    init(_ arena: ParameterArena, config c: ModelConfig, site: UInt32) {
+        table = arena.ref("embedding.weight")
         positional = c.positional == .learned ? arena.ref("positional.weight") : nil
         d = c.dModel; self.site = site
         sinusoids = c.positional == .sinusoidal

@@ -21,8 +21,6 @@ final class MultiHeadAttention {
         self.d = d; self.heads = heads
     }
 
-    private var isCross: Bool { memory != nil }
-
     /// Self-attention over x [B*S, D].
     @discardableResult
     func forward(_ x: UnsafePointer<Float>, batch: Int, length: Int, keyMask: UnsafePointer<Bool>, causal: Bool,
