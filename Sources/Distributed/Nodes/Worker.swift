@@ -289,6 +289,10 @@ public actor Worker {
         if let bad = order.units.first(where: { $0 >= work.unitCount }) {
             return say("ignoring a validation order: unit \(bad) is outside 0..<\(work.unitCount)")
         }
+        // Each unit at most once: an order cannot make this worker compute more than a validation.
+        guard Set(order.units).count == order.units.count else {
+            return say("ignoring a validation order: it names a unit more than once")
+        }
         let box = Exclusive(replica)
         let rank = rank
         do {
