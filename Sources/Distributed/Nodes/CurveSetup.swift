@@ -172,12 +172,13 @@ package final class WorkerLink: Sendable {
                 case .protocolError(let code):
                     s.failure = .curveHandshakeFailed(endpoint: endpoint, reason: "protocol error 0x\(String(code, radix: 16)): is --coordinator-public the coordinator's key?")
                 case .failedWithoutDetail:
-                    // Without CURVE there is no key to blame: a coordinator that dies mid-handshake
+                    // libzmq reports a wrong server key this way, and sometimes a server without
+                    // CURVE too, so the reason names both. Without CURVE there is no key to blame: a coordinator that dies mid-handshake
                     // is one the worker waits for and rejoins.
                     guard curve != nil else { return nil }
                     s.silentFailures += 1
                     guard s.silentFailures >= WorkerLink.silentFailuresAllowed else { return nil }
-                    s.failure = .curveHandshakeFailed(endpoint: endpoint, reason: "the coordinator closed the connection during \(s.silentFailures) handshakes in a row: is --coordinator-public the coordinator's key?")
+                    s.failure = .curveHandshakeFailed(endpoint: endpoint, reason: "the coordinator closed the connection during \(s.silentFailures) handshakes in a row: is --coordinator-public the coordinator's key? (or the coordinator does not use CURVE: libzmq does not always say which)")
                 case .disconnected, .monitorStopped, .other:
                     return nil
                 }
