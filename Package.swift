@@ -48,7 +48,7 @@ let package = Package(
         .target(name: "FuzzTargets", dependencies: ["Distributed", "Training", "TransformerModel", "TensorCore"]),
         .executableTarget(name: "FuzzCLI", dependencies: ["FuzzTargets", "Distributed"]),
 
-        .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore"]),
+        .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore", "CKernels"]),
         .testTarget(name: "TransformerModelTests", dependencies: ["TransformerModel", "TensorCore", "CKernels"], exclude: ["Fixtures"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "TransformerModel", "TensorCore"]),
         .testTarget(name: "DistributedTests", dependencies: ["Distributed", "Training", "TransformerModel", "TensorCore"]),

@@ -32,4 +32,19 @@ void ckernels_relu(float *x, size_t count);
 /// whose zeros then also block the gradient).
 void ckernels_relu_backward(float *dh, const float *h, size_t count, float scale);
 
+/// y[r, j] = (accumulate ? y[r, j] : 0) + sum_p x[r, p] * w[j, p] for r < rows, j < n, p < k:
+/// a product with w stored [n, k] (PyTorch's Linear weight), for few rows (decoding). Streams w
+/// once instead of packing it as sgemm does. Each output's summation order is fixed (eight
+/// fused multiply-add lanes, a fixed tree, the tail in order), so the bits do not depend on the
+/// CPU, on `rows`, or on how the columns are split into calls. Uses AVX2+FMA when present.
+void ckernels_gemm_nt(const float *x, int64_t rows, int64_t ldx, const float *w, int64_t n, int64_t ldw,
+                      int64_t k, float *y, int64_t ldy, int accumulate);
+
+/// The same without AVX2 (identical results; for tests and CPUs without it).
+void ckernels_gemm_nt_scalar(const float *x, int64_t rows, int64_t ldx, const float *w, int64_t n, int64_t ldw,
+                             int64_t k, float *y, int64_t ldy, int accumulate);
+
+/// 1 when ckernels_gemm_nt takes the AVX2 path on this CPU.
+int ckernels_gemm_nt_uses_avx2(void);
+
 #endif

@@ -1,0 +1,114 @@
+#include "CKernels.h"
+#include <immintrin.h>
+#include <math.h>
+
+// y = x * w^T for few rows of x (decoding: one row per sentence or beam hypothesis).
+//
+// sgemm packs all of w on every call; with a handful of rows that copy costs as much as the
+// product itself (most of a decoding step's time was OpenBLAS's packing). Here w is streamed
+// once, row by row, straight from where it lies, and each output is one dot product.
+//
+// Every output is computed in the same order, wherever it falls in a tile and however the
+// columns are split among threads: eight lanes, lane l summing k = l, l + 8, ... by fused
+// multiply-adds; then the fixed tree (l, l + 4) -> (l, l + 2) -> (0, 1); then the k % 8 tail
+// in order. The scalar path replays exactly that, so results do not depend on the CPU, the
+// thread count or the number of rows.
+
+static inline float reduce8(const float a[8]) {
+    float h0 = a[0] + a[4], h1 = a[1] + a[5], h2 = a[2] + a[6], h3 = a[3] + a[7];
+    float g0 = h0 + h2, g1 = h1 + h3;
+    return g0 + g1;
+}
+
+static float dot_scalar(const float *x, const float *w, int64_t k) {
+    float a[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int64_t k8 = k & ~(int64_t)7;
+    for (int64_t p = 0; p < k8; p += 8) {
+        for (int l = 0; l < 8; l++) a[l] = fmaf(x[p + l], w[p + l], a[l]);
+    }
+    float s = reduce8(a);
+    for (int64_t p = k8; p < k; p++) s = fmaf(x[p], w[p], s);
+    return s;
+}
+
+__attribute__((target("avx2,fma")))
+static inline float reduce8_avx2(__m256 v) {
+    __m128 h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));   // l + (l + 4)
+    __m128 g = _mm_add_ps(h, _mm_movehl_ps(h, h));                                   // l + (l + 2)
+    __m128 s = _mm_add_ss(g, _mm_shuffle_ps(g, g, 1));                                // 0 + 1
+    return _mm_cvtss_f32(s);
+}
+
+// An R x J tile (R rows of x against J rows of w), R <= 4 and J <= 3: 12 accumulators at most,
+// so the loop keeps every partial sum in a register. Constant R and J unroll it.
+__attribute__((target("avx2,fma"), always_inline))
+static inline void tile_avx2(const float *x, int64_t ldx, const float *w, int64_t ldw, int64_t k,
+                             float *y, int64_t ldy, int accumulate, const int R, const int J) {
+    __m256 acc[4][3];
+    for (int r = 0; r < R; r++)
+        for (int j = 0; j < J; j++) acc[r][j] = _mm256_setzero_ps();
+    int64_t k8 = k & ~(int64_t)7;
+    for (int64_t p = 0; p < k8; p += 8) {
+        __m256 wv[3];
+        for (int j = 0; j < J; j++) wv[j] = _mm256_loadu_ps(w + j * ldw + p);
+        for (int r = 0; r < R; r++) {
+            __m256 xv = _mm256_loadu_ps(x + r * ldx + p);
+            for (int j = 0; j < J; j++) acc[r][j] = _mm256_fmadd_ps(xv, wv[j], acc[r][j]);
+        }
+    }
+    for (int r = 0; r < R; r++) {
+        for (int j = 0; j < J; j++) {
+            float s = reduce8_avx2(acc[r][j]);
+            for (int64_t p = k8; p < k; p++) s = fmaf(x[r * ldx + p], w[j * ldw + p], s);
+            float *out = y + r * ldy + j;
+            *out = accumulate ? *out + s : s;
+        }
+    }
+}
+
+#define TILE_ROWS(J)                                                                                 \
+    do {                                                                                             \
+        int64_t r = 0;                                                                               \
+        for (; r + 4 <= rows; r += 4) tile_avx2(x + r * ldx, ldx, wj, ldw, k, y + r * ldy + j, ldy, accumulate, 4, J); \
+        switch (rows - r) {                                                                          \
+        case 3: tile_avx2(x + r * ldx, ldx, wj, ldw, k, y + r * ldy + j, ldy, accumulate, 3, J); break; \
+        case 2: tile_avx2(x + r * ldx, ldx, wj, ldw, k, y + r * ldy + j, ldy, accumulate, 2, J); break; \
+        case 1: tile_avx2(x + r * ldx, ldx, wj, ldw, k, y + r * ldy + j, ldy, accumulate, 1, J); break; \
+        default: break;                                                                              \
+        }                                                                                            \
+    } while (0)
+
+__attribute__((target("avx2,fma")))
+static void gemm_nt_avx2(const float *x, int64_t rows, int64_t ldx, const float *w, int64_t n, int64_t ldw,
+                         int64_t k, float *y, int64_t ldy, int accumulate) {
+    // Columns outside, rows inside: three rows of w stay in L1 while every row of x passes.
+    int64_t j = 0;
+    for (; j + 3 <= n; j += 3) { const float *wj = w + j * ldw; TILE_ROWS(3); }
+    if (n - j == 2) { const float *wj = w + j * ldw; TILE_ROWS(2); }
+    else if (n - j == 1) { const float *wj = w + j * ldw; TILE_ROWS(1); }
+}
+
+int ckernels_gemm_nt_uses_avx2(void) {
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? 1 : 0;
+}
+
+void ckernels_gemm_nt_scalar(const float *x, int64_t rows, int64_t ldx, const float *w, int64_t n, int64_t ldw,
+                             int64_t k, float *y, int64_t ldy, int accumulate) {
+    for (int64_t j = 0; j < n; j++) {
+        for (int64_t r = 0; r < rows; r++) {
+            float s = dot_scalar(x + r * ldx, w + j * ldw, k);
+            float *out = y + r * ldy + j;
+            *out = accumulate ? *out + s : s;
+        }
+    }
+}
+
+void ckernels_gemm_nt(const float *x, int64_t rows, int64_t ldx, const float *w, int64_t n, int64_t ldw,
+                      int64_t k, float *y, int64_t ldy, int accumulate) {
+    if (rows <= 0 || n <= 0) return;
+    if (ckernels_gemm_nt_uses_avx2()) {
+        gemm_nt_avx2(x, rows, ldx, w, n, ldw, k, y, ldy, accumulate);
+    } else {
+        ckernels_gemm_nt_scalar(x, rows, ldx, w, n, ldw, k, y, ldy, accumulate);
+    }
+}
