@@ -24,7 +24,7 @@ c["data"] = {"task": "copy", "copy_max_len": 32, "copy_min_len": 32}
 json.dump(c, open(sys.argv[2], "w"))
 PY
 .build/release/coordinator --config "$dir/config.json" --workers 2 --spawn-local --worker-threads 1 \
-  --bind "tcp://127.0.0.1:5791" --run-dir "$dir/run" --max-steps "$STEPS" > "$dir/log" 2>&1
+  --bind "tcp://127.0.0.1:${PORT:-$((40000 + $$ % 20000))}" --run-dir "$dir/run" --max-steps "$STEPS" > "$dir/log" 2>&1
 python3 - "$dir/run/metrics.jsonl" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]

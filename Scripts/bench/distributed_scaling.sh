@@ -19,6 +19,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 CONFIG=${1:-small}; STEPS=${2:-20}; REPEATS=${3:-3}
+# Ports from the process id (PORT_BASE overrides): two benchmarks at once must not collide.
+PORT_BASE=${PORT_BASE:-$((20000 + $$ % 20000))}
 [ -f "$CONFIG" ] || CONFIG="configs/$CONFIG.json"
 [ -x .build/release/coordinator ] || swift build -c release
 results=$(mktemp)
@@ -34,7 +36,8 @@ t["validate_every"] = 100000; t["checkpoint_every"] = 100000
 json.dump(c, open(sys.argv[2], "w"))
 PY
   .build/release/coordinator --config "$dir/config.json" --workers "$2" --spawn-local --worker-threads 1 \
-    --bind "tcp://127.0.0.1:$((5700 + $2))" --run-dir "$dir/run" --max-steps "$STEPS" > "$dir/log" 2>&1
+    --bind "tcp://127.0.0.1:$((PORT_BASE + $2))" --run-dir "$dir/run" --max-steps "$STEPS" > "$dir/log" 2>&1 \
+    || { echo "coordinator with $2 worker(s) failed:" >&2; tail -n 5 "$dir/log" >&2; exit 1; }
   python3 - "$dir/run/metrics.jsonl" "$1" "$2" "$3" "$4" <<'PY' | tee -a "$results"
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
