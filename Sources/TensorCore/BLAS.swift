@@ -2,12 +2,12 @@ import CBLAS
 
 /// Thin wrappers over OpenBLAS. Every matrix product in the project goes through `gemm`;
 /// transposes are expressed as BLAS flags, never as copies.
-public enum BLAS {
+package enum BLAS {
     /// Sets the number of OpenBLAS's own threads. The project keeps it at 1 and partitions large
     /// products itself (`gemm`), so that one thread pool (`Parallel`) owns the cores: OpenBLAS's
     /// spinning workers otherwise compete with the elementwise loops for the same cores.
-    public static func setThreads(_ n: Int) { openblas_set_num_threads(Int32(Swift.max(1, n))) }
-    public static var threads: Int { Int(openblas_get_num_threads()) }
+    package static func setThreads(_ n: Int) { openblas_set_num_threads(Int32(Swift.max(1, n))) }
+    package static var threads: Int { Int(openblas_get_num_threads()) }
 
     /// Row-major C[M,N] = alpha * op(A) * op(B) + beta * C.
     /// `transA` means A is stored [K,M]; `transB` means B is stored [N,K].
@@ -20,7 +20,7 @@ public enum BLAS {
     /// other boundaries, do not).
     /// One thread therefore runs the whole product at full speed, and any thread count gives
     /// bit-identical results (`KernelTests` checks 1 vs 2 threads).
-    public static func gemm(
+    package static func gemm(
         transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
         alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
         b: UnsafePointer<Float>, ldb: Int,
@@ -47,7 +47,7 @@ public enum BLAS {
 
     /// One single-threaded sgemm call (used inside already-parallel loops, e.g. per attention head).
     @inline(__always)
-    public static func gemmSerial(
+    package static func gemmSerial(
         transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
         alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
         b: UnsafePointer<Float>, ldb: Int,
@@ -59,7 +59,7 @@ public enum BLAS {
 
     /// x *= alpha
     @inline(__always)
-    public static func scale(_ n: Int, alpha: Float, x: UnsafeMutablePointer<Float>) {
+    package static func scale(_ n: Int, alpha: Float, x: UnsafeMutablePointer<Float>) {
         cblas_sscal(Int32(n), alpha, x, 1)
     }
 }

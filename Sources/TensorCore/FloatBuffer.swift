@@ -5,18 +5,18 @@
 /// nothing. Memory is 64-byte aligned so BLAS and vector loops see aligned rows.
 public final class FloatBuffer {
     public private(set) var pointer: UnsafeMutablePointer<Float>
-    public private(set) var capacity: Int
+    package private(set) var capacity: Int
     /// Number of valid elements.
     public private(set) var count: Int
 
-    public init(count: Int = 0, zeroed: Bool = true) {
+    package init(count: Int = 0, zeroed: Bool = true) {
         capacity = Swift.max(count, 1)
         pointer = FloatBuffer.allocate(capacity)
         self.count = count
         if zeroed { pointer.initialize(repeating: 0, count: capacity) }
     }
 
-    public convenience init(_ values: [Float]) {
+    package convenience init(_ values: [Float]) {
         self.init(count: values.count, zeroed: false)
         values.withUnsafeBufferPointer { pointer.update(from: $0.baseAddress!, count: values.count) }
     }
@@ -30,7 +30,7 @@ public final class FloatBuffer {
 
     /// Sets the element count, growing the allocation only when needed. Contents are unspecified
     /// after growth unless `zero` is set.
-    public func resize(_ newCount: Int, zero: Bool = false) {
+    package func resize(_ newCount: Int, zero: Bool = false) {
         if newCount > capacity {
             pointer.deallocate()
             capacity = newCount
@@ -40,7 +40,7 @@ public final class FloatBuffer {
         if zero { pointer.update(repeating: 0, count: newCount) }
     }
 
-    public func zero() { pointer.update(repeating: 0, count: count) }
+    package func zero() { pointer.update(repeating: 0, count: count) }
 
     public var buffer: UnsafeMutableBufferPointer<Float> { UnsafeMutableBufferPointer(start: pointer, count: count) }
 
@@ -52,5 +52,5 @@ public final class FloatBuffer {
     }
 
     /// Bytes currently allocated (for memory accounting).
-    public var allocatedBytes: Int { capacity * MemoryLayout<Float>.stride }
+    package var allocatedBytes: Int { capacity * MemoryLayout<Float>.stride }
 }

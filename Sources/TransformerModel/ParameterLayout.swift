@@ -8,7 +8,7 @@ public struct ParameterEntry: Sendable, Equatable {
     public let offset: Int
     public var count: Int { shape.reduce(1, *) }
     /// AdamW weight decay applies to matrices only (rank >= 2), not biases or LayerNorm.
-    public var decays: Bool { shape.count >= 2 }
+    package var decays: Bool { shape.count >= 2 }
 }
 
 /// The order and placement of every parameter in one contiguous arena.

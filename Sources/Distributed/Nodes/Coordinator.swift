@@ -95,7 +95,7 @@ public actor Coordinator {
     let gradientType: TensorElementType
 
     /// The dynamic loss scale (Float16 gradients) as it stands after the last step.
-    public var lossScale: LossScaleState { session.lossScale }
+    package var lossScale: LossScaleState { session.lossScale }
 
     /// The endpoint as bound (a `tcp://...:*` wildcard resolved to its port).
     public nonisolated var endpoint: String { socket.endpoint }

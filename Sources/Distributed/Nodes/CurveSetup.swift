@@ -197,11 +197,11 @@ private func sharedContext(_ context: ZMQContext?) throws(TransportError) -> ZMQ
 }
 
 /// The rule that a coordinator reachable from other hosts must use CURVE.
-public enum BindSecurity {
+package enum BindSecurity {
     /// True for endpoints only this host can reach: ipc://, inproc://, and tcp:// on 127.0.0.0/8,
     /// ::1 or localhost. `tcp://0.0.0.0:P`, `tcp://*:P`, an interface name or any other address
     /// is reachable from the network.
-    public static func isLocal(_ endpoint: String) -> Bool {
+    package static func isLocal(_ endpoint: String) -> Bool {
         if endpoint.hasPrefix("ipc://") || endpoint.hasPrefix("inproc://") { return true }
         guard endpoint.hasPrefix("tcp://") else { return false }
         var host = String(endpoint.dropFirst("tcp://".count))
@@ -220,16 +220,16 @@ public enum BindSecurity {
     }
 
     /// Throws unless `endpoint` is local, CURVE is on, or the user said `--insecure`.
-    public static func check(bind endpoint: String, curve: Bool, insecure: Bool) throws(BindSecurityError) {
+    package static func check(bind endpoint: String, curve: Bool, insecure: Bool) throws(BindSecurityError) {
         if curve || insecure || isLocal(endpoint) { return }
         throw .insecure(endpoint: endpoint)
     }
 }
 
-public enum BindSecurityError: Error, Equatable, CustomStringConvertible {
+package enum BindSecurityError: Error, Equatable, CustomStringConvertible {
     case insecure(endpoint: String)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .insecure(let e):
             return "refusing to bind \(e) without CURVE: anyone who reaches it could join, read the weights and write gradients. "

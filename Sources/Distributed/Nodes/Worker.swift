@@ -19,7 +19,7 @@ public struct WorkerOptions: Sendable {
     /// Test hook: when set, the gradient this worker sends for that step carries an infinity (as a
     /// Float16 overflow would), to test that every worker skips the step and the loss scale halves.
     /// Never set it outside tests (`worker --inject-non-finite-at-step`, hidden, sets it too).
-    public var injectNonFiniteAtStep: Int?
+    package var injectNonFiniteAtStep: Int?
     /// Test hook: a fault this worker plays when the work order for `step` arrives.
     package var fault: (step: Int, kind: WorkerFault)?
     /// Test hook: a fault this worker plays when the validation order after `step` arrives.

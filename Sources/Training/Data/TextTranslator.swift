@@ -21,7 +21,7 @@ public struct TextTranslator {
 
     /// Output budget for a batch whose longest source has `longest` tokens: translations are
     /// rarely more than 1.5x longer, and never beyond the model's positions.
-    public func maxOutputLength(longestSource longest: Int) -> Int {
+    package func maxOutputLength(longestSource longest: Int) -> Int {
         Self.outputBudget(longestSource: longest, maxLen: model.config.maxLen, maxLength: maxLength)
     }
 
@@ -47,7 +47,7 @@ public struct TextTranslator {
     }
 
     /// The batches `translate(ids:)` and `nBest` decode, in the order they decode them.
-    public func batches(of sources: [[Int32]]) -> [TranslationBatch] {
+    package func batches(of sources: [[Int32]]) -> [TranslationBatch] {
         Self.batches(of: sources, maxLen: model.config.maxLen, batchSize: batchSize, maxLength: maxLength)
     }
 
@@ -55,7 +55,7 @@ public struct TextTranslator {
     /// a time, shortest first (ties in input order), each batch with its output budget. A pure
     /// function of its arguments, so another process plans the same batches (validation splits
     /// them over workers).
-    public static func batches(of sources: [[Int32]], maxLen: Int, batchSize: Int = 64, maxLength: Int? = nil) -> [TranslationBatch] {
+    package static func batches(of sources: [[Int32]], maxLen: Int, batchSize: Int = 64, maxLength: Int? = nil) -> [TranslationBatch] {
         let clipped = sources.map { $0.count > maxLen ? Array($0.prefix(maxLen)) : $0 }
         let order = clipped.indices.sorted { clipped[$0].count != clipped[$1].count ? clipped[$0].count < clipped[$1].count : $0 < $1 }
         let size = Swift.max(1, batchSize)
@@ -85,11 +85,11 @@ public struct TextTranslator {
 }
 
 /// Sources decoded together, and where their results go.
-public struct TranslationBatch: Sendable, Equatable {
+package struct TranslationBatch: Sendable, Equatable {
     /// Positions of the batch's sources in the input, in batch order.
-    public var indices: [Int]
+    package var indices: [Int]
     /// The sources, cut to the model's `max_len`.
-    public var sources: [[Int32]]
+    package var sources: [[Int32]]
     /// Most tokens a translation in this batch may have.
-    public var outputBudget: Int
+    package var outputBudget: Int
 }

@@ -15,15 +15,15 @@ public struct ValidationResult: Sendable, Equatable {
 
 /// Teacher-forced loss and accuracy in evaluation mode (no dropout), plus greedy decoding for
 /// the toy tasks: a whole `ValidationWork` without scored translations, computed here.
-public struct Validator {
-    public let pairs: [(source: [Int32], target: [Int32])]
-    public let decode: Bool
+package struct Validator {
+    package let pairs: [(source: [Int32], target: [Int32])]
+    package let decode: Bool
 
-    public init(pairs: [(source: [Int32], target: [Int32])], decode: Bool) {
+    package init(pairs: [(source: [Int32], target: [Int32])], decode: Bool) {
         self.pairs = pairs; self.decode = decode
     }
 
-    public func run(_ model: Transformer) throws -> ValidationResult {
+    package func run(_ model: Transformer) throws -> ValidationResult {
         let work = ValidationWork(pairs: pairs, decodesPairs: decode, translating: [], maxLen: model.config.maxLen)
         return work.combine(try work.computeAll(model: model)).result
     }

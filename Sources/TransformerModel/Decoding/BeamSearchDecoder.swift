@@ -39,7 +39,7 @@ public struct BeamHypothesis: Equatable, Sendable {
 /// hypothesis with the highest score (ties: the one that finished first); `nBest` returns the N
 /// highest in that order, so its first hypothesis is always `search`'s.
 public struct BeamSearchDecoder {
-    public let decoder: IncrementalDecoder
+    package let decoder: IncrementalDecoder
     public let beamWidth: Int
     public let lengthPenaltyAlpha: Double
     /// Benchmarks only: EOS candidates are passed over (they neither finish a hypothesis nor take

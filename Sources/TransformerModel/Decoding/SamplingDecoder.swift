@@ -14,7 +14,7 @@ import Darwin
 /// vocabulary order, so `topK == vocabSize` or a nucleus holding every token gives exactly the
 /// unrestricted result.
 public struct SamplingDecoder {
-    public let decoder: IncrementalDecoder
+    package let decoder: IncrementalDecoder
     public let temperature: Float
     /// Keep only the k most likely tokens (ties: lower id first); 0 = no restriction.
     public let topK: Int
@@ -34,7 +34,7 @@ public struct SamplingDecoder {
     }
 
     /// The uniform number in [0, 1) that draws sentence `sentence`'s token at step `step`.
-    public static func uniform(seed: UInt64, sentence: Int, step: Int) -> Float {
+    package static func uniform(seed: UInt64, sentence: Int, step: Int) -> Float {
         let words = Philox(seed: seed).block(UInt32(truncatingIfNeeded: step), UInt32(truncatingIfNeeded: sentence),
                                              UInt32(truncatingIfNeeded: sentence >> 32), 0x5341_4D50)
         return Philox.unit(words.0)
