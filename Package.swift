@@ -51,12 +51,12 @@ let package = Package(
         // Tests mirror the modules; fixtures live in the target that reads them. CommandLineTests
         // starts the built executables as separate processes (end to end); TestSupport holds what
         // more than one test target uses.
-        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["Training", "TransformerModel", "TensorCore"], path: "Tests/TestSupport"),
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore"]),
         .testTarget(name: "TransformerModelTests", dependencies: ["TransformerModel", "TensorCore", "CKernels"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "TransformerModel", "TensorCore", "TestSupport"],
                     exclude: ["Fixtures"]),
-        .testTarget(name: "DistributedTests", dependencies: ["Distributed", "Training", "TransformerModel", "TensorCore"]),
+        .testTarget(name: "DistributedTests", dependencies: ["Distributed", "Training", "TransformerModel", "TensorCore", "TestSupport"]),
         .testTarget(name: "FuzzTargetsTests", dependencies: ["FuzzTargets", "Distributed"], exclude: ["FuzzCorpus"]),
         .testTarget(name: "CommandLineTests", dependencies: ["Training", "TransformerModel", "TestSupport"]),
     ],

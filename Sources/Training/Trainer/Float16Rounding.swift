@@ -2,7 +2,7 @@ import TensorCore
 
 /// What rounding to Float16 does to values: the overflow check a worker makes before it sends
 /// Float16 gradients, and the rounding itself for a driver that has no wire but must compute
-/// exactly what a coordinator with workers computes (`TrainingRun`).
+/// exactly what a coordinator with workers computes (the tests' `TrainingRun`).
 package enum Float16Rounding {
     /// The smallest magnitude that rounds to infinity in Float16 (round to nearest even: 65504 is
     /// the largest finite value, and the midpoint 65520 rounds up to the next power, 65536 = inf).

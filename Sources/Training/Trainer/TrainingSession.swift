@@ -41,7 +41,7 @@ public struct RunSummary: Sendable {
 /// The coordinator's side of a run, whoever computes the gradients: the master weights, AdamW and
 /// its schedule, resume, metrics, validation, checkpoints and the summary.
 ///
-/// The single-process driver (`TrainingRun`) and the distributed coordinator both feed it one
+/// The coordinator and the tests' socket-free `TrainingRun` (TestSupport) both feed it one
 /// summed gradient per step through `completeStep`, so there is one bookkeeping path.
 package final class TrainingSession {
     package let config: RunConfig
@@ -142,7 +142,7 @@ package final class TrainingSession {
     }
 
     /// True when max_steps is reached, a stop signal ended the run, or patience ran out.
-    /// The coordinator and `TrainingRun` both loop until it holds.
+    /// The coordinator (and the tests' `TrainingRun`) loop until it holds.
     package var isFinished: Bool { stopped || stoppedEarly || progress.step >= config.training.maxSteps }
     package var nextStep: Int { progress.step + 1 }
     package var parameterCount: Int { model.arena.layout.totalCount }

@@ -1,9 +1,12 @@
 import Foundation
 import TensorCore
+import Training
 import TransformerModel
 
 /// Single-process training without sockets: `workers` logical workers run their micro-batches in
-/// rank order, the same arithmetic as the distributed trainer.
+/// rank order, the same arithmetic as the distributed trainer. The tests' oracle: the
+/// coordinator and its workers (also `coordinator --single-process`) must match it bit for bit,
+/// and tests of checkpoints, loss scaling and logs use it to train without a cluster.
 ///
 /// The Float16 options change what travels on the wire, so this driver applies the same roundings
 /// itself: with `float16.gradients` each logical worker's gradient sum is scaled by the loss scale
