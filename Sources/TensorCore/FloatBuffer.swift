@@ -4,6 +4,7 @@
 /// batch has the same or a smaller shape than before: in steady state a training step allocates
 /// nothing. Memory is 64-byte aligned so BLAS and vector loops see aligned rows.
 public final class FloatBuffer {
+    /// The first element (64-byte aligned); valid until the next `resize` that grows the buffer.
     public private(set) var pointer: UnsafeMutablePointer<Float>
     package private(set) var capacity: Int
     /// Number of valid elements.
@@ -42,10 +43,13 @@ public final class FloatBuffer {
 
     package func zero() { pointer.update(repeating: 0, count: count) }
 
+    /// The `count` valid elements, for in-place reads and writes.
     public var buffer: UnsafeMutableBufferPointer<Float> { UnsafeMutableBufferPointer(start: pointer, count: count) }
 
+    /// A copy of the `count` valid elements.
     public var array: [Float] { Array(UnsafeBufferPointer(start: pointer, count: count)) }
 
+    /// Element `i` (0 <= i < count).
     public subscript(i: Int) -> Float {
         get { pointer[i] }
         set { pointer[i] = newValue }

@@ -5,6 +5,7 @@ public enum ModelInputError: Error, Equatable, CustomStringConvertible {
     case shapeMismatch(sequence: String, expected: Int, actual: Int)
     case empty
 
+    /// The message printed to the user.
     public var description: String {
         switch self {
         case let .tokenOutOfRange(s, i, t, v):

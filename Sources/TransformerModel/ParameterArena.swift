@@ -61,6 +61,7 @@ final class ParameterStaging {
 /// Float32 window, the size of the largest layer matrix, when a layer uses them; vectors (biases,
 /// LayerNorm) are small and stay Float32. Gradients are Float32 in both modes.
 public final class ParameterArena {
+    /// Names, shapes and offsets of every parameter (PyTorch state_dict order).
     public let layout: ParameterLayout
     package let gradients: FloatBuffer
     /// True when parameters are stored in Float16.

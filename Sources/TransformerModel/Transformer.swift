@@ -7,7 +7,9 @@ import TensorCore
 /// activations in buffers that are reused step after step. `forward` returns the logits buffer;
 /// the loss overwrites it with d(loss)/d(logits) and `backward` accumulates into the gradients.
 public final class Transformer {
+    /// The architecture this replica was built for.
     public let config: ModelConfig
+    /// Every parameter and gradient in one buffer each; `arena.layout` names them (PyTorch order).
     public let arena: ParameterArena
     let encoderEmbedding: Embedding
     let decoderEmbedding: Embedding

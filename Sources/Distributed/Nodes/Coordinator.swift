@@ -5,10 +5,12 @@ import TransformerModel
 
 /// Network and liveness settings of the coordinator.
 public struct CoordinatorOptions: Sendable {
+    /// The ZeroMQ endpoint to bind (`tcp://HOST:PORT`, `inproc://NAME` in one process).
     public var bind: String
     /// Workers to wait for before the first step; each step uses `accumulation_steps x workers`
     /// micro-batches whatever happens to individual workers, so a failure never changes the math.
     public var workers: Int
+    /// Seconds to wait for `workers` workers before the first step; then the run fails.
     public var joinTimeout: Double = 600
     /// Seconds between heartbeats, sent by the socket thread (they flow while this actor validates).
     public var heartbeatInterval: Double = 1
@@ -27,15 +29,18 @@ public struct CoordinatorOptions: Sendable {
     /// CURVE keys and the admitted workers' public keys; nil accepts any peer, unencrypted.
     public var curve: CoordinatorCurve?
 
+    /// Defaults for everything but the endpoint and the number of workers.
     public init(bind: String, workers: Int) {
         self.bind = bind; self.workers = workers; maxSpares = Swift.max(1, workers)
     }
 }
 
+/// Why a coordinator could not run.
 public enum CoordinatorError: Error, CustomStringConvertible {
     case notEnoughWorkers(joined: Int, wanted: Int, seconds: Double)
     case transport(String)
 
+    /// The message printed to the user.
     public var description: String {
         switch self {
         case let .notEnoughWorkers(j, w, s):
@@ -53,6 +58,7 @@ public actor Coordinator {
     struct Peer { let id: PeerID; let rank: Int; let name: String; let threads: Int }
     struct Spare { let id: PeerID; let hello: Hello }
 
+    /// The network and liveness settings it was started with.
     public let options: CoordinatorOptions
     let session: TrainingSession
     let socket: SocketThread
@@ -100,6 +106,8 @@ public actor Coordinator {
     /// The endpoint as bound (a `tcp://...:*` wildcard resolved to its port).
     public nonisolated var endpoint: String { socket.endpoint }
 
+    /// Sets up (or resumes) the run and binds `options.bind`; `context` is shared with in-process
+    /// workers for `inproc://` endpoints (nil: a context of its own). Call `run()` to train.
     public init(config: RunConfig, run: RunOptions, options: CoordinatorOptions, context: ZMQContext? = nil) throws {
         session = try TrainingSession(config: config, options: run)
         var socketOptions = SocketOptions()

@@ -3,9 +3,12 @@ import Synchronization
 
 /// The coordinator's CURVE settings (`--curve-secret FILE --allow-workers PATH`).
 public struct CoordinatorCurve: Sendable, Equatable {
+    /// The coordinator's identity (its public key goes to every worker as `--coordinator-public`).
     public var keyPair: CurveKeyPair
+    /// The workers admitted (any other key is refused by the ZAP handler).
     public var allowedWorkers: CurveAllowList
 
+    /// CURVE with `keyPair` admitting `allowedWorkers`.
     public init(keyPair: CurveKeyPair, allowedWorkers: CurveAllowList) {
         self.keyPair = keyPair; self.allowedWorkers = allowedWorkers
     }
@@ -18,13 +21,17 @@ public struct CoordinatorCurve: Sendable, Equatable {
 
 /// A worker's CURVE settings (`--curve-secret FILE --coordinator-public FILE`).
 public struct WorkerCurve: Sendable, Equatable {
+    /// The worker's identity (its public key must be in the coordinator's `--allow-workers`).
     public var keyPair: CurveKeyPair
+    /// The coordinator's public key, so the worker knows whom it talks to.
     public var coordinatorPublicKey: CurveKey
 
+    /// CURVE with `keyPair` towards the coordinator holding `coordinatorPublicKey`.
     public init(keyPair: CurveKeyPair, coordinatorPublicKey: CurveKey) {
         self.keyPair = keyPair; self.coordinatorPublicKey = coordinatorPublicKey
     }
 
+    /// Reads the worker's secret key file and the coordinator's public key file.
     public static func load(secretFile: String, coordinatorPublic: String) throws(CurveKeyError) -> WorkerCurve {
         WorkerCurve(keyPair: try CurveKeyPair.load(secretFile: secretFile),
                     coordinatorPublicKey: try CurveKeyPair.load(publicFile: coordinatorPublic))

@@ -46,7 +46,9 @@ public struct CurveKey: Sendable, Hashable {
 
 /// A CurveZMQ identity: a secret key and the public key derived from it.
 public struct CurveKeyPair: Sendable, Equatable, CustomStringConvertible {
+    /// The public key, shared with peers (`.public` files).
     public let publicKey: CurveKey
+    /// The secret key, never sent (`.secret` files, mode 0600).
     public let secretKey: CurveKey
 
     /// A fresh random key pair (libsodium through `zmq_curve_keypair`).
@@ -170,8 +172,10 @@ private func posixWrite(_ fd: Int32, _ buffer: UnsafeRawPointer?, _ count: Int) 
 
 /// The public keys of the workers a coordinator admits (`--allow-workers PATH`).
 public struct CurveAllowList: Sendable, Equatable {
+    /// The admitted workers' public keys.
     public let keys: Set<CurveKey>
 
+    /// Admits exactly `keys`.
     public init(keys: Set<CurveKey>) { self.keys = keys }
 
     /// PATH is a directory (every `*.public` file in it, one key each) or a file with one Z85 key
@@ -220,6 +224,7 @@ public enum CurveKeyError: Error, Equatable, Sendable, CustomStringConvertible {
     case emptyAllowList(path: String, reason: String)
     case unavailable(String)
 
+    /// The message printed to the user, naming the key file involved.
     public var description: String {
         switch self {
         case .exists(let p): return "\(p) already exists; refusing to overwrite a key (choose another --output or remove it)"

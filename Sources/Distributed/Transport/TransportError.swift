@@ -25,6 +25,7 @@ public enum TransportError: Error, Equatable, Sendable, CustomStringConvertible 
     /// A message was posted to a ROUTER socket without a destination peer.
     case missingPeer
 
+    /// The message printed to the user.
     public var description: String {
         switch self {
         case .setup(let reason): return "cannot set up ZeroMQ: \(reason)"

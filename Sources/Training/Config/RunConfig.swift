@@ -16,8 +16,11 @@ import TransformerModel
 public struct RunConfig: Sendable, Equatable {
     /// Names the run (default run directory `runs/<name>`): letters, digits, `.`, `_`, `-`.
     public let name: String
+    /// The architecture (`model`).
     public let model: ModelConfig
+    /// Optimization, schedule, validation and checkpoint settings (`training`).
     public let training: TrainingConfig
+    /// The task and its files (`data`).
     public let data: DataConfig
     /// The config object as given (with any `with(...)` overrides applied), serialised
     /// canonically: compact, keys sorted, numbers in shortest round-trip form. Defaults are NOT

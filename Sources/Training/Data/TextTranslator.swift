@@ -4,7 +4,9 @@ import TransformerModel
 /// similar length (greedy or beam search, with the KV cache), detokenize, and return the
 /// translations in input order. Used by validation BLEU, `transformer translate` and `evaluate`.
 public struct TextTranslator {
+    /// The model decoding (evaluation mode, no dropout).
     public let model: Transformer
+    /// Encodes the sources and decodes the outputs.
     public let tokenizer: BPETokenizer
     /// 1 = greedy decoding.
     public var beamWidth: Int
@@ -15,6 +17,7 @@ public struct TextTranslator {
     /// Output budget in tokens (nil: 1.5x the longest source of the batch + 10, within max_len).
     public var maxLength: Int?
 
+    /// Greedy decoding by default; `beamWidth` > 1 for beam search with GNMT penalty `lengthPenalty`.
     public init(model: Transformer, tokenizer: BPETokenizer, beamWidth: Int = 1, lengthPenalty: Double = 0.6) {
         self.model = model; self.tokenizer = tokenizer; self.beamWidth = beamWidth; self.lengthPenalty = lengthPenalty
     }

@@ -7,6 +7,7 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
     /// The run ended but its final checkpoint (or `best` pointer) could not be written.
     case checkpointNotWritten(String)
 
+    /// The message printed to the user.
     public var description: String {
         switch self {
         case .unsupported(let m): return m

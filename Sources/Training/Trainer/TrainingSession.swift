@@ -15,22 +15,35 @@ package struct AppliedStep: Sendable {
 
 /// How a run starts and where it writes.
 public struct RunOptions: Sendable {
+    /// Where the run starts: from scratch, from the newest valid checkpoint of the run directory, or
+    /// from the checkpoint at a path.
     public enum Resume: Sendable, Equatable { case fresh, latest, from(String) }
+    /// Where checkpoints, logs and `summary.json` are written.
     public var runDirectory: URL
+    /// Workers computing each step (each step uses `accumulation_steps x workers` micro-batches).
     public var workers = 1
+    /// Fresh (the default) or resumed.
     public var resume = Resume.fresh
+    /// Print the progress lines to standard output.
     public var printProgress = true
 
+    /// A fresh run of one worker writing to `runDirectory`.
     public init(runDirectory: URL) { self.runDirectory = runDirectory }
 }
 
 /// End-of-run figures (also written as `summary.json`).
 public struct RunSummary: Sendable {
+    /// The last step trained.
     public var step: Int
+    /// Label-smoothed training loss per target token over the last `log_every` window of steps.
     public var trainLoss: Double
+    /// The last validation (nil when the run never validated).
     public var validation: ValidationResult?
+    /// Target tokens trained per second of wall clock over the whole run.
     public var tokensPerSecond: Double
+    /// Wall-clock seconds of training, those before a resume included.
     public var wallSeconds: Double
+    /// Steps whose update was skipped for a non-finite gradient (Float16 loss-scale overflow).
     public var skippedSteps: Int
     /// The best validation by `training.best_metric` (nil: no validation reported it).
     public var best: BestValidation?

@@ -5,7 +5,9 @@ import TransformerModel
 public struct ValidationResult: Sendable, Equatable {
     /// Unsmoothed mean negative log-likelihood per non-pad target token.
     public var loss: Double
+    /// `exp(loss)`.
     public var perplexity: Double
+    /// Fraction of non-pad target tokens whose teacher-forced argmax is right.
     public var tokenAccuracy: Double
     /// Fraction of sequences decoded greedily exactly right (toy tasks only).
     public var sequenceAccuracy: Double?

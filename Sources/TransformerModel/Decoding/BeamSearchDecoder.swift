@@ -15,6 +15,7 @@ public struct BeamHypothesis: Equatable, Sendable {
     /// `logProbability / lp(predictions)` with the GNMT penalty lp(n) = ((5 + n) / 6)^alpha.
     public var score: Double
 
+    /// A finished hypothesis with its scores.
     public init(tokens: [Int32], endsWithEOS: Bool, logProbability: Double, score: Double) {
         self.tokens = tokens; self.endsWithEOS = endsWithEOS; self.logProbability = logProbability; self.score = score
     }
@@ -40,7 +41,9 @@ public struct BeamHypothesis: Equatable, Sendable {
 /// highest in that order, so its first hypothesis is always `search`'s.
 public struct BeamSearchDecoder {
     package let decoder: IncrementalDecoder
+    /// K, the live hypotheses kept per sentence (1: exactly greedy decoding).
     public let beamWidth: Int
+    /// The GNMT length-penalty exponent alpha (0: no penalty).
     public let lengthPenaltyAlpha: Double
     /// Benchmarks only: EOS candidates are passed over (they neither finish a hypothesis nor take
     /// a beam), so no sentence stops early and every search runs `maxLength` steps.

@@ -8,6 +8,7 @@ public enum DecodingError: Error, Equatable, CustomStringConvertible {
     /// An n-best count outside 1...beam width.
     case invalidNBest(Int, beamWidth: Int)
 
+    /// The message printed to the user, naming the invalid setting.
     public var description: String {
         switch self {
         case let .invalidBeamWidth(k): return "beam width \(k) must be at least 1"

@@ -5,6 +5,7 @@ public struct GreedyDecoder {
     /// `maxLength` steps (each row's output still ends at its first EOS).
     package var runsToMaxLength = false
 
+    /// Greedy decoding with `model` (evaluation mode, no dropout).
     public init(model: Transformer) { decoder = IncrementalDecoder(model: model) }
 
     /// Translates each source (token ids without BOS/EOS) into at most `maxLength` tokens

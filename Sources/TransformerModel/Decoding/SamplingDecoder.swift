@@ -15,12 +15,14 @@ import Darwin
 /// unrestricted result.
 public struct SamplingDecoder {
     package let decoder: IncrementalDecoder
+    /// Logits are divided by this before the softmax (> 0; below 1 sharpens, above 1 flattens).
     public let temperature: Float
     /// Keep only the k most likely tokens (ties: lower id first); 0 = no restriction.
     public let topK: Int
     /// Keep the smallest set of most likely tokens whose probability reaches topP; 1 = no restriction.
     /// The nucleus sorts the candidates (all V of them unless top-k restricts them first).
     public let topP: Float
+    /// The Philox seed of the draws: same seed, model and sources give the same output.
     public let seed: UInt64
     private let workspace = SamplingWorkspace()
 

@@ -7,11 +7,16 @@ import TensorCore
 /// micro-batch gives the same masks on any worker, and a recomputed forward (activation
 /// checkpointing) or a backward pass regenerates exactly the forward's mask.
 public struct DropoutContext: Sendable, Equatable {
+    /// The run's seed (`training.seed`).
     public var seed: UInt64
+    /// The training step.
     public var step: Int
+    /// The global index of the micro-batch in the run.
     public var microBatch: Int
+    /// Probability of dropping an element, in [0, 1); 0 disables dropout.
     public var rate: Float
 
+    /// The dropout of one forward pass.
     public init(seed: UInt64, step: Int, microBatch: Int, rate: Float) {
         self.seed = seed; self.step = step; self.microBatch = microBatch; self.rate = rate
     }
@@ -19,6 +24,7 @@ public struct DropoutContext: Sendable, Equatable {
     /// No dropout (evaluation, or a rate of zero).
     public static let disabled = DropoutContext(seed: 0, step: 0, microBatch: 0, rate: 0)
 
+    /// True when elements are dropped (`rate > 0`).
     public var isActive: Bool { rate > 0 }
 
     /// Keep threshold on a 16-bit uniform: element kept when its 16 bits are >= threshold.
