@@ -197,11 +197,31 @@ public actor Coordinator {
         }
     }
 
-    /// One optimizer step; re-plans the same micro-batches over the survivors if a worker is lost.
+    /// One optimizer step, top to bottom: gather the step's gradient from the workers (re-planning
+    /// the same micro-batches over the survivors if a worker is lost), apply it and broadcast the
+    /// new weights, validate on the workers when due, then log, checkpoint and report.
     private func runStep() async throws {
         let microBatches = session.microBatchesPerStep(workers: options.workers)
         let start = now()
         let before = socket.statistics
+        guard let attempts = try await gatherGradients(microBatches: microBatches) else { return }
+        let gathered = now()
+        let applied = applyGradients(microBatches: microBatches, attempts: attempts, start: start, gathered: gathered,
+                                     socketBefore: before)
+        var validated: (parts: [ValidationPart], seconds: Double)?
+        if let work = applied.validation {
+            let t0 = now()
+            if options.extraValidationSeconds > 0 { blockThread(seconds: options.extraValidationSeconds) }
+            validated = (try await validateOnWorkers(work, step: applied.step), now() - t0)
+        }
+        try session.finishStep(applied, validation: validated)
+    }
+
+    /// Dispatches the next step's micro-batches and waits until the reducer holds all their
+    /// gradients; a lost worker or a missed deadline starts a new attempt over the workers left.
+    /// Returns the number of attempts, or nil when a stop request ended the run at the last
+    /// completed step instead.
+    private func gatherGradients(microBatches: Int) async throws -> Int? {
         reduceSeconds = 0
         gradientPayloadBytes = 0
         var attempts = 0
@@ -209,51 +229,65 @@ public actor Coordinator {
             if let failure { throw CoordinatorError.transport(failure) }
             // A stop request this step cannot honour (it lost workers, or has none) ends the run at
             // the last completed step instead of re-planning or waiting for new workers.
-            if StopSignal.isRequested && (attempts > 0 || activeRanks.isEmpty) { return try endAtCompletedStep() }
+            if StopSignal.isRequested && (attempts > 0 || activeRanks.isEmpty) { try endAtCompletedStep(); return nil }
             if session.nextStep == options.waitForFullClusterBeforeStep {
                 try await waitForWorkers { self.peers.count >= self.options.workers }
             }
             if activeRanks.isEmpty {
                 say("step \(session.nextStep): no workers left; waiting for one to join")
                 try await waitForWorkers { !self.activeRanks.isEmpty || StopSignal.isRequested }
-                if StopSignal.isRequested { return try endAtCompletedStep() }
+                if StopSignal.isRequested { try endAtCompletedStep(); return nil }
             }
-            let ranks = activeRanks
-            attempt += 1
             attempts += 1
-            currentStep = session.nextStep
-            let stepPlan = StepPlan(step: currentStep, cursor: session.progress.dataCursor, microBatches: microBatches, ranks: ranks)
-            reducer.begin(positions: stepPlan.positions)
-            allFinite = true
-            rankSeconds.removeAll()
-            attemptStart = now()
-            for (rank, indices) in stepPlan.assignments {
-                guard let id = peer(rank: rank) else { continue }
-                socket.send(.work(WorkOrder(step: currentStep, rank: rank, attempt: attempt,
-                                            gradientMultiplier: session.gradientMultiplier(microBatches: microBatches),
-                                            firstPosition: stepPlan.positions[rank]?.lowerBound ?? 0,
-                                            microBatches: indices)), to: id)
-            }
-            let deadline = now() + options.stepTimeout
-            var lost = false
-            while !reducer.isComplete {
-                if stepPlan.ranks.contains(where: { peer(rank: $0) == nil }) { lost = true; break }
-                if now() > deadline {
-                    for r in reducer.missingRanks {
-                        if let id = peer(rank: r) { drop(id, reason: "no gradient within the step deadline (\(Int(options.stepTimeout)) s)") }
-                    }
-                    lost = true
-                    break
-                }
-                await waitForChange(timeout: 0.5)
-            }
-            if lost {
-                say("step \(currentStep): re-planning its \(microBatches) micro-batches over the remaining workers")
-                continue
-            }
-            break
+            let stepPlan = dispatch(microBatches: microBatches)
+            if await waitForGradients(of: stepPlan) { return attempts }
+            say("step \(currentStep): re-planning its \(microBatches) micro-batches over the remaining workers")
         }
-        let gathered = now()
+    }
+
+    /// Starts a new attempt of the next step over the active ranks: plans which rank computes
+    /// which micro-batches, readies the reducer for them and sends each rank its work order.
+    private func dispatch(microBatches: Int) -> StepPlan {
+        let ranks = activeRanks
+        attempt += 1
+        currentStep = session.nextStep
+        let stepPlan = StepPlan(step: currentStep, cursor: session.progress.dataCursor, microBatches: microBatches, ranks: ranks)
+        reducer.begin(positions: stepPlan.positions)
+        allFinite = true
+        rankSeconds.removeAll()
+        attemptStart = now()
+        for (rank, indices) in stepPlan.assignments {
+            guard let id = peer(rank: rank) else { continue }
+            socket.send(.work(WorkOrder(step: currentStep, rank: rank, attempt: attempt,
+                                        gradientMultiplier: session.gradientMultiplier(microBatches: microBatches),
+                                        firstPosition: stepPlan.positions[rank]?.lowerBound ?? 0,
+                                        microBatches: indices)), to: id)
+        }
+        return stepPlan
+    }
+
+    /// True once every rank's gradient of this attempt is in; false as soon as a rank of
+    /// `stepPlan` is lost or the step deadline passes (the ranks still missing are dropped).
+    private func waitForGradients(of stepPlan: StepPlan) async -> Bool {
+        let deadline = now() + options.stepTimeout
+        while !reducer.isComplete {
+            if stepPlan.ranks.contains(where: { peer(rank: $0) == nil }) { return false }
+            if now() > deadline {
+                for r in reducer.missingRanks {
+                    if let id = peer(rank: r) { drop(id, reason: "no gradient within the step deadline (\(Int(options.stepTimeout)) s)") }
+                }
+                return false
+            }
+            await waitForChange(timeout: 0.5)
+        }
+        return true
+    }
+
+    /// Applies the gathered gradient (AdamW through `TrainingSession.applyStep`) and broadcasts the
+    /// new weights from inside it, so that the step's metrics line carries the step's timings and
+    /// byte counts since `start`.
+    private func applyGradients(microBatches: Int, attempts: Int, start: Double, gathered: Double,
+                                socketBefore before: SocketThread.Statistics) -> AppliedStep {
         var stats = reducer.statistics
         if !allFinite { stats.lossSum = .nan }
         // Timings of this step go into its metrics line: compute (the slowest worker's compute plus
@@ -263,8 +297,8 @@ public actor Coordinator {
             WorkerStatus(rank: p.rank, name: p.name, threads: p.threads, lastStepSeconds: rankSeconds[p.rank],
                          secondsSinceHeard: socket.secondsSinceHeard(p.id))
         }
-        let applied = session.applyStep(gradients: reducer.total.pointer, statistics: stats, microBatches: microBatches,
-                                        workers: activeRanks.count) {
+        return session.applyStep(gradients: reducer.total.pointer, statistics: stats, microBatches: microBatches,
+                                 workers: activeRanks.count) {
             let applied = now()
             let weightBytesBefore = weightPayloadBytes
             sendWeights(to: Array(peers.keys))
@@ -278,13 +312,6 @@ public actor Coordinator {
                     "gradient_bytes_received": gradientPayloadBytes,
                     "weight_bytes_sent": weightPayloadBytes - weightBytesBefore]
         }
-        var validated: (parts: [ValidationPart], seconds: Double)?
-        if let work = applied.validation {
-            let t0 = now()
-            if options.extraValidationSeconds > 0 { blockThread(seconds: options.extraValidationSeconds) }
-            validated = (try await validateOnWorkers(work, step: applied.step), now() - t0)
-        }
-        try session.finishStep(applied, validation: validated)
     }
 
     /// Holds this actor's thread as a long validation would (not a suspension: nothing else of
