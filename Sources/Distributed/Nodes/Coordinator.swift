@@ -37,7 +37,9 @@ public struct CoordinatorOptions: Sendable {
 
 /// Why a coordinator could not run.
 public enum CoordinatorError: Error, CustomStringConvertible {
+    /// Fewer than `workers` workers joined within the join timeout.
     case notEnoughWorkers(joined: Int, wanted: Int, seconds: Double)
+    /// The socket failed, or `--spawn-local` cannot start its workers.
     case transport(String)
 
     /// The message printed to the user.

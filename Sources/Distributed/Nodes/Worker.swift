@@ -48,8 +48,12 @@ package enum WorkerFault: Sendable {
 
 /// Why a worker stopped.
 public enum WorkerError: Error, CustomStringConvertible, Equatable {
+    /// The coordinator refused this worker (config or tokenizer hash differs, a malformed hello,
+    /// or a protocol violation); the reason is the coordinator's.
     case refused(String)
+    /// No coordinator answered within `giveUpAfter` seconds.
     case coordinatorUnreachable(endpoint: String, seconds: Double)
+    /// The coordinator's config cannot be used here.
     case badConfig(String)
     /// The coordinator's ZAP handler refused this worker's CURVE public key.
     case curveKeyRefused(publicKey: String, status: Int)

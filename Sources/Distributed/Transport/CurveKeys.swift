@@ -217,11 +217,17 @@ public struct CurveAllowList: Sendable, Equatable {
 
 /// Why a CURVE key or allow list cannot be used; every case names the file.
 public enum CurveKeyError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// `keygen` would overwrite an existing key file.
     case exists(path: String)
+    /// A key file or directory cannot be read or written.
     case io(path: String, reason: String)
+    /// A file that does not hold a Z85 CURVE key.
     case malformed(path: String, reason: String)
+    /// A secret key file readable by group or others.
     case unprotected(path: String, mode: Int)
+    /// An allow list that admits no worker.
     case emptyAllowList(path: String, reason: String)
+    /// libzmq was built without CURVE (libsodium), or key generation failed.
     case unavailable(String)
 
     /// The message printed to the user, naming the key file involved.
