@@ -48,11 +48,17 @@ let package = Package(
         .target(name: "FuzzTargets", dependencies: ["Distributed", "Training", "TransformerModel", "TensorCore"]),
         .executableTarget(name: "FuzzCLI", dependencies: ["FuzzTargets", "Distributed"]),
 
+        // Tests mirror the modules; fixtures live in the target that reads them. CommandLineTests
+        // starts the built executables as separate processes (end to end); TestSupport holds what
+        // more than one test target uses.
+        .target(name: "TestSupport", dependencies: ["Training", "TransformerModel", "TensorCore"], path: "Tests/TestSupport"),
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore", "CKernels"]),
-        .testTarget(name: "TransformerModelTests", dependencies: ["TransformerModel", "TensorCore", "CKernels"], exclude: ["Fixtures"]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "TransformerModel", "TensorCore"]),
-        .testTarget(name: "DistributedTests", dependencies: ["Distributed", "Training", "TransformerModel", "TensorCore"]),
-        .testTarget(name: "FuzzTargetsTests", dependencies: ["FuzzTargets", "Distributed"]),
+        .testTarget(name: "TransformerModelTests", dependencies: ["TransformerModel", "TensorCore", "CKernels"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "TransformerModel", "TensorCore", "TestSupport"],
+                    exclude: ["Fixtures"]),
+        .testTarget(name: "DistributedTests", dependencies: ["Distributed", "Training", "TransformerModel", "TensorCore", "TestSupport"]),
+        .testTarget(name: "FuzzTargetsTests", dependencies: ["FuzzTargets", "Distributed"], exclude: ["FuzzCorpus"]),
+        .testTarget(name: "CommandLineTests", dependencies: ["Training", "TransformerModel", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

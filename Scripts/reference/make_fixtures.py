@@ -8,7 +8,7 @@ Swift test needs to check its own forward, backward, loss, clipping, AdamW and s
 PyTorch at test time.
 
 For each variant V in {pre, post, pre_untied_learned} it writes, under
-Tests/TransformerModelTests/Fixtures/:
+Tests/TrainingTests/Fixtures/:
 
   reference_V.safetensors
     input.src [3,6] I32, input.tgt_in [3,7] I32, input.labels [3,7] I32   (PAD=0 padded)
@@ -81,7 +81,7 @@ VARIANTS = {
 }
 
 REPO = Path(__file__).resolve().parents[2]
-FIXTURES = REPO / "Tests" / "TransformerModelTests" / "Fixtures"
+FIXTURES = REPO / "Tests" / "TrainingTests" / "Fixtures"
 
 # ---------------------------------------------------------------------------------------------
 # safetensors, written and read by hand

@@ -25,6 +25,8 @@ public func fuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePoi
     return runLibFuzzer(&argc, &argv, fuzzTestOneInput)
 }
 
+/// libFuzzer's entry point: runs the selected fuzz target on one input. Public only because
+/// libFuzzer looks the C symbol up at link time.
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     guard let selected else {

@@ -3,7 +3,7 @@ import Training
 import TransformerModel
 
 extension FuzzTarget {
-    /// The model of the seed checkpoint (Tests/FuzzCorpus/micro.json): loading reads the
+    /// The model of the seed checkpoint (Tests/FuzzTargetsTests/FuzzCorpus/micro.json): loading reads the
     /// parameters and both Adam moments into arenas of this layout, as a resume does.
     package static let checkpointModel = ModelConfig(vocabSize: 8, dModel: 4, heads: 1, dFF: 8, encoderLayers: 1,
                                                      decoderLayers: 1, maxLen: 8)

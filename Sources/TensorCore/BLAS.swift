@@ -3,12 +3,12 @@ import CKernels
 
 /// Thin wrappers over OpenBLAS. Every matrix product in the project goes through `gemm`;
 /// transposes are expressed as BLAS flags, never as copies.
-public enum BLAS {
+package enum BLAS {
     /// Sets the number of OpenBLAS's own threads. The project keeps it at 1 and partitions large
     /// products itself (`gemm`), so that one thread pool (`Parallel`) owns the cores: OpenBLAS's
     /// spinning workers otherwise compete with the elementwise loops for the same cores.
-    public static func setThreads(_ n: Int) { openblas_set_num_threads(Int32(Swift.max(1, n))) }
-    public static var threads: Int { Int(openblas_get_num_threads()) }
+    package static func setThreads(_ n: Int) { openblas_set_num_threads(Int32(Swift.max(1, n))) }
+    package static var threads: Int { Int(openblas_get_num_threads()) }
 
     /// Row-major C[M,N] = alpha * op(A) * op(B) + beta * C.
     /// `transA` means A is stored [K,M]; `transB` means B is stored [N,K].
@@ -21,7 +21,7 @@ public enum BLAS {
     /// other boundaries, do not).
     /// One thread therefore runs the whole product at full speed, and any thread count gives
     /// bit-identical results (`KernelTests` checks 1 vs 2 threads).
-    public static func gemm(
+    package static func gemm(
         transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
         alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
         b: UnsafePointer<Float>, ldb: Int,
@@ -55,12 +55,12 @@ public enum BLAS {
     /// every call costs as much as the product. Training's products have hundreds of rows.
     /// Measured on AMD EPYC (Zen 4), one thread, at the shapes of `base` (N x K = 8000 x 512,
     /// 1536 x 512, 512 x 2048): 2.3-12x sgemm at 1 row, 1.0-1.7x at 32, parity around 48-96.
-    public static let fewRows = 48
+    package static let fewRows = 48
 
     /// C[M,N] = A[M,K] B[N,K]^T (+ C when `accumulate`), B read once in place
     /// (`ckernels_gemm_nt`): each element one dot product in a fixed order, so the bits do not
     /// depend on M, on the CPU or on the thread count. Columns are split across `Parallel.threads`.
-    public static func gemmFewRows(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int,
+    package static func gemmFewRows(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int,
                                    b: UnsafePointer<Float>, ldb: Int, accumulate: Bool,
                                    c: UnsafeMutablePointer<Float>, ldc: Int) {
         Parallel.rows(n, costPerRow: 2 * m * k) { cols in
@@ -72,7 +72,7 @@ public enum BLAS {
 
     /// One single-threaded sgemm call (used inside already-parallel loops, e.g. per attention head).
     @inline(__always)
-    public static func gemmSerial(
+    package static func gemmSerial(
         transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
         alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
         b: UnsafePointer<Float>, ldb: Int,
@@ -84,7 +84,7 @@ public enum BLAS {
 
     /// x *= alpha
     @inline(__always)
-    public static func scale(_ n: Int, alpha: Float, x: UnsafeMutablePointer<Float>) {
+    package static func scale(_ n: Int, alpha: Float, x: UnsafeMutablePointer<Float>) {
         cblas_sscal(Int32(n), alpha, x, 1)
     }
 }

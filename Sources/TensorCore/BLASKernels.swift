@@ -9,16 +9,16 @@ import Foundation
 /// "Prescott" kernels: sgemm runs at 31 GFLOP/s on one thread instead of 135 with the SkylakeX
 /// kernels on the same core, so training is 2.5x slower than it should be. The choice can only be
 /// overridden by `OPENBLAS_CORETYPE` before the library loads, hence the re-exec.
-public enum BLASKernels {
+package enum BLASKernels {
     /// The kernel set OpenBLAS chose, e.g. "SkylakeX", "Haswell", "Prescott".
-    public static var coreName: String {
+    package static var coreName: String {
         guard let name = openblas_get_corename() else { return "unknown" }
         return String(cString: name)
     }
 
     /// A better kernel set than the generic fallback for this CPU, or nil when OpenBLAS already
     /// chose specific kernels (then it is left alone).
-    public static func recommendedCoreType(coreName: String = coreName, cpuFlags: Set<String> = cpuFlags()) -> String? {
+    package static func recommendedCoreType(coreName: String = coreName, cpuFlags: Set<String> = cpuFlags()) -> String? {
         guard coreName == "Prescott" else { return nil }
         if ["avx512f", "avx512vl", "avx512bw", "avx512dq", "avx512cd"].allSatisfy(cpuFlags.contains) { return "SkylakeX" }
         if ["avx2", "fma"].allSatisfy(cpuFlags.contains) { return "Haswell" }
@@ -26,7 +26,7 @@ public enum BLASKernels {
     }
 
     /// The `flags` of the first CPU in /proc/cpuinfo (empty where there is no such file).
-    public static func cpuFlags() -> Set<String> {
+    package static func cpuFlags() -> Set<String> {
         guard let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
               let line = text.split(separator: "\n").first(where: { $0.hasPrefix("flags") }),
               let colon = line.firstIndex(of: ":") else { return [] }
@@ -37,7 +37,7 @@ public enum BLASKernels {
     /// not chosen `OPENBLAS_CORETYPE`, restarts this executable with the right one (same
     /// arguments, same process id). Returns when nothing needs to change or the restart fails.
     /// Call first thing in `main`, before threads exist.
-    public static func restartWithFasterKernelsIfNeeded() {
+    package static func restartWithFasterKernelsIfNeeded() {
         let environment = ProcessInfo.processInfo.environment
         guard environment["OPENBLAS_CORETYPE"] == nil, environment["TRANSFORMER_BLAS_RESTARTED"] == nil,
               let core = recommendedCoreType() else { return }

@@ -4,19 +4,20 @@
 /// batch has the same or a smaller shape than before: in steady state a training step allocates
 /// nothing. Memory is 64-byte aligned so BLAS and vector loops see aligned rows.
 public final class FloatBuffer {
+    /// The first element (64-byte aligned); valid until the next `resize` that grows the buffer.
     public private(set) var pointer: UnsafeMutablePointer<Float>
-    public private(set) var capacity: Int
+    package private(set) var capacity: Int
     /// Number of valid elements.
     public private(set) var count: Int
 
-    public init(count: Int = 0, zeroed: Bool = true) {
+    package init(count: Int = 0, zeroed: Bool = true) {
         capacity = Swift.max(count, 1)
         pointer = FloatBuffer.allocate(capacity)
         self.count = count
         if zeroed { pointer.initialize(repeating: 0, count: capacity) }
     }
 
-    public convenience init(_ values: [Float]) {
+    package convenience init(_ values: [Float]) {
         self.init(count: values.count, zeroed: false)
         values.withUnsafeBufferPointer { pointer.update(from: $0.baseAddress!, count: values.count) }
     }
@@ -30,7 +31,7 @@ public final class FloatBuffer {
 
     /// Sets the element count, growing the allocation only when needed. Contents are unspecified
     /// after growth unless `zero` is set.
-    public func resize(_ newCount: Int, zero: Bool = false) {
+    package func resize(_ newCount: Int, zero: Bool = false) {
         if newCount > capacity {
             pointer.deallocate()
             capacity = newCount
@@ -40,17 +41,20 @@ public final class FloatBuffer {
         if zero { pointer.update(repeating: 0, count: newCount) }
     }
 
-    public func zero() { pointer.update(repeating: 0, count: count) }
+    package func zero() { pointer.update(repeating: 0, count: count) }
 
+    /// The `count` valid elements, for in-place reads and writes.
     public var buffer: UnsafeMutableBufferPointer<Float> { UnsafeMutableBufferPointer(start: pointer, count: count) }
 
+    /// A copy of the `count` valid elements.
     public var array: [Float] { Array(UnsafeBufferPointer(start: pointer, count: count)) }
 
+    /// Element `i` (0 <= i < count).
     public subscript(i: Int) -> Float {
         get { pointer[i] }
         set { pointer[i] = newValue }
     }
 
     /// Bytes currently allocated (for memory accounting).
-    public var allocatedBytes: Int { capacity * MemoryLayout<Float>.stride }
+    package var allocatedBytes: Int { capacity * MemoryLayout<Float>.stride }
 }

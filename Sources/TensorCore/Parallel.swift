@@ -15,7 +15,7 @@ public enum Parallel {
     }
 
     /// Runs `body(i)` for i in 0..<count, concurrently (count is small: one part per thread).
-    public static func forEach(_ count: Int, _ body: (Int) -> Void) {
+    package static func forEach(_ count: Int, _ body: (Int) -> Void) {
         if count <= 1 { if count == 1 { body(0) }; return }
         withoutActuallyEscaping(body) { body in
             nonisolated(unsafe) let body = body
@@ -26,7 +26,7 @@ public enum Parallel {
     /// Calls `body(range)` over disjoint chunks of `0..<count`, in parallel when the work
     /// (`count * costPerRow`, roughly in floating point operations) is large enough to pay for it.
     @inline(__always)
-    public static func rows(_ count: Int, costPerRow: Int = 1, _ body: (Range<Int>) -> Void) {
+    package static func rows(_ count: Int, costPerRow: Int = 1, _ body: (Range<Int>) -> Void) {
         let t = _threads
         if t <= 1 || count < 2 || count * costPerRow < 32_768 {
             body(0..<count)

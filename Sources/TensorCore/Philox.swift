@@ -6,17 +6,17 @@ import CKernels
 /// counter. Dropout masks use key = seed and counter = (stream, step, micro-batch, block), so a
 /// mask depends only on those numbers, never on which worker or thread produced it, and a
 /// recomputed forward (activation checkpointing) sees exactly the same mask.
-public struct Philox: Sendable {
-    public var key: (UInt32, UInt32)
+package struct Philox: Sendable {
+    package var key: (UInt32, UInt32)
 
-    public init(seed: UInt64) {
+    package init(seed: UInt64) {
         key = (UInt32(truncatingIfNeeded: seed), UInt32(truncatingIfNeeded: seed >> 32))
     }
 
     /// Four 32-bit random words for the counter (c0, c1, c2, c3): the C implementation the dropout
     /// kernel also uses (one definition; `PhiloxTests` checks it against Random123's answers).
     @inline(__always)
-    public func block(_ c0: UInt32, _ c1: UInt32, _ c2: UInt32, _ c3: UInt32) -> (UInt32, UInt32, UInt32, UInt32) {
+    package func block(_ c0: UInt32, _ c1: UInt32, _ c2: UInt32, _ c3: UInt32) -> (UInt32, UInt32, UInt32, UInt32) {
         var out: (UInt32, UInt32, UInt32, UInt32) = (0, 0, 0, 0)
         withUnsafeMutableBytes(of: &out) { raw in
             ckernels_philox4x32_10(c0, c1, c2, c3, key.0, key.1, raw.baseAddress!.assumingMemoryBound(to: UInt32.self))
@@ -26,26 +26,26 @@ public struct Philox: Sendable {
 
     /// Uniform Float in [0, 1) from a 32-bit word (24 mantissa bits).
     @inline(__always)
-    public static func unit(_ w: UInt32) -> Float { Float(w >> 8) * (1.0 / 16_777_216.0) }
+    package static func unit(_ w: UInt32) -> Float { Float(w >> 8) * (1.0 / 16_777_216.0) }
 }
 
 /// A sequential stream over Philox for initialisation and data generation: the n-th value of
 /// stream `s` under seed `k` is fixed, so a run's random choices are reproducible from the seed.
-public struct RandomStream: Sendable {
-    public let philox: Philox
-    public let stream: UInt64
+package struct RandomStream: Sendable {
+    package let philox: Philox
+    package let stream: UInt64
     /// Number of 4-word blocks consumed; part of the checkpointed RNG state.
-    public private(set) var position: UInt64
+    package private(set) var position: UInt64
     private var pending: (UInt32, UInt32, UInt32, UInt32) = (0, 0, 0, 0)
     private var used = 4
 
-    public init(seed: UInt64, stream: UInt64, position: UInt64 = 0) {
+    package init(seed: UInt64, stream: UInt64, position: UInt64 = 0) {
         philox = Philox(seed: seed)
         self.stream = stream
         self.position = position
     }
 
-    public mutating func nextUInt32() -> UInt32 {
+    package mutating func nextUInt32() -> UInt32 {
         if used == 4 {
             pending = philox.block(UInt32(truncatingIfNeeded: position), UInt32(truncatingIfNeeded: position >> 32),
                                    UInt32(truncatingIfNeeded: stream), UInt32(truncatingIfNeeded: stream >> 32))
@@ -62,16 +62,16 @@ public struct RandomStream: Sendable {
     }
 
     /// Uniform in [0, 1).
-    public mutating func uniform() -> Float { Philox.unit(nextUInt32()) }
+    package mutating func uniform() -> Float { Philox.unit(nextUInt32()) }
 
     /// Uniform integer in `range` (rejection-free multiply-shift; bias below 2^-32 * range).
-    public mutating func int(in range: Range<Int>) -> Int {
+    package mutating func int(in range: Range<Int>) -> Int {
         let n = UInt64(range.count)
         return range.lowerBound + Int((UInt64(nextUInt32()) &* n) >> 32)
     }
 
     /// Standard normal by Box-Muller.
-    public mutating func normal() -> Float {
+    package mutating func normal() -> Float {
         var u1 = uniform()
         if u1 < 1e-12 { u1 = 1e-12 }
         let u2 = uniform()

@@ -1,10 +1,10 @@
 import CKernels
 
 /// Elementwise loops over flat buffers that are not matrix products.
-public enum VectorOps {
+package enum VectorOps {
     /// Sum of squares in Float64 (used for the global gradient norm, so the order of a long sum does
     /// not lose precision).
-    public static func sumOfSquares(_ x: UnsafePointer<Float>, count: Int) -> Double {
+    package static func sumOfSquares(_ x: UnsafePointer<Float>, count: Int) -> Double {
         var acc0 = 0.0, acc1 = 0.0, acc2 = 0.0, acc3 = 0.0
         var i = 0
         while i + 4 <= count {
@@ -17,7 +17,7 @@ public enum VectorOps {
     }
 
     /// True when every value is finite.
-    public static func allFinite(_ x: UnsafePointer<Float>, count: Int) -> Bool {
+    package static func allFinite(_ x: UnsafePointer<Float>, count: Int) -> Bool {
         var bad = false
         for i in 0..<count where !x[i].isFinite { bad = true; break }
         return !bad
@@ -25,19 +25,19 @@ public enum VectorOps {
 
     /// y += x
     @inline(__always)
-    public static func add(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, count: Int) {
+    package static func add(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, count: Int) {
         for i in 0..<count { y[i] += x[i] }
     }
 
     /// x = max(x, 0) in place, NaN kept (as torch.relu). A C loop: Swift's branchy version did not
     /// vectorize and mispredicted on half the elements.
-    public static func relu(_ x: UnsafeMutablePointer<Float>, count: Int) {
+    package static func relu(_ x: UnsafeMutablePointer<Float>, count: Int) {
         ckernels_relu(x, count)
     }
 
     /// dh = h > 0 ? dh * scale : 0, with h the output of ReLU (and of dropout after it, whose zeros
     /// then block the gradient too, so `scale` is dropout's keep scale or 1).
-    public static func reluBackward(_ dh: UnsafeMutablePointer<Float>, output h: UnsafePointer<Float>,
+    package static func reluBackward(_ dh: UnsafeMutablePointer<Float>, output h: UnsafePointer<Float>,
                                     count: Int, scale: Float) {
         ckernels_relu_backward(dh, h, count, scale)
     }

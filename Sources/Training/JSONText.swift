@@ -1,8 +1,8 @@
 /// JSON text written by hand where Foundation's serializer will not do (stable number formatting
 /// across platforms, byte-exact headers).
-public enum JSONText {
+package enum JSONText {
     /// A JSON string literal (RFC 8259 escaping; non-ASCII characters pass through as UTF-8).
-    public static func quoted(_ s: String) -> String {
+    package static func quoted(_ s: String) -> String {
         var out = "\""
         for scalar in s.unicodeScalars {
             switch scalar {

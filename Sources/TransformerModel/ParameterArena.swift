@@ -6,9 +6,9 @@ import TensorCore
 /// `value` first converts the matrix from its Float16 copy into the window (unless the window
 /// already holds it), so every use of `value` must come right before the computation that reads
 /// it, and two staged matrices are never used in one call.
-public struct ParameterRef {
+package struct ParameterRef {
     private let pointer: UnsafeMutablePointer<Float>
-    public let grad: UnsafeMutablePointer<Float>
+    package let grad: UnsafeMutablePointer<Float>
     /// Float16 parameters, matrices only: the window and this tensor's place in the Float16 copy.
     let staging: ParameterStaging?
     let stagedOffset: Int, stagedCount: Int
@@ -19,7 +19,7 @@ public struct ParameterRef {
     }
 
     /// The tensor's Float32 values (staged into the window first when parameters are Float16).
-    public var value: UnsafeMutablePointer<Float> {
+    package var value: UnsafeMutablePointer<Float> {
         if let staging { staging.stage(offset: stagedOffset, count: stagedCount) }
         return pointer
     }
@@ -61,10 +61,11 @@ final class ParameterStaging {
 /// Float32 window, the size of the largest layer matrix, when a layer uses them; vectors (biases,
 /// LayerNorm) are small and stay Float32. Gradients are Float32 in both modes.
 public final class ParameterArena {
+    /// Names, shapes and offsets of every parameter (PyTorch state_dict order).
     public let layout: ParameterLayout
-    public let gradients: FloatBuffer
+    package let gradients: FloatBuffer
     /// True when parameters are stored in Float16.
-    public let isFloat16: Bool
+    package let isFloat16: Bool
     private let float32: FloatBuffer?
     /// Float16 mode: the Float16 copy (full layout), the window, and the vectors in Float32 at the
     /// same offsets as the layout, compacted (`residentOffsets`, -1 for staged tensors).
@@ -72,7 +73,7 @@ public final class ParameterArena {
     private let resident: FloatBuffer?
     private let residentOffsets: [Int]
 
-    public init(layout: ParameterLayout, float16: Bool = false) {
+    package init(layout: ParameterLayout, float16: Bool = false) {
         self.layout = layout
         gradients = FloatBuffer(count: layout.totalCount)
         isFloat16 = float16
@@ -107,14 +108,14 @@ public final class ParameterArena {
 
     /// The Float32 parameters laid out by `layout`. Not available with Float16 parameters (use
     /// `loadParameters` / `readParameters`): asking for it then is a programming error.
-    public var values: FloatBuffer {
+    package var values: FloatBuffer {
         guard let float32 else {
             preconditionFailure("ParameterArena.values: parameters are stored in Float16; use loadParameters/readParameters")
         }
         return float32
     }
 
-    public func ref(_ name: String) -> ParameterRef {
+    package func ref(_ name: String) -> ParameterRef {
         guard let i = layout.entries.firstIndex(where: { $0.name == name }) else { preconditionFailure("no parameter named \(name)") }
         let e = layout.entries[i], grad = gradients.pointer + e.offset
         if let float32 { return ParameterRef(value: float32.pointer + e.offset, grad: grad) }
@@ -123,18 +124,18 @@ public final class ParameterArena {
         return ParameterRef(value: staging.window.pointer, grad: grad, staging: staging, offset: e.offset, count: e.count)
     }
 
-    public func zeroGradients() { gradients.zero() }
+    package func zeroGradients() { gradients.zero() }
 
     /// Bytes that hold the parameter values: the Float32 buffer, or the Float16 copy plus the
     /// Float32 vectors and the staging window. Gradients are not included.
-    public var storageBytes: Int {
+    package var storageBytes: Int {
         if let float32 { return float32.allocatedBytes }
         return (staging?.halves.allocatedBytes ?? 0) + (staging?.window.allocatedBytes ?? 0) + (resident?.allocatedBytes ?? 0)
     }
 
     /// Overwrites every parameter from Float32 values laid out by `layout` (`layout.totalCount`
     /// floats): a plain copy, or rounding to Float16 (nearest even) with Float16 parameters.
-    public func loadParameters(from source: UnsafePointer<Float>) {
+    package func loadParameters(from source: UnsafePointer<Float>) {
         if let float32 { float32.pointer.update(from: source, count: layout.totalCount); return }
         guard let staging, let resident else { return }
         for (i, e) in layout.entries.enumerated() {
@@ -149,7 +150,7 @@ public final class ParameterArena {
 
     /// Overwrites every parameter from Float16 values (raw bits) laid out by `layout`. With Float16
     /// parameters matrices are copied bit for bit; Float32 storage receives the exact conversions.
-    public func loadParameters(half source: UnsafePointer<UInt16>) {
+    package func loadParameters(half source: UnsafePointer<UInt16>) {
         for (i, e) in layout.entries.enumerated() {
             if let float32 {
                 Half.decode(source + e.offset, float32.pointer + e.offset, count: e.count)
@@ -166,7 +167,7 @@ public final class ParameterArena {
 
     /// Writes every parameter as Float32 laid out by `layout` (`layout.totalCount` floats; the
     /// alignment padding between tensors is set to zero).
-    public func readParameters(into destination: UnsafeMutablePointer<Float>) {
+    package func readParameters(into destination: UnsafeMutablePointer<Float>) {
         if let float32 { destination.update(from: float32.pointer, count: layout.totalCount); return }
         destination.update(repeating: 0, count: layout.totalCount)
         for (i, e) in layout.entries.enumerated() {
@@ -179,7 +180,7 @@ public final class ParameterArena {
     }
 
     /// Copies of one tensor (tests and inspection).
-    public func value(_ name: String) -> [Float] {
+    package func value(_ name: String) -> [Float] {
         guard let i = layout.entries.firstIndex(where: { $0.name == name }) else { return [] }
         let e = layout.entries[i]
         var out = [Float](repeating: 0, count: e.count)
@@ -187,7 +188,7 @@ public final class ParameterArena {
         return out
     }
 
-    public func gradient(_ name: String) -> [Float] {
+    package func gradient(_ name: String) -> [Float] {
         guard let e = layout[name] else { return [] }
         return Array(UnsafeBufferPointer(start: gradients.pointer + e.offset, count: e.count))
     }
@@ -195,7 +196,7 @@ public final class ParameterArena {
     /// Overwrites one tensor (rounded to Float16 for a staged matrix of a Float16 arena); false if
     /// the name is unknown or the size differs.
     @discardableResult
-    public func setValue(_ name: String, _ data: [Float]) -> Bool {
+    package func setValue(_ name: String, _ data: [Float]) -> Bool {
         guard let i = layout.entries.firstIndex(where: { $0.name == name }), layout.entries[i].count == data.count else {
             return false
         }

@@ -6,9 +6,10 @@ public struct ParameterEntry: Sendable, Equatable {
     public let shape: [Int]
     /// Offset in elements from the start of the arena.
     public let offset: Int
+    /// Number of elements.
     public var count: Int { shape.reduce(1, *) }
     /// AdamW weight decay applies to matrices only (rank >= 2), not biases or LayerNorm.
-    public var decays: Bool { shape.count >= 2 }
+    package var decays: Bool { shape.count >= 2 }
 }
 
 /// The order and placement of every parameter in one contiguous arena.
@@ -17,10 +18,13 @@ public struct ParameterEntry: Sendable, Equatable {
 /// the optimizer, checkpoints and Float16 copies are single loops over one buffer. The order is
 /// PyTorch's state_dict order, which makes checkpoints line up with `nn.Transformer`.
 public struct ParameterLayout: Sendable, Equatable {
+    /// Every parameter, in state_dict order.
     public private(set) var entries: [ParameterEntry] = []
+    /// Elements of the arena (a tied embedding counted once).
     public private(set) var totalCount = 0
     private var index: [String: Int] = [:]
 
+    /// The layout of `nn.Transformer`'s state_dict for this architecture.
     public init(config c: ModelConfig) {
         let d = c.dModel, f = c.dFF
         add("embedding.weight", [c.vocabSize, d])
@@ -63,10 +67,11 @@ public struct ParameterLayout: Sendable, Equatable {
 
     private mutating func addNorm(_ p: String, _ d: Int) { add(p + ".weight", [d]); add(p + ".bias", [d]) }
 
+    /// The parameter with that state_dict name, or nil.
     public subscript(name: String) -> ParameterEntry? { index[name].map { entries[$0] } }
 
     /// Offset of a parameter the model itself registered; a missing name is a programming error.
-    public func offset(_ name: String) -> Int {
+    package func offset(_ name: String) -> Int {
         guard let e = self[name] else { preconditionFailure("no parameter named \(name)") }
         return e.offset
     }

@@ -5,10 +5,10 @@ import Darwin
 #endif
 
 /// The sinusoidal position table of the paper.
-public enum PositionalEncoding {
+package enum PositionalEncoding {
     /// [length, width] row-major: PE(pos, 2i) = sin(pos / 10000^(2i/width)),
     /// PE(pos, 2i+1) = cos(pos / 10000^(2i/width)). Computed in Double, stored as Float.
-    public static func sinusoids(length: Int, width d: Int) -> [Float] {
+    package static func sinusoids(length: Int, width d: Int) -> [Float] {
         var t = [Float](repeating: 0, count: length * d)
         for pos in 0..<length {
             for i in stride(from: 0, to: d, by: 2) {
@@ -22,9 +22,9 @@ public enum PositionalEncoding {
 }
 
 /// Attention masks use one convention everywhere: `true` means "may attend".
-public enum AttentionMask {
-    @inline(__always) public static func isVisible(_ token: Int32) -> Bool { token != SpecialTokens.pad }
+package enum AttentionMask {
+    @inline(__always) package static func isVisible(_ token: Int32) -> Bool { token != SpecialTokens.pad }
 
     /// One flag per token: false for PAD (keys that must be hidden).
-    public static func keyPaddingMask(_ tokens: [Int32]) -> [Bool] { tokens.map(isVisible) }
+    package static func keyPaddingMask(_ tokens: [Int32]) -> [Bool] { tokens.map(isVisible) }
 }

@@ -7,7 +7,9 @@ import TensorCore
 /// activations in buffers that are reused step after step. `forward` returns the logits buffer;
 /// the loss overwrites it with d(loss)/d(logits) and `backward` accumulates into the gradients.
 public final class Transformer {
+    /// The architecture this replica was built for.
     public let config: ModelConfig
+    /// Every parameter and gradient in one buffer each; `arena.layout` names them (PyTorch order).
     public let arena: ParameterArena
     let encoderEmbedding: Embedding
     let decoderEmbedding: Embedding
@@ -38,7 +40,7 @@ public final class Transformer {
     /// (see `ActivationCheckpoints`). Gradients are bitwise those of the plain path; activation
     /// memory drops from every layer's stash to one, for about one more forward pass of the layers
     /// per step. Off by default. Change it between steps, not between a forward and its backward.
-    public var activationCheckpointing: Bool {
+    package var activationCheckpointing: Bool {
         get { checkpoints != nil }
         set {
             guard newValue != activationCheckpointing else { return }
@@ -56,7 +58,7 @@ public final class Transformer {
     /// only. With `activationCheckpointing` also on, checkpointing's plan is used (it stores no
     /// layer stash at all). Off by default. Change it between steps, not between a forward and
     /// its backward.
-    public var float16Activations: Bool {
+    package var float16Activations: Bool {
         get { halfStash != nil }
         set {
             guard newValue != float16Activations else { return }
@@ -85,7 +87,7 @@ public final class Transformer {
     /// stashes (under checkpointing: the shared stash once plus the saved layer inputs; under
     /// Float16 activations: the shared stash, the carries and the packed copies), the final
     /// LayerNorms and the logits. Parameters, gradients and `workspaceBytes` are not included.
-    public var activationBytes: Int {
+    package var activationBytes: Int {
         let layers = plan.allocatedBytes
         let own = [encoderEmbedding.output, decoderEmbedding.output, logits]
             + encoderNorm.activations.buffers + decoderNorm.activations.buffers
@@ -93,7 +95,7 @@ public final class Transformer {
     }
 
     /// Bytes of the gradient scratch backward uses (one set for the whole model in either mode).
-    public var workspaceBytes: Int { workspace.allocatedBytes }
+    package var workspaceBytes: Int { workspace.allocatedBytes }
 
     /// Builds the model and initialises it from `seed`: Xavier-uniform matrices, zero biases,
     /// LayerNorm gamma 1 and beta 0, embeddings N(0, D^-0.5).
@@ -142,7 +144,7 @@ public final class Transformer {
     }
 
     /// Checks token ids and lengths before anything touches memory.
-    public func validate(source: [Int32], targetInput: [Int32], batchSize: Int, sourceLength: Int,
+    package func validate(source: [Int32], targetInput: [Int32], batchSize: Int, sourceLength: Int,
                          targetLength: Int, checkTargetShape: Bool = true) throws(ModelInputError) {
         guard batchSize > 0, sourceLength > 0, targetLength > 0 else { throw .empty }
         for (name, tokens, len) in [("source", source, sourceLength), ("target", targetInput, targetLength)] {
@@ -231,7 +233,7 @@ public final class Transformer {
 
     /// Runs only the encoder (evaluation mode) on a padded source batch and returns the memory
     /// [B*Ss, D], valid until the next call on this model, with its key mask [B*Ss].
-    public func encode(source: [Int32], batchSize: Int, sourceLength: Int) throws(ModelInputError)
+    package func encode(source: [Int32], batchSize: Int, sourceLength: Int) throws(ModelInputError)
         -> (memory: UnsafePointer<Float>, mask: UnsafePointer<Bool>) {
         try validate(source: source, targetInput: [SpecialTokens.bos], batchSize: batchSize, sourceLength: sourceLength,
                      targetLength: 1, checkTargetShape: false)
@@ -243,7 +245,7 @@ public final class Transformer {
     }
 
     /// Backpropagates the gradient the loss wrote into `logits`, accumulating into `arena.gradients`.
-    public func backward() {
+    package func backward() {
         guard let decoderOutput, let memory else { preconditionFailure("Transformer.backward before forward") }
         let d = config.dModel, ns = batch * sourceLength, nt = batch * targetLength
         let ws = workspace
@@ -276,7 +278,7 @@ public final class Transformer {
     public var float16Parameters: Bool { arena.isFloat16 }
 
     /// Bytes holding this replica's parameter values (see `ParameterArena.storageBytes`).
-    public var parameterStorageBytes: Int { arena.storageBytes }
+    package var parameterStorageBytes: Int { arena.storageBytes }
 
     /// Overwrites every parameter from Float32 values laid out by `arena.layout` (rounded to
     /// Float16 with `float16Parameters`). Call between steps.
@@ -284,7 +286,7 @@ public final class Transformer {
 
     /// Overwrites every parameter from Float16 bits laid out by `arena.layout` (the Float16 weight
     /// broadcast): copied bit for bit with `float16Parameters`, converted exactly otherwise.
-    public func loadParameters(half source: UnsafePointer<UInt16>) { arena.loadParameters(half: source) }
+    package func loadParameters(half source: UnsafePointer<UInt16>) { arena.loadParameters(half: source) }
 
     /// Writes every parameter as Float32 laid out by `arena.layout` (`layout.totalCount` floats).
     public func readParameters(into destination: UnsafeMutablePointer<Float>) { arena.readParameters(into: destination) }

@@ -4,6 +4,7 @@ import TensorCore
 import Training
 import TransformerModel
 import Distributed
+import TestSupport
 
 /// Validation is data-parallel: the workers compute its units (loss chunks, scored-translation
 /// batches) and the coordinator adds them in unit order, so every figure in `valid.jsonl` has the

@@ -4,6 +4,7 @@ import TensorCore
 import Training
 import TransformerModel
 import Distributed
+import TestSupport
 
 /// Same global batch, different splits: 1 worker x 4 micro-batches, 2 x 2 and 4 x 1 train the same
 /// model. Coordinator and workers are the real actors, in one process over inproc:// sockets.

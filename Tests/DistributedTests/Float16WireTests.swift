@@ -4,6 +4,7 @@ import TensorCore
 import Training
 import TransformerModel
 import Distributed
+import TestSupport
 
 /// Float16 on the wire, with the real actors over tcp:// on loopback: gradients with dynamic loss
 /// scaling, the weight broadcast, the bytes they take, an injected overflow, resume, and the

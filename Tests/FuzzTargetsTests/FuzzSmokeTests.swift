@@ -3,10 +3,10 @@ import FuzzTargets
 import XCTest
 
 /// A short deterministic run of every fuzz target over the committed seed corpus
-/// (Tests/FuzzCorpus/<target>/). The long runs are `Scripts/fuzz TARGET SECONDS` (README "Fuzzing").
+/// (Tests/FuzzTargetsTests/FuzzTargetsTests/FuzzCorpus/<target>/). The long runs are `Scripts/fuzz TARGET SECONDS` (README "Fuzzing").
 final class FuzzSmokeTests: XCTestCase {
     static let corpusRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        .deletingLastPathComponent().appendingPathComponent("FuzzCorpus").path
+        .appendingPathComponent("FuzzCorpus").path
     /// Mutants per target: about 0.1-1 s each here, enough to reach every error path of the seeds.
     static let inputsPerTarget = 5000
 

@@ -2,6 +2,7 @@ import Foundation
 import XCTest
 import TensorCore
 import Training
+import TestSupport
 
 /// `training.best_metric` and `training.patience`: `checkpoints/best`, its protection from
 /// `keep_checkpoints`, early stopping, and both surviving a resume.

@@ -2,6 +2,7 @@ import Foundation
 import XCTest
 import TensorCore
 import Training
+import TestSupport
 
 /// `CheckpointAveraging`: the element-wise mean, the output checkpoint, and every refusal.
 final class CheckpointAveragingTests: XCTestCase {

@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 import Training
+import TestSupport
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -21,40 +22,7 @@ final class DiskFaultTests: XCTestCase {
         return try RunConfig.parse(data: Data(json.utf8), source: "test")
     }
 
-    /// Runs mount/umount; nil on success, else its error output.
-    @discardableResult
-    static func mountCommand(_ arguments: [String]) throws -> String? {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/bin/mount")
-        if arguments.first == "umount" {
-            p.executableURL = URL(fileURLWithPath: "/bin/umount")
-        }
-        p.arguments = arguments.first == "umount" ? Array(arguments.dropFirst()) : arguments
-        let err = Pipe()
-        p.standardError = err; p.standardOutput = FileHandle.nullDevice
-        try p.run()
-        p.waitUntilExit()
-        let message = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        return p.terminationStatus == 0 ? nil : message
-    }
-
-    func tmpfs(kilobytes: Int) throws -> URL { try Self.tmpfs(kilobytes: kilobytes, for: self) }
-
-    /// A fresh directory on its own tmpfs of `kilobytes`, unmounted at the end of `test`.
-    static func tmpfs(kilobytes: Int, for test: XCTestCase) throws -> URL {
-        guard getuid() == 0 else { throw XCTSkip("mounting a tmpfs needs root (CI runs as root); skipped") }
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("diskfault-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-        if let failure = try mountCommand(["-t", "tmpfs", "-o", "size=\(kilobytes)k", "tmpfs", url.path]) {
-            try? FileManager.default.removeItem(at: url)
-            throw XCTSkip("mount -t tmpfs is not permitted here (\(failure)); skipped")
-        }
-        test.addTeardownBlock {
-            _ = try? mountCommand(["umount", url.path])
-            try? FileManager.default.removeItem(at: url)
-        }
-        return url
-    }
+    func tmpfs(kilobytes: Int) throws -> URL { try TemporaryFileSystem.mount(kilobytes: kilobytes, for: self) }
 
     /// What `body` writes to standard error (file descriptor 2).
     func standardError(_ body: () throws -> Void) throws -> String {
@@ -110,10 +78,10 @@ final class DiskFaultTests: XCTestCase {
         // A read-only bind mount of checkpoints/ (remounting the whole tmpfs read-only is refused
         // while metrics.jsonl is open for writing).
         let checkpoints = run.path + "/checkpoints"
-        XCTAssertNil(try Self.mountCommand(["--bind", checkpoints, checkpoints]))
-        XCTAssertNil(try Self.mountCommand(["-o", "remount,bind,ro", checkpoints]))
+        XCTAssertNil(try TemporaryFileSystem.command(["--bind", checkpoints, checkpoints]))
+        XCTAssertNil(try TemporaryFileSystem.command(["-o", "remount,bind,ro", checkpoints]))
         var mounted = true
-        defer { if mounted { _ = try? Self.mountCommand(["umount", checkpoints]) } }
+        defer { if mounted { _ = try? TemporaryFileSystem.command(["umount", checkpoints]) } }
         let errors = try standardError { try s.step(to: 4) }
         XCTAssertTrue(errors.contains("error: cannot write checkpoint \(checkpoints)/step-00000004: "), errors)
         XCTAssertTrue(errors.contains("Read-only file system"), errors)
@@ -122,7 +90,7 @@ final class DiskFaultTests: XCTestCase {
         XCTAssertEqual(try latest(run), "step-00000002\n")
         XCTAssertEqual(try CheckpointStore(runDirectory: run.path).list().map(\.step), [2])
         XCTAssertEqual(try CheckpointStore.load(directory: checkpoints + "/step-00000002").step, 2)
-        XCTAssertNil(try Self.mountCommand(["umount", checkpoints]))
+        XCTAssertNil(try TemporaryFileSystem.command(["umount", checkpoints]))
         mounted = false
         // Writable again: the step-6 checkpoint (the final one) succeeds and the run ends normally.
         let later = try standardError { try s.step(to: 6) }

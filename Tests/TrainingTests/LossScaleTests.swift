@@ -3,6 +3,7 @@ import XCTest
 import TensorCore
 import Training
 import TransformerModel
+import TestSupport
 
 /// Dynamic loss scaling: the policy's arithmetic, its `state.json` form, and resume.
 final class LossScaleTests: XCTestCase {

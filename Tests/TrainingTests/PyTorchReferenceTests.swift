@@ -8,7 +8,7 @@ import TransformerModel
 /// `Scripts/reference/make_fixtures.py` from `torch.nn.Transformer(batch_first=True)` in float64.
 final class PyTorchReferenceTests: XCTestCase {
     static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        .deletingLastPathComponent().appendingPathComponent("TransformerModelTests/Fixtures")
+        .appendingPathComponent("Fixtures")
 
     struct Reference {
         let file: SafetensorsFile

@@ -2,6 +2,7 @@ import Foundation
 import TensorCore
 import Training
 import XCTest
+import TestSupport
 
 /// The event files of a real run, killed-and-resumed, read back by the `tensorboard` Python
 /// package: every scalar equals metrics.jsonl / valid.jsonl (as Float32, steps exact), each

@@ -5,6 +5,7 @@ import FoundationXML
 import TensorCore
 import Training
 import XCTest
+import TestSupport
 
 /// `transformer plot`'s SVG: valid XML whose curves hold exactly the logged points, a legend
 /// naming every run, readable axes; and clear errors for directories that are not runs.

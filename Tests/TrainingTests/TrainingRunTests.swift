@@ -3,6 +3,7 @@ import XCTest
 import TensorCore
 import Training
 import TransformerModel
+import TestSupport
 
 /// In-process training runs: bitwise resume, worker/accumulation equivalence, skipped steps.
 final class TrainingRunTests: XCTestCase {

@@ -10,9 +10,9 @@ import Training
 /// for any worker count and any re-plan. A node that arrives before its turn is stashed (buffers
 /// kept from step to step: no allocation in steady state) and taken as soon as the nodes before it
 /// are in, so most of the reduction still overlaps reception.
-public final class GradientReducer {
+package final class GradientReducer {
     /// What became of a received bucket.
-    public enum Receipt: Equatable, Sendable {
+    package enum Receipt: Equatable, Sendable {
         case taken
         /// A second copy of a bucket already received: ignored.
         case duplicate
@@ -20,10 +20,10 @@ public final class GradientReducer {
         case unexpected
     }
 
-    public let total: FloatBuffer
-    public let count: Int
-    public let bucketElements: Int
-    public var bucketCount: Int { (count + bucketElements - 1) / bucketElements }
+    package let total: FloatBuffer
+    package let count: Int
+    package let bucketElements: Int
+    package var bucketCount: Int { (count + bucketElements - 1) / bucketElements }
     private var ranks: [Int] = []
     /// The step's nodes in position order, with the rank that sends each.
     private var sequence: [(rank: Int, node: TreeNode)] = []
@@ -40,9 +40,9 @@ public final class GradientReducer {
     private var received: [Set<Int>] = []
     private var pendingStats: [Int: LossStatistics] = [:]
     /// The ranks' statistics summed in rank order, once all are in.
-    public private(set) var statistics = LossStatistics.zero
+    package private(set) var statistics = LossStatistics.zero
 
-    public init(count: Int, bucketElements: Int) {
+    package init(count: Int, bucketElements: Int) {
         self.count = count
         self.bucketElements = bucketElements
         total = FloatBuffer(count: count)
@@ -53,7 +53,7 @@ public final class GradientReducer {
 
     /// Starts a step: `positions[rank]` is the run of the step's micro-batch positions that rank
     /// sums (runs of different ranks do not overlap; together they are 0..<M).
-    public func begin(positions: [Int: Range<Int>]) {
+    package func begin(positions: [Int: Range<Int>]) {
         ranks = positions.keys.sorted()
         let ordered = positions.filter { !$0.value.isEmpty }.sorted { $0.value.lowerBound < $1.value.lowerBound }
         sequence = ordered.flatMap { rank, run in TreeNode.cover(run).map { (rank, $0) } }
@@ -70,19 +70,19 @@ public final class GradientReducer {
     }
 
     /// The nodes `rank` sends this step, in order (empty if it has no part).
-    public func nodes(of rank: Int) -> [TreeNode] {
+    package func nodes(of rank: Int) -> [TreeNode] {
         sequence.filter { $0.rank == rank }.map(\.node)
     }
 
     /// True if `rank` has a part in the current step.
-    public func expects(rank: Int) -> Bool { sequenceIndex[rank] != nil }
+    package func expects(rank: Int) -> Bool { sequenceIndex[rank] != nil }
 
-    public func range(ofBucket b: Int) -> Range<Int> { (b * bucketElements)..<Swift.min(count, (b + 1) * bucketElements) }
+    package func range(ofBucket b: Int) -> Range<Int> { (b * bucketElements)..<Swift.min(count, (b + 1) * bucketElements) }
 
     /// Takes (or stashes) the values of bucket `b` of `rank`'s sum of `node`. Reads nothing unless
     /// `values` holds exactly `range(ofBucket: b).count` floats of a node that rank owes.
     @discardableResult
-    public func receive(rank: Int, node: TreeNode, bucket b: Int, values: UnsafeBufferPointer<Float>) -> Receipt {
+    package func receive(rank: Int, node: TreeNode, bucket b: Int, values: UnsafeBufferPointer<Float>) -> Receipt {
         guard b >= 0, b < bucketCount, let i = sequenceIndex[rank]?[node],
               values.count == range(ofBucket: b).count, let values = values.baseAddress else { return .unexpected }
         guard received[i].insert(b).inserted else { return .duplicate }
@@ -117,7 +117,7 @@ public final class GradientReducer {
     /// Returns false (ignored) for a rank without a part in the step, a second copy, or statistics
     /// that come before every bucket of the rank.
     @discardableResult
-    public func receiveStatistics(rank: Int, _ s: LossStatistics) -> Bool {
+    package func receiveStatistics(rank: Int, _ s: LossStatistics) -> Bool {
         guard sequenceIndex[rank] != nil, pendingStats[rank] == nil, hasAllBuckets(of: rank) else { return false }
         pendingStats[rank] = s
         let contributing = ranks.filter { sequenceIndex[$0] != nil }
@@ -128,12 +128,12 @@ public final class GradientReducer {
     }
 
     /// True when every bucket and the statistics of every rank are in.
-    public var isComplete: Bool {
+    package var isComplete: Bool {
         pendingStats.count == ranks.filter({ sequenceIndex[$0] != nil }).count && next.allSatisfy { $0 == sequence.count }
     }
 
     /// Ranks whose contribution is still missing (for deadline messages).
-    public var missingRanks: [Int] {
+    package var missingRanks: [Int] {
         ranks.filter { sequenceIndex[$0] != nil && (pendingStats[$0] == nil || !hasAllBuckets(of: $0)) }
     }
 }

@@ -5,10 +5,12 @@ import TransformerModel
 
 /// Network and liveness settings of the coordinator.
 public struct CoordinatorOptions: Sendable {
+    /// The ZeroMQ endpoint to bind (`tcp://HOST:PORT`, `inproc://NAME` in one process).
     public var bind: String
     /// Workers to wait for before the first step; each step uses `accumulation_steps x workers`
     /// micro-batches whatever happens to individual workers, so a failure never changes the math.
     public var workers: Int
+    /// Seconds to wait for `workers` workers before the first step; then the run fails.
     public var joinTimeout: Double = 600
     /// Seconds between heartbeats, sent by the socket thread (they flow while this actor validates).
     public var heartbeatInterval: Double = 1
@@ -27,15 +29,20 @@ public struct CoordinatorOptions: Sendable {
     /// CURVE keys and the admitted workers' public keys; nil accepts any peer, unencrypted.
     public var curve: CoordinatorCurve?
 
+    /// Defaults for everything but the endpoint and the number of workers.
     public init(bind: String, workers: Int) {
         self.bind = bind; self.workers = workers; maxSpares = Swift.max(1, workers)
     }
 }
 
+/// Why a coordinator could not run.
 public enum CoordinatorError: Error, CustomStringConvertible {
+    /// Fewer than `workers` workers joined within the join timeout.
     case notEnoughWorkers(joined: Int, wanted: Int, seconds: Double)
+    /// The socket failed, or `--spawn-local` cannot start its workers.
     case transport(String)
 
+    /// The message printed to the user.
     public var description: String {
         switch self {
         case let .notEnoughWorkers(j, w, s):
@@ -53,6 +60,7 @@ public actor Coordinator {
     struct Peer { let id: PeerID; let rank: Int; let name: String; let threads: Int }
     struct Spare { let id: PeerID; let hello: Hello }
 
+    /// The network and liveness settings it was started with.
     public let options: CoordinatorOptions
     let session: TrainingSession
     let socket: SocketThread
@@ -95,11 +103,13 @@ public actor Coordinator {
     let gradientType: TensorElementType
 
     /// The dynamic loss scale (Float16 gradients) as it stands after the last step.
-    public var lossScale: LossScaleState { session.lossScale }
+    package var lossScale: LossScaleState { session.lossScale }
 
     /// The endpoint as bound (a `tcp://...:*` wildcard resolved to its port).
     public nonisolated var endpoint: String { socket.endpoint }
 
+    /// Sets up (or resumes) the run and binds `options.bind`; `context` is shared with in-process
+    /// workers for `inproc://` endpoints (nil: a context of its own). Call `run()` to train.
     public init(config: RunConfig, run: RunOptions, options: CoordinatorOptions, context: ZMQContext? = nil) throws {
         session = try TrainingSession(config: config, options: run)
         var socketOptions = SocketOptions()
@@ -189,11 +199,31 @@ public actor Coordinator {
         }
     }
 
-    /// One optimizer step; re-plans the same micro-batches over the survivors if a worker is lost.
+    /// One optimizer step, top to bottom: gather the step's gradient from the workers (re-planning
+    /// the same micro-batches over the survivors if a worker is lost), apply it and broadcast the
+    /// new weights, validate on the workers when due, then log, checkpoint and report.
     private func runStep() async throws {
         let microBatches = session.microBatchesPerStep(workers: options.workers)
         let start = now()
         let before = socket.statistics
+        guard let attempts = try await gatherGradients(microBatches: microBatches) else { return }
+        let gathered = now()
+        let applied = applyGradients(microBatches: microBatches, attempts: attempts, start: start, gathered: gathered,
+                                     socketBefore: before)
+        var validated: (parts: [ValidationPart], seconds: Double)?
+        if let work = applied.validation {
+            let t0 = now()
+            if options.extraValidationSeconds > 0 { blockThread(seconds: options.extraValidationSeconds) }
+            validated = (try await validateOnWorkers(work, step: applied.step), now() - t0)
+        }
+        try session.finishStep(applied, validation: validated)
+    }
+
+    /// Dispatches the next step's micro-batches and waits until the reducer holds all their
+    /// gradients; a lost worker or a missed deadline starts a new attempt over the workers left.
+    /// Returns the number of attempts, or nil when a stop request ended the run at the last
+    /// completed step instead.
+    private func gatherGradients(microBatches: Int) async throws -> Int? {
         reduceSeconds = 0
         gradientPayloadBytes = 0
         var attempts = 0
@@ -201,51 +231,65 @@ public actor Coordinator {
             if let failure { throw CoordinatorError.transport(failure) }
             // A stop request this step cannot honour (it lost workers, or has none) ends the run at
             // the last completed step instead of re-planning or waiting for new workers.
-            if StopSignal.isRequested && (attempts > 0 || activeRanks.isEmpty) { return try endAtCompletedStep() }
+            if StopSignal.isRequested && (attempts > 0 || activeRanks.isEmpty) { try endAtCompletedStep(); return nil }
             if session.nextStep == options.waitForFullClusterBeforeStep {
                 try await waitForWorkers { self.peers.count >= self.options.workers }
             }
             if activeRanks.isEmpty {
                 say("step \(session.nextStep): no workers left; waiting for one to join")
                 try await waitForWorkers { !self.activeRanks.isEmpty || StopSignal.isRequested }
-                if StopSignal.isRequested { return try endAtCompletedStep() }
+                if StopSignal.isRequested { try endAtCompletedStep(); return nil }
             }
-            let ranks = activeRanks
-            attempt += 1
             attempts += 1
-            currentStep = session.nextStep
-            let stepPlan = StepPlan(step: currentStep, cursor: session.progress.dataCursor, microBatches: microBatches, ranks: ranks)
-            reducer.begin(positions: stepPlan.positions)
-            allFinite = true
-            rankSeconds.removeAll()
-            attemptStart = now()
-            for (rank, indices) in stepPlan.assignments {
-                guard let id = peer(rank: rank) else { continue }
-                socket.send(.work(WorkOrder(step: currentStep, rank: rank, attempt: attempt,
-                                            gradientMultiplier: session.gradientMultiplier(microBatches: microBatches),
-                                            firstPosition: stepPlan.positions[rank]?.lowerBound ?? 0,
-                                            microBatches: indices)), to: id)
-            }
-            let deadline = now() + options.stepTimeout
-            var lost = false
-            while !reducer.isComplete {
-                if stepPlan.ranks.contains(where: { peer(rank: $0) == nil }) { lost = true; break }
-                if now() > deadline {
-                    for r in reducer.missingRanks {
-                        if let id = peer(rank: r) { drop(id, reason: "no gradient within the step deadline (\(Int(options.stepTimeout)) s)") }
-                    }
-                    lost = true
-                    break
-                }
-                await waitForChange(timeout: 0.5)
-            }
-            if lost {
-                say("step \(currentStep): re-planning its \(microBatches) micro-batches over the remaining workers")
-                continue
-            }
-            break
+            let stepPlan = dispatch(microBatches: microBatches)
+            if await waitForGradients(of: stepPlan) { return attempts }
+            say("step \(currentStep): re-planning its \(microBatches) micro-batches over the remaining workers")
         }
-        let gathered = now()
+    }
+
+    /// Starts a new attempt of the next step over the active ranks: plans which rank computes
+    /// which micro-batches, readies the reducer for them and sends each rank its work order.
+    private func dispatch(microBatches: Int) -> StepPlan {
+        let ranks = activeRanks
+        attempt += 1
+        currentStep = session.nextStep
+        let stepPlan = StepPlan(step: currentStep, cursor: session.progress.dataCursor, microBatches: microBatches, ranks: ranks)
+        reducer.begin(positions: stepPlan.positions)
+        allFinite = true
+        rankSeconds.removeAll()
+        attemptStart = now()
+        for (rank, indices) in stepPlan.assignments {
+            guard let id = peer(rank: rank) else { continue }
+            socket.send(.work(WorkOrder(step: currentStep, rank: rank, attempt: attempt,
+                                        gradientMultiplier: session.gradientMultiplier(microBatches: microBatches),
+                                        firstPosition: stepPlan.positions[rank]?.lowerBound ?? 0,
+                                        microBatches: indices)), to: id)
+        }
+        return stepPlan
+    }
+
+    /// True once every rank's gradient of this attempt is in; false as soon as a rank of
+    /// `stepPlan` is lost or the step deadline passes (the ranks still missing are dropped).
+    private func waitForGradients(of stepPlan: StepPlan) async -> Bool {
+        let deadline = now() + options.stepTimeout
+        while !reducer.isComplete {
+            if stepPlan.ranks.contains(where: { peer(rank: $0) == nil }) { return false }
+            if now() > deadline {
+                for r in reducer.missingRanks {
+                    if let id = peer(rank: r) { drop(id, reason: "no gradient within the step deadline (\(Int(options.stepTimeout)) s)") }
+                }
+                return false
+            }
+            await waitForChange(timeout: 0.5)
+        }
+        return true
+    }
+
+    /// Applies the gathered gradient (AdamW through `TrainingSession.applyStep`) and broadcasts the
+    /// new weights from inside it, so that the step's metrics line carries the step's timings and
+    /// byte counts since `start`.
+    private func applyGradients(microBatches: Int, attempts: Int, start: Double, gathered: Double,
+                                socketBefore before: SocketThread.Statistics) -> AppliedStep {
         var stats = reducer.statistics
         if !allFinite { stats.lossSum = .nan }
         // Timings of this step go into its metrics line: compute (the slowest worker's compute plus
@@ -255,8 +299,8 @@ public actor Coordinator {
             WorkerStatus(rank: p.rank, name: p.name, threads: p.threads, lastStepSeconds: rankSeconds[p.rank],
                          secondsSinceHeard: socket.secondsSinceHeard(p.id))
         }
-        let applied = session.applyStep(gradients: reducer.total.pointer, statistics: stats, microBatches: microBatches,
-                                        workers: activeRanks.count) {
+        return session.applyStep(gradients: reducer.total.pointer, statistics: stats, microBatches: microBatches,
+                                 workers: activeRanks.count) {
             let applied = now()
             let weightBytesBefore = weightPayloadBytes
             sendWeights(to: Array(peers.keys))
@@ -270,13 +314,6 @@ public actor Coordinator {
                     "gradient_bytes_received": gradientPayloadBytes,
                     "weight_bytes_sent": weightPayloadBytes - weightBytesBefore]
         }
-        var validated: (parts: [ValidationPart], seconds: Double)?
-        if let work = applied.validation {
-            let t0 = now()
-            if options.extraValidationSeconds > 0 { blockThread(seconds: options.extraValidationSeconds) }
-            validated = (try await validateOnWorkers(work, step: applied.step), now() - t0)
-        }
-        try session.finishStep(applied, validation: validated)
     }
 
     /// Holds this actor's thread as a long validation would (not a suspension: nothing else of

@@ -3,9 +3,12 @@ import Synchronization
 
 /// The coordinator's CURVE settings (`--curve-secret FILE --allow-workers PATH`).
 public struct CoordinatorCurve: Sendable, Equatable {
+    /// The coordinator's identity (its public key goes to every worker as `--coordinator-public`).
     public var keyPair: CurveKeyPair
+    /// The workers admitted (any other key is refused by the ZAP handler).
     public var allowedWorkers: CurveAllowList
 
+    /// CURVE with `keyPair` admitting `allowedWorkers`.
     public init(keyPair: CurveKeyPair, allowedWorkers: CurveAllowList) {
         self.keyPair = keyPair; self.allowedWorkers = allowedWorkers
     }
@@ -18,13 +21,17 @@ public struct CoordinatorCurve: Sendable, Equatable {
 
 /// A worker's CURVE settings (`--curve-secret FILE --coordinator-public FILE`).
 public struct WorkerCurve: Sendable, Equatable {
+    /// The worker's identity (its public key must be in the coordinator's `--allow-workers`).
     public var keyPair: CurveKeyPair
+    /// The coordinator's public key, so the worker knows whom it talks to.
     public var coordinatorPublicKey: CurveKey
 
+    /// CURVE with `keyPair` towards the coordinator holding `coordinatorPublicKey`.
     public init(keyPair: CurveKeyPair, coordinatorPublicKey: CurveKey) {
         self.keyPair = keyPair; self.coordinatorPublicKey = coordinatorPublicKey
     }
 
+    /// Reads the worker's secret key file and the coordinator's public key file.
     public static func load(secretFile: String, coordinatorPublic: String) throws(CurveKeyError) -> WorkerCurve {
         WorkerCurve(keyPair: try CurveKeyPair.load(secretFile: secretFile),
                     coordinatorPublicKey: try CurveKeyPair.load(publicFile: coordinatorPublic))
@@ -197,11 +204,11 @@ private func sharedContext(_ context: ZMQContext?) throws(TransportError) -> ZMQ
 }
 
 /// The rule that a coordinator reachable from other hosts must use CURVE.
-public enum BindSecurity {
+package enum BindSecurity {
     /// True for endpoints only this host can reach: ipc://, inproc://, and tcp:// on 127.0.0.0/8,
     /// ::1 or localhost. `tcp://0.0.0.0:P`, `tcp://*:P`, an interface name or any other address
     /// is reachable from the network.
-    public static func isLocal(_ endpoint: String) -> Bool {
+    package static func isLocal(_ endpoint: String) -> Bool {
         if endpoint.hasPrefix("ipc://") || endpoint.hasPrefix("inproc://") { return true }
         guard endpoint.hasPrefix("tcp://") else { return false }
         var host = String(endpoint.dropFirst("tcp://".count))
@@ -220,16 +227,16 @@ public enum BindSecurity {
     }
 
     /// Throws unless `endpoint` is local, CURVE is on, or the user said `--insecure`.
-    public static func check(bind endpoint: String, curve: Bool, insecure: Bool) throws(BindSecurityError) {
+    package static func check(bind endpoint: String, curve: Bool, insecure: Bool) throws(BindSecurityError) {
         if curve || insecure || isLocal(endpoint) { return }
         throw .insecure(endpoint: endpoint)
     }
 }
 
-public enum BindSecurityError: Error, Equatable, CustomStringConvertible {
+package enum BindSecurityError: Error, Equatable, CustomStringConvertible {
     case insecure(endpoint: String)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .insecure(let e):
             return "refusing to bind \(e) without CURVE: anyone who reaches it could join, read the weights and write gradients. "

@@ -2,14 +2,14 @@ import Foundation
 
 /// Worker processes started by `coordinator --spawn-local` on this host, each with its own
 /// compute-thread budget (and OPENBLAS_NUM_THREADS=1) so the host is never oversubscribed.
-public final class LocalWorkers: @unchecked Sendable {
+package final class LocalWorkers: @unchecked Sendable {
     private var processes: [Process] = []
     private let lock = NSLock()
 
-    public init() {}
+    package init() {}
 
     /// Starts `count` `worker` executables found next to the running executable.
-    public func start(count: Int, endpoint: String, threadsEach: Int) throws {
+    package func start(count: Int, endpoint: String, threadsEach: Int) throws {
         let me = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
         let exe = me.deletingLastPathComponent().appendingPathComponent("worker")
         guard FileManager.default.isExecutableFile(atPath: exe.path) else {
@@ -28,7 +28,7 @@ public final class LocalWorkers: @unchecked Sendable {
     }
 
     /// Terminates any worker still running (normally they exit on the coordinator's shutdown).
-    public func stop(graceSeconds: Double = 3) {
+    package func stop(graceSeconds: Double = 3) {
         let all = lock.withLock { processes }
         let deadline = Date().addingTimeInterval(graceSeconds)
         while all.contains(where: \.isRunning) && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }

@@ -5,8 +5,11 @@ import TransformerModel
 
 /// How a worker finds and follows its coordinator.
 public struct WorkerOptions: Sendable {
+    /// The coordinator's endpoint (`tcp://HOST:PORT`).
     public var endpoint: String
+    /// Shown in the coordinator's logs and status (e.g. the host name).
     public var name: String
+    /// Compute threads of this worker (reported to the coordinator).
     public var threads: Int
     /// The worker's own config (its hash must match the coordinator's); nil takes the coordinator's.
     public var config: RunConfig?
@@ -14,12 +17,14 @@ public struct WorkerOptions: Sendable {
     public var coordinatorTimeout: Double = 20
     /// Total time to keep trying to (re)join before giving up with an error.
     public var giveUpAfter: Double = 120
+    /// Seconds between heartbeats to the coordinator.
     public var heartbeatInterval: Double = 1
+    /// Print join, step and reconnect lines to standard output.
     public var printProgress = true
     /// Test hook: when set, the gradient this worker sends for that step carries an infinity (as a
     /// Float16 overflow would), to test that every worker skips the step and the loss scale halves.
     /// Never set it outside tests (`worker --inject-non-finite-at-step`, hidden, sets it too).
-    public var injectNonFiniteAtStep: Int?
+    package var injectNonFiniteAtStep: Int?
     /// Test hook: a fault this worker plays when the work order for `step` arrives.
     package var fault: (step: Int, kind: WorkerFault)?
     /// Test hook: a fault this worker plays when the validation order after `step` arrives.
@@ -27,6 +32,7 @@ public struct WorkerOptions: Sendable {
     /// CURVE keys (`--curve-secret`, `--coordinator-public`); nil connects without encryption.
     public var curve: WorkerCurve?
 
+    /// Defaults for everything but where to connect, the name, threads and the config.
     public init(endpoint: String, name: String, threads: Int, config: RunConfig? = nil) {
         self.endpoint = endpoint; self.name = name; self.threads = threads; self.config = config
     }
@@ -42,14 +48,19 @@ package enum WorkerFault: Sendable {
 
 /// Why a worker stopped.
 public enum WorkerError: Error, CustomStringConvertible, Equatable {
+    /// The coordinator refused this worker (config or tokenizer hash differs, a malformed hello,
+    /// or a protocol violation); the reason is the coordinator's.
     case refused(String)
+    /// No coordinator answered within `giveUpAfter` seconds.
     case coordinatorUnreachable(endpoint: String, seconds: Double)
+    /// The coordinator's config cannot be used here.
     case badConfig(String)
     /// The coordinator's ZAP handler refused this worker's CURVE public key.
     case curveKeyRefused(publicKey: String, status: Int)
     /// The CURVE handshake cannot complete (wrong coordinator key, or no CURVE there).
     case curveHandshakeFailed(endpoint: String, reason: String)
 
+    /// The message printed to the user, with what to do about it.
     public var description: String {
         switch self {
         case .refused(let r): return "the coordinator refused this worker: \(r)"
@@ -67,6 +78,7 @@ public enum WorkerError: Error, CustomStringConvertible, Equatable {
 /// broadcasts, and for each work order computes the gradient sum of its micro-batches and sends it
 /// back in buckets. If the coordinator goes silent, it reconnects with backoff and joins again.
 public actor Worker {
+    /// The settings it was started with.
     public let options: WorkerOptions
     private let context: ZMQContext?
     private var replica: ReplicaTrainer?

@@ -3,7 +3,7 @@ extension BucketPlan {
     /// read from it: arena size, bucket count, index, offset, element count, element type, and that
     /// the payload holds exactly the bytes of those elements. A bucket that passes can be read as
     /// `bucket(index).count` values of the receiver's arena, whatever its sender claimed.
-    public func check(_ received: TensorBucket, kind: MessageKind, elementType: TensorElementType) throws(ProtocolError) {
+    package func check(_ received: TensorBucket, kind: MessageKind, elementType: TensorElementType) throws(ProtocolError) {
         guard received.totalCount == elementCount else {
             throw .arenaSizeMismatch(message: received.totalCount, local: elementCount)
         }
@@ -36,5 +36,5 @@ extension BucketPlan {
     /// The largest frame a peer of this protocol may send or receive: a full bucket of Float32
     /// values, or a handshake (hello, welcome with its config text) of at most 1 MiB. Set as
     /// `ZMQ_MAXMSGSIZE`, libzmq drops a connection that announces a larger frame before reading it.
-    public static let maxFrameBytes = Swift.max(defaultMaxBucketBytes, 1 << 20) + MessageHeader.byteCount
+    package static let maxFrameBytes = Swift.max(defaultMaxBucketBytes, 1 << 20) + MessageHeader.byteCount
 }

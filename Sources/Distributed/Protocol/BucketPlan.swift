@@ -4,34 +4,34 @@
 /// the plan — and every bucket's index, offset and count — is the same whether the values travel
 /// as Float32 or Float16 (a Float16 bucket is half as many bytes on the wire). Small buckets let
 /// the receiver reduce bucket i while bucket i+1 is still arriving.
-public struct BucketPlan: Sendable, Equatable, Sequence {
-    public static let defaultMaxBucketBytes = 4 << 20
+package struct BucketPlan: Sendable, Equatable, Sequence {
+    package static let defaultMaxBucketBytes = 4 << 20
 
     /// One bucket: `count` values starting at `offset`.
-    public struct Bucket: Sendable, Equatable {
-        public let index: Int
-        public let offset: Int
-        public let count: Int
-        public var range: Range<Int> { offset..<(offset + count) }
+    package struct Bucket: Sendable, Equatable {
+        package let index: Int
+        package let offset: Int
+        package let count: Int
+        package var range: Range<Int> { offset..<(offset + count) }
     }
 
-    public let elementCount: Int
-    public let elementsPerBucket: Int
+    package let elementCount: Int
+    package let elementsPerBucket: Int
 
-    public init(elementCount: Int, maxBucketBytes: Int = BucketPlan.defaultMaxBucketBytes) {
+    package init(elementCount: Int, maxBucketBytes: Int = BucketPlan.defaultMaxBucketBytes) {
         self.elementCount = Swift.max(0, elementCount)
         elementsPerBucket = Swift.max(1, maxBucketBytes / MemoryLayout<Float>.size)
     }
 
-    public var bucketCount: Int { (elementCount + elementsPerBucket - 1) / elementsPerBucket }
+    package var bucketCount: Int { (elementCount + elementsPerBucket - 1) / elementsPerBucket }
 
     /// Bucket `index` (0 ..< bucketCount).
-    public func bucket(_ index: Int) -> Bucket {
+    package func bucket(_ index: Int) -> Bucket {
         let offset = Swift.min(elementCount, Swift.max(0, index) * elementsPerBucket)
         return Bucket(index: index, offset: offset, count: Swift.min(elementsPerBucket, elementCount - offset))
     }
 
-    public func makeIterator() -> AnyIterator<Bucket> {
+    package func makeIterator() -> AnyIterator<Bucket> {
         var next = 0
         let plan = self
         return AnyIterator {

@@ -1,16 +1,16 @@
 /// worker -> coordinator, first message. The protocol version is the header's. JSON payload:
 /// `config_hash`, `tokenizer_hash` (string or null), `name`, `threads`.
-public struct Hello: Sendable, Equatable {
+package struct Hello: Sendable, Equatable {
     /// Hash of the worker's config; nil if the worker has none and takes the coordinator's.
-    public var configHash: String?
+    package var configHash: String?
     /// Hash of the worker's tokenizer; nil if it has none.
-    public var tokenizerHash: String?
+    package var tokenizerHash: String?
     /// Shown by the coordinator ("worker-2 joined").
-    public var name: String
+    package var name: String
     /// Compute threads the worker uses.
-    public var threads: Int
+    package var threads: Int
 
-    public init(configHash: String?, tokenizerHash: String?, name: String, threads: Int) {
+    package init(configHash: String?, tokenizerHash: String?, name: String, threads: Int) {
         self.configHash = configHash
         self.tokenizerHash = tokenizerHash
         self.name = name
@@ -36,17 +36,17 @@ public struct Hello: Sendable, Equatable {
 
 /// coordinator -> worker: accepted. Weights for `step` follow. Header: rank, step. JSON payload:
 /// `rank`, `world_size`, `step`, `data_cursor` (non-negative), `config` (string or null).
-public struct Welcome: Sendable, Equatable {
-    public var rank: Int
-    public var worldSize: Int
+package struct Welcome: Sendable, Equatable {
+    package var rank: Int
+    package var worldSize: Int
     /// The last completed step (the worker's first work order is for a later one).
-    public var step: Int
+    package var step: Int
     /// Global index of the next micro-batch of the data stream.
-    public var dataCursor: Int
+    package var dataCursor: Int
     /// The run's config file (JSON text), for a worker started without one.
-    public var config: String?
+    package var config: String?
 
-    public init(rank: Int, worldSize: Int, step: Int, dataCursor: Int, config: String? = nil) {
+    package init(rank: Int, worldSize: Int, step: Int, dataCursor: Int, config: String? = nil) {
         self.rank = rank
         self.worldSize = worldSize
         self.step = step

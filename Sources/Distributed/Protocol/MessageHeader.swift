@@ -15,34 +15,34 @@
 ///  48 bucketCount
 /// ```
 /// A second frame, when present, holds `elementCount` elements of `payloadType`, raw.
-public struct MessageHeader: Sendable, Equatable {
-    public static let magic: UInt32 = 0x5444_5753   // bytes "SWDT"
-    public static let currentVersion: UInt16 = 1
-    public static let byteCount = 112
+package struct MessageHeader: Sendable, Equatable {
+    package static let magic: UInt32 = 0x5444_5753   // bytes "SWDT"
+    package static let currentVersion: UInt16 = 1
+    package static let byteCount = 112
 
-    public var version = MessageHeader.currentVersion
-    public var kind: MessageKind
-    public var payloadType: PayloadType = .none
-    public var flags: UInt32 = 0
-    public var step: Int64 = 0
-    public var rank: Int64 = 0
+    package var version = MessageHeader.currentVersion
+    package var kind: MessageKind
+    package var payloadType: PayloadType = .none
+    package var flags: UInt32 = 0
+    package var step: Int64 = 0
+    package var rank: Int64 = 0
     /// The coordinator's attempt number of the step a work order belongs to (it counts up with
     /// every plan it sends, re-plans included); gradients and statistics echo it, so answers to an
     /// older plan are told apart. 0 in messages that belong to no plan.
-    public var attempt: Int64 = 0
-    public var bucketIndex: Int64 = 0
-    public var bucketCount: Int64 = 0
-    public var elementOffset: Int64 = 0
-    public var elementCount: Int64 = 0
-    public var totalCount: Int64 = 0
-    public var values: (Int64, Int64, Int64, Int64) = (0, 0, 0, 0)
+    package var attempt: Int64 = 0
+    package var bucketIndex: Int64 = 0
+    package var bucketCount: Int64 = 0
+    package var elementOffset: Int64 = 0
+    package var elementCount: Int64 = 0
+    package var totalCount: Int64 = 0
+    package var values: (Int64, Int64, Int64, Int64) = (0, 0, 0, 0)
 
-    public init(kind: MessageKind) { self.kind = kind }
+    package init(kind: MessageKind) { self.kind = kind }
 
     /// Payload bytes the header announces.
-    public var payloadBytes: Int { Int(clamping: elementCount) &* payloadType.elementSize }
+    package var payloadBytes: Int { Int(clamping: elementCount) &* payloadType.elementSize }
 
-    public func encoded() -> [UInt8] {
+    package func encoded() -> [UInt8] {
         var bytes = [UInt8](repeating: 0, count: Self.byteCount)
         bytes.withUnsafeMutableBytes { raw in
             raw.storeBytes(of: Self.magic.littleEndian, toByteOffset: 0, as: UInt32.self)
@@ -58,7 +58,7 @@ public struct MessageHeader: Sendable, Equatable {
     }
 
     /// Decodes and checks magic, version, kind and payload type (not the kind-specific fields).
-    public init(decoding raw: UnsafeRawBufferPointer) throws(ProtocolError) {
+    package init(decoding raw: UnsafeRawBufferPointer) throws(ProtocolError) {
         // Magic and version first: a peer of another version may have another header size, and
         // "version 2 is not supported" is the useful message then.
         guard raw.count >= 8 else { throw .headerSize(actual: raw.count, expected: Self.byteCount) }
@@ -87,7 +87,7 @@ public struct MessageHeader: Sendable, Equatable {
         return n
     }
 
-    public static func == (a: MessageHeader, b: MessageHeader) -> Bool {
+    package static func == (a: MessageHeader, b: MessageHeader) -> Bool {
         a.encoded() == b.encoded()
     }
 }

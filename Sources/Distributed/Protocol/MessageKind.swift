@@ -1,5 +1,5 @@
 /// What a message is; the `kind` byte of the header.
-public enum MessageKind: UInt8, Sendable, CaseIterable, CustomStringConvertible {
+package enum MessageKind: UInt8, Sendable, CaseIterable, CustomStringConvertible {
     /// worker -> coordinator: config hash, tokenizer hash, name, threads (JSON payload).
     case hello = 1
     /// coordinator -> worker: rank, world size, step, data cursor, config (JSON payload).
@@ -24,7 +24,7 @@ public enum MessageKind: UInt8, Sendable, CaseIterable, CustomStringConvertible 
     case validationPart = 11
 
     /// The payload types a message of this kind may carry; empty: the header is the whole message.
-    public var payloadTypes: [PayloadType] {
+    package var payloadTypes: [PayloadType] {
         switch self {
         case .hello, .welcome: return [.json]
         case .refuse, .shutdown: return [.utf8]
@@ -34,7 +34,7 @@ public enum MessageKind: UInt8, Sendable, CaseIterable, CustomStringConvertible 
         }
     }
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .hello: return "hello"
         case .welcome: return "welcome"
@@ -52,7 +52,7 @@ public enum MessageKind: UInt8, Sendable, CaseIterable, CustomStringConvertible 
 }
 
 /// How the payload frame's bytes are to be read; the `payloadType` byte of the header.
-public enum PayloadType: UInt8, Sendable, CustomStringConvertible {
+package enum PayloadType: UInt8, Sendable, CustomStringConvertible {
     case none = 0
     case float32 = 1
     case float16 = 2
@@ -61,7 +61,7 @@ public enum PayloadType: UInt8, Sendable, CustomStringConvertible {
     case json = 5
 
     /// Bytes per element (`elementCount` counts elements; for text, bytes).
-    public var elementSize: Int {
+    package var elementSize: Int {
         switch self {
         case .none: return 0
         case .float32: return 4
@@ -71,7 +71,7 @@ public enum PayloadType: UInt8, Sendable, CustomStringConvertible {
         }
     }
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .none: return "none"
         case .float32: return "F32"
@@ -84,9 +84,9 @@ public enum PayloadType: UInt8, Sendable, CustomStringConvertible {
 }
 
 /// How a tensor bucket travels: Float32 (exact) or Float16 (half the bytes, rounded).
-public enum TensorElementType: Sendable, Equatable {
+package enum TensorElementType: Sendable, Equatable {
     case float32, float16
 
-    public var payloadType: PayloadType { self == .float32 ? .float32 : .float16 }
-    public var byteSize: Int { self == .float32 ? 4 : 2 }
+    package var payloadType: PayloadType { self == .float32 ? .float32 : .float16 }
+    package var byteSize: Int { self == .float32 ? 4 : 2 }
 }

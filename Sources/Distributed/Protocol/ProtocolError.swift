@@ -1,6 +1,6 @@
 /// Why received frames are not a valid message. A peer sending these is broken or speaks another
 /// protocol; the message is dropped (and the peer refused, for a handshake).
-public enum ProtocolError: Error, Equatable, Sendable, CustomStringConvertible {
+package enum ProtocolError: Error, Equatable, Sendable, CustomStringConvertible {
     case noFrames
     /// The header frame is shorter than its fixed size (or longer).
     case headerSize(actual: Int, expected: Int)
@@ -21,7 +21,7 @@ public enum ProtocolError: Error, Equatable, Sendable, CustomStringConvertible {
     /// A tensor bucket describes an arena of another size than the receiver's.
     case arenaSizeMismatch(message: Int, local: Int)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .noFrames: return "empty message"
         case .headerSize(let actual, let expected): return "header frame has \(actual) bytes, expected \(expected)"

@@ -2,14 +2,14 @@ extension SocketThread {
     /// Encodes and queues `message` (see `send(_:to:)` for frames). To send one tensor bucket to
     /// many peers, encode once with `message.frames()` and send those frames to each.
     @discardableResult
-    public func send(_ message: WireMessage, to peer: PeerID? = nil) -> Bool {
+    package func send(_ message: WireMessage, to peer: PeerID? = nil) -> Bool {
         send(message.frames(), to: peer)
     }
 }
 
 extension ReceivedMessage {
     /// The protocol message these frames hold.
-    public func decoded() throws(ProtocolError) -> WireMessage {
+    package func decoded() throws(ProtocolError) -> WireMessage {
         try WireMessage(frames: frames)
     }
 }

@@ -4,24 +4,24 @@ import Training
 /// sums (as `gradients` buckets and one `stepStats`, all tagged with `attempt`). Header: step,
 /// rank, attempt; value 0: the gradient multiplier's Float32 bits; value 1: the first position.
 /// Payload: the micro-batch indices (Int64).
-public struct WorkOrder: Sendable, Equatable {
-    public var step: Int
+package struct WorkOrder: Sendable, Equatable {
+    package var step: Int
     /// The worker's rank.
-    public var rank: Int
+    package var rank: Int
     /// The coordinator's attempt number: it counts up with every plan it sends (from 1), so a
     /// re-plan of the step after a lost worker has a new one and answers to the old plan are
     /// ignored.
-    public var attempt: Int
+    package var attempt: Int
     /// What the worker multiplies its loss by before backward (`TrainingSession.gradientMultiplier`:
     /// the loss scale of Float16 gradients over the step's micro-batches; 1 without).
-    public var gradientMultiplier: Float
+    package var gradientMultiplier: Float
     /// Position of `microBatches[0]` among the step's micro-batches (the rest follow it): where
     /// the worker's sums sit in the step's canonical tree.
-    public var firstPosition: Int
+    package var firstPosition: Int
     /// Global micro-batch indices, in the order they are to be accumulated.
-    public var microBatches: [Int]
+    package var microBatches: [Int]
 
-    public init(step: Int, rank: Int, attempt: Int = 0, gradientMultiplier: Float = 1, firstPosition: Int = 0, microBatches: [Int]) {
+    package init(step: Int, rank: Int, attempt: Int = 0, gradientMultiplier: Float = 1, firstPosition: Int = 0, microBatches: [Int]) {
         self.step = step
         self.rank = rank
         self.attempt = attempt
@@ -55,16 +55,16 @@ public struct WorkOrder: Sendable, Equatable {
 
 /// worker -> coordinator: the sums that go with one gradient. Header: step, rank, attempt;
 /// values 0-3: tokens, correct, loss sum and NLL sum as Float64 bits; flag bit 0: finite. No payload.
-public struct StepStatistics: Sendable, Equatable {
-    public var step: Int
-    public var rank: Int
+package struct StepStatistics: Sendable, Equatable {
+    package var step: Int
+    package var rank: Int
     /// Echoes `WorkOrder.attempt`.
-    public var attempt: Int
-    public var loss: LossStatistics
+    package var attempt: Int
+    package var loss: LossStatistics
     /// Every value of the worker's gradient sum and loss was finite.
-    public var finite: Bool
+    package var finite: Bool
 
-    public init(step: Int, rank: Int, attempt: Int = 0, loss: LossStatistics, finite: Bool) {
+    package init(step: Int, rank: Int, attempt: Int = 0, loss: LossStatistics, finite: Bool) {
         self.step = step
         self.rank = rank
         self.attempt = attempt
@@ -93,14 +93,14 @@ public struct StepStatistics: Sendable, Equatable {
 
 /// Both ways: "I am alive". Header: step, rank; value 0: the sender's monotonic clock in
 /// nanoseconds. No payload.
-public struct Heartbeat: Sendable, Equatable {
+package struct Heartbeat: Sendable, Equatable {
     /// The sender's current step.
-    public var step: Int
-    public var rank: Int
+    package var step: Int
+    package var rank: Int
     /// The sender's monotonic clock (e.g. `DispatchTime.now().uptimeNanoseconds`), for round trips.
-    public var nanoseconds: UInt64
+    package var nanoseconds: UInt64
 
-    public init(step: Int, rank: Int, nanoseconds: UInt64) {
+    package init(step: Int, rank: Int, nanoseconds: UInt64) {
         self.step = step
         self.rank = rank
         self.nanoseconds = nanoseconds

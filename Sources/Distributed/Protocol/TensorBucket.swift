@@ -4,33 +4,33 @@ import TensorCore
 /// One bucket of a parameter or gradient arena on the wire: values `elementOffset ..<
 /// elementOffset + elementCount` of an arena of `totalCount` Float32 values, carried as Float32 or
 /// Float16 in `payload`.
-public struct TensorBucket: Sendable {
-    public let step: Int
+package struct TensorBucket: Sendable {
+    package let step: Int
     /// The sender's rank (gradients); 0 for weights.
-    public let rank: Int
+    package let rank: Int
     /// Gradients: echoes `WorkOrder.attempt` (answers to an older plan of the step are ignored);
     /// 0 for weights.
-    public let attempt: Int
+    package let attempt: Int
     /// Gradients: the node of the step's canonical summation tree whose sum this is (a worker
     /// sends one sum per node covering its micro-batches, see `TreeNode.cover`); nil for weights.
-    public let node: TreeNode?
-    public let index: Int
-    public let bucketCount: Int
-    public let elementOffset: Int
-    public let elementCount: Int
-    public let totalCount: Int
-    public let elementType: TensorElementType
+    package let node: TreeNode?
+    package let index: Int
+    package let bucketCount: Int
+    package let elementOffset: Int
+    package let elementCount: Int
+    package let totalCount: Int
+    package let elementType: TensorElementType
     /// The raw values (elementCount x elementType.byteSize bytes).
-    public let payload: Frame
+    package let payload: Frame
 
-    public var range: Range<Int> { elementOffset..<(elementOffset + elementCount) }
+    package var range: Range<Int> { elementOffset..<(elementOffset + elementCount) }
 
     /// Encodes bucket `bucket` of `plan` from `arena` (which holds `plan.elementCount` values).
     ///
     /// The values are copied (Float32) or converted with F16C (Float16) into a frame of their own,
     /// from `pool` if given, so the arena may change as soon as this returns, while the frame is
     /// still being sent (to any number of peers, without further copies).
-    public init(step: Int, rank: Int = 0, attempt: Int = 0, node: TreeNode? = nil, bucket: BucketPlan.Bucket, of plan: BucketPlan,
+    package init(step: Int, rank: Int = 0, attempt: Int = 0, node: TreeNode? = nil, bucket: BucketPlan.Bucket, of plan: BucketPlan,
                 from arena: UnsafePointer<Float>, as elementType: TensorElementType, pool: FramePool? = nil) {
         self.step = step
         self.rank = rank
@@ -105,14 +105,14 @@ public struct TensorBucket: Sendable {
     }
 
     /// Writes the values into `arena` (of `arenaCount` values) at `elementOffset`, as Float32.
-    public func copyValues(into arena: UnsafeMutablePointer<Float>, arenaCount: Int) throws(ProtocolError) {
+    package func copyValues(into arena: UnsafeMutablePointer<Float>, arenaCount: Int) throws(ProtocolError) {
         guard totalCount == arenaCount else { throw .arenaSizeMismatch(message: totalCount, local: arenaCount) }
         decode(into: arena + elementOffset)
     }
 
     /// Writes the values into `arena` (of `arenaCount` Float16 values, raw bits) at `elementOffset`:
     /// a Float16 payload bit for bit, a Float32 one rounded to nearest even.
-    public func copyHalfValues(into arena: UnsafeMutablePointer<UInt16>, arenaCount: Int) throws(ProtocolError) {
+    package func copyHalfValues(into arena: UnsafeMutablePointer<UInt16>, arenaCount: Int) throws(ProtocolError) {
         guard totalCount == arenaCount else { throw .arenaSizeMismatch(message: totalCount, local: arenaCount) }
         copyPayload(into: arena + elementOffset, native: .float16, converting: Float.self) { Half.encode($0, $1, count: $2) }
     }
@@ -120,7 +120,7 @@ public struct TensorBucket: Sendable {
     /// Calls `body` with the values as Float32 (`elementCount` of them): in place when they
     /// arrived as aligned Float32, otherwise converted into `scratch` (resized, no allocation
     /// once it is large enough).
-    public func withFloat32Values<R, E: Error>(scratch: FloatBuffer,
+    package func withFloat32Values<R, E: Error>(scratch: FloatBuffer,
                                                 _ body: (UnsafeBufferPointer<Float>) throws(E) -> R) throws(E) -> R {
         if elementType == .float32, let start = payload.start,
            Int(bitPattern: start) % MemoryLayout<Float>.alignment == 0 {

@@ -4,16 +4,16 @@ import Training
 /// weights broadcast for that step, which arrive before this order), then send one
 /// `validationPart` per unit. Header: step, rank; flag bit 0: the validation translates the
 /// scored sources. Payload: the unit indices (Int64).
-public struct ValidationOrder: Sendable, Equatable {
-    public var step: Int
+package struct ValidationOrder: Sendable, Equatable {
+    package var step: Int
     /// The worker's rank.
-    public var rank: Int
+    package var rank: Int
     /// Whether this validation's units include the scored translations (BLEU, chrF) after the
     /// loss chunks: the worker plans the same `ValidationWork` as the coordinator from it.
-    public var translating: Bool
-    public var units: [Int]
+    package var translating: Bool
+    package var units: [Int]
 
-    public init(step: Int, rank: Int, translating: Bool, units: [Int]) {
+    package init(step: Int, rank: Int, translating: Bool, units: [Int]) {
         self.step = step; self.rank = rank; self.translating = translating; self.units = units
     }
 
@@ -39,13 +39,13 @@ public struct ValidationOrder: Sendable, Equatable {
 /// words): the unit, then a tag and the result: tag 0 (loss chunk): tokens, correct, loss sum
 /// and NLL sum as Float64 bits, exact decodes; tag 1 (translation batch): the number of
 /// translations, then each one's length and token ids.
-public struct ValidationPartMessage: Sendable, Equatable {
-    public var step: Int
-    public var rank: Int
-    public var unit: Int
-    public var part: ValidationPart
+package struct ValidationPartMessage: Sendable, Equatable {
+    package var step: Int
+    package var rank: Int
+    package var unit: Int
+    package var part: ValidationPart
 
-    public init(step: Int, rank: Int, unit: Int, part: ValidationPart) {
+    package init(step: Int, rank: Int, unit: Int, part: ValidationPart) {
         self.step = step; self.rank = rank; self.unit = unit; self.part = part
     }
 

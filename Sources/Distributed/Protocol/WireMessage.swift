@@ -6,7 +6,7 @@
 /// writes them (`encode(into:)`), next to its definition. Tensors travel as raw Float32/Float16
 /// bytes; only the small handshake fields are JSON. The protocol version is in every header; a
 /// peer of another version fails to decode with `ProtocolError.unsupportedVersion`.
-public enum WireMessage: Sendable {
+package enum WireMessage: Sendable {
     case hello(Hello)
     case welcome(Welcome)
     /// Human-readable reason, e.g. "config hash differs: worker 1a2b..., coordinator 3c4d...".
@@ -20,7 +20,7 @@ public enum WireMessage: Sendable {
     case validate(ValidationOrder)
     case validationPart(ValidationPartMessage)
 
-    public var kind: MessageKind {
+    package var kind: MessageKind {
         switch self {
         case .hello: return .hello
         case .welcome: return .welcome
@@ -38,7 +38,7 @@ public enum WireMessage: Sendable {
 
     /// Decodes and validates received frames: header size, magic, version, kind, payload type,
     /// frame count, payload size against `elementCount`, then the message's own fields.
-    public init(frames: [Frame]) throws(ProtocolError) {
+    package init(frames: [Frame]) throws(ProtocolError) {
         guard let first = frames.first else { throw .noFrames }
         let header = try first.withUnsafeBytes { raw throws(ProtocolError) in try MessageHeader(decoding: raw) }
         let kind = header.kind
@@ -79,7 +79,7 @@ public enum WireMessage: Sendable {
     ///
     /// Tensor buckets reuse their payload frame, so encoding a bucket copies nothing and the same
     /// frames may be sent to many peers.
-    public func frames() -> [Frame] {
+    package func frames() -> [Frame] {
         var header = MessageHeader(kind: kind)
         let payload: Frame?
         switch self {

@@ -46,7 +46,9 @@ public struct CurveKey: Sendable, Hashable {
 
 /// A CurveZMQ identity: a secret key and the public key derived from it.
 public struct CurveKeyPair: Sendable, Equatable, CustomStringConvertible {
+    /// The public key, shared with peers (`.public` files).
     public let publicKey: CurveKey
+    /// The secret key, never sent (`.secret` files, mode 0600).
     public let secretKey: CurveKey
 
     /// A fresh random key pair (libsodium through `zmq_curve_keypair`).
@@ -170,8 +172,10 @@ private func posixWrite(_ fd: Int32, _ buffer: UnsafeRawPointer?, _ count: Int) 
 
 /// The public keys of the workers a coordinator admits (`--allow-workers PATH`).
 public struct CurveAllowList: Sendable, Equatable {
+    /// The admitted workers' public keys.
     public let keys: Set<CurveKey>
 
+    /// Admits exactly `keys`.
     public init(keys: Set<CurveKey>) { self.keys = keys }
 
     /// PATH is a directory (every `*.public` file in it, one key each) or a file with one Z85 key
@@ -213,13 +217,20 @@ public struct CurveAllowList: Sendable, Equatable {
 
 /// Why a CURVE key or allow list cannot be used; every case names the file.
 public enum CurveKeyError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// `keygen` would overwrite an existing key file.
     case exists(path: String)
+    /// A key file or directory cannot be read or written.
     case io(path: String, reason: String)
+    /// A file that does not hold a Z85 CURVE key.
     case malformed(path: String, reason: String)
+    /// A secret key file readable by group or others.
     case unprotected(path: String, mode: Int)
+    /// An allow list that admits no worker.
     case emptyAllowList(path: String, reason: String)
+    /// libzmq was built without CURVE (libsodium), or key generation failed.
     case unavailable(String)
 
+    /// The message printed to the user, naming the key file involved.
     public var description: String {
         switch self {
         case .exists(let p): return "\(p) already exists; refusing to overwrite a key (choose another --output or remove it)"

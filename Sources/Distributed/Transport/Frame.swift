@@ -9,9 +9,9 @@ import CZMQ
 ///
 /// `@unchecked Sendable`: the bytes are written only while the frame is being created (before any
 /// other thread can see it) and freed only in `deinit`; in between they are read-only.
-public final class Frame: @unchecked Sendable {
+package final class Frame: @unchecked Sendable {
     /// Number of bytes.
-    public let count: Int
+    package let count: Int
     let start: UnsafeMutableRawPointer?
     private let storage: Storage
 
@@ -24,7 +24,7 @@ public final class Frame: @unchecked Sendable {
     }
 
     /// A frame holding a copy of `bytes`.
-    public convenience init(_ bytes: [UInt8]) {
+    package convenience init(_ bytes: [UInt8]) {
         // Copy inside withUnsafeBytes: a pointer escaping that closure may dangle (the array can be
         // released right after its last use), which made small frames intermittently garbage.
         self.init(byteCount: bytes.count) { destination in
@@ -37,7 +37,7 @@ public final class Frame: @unchecked Sendable {
     }
 
     /// A frame holding a copy of `bytes`.
-    public convenience init(copying bytes: UnsafeRawBufferPointer) {
+    package convenience init(copying bytes: UnsafeRawBufferPointer) {
         self.init(byteCount: bytes.count) { destination in
             if let base = bytes.baseAddress, let target = destination.baseAddress { target.copyMemory(from: base, byteCount: bytes.count) }
         }
@@ -48,7 +48,7 @@ public final class Frame: @unchecked Sendable {
     /// With a `pool` whose buffers are large enough, the memory is a recycled buffer that goes
     /// back to the pool when the frame is released (after libzmq has sent it), so steady-state
     /// sending allocates nothing. Memory is 64-byte aligned.
-    public init(byteCount: Int, pool: FramePool? = nil,
+    package init(byteCount: Int, pool: FramePool? = nil,
                 initializingWith initialize: (UnsafeMutableRawBufferPointer) throws -> Void) rethrows {
         count = max(0, byteCount)
         if count == 0 {
@@ -84,10 +84,10 @@ public final class Frame: @unchecked Sendable {
     }
 
     /// Calls `body` with the frame's bytes (valid only during the call).
-    public func withUnsafeBytes<R, E: Error>(_ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
+    package func withUnsafeBytes<R, E: Error>(_ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
         try body(UnsafeRawBufferPointer(start: start, count: count))
     }
 
     /// A copy of the bytes (for small frames: headers, text, JSON).
-    public var bytes: [UInt8] { withUnsafeBytes { Array($0) } }
+    package var bytes: [UInt8] { withUnsafeBytes { Array($0) } }
 }

@@ -6,10 +6,10 @@ import Synchronization
 /// cannot predict; a pooled frame returns its buffer here when it is released, so the next bucket
 /// reuses it instead of allocating. At most `maxRetained` idle buffers are kept; extra ones are
 /// freed, so the pool never holds more than the peak number of buffers in flight.
-public final class FramePool: Sendable {
+package final class FramePool: Sendable {
     /// Bytes per buffer; larger frames are allocated outside the pool.
-    public let frameCapacity: Int
-    public let maxRetained: Int
+    package let frameCapacity: Int
+    package let maxRetained: Int
     /// Idle buffers by address (plain integers, so the locked state is `Sendable`): each buffer is
     /// owned by exactly one of this list or a live frame.
     private struct Idle: ~Copyable {
@@ -19,16 +19,16 @@ public final class FramePool: Sendable {
     }
     private let idle = Mutex(Idle())
 
-    public init(frameCapacity: Int, maxRetained: Int = 64) {
+    package init(frameCapacity: Int, maxRetained: Int = 64) {
         self.frameCapacity = max(1, frameCapacity)
         self.maxRetained = max(0, maxRetained)
     }
 
     /// Number of idle buffers ready for reuse.
-    public var idleCount: Int { idle.withLock { $0.addresses.count } }
+    package var idleCount: Int { idle.withLock { $0.addresses.count } }
 
     /// Number of buffers held by live frames (for example frames libzmq has not finished sending).
-    public var framesInUse: Int { idle.withLock { $0.inUse } }
+    package var framesInUse: Int { idle.withLock { $0.inUse } }
 
     func take() -> UnsafeMutableRawPointer {
         let address = idle.withLock { state -> Int? in

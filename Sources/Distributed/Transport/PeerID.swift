@@ -3,12 +3,12 @@
 /// A DEALER may choose its own (`SocketThread.Role.dealer(connect:routingID:)`); otherwise the
 /// ROUTER assigns 5 bytes starting with a zero byte.
 public struct PeerID: Hashable, Sendable, CustomStringConvertible {
-    public let bytes: [UInt8]
+    package let bytes: [UInt8]
 
-    public init(_ bytes: [UInt8]) { self.bytes = bytes }
+    package init(_ bytes: [UInt8]) { self.bytes = bytes }
 
     /// A routing id made of a name's UTF-8 bytes (libzmq requires 1...255 bytes, not starting with 0).
-    public init(_ name: String) { bytes = Array(name.utf8) }
+    package init(_ name: String) { bytes = Array(name.utf8) }
 
     /// Printable names as they are, other ids in hex.
     public var description: String {
@@ -21,20 +21,20 @@ public struct PeerID: Hashable, Sendable, CustomStringConvertible {
 }
 
 /// A multipart message that arrived on a socket thread.
-public struct ReceivedMessage: Sendable {
+package struct ReceivedMessage: Sendable {
     /// The sending peer (ROUTER sockets); nil on a DEALER, whose only peer is the ROUTER.
-    public let peer: PeerID?
+    package let peer: PeerID?
     /// The message's frames, without the routing-id frame.
-    public let frames: [Frame]
+    package let frames: [Frame]
 
-    public init(peer: PeerID?, frames: [Frame]) {
+    package init(peer: PeerID?, frames: [Frame]) {
         self.peer = peer
         self.frames = frames
     }
 }
 
 /// What a socket thread reports to async code.
-public enum SocketEvent: Sendable {
+package enum SocketEvent: Sendable {
     case message(ReceivedMessage)
     /// A message could not be delivered (the peer is gone, or the message was malformed); it was dropped.
     case undeliverable(peer: PeerID?, error: TransportError)

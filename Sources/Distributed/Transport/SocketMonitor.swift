@@ -5,7 +5,7 @@ import Synchronization
 ///
 /// CURVE failures are invisible at the socket level (a refused DEALER just never receives
 /// anything), so these events are the only way a worker learns why it cannot join.
-public enum HandshakeEvent: Sendable, Equatable {
+package enum HandshakeEvent: Sendable, Equatable {
     /// ZMQ_EVENT_HANDSHAKE_SUCCEEDED: the connection is authenticated and encrypted (or NULL).
     case succeeded
     /// ZMQ_EVENT_HANDSHAKE_FAILED_AUTH: the server's ZAP handler refused us (status 400, ...).
@@ -23,13 +23,13 @@ public enum HandshakeEvent: Sendable, Equatable {
     case other(UInt16)
 
     /// The mechanisms differ (CURVE against NULL): ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH.
-    public var isMechanismMismatch: Bool {
+    package var isMechanismMismatch: Bool {
         if case .protocolError(let code) = self { return code == UInt32(ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH) }
         return false
     }
 
     /// A ZMQ_PROTOCOL_ERROR_ code in words.
-    public static func explain(_ code: UInt32) -> String {
+    package static func explain(_ code: UInt32) -> String {
         switch Int32(bitPattern: code) {
         case ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH: return "it does not use CURVE"
         case ZMQ_PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC: return "its HELLO cannot be decrypted (it holds another coordinator public key)"
@@ -65,16 +65,16 @@ public enum HandshakeEvent: Sendable, Equatable {
 /// Create it before the monitored socket: its PAIR socket connects to the `inproc://` endpoint
 /// first (allowed for inproc since libzmq 4.0), so the monitor has a reader from its very first
 /// event; libzmq drops events nobody is connected to read.
-public final class HandshakeMonitor: Sendable {
+package final class HandshakeMonitor: Sendable {
     private let thread: ServiceThread
 
     /// A fresh endpoint name for one monitored socket (unique within the process).
-    public static func makeEndpoint(_ label: String) -> String {
+    package static func makeEndpoint(_ label: String) -> String {
         "inproc://monitor-\(label)-\(counter.add(1, ordering: .relaxed).newValue)"
     }
     private static let counter = Atomic<Int>(0)
 
-    public init(context: ZMQContext, endpoint: String,
+    package init(context: ZMQContext, endpoint: String,
                 onEvent: @escaping @Sendable (HandshakeEvent, String) -> Void) throws(TransportError) {
         thread = try ServiceThread(.pair, context: context, name: "zmq-monitor", setup: { socket throws(TransportError) in
             try socket.connect(endpoint)
@@ -88,5 +88,5 @@ public final class HandshakeMonitor: Sendable {
     deinit { stop() }
 
     /// Stops reading (the monitored socket may stay open).
-    public func stop() { thread.stop() }
+    package func stop() { thread.stop() }
 }

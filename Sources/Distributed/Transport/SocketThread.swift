@@ -19,8 +19,8 @@ import Foundation
 /// Received messages are buffered without limit until consumed; the protocol bounds them (a
 /// worker sends one gradient per step). Ordering: messages to one peer leave in the order they
 /// were posted; a peer whose queue is full (`SocketOptions.sendHighWaterMark`) delays only its own.
-public final class SocketThread: Sendable {
-    public enum Role: Sendable {
+package final class SocketThread: Sendable {
+    package enum Role: Sendable {
         /// Binds a ROUTER (the coordinator): many peers, each message tagged with its peer.
         case router(bind: String)
         /// Connects a DEALER (a worker) to a ROUTER, reconnecting by itself if the connection
@@ -29,19 +29,19 @@ public final class SocketThread: Sendable {
     }
 
     /// Traffic since the thread started (payload bytes of all frames, routing ids excluded).
-    public struct Statistics: Sendable, Equatable {
-        public var bytesSent: Int
-        public var bytesReceived: Int
-        public var messagesSent: Int
-        public var messagesReceived: Int
+    package struct Statistics: Sendable, Equatable {
+        package var bytesSent: Int
+        package var bytesReceived: Int
+        package var messagesSent: Int
+        package var messagesReceived: Int
     }
 
-    public let kind: ZMQSocket.Kind
+    package let kind: ZMQSocket.Kind
     /// The endpoint as bound or connected, wildcards resolved (`tcp://127.0.0.1:*` becomes the real port).
-    public let endpoint: String
+    package let endpoint: String
     /// Everything that arrives, in order. Single consumer. Finishes after `stop()` (or after a
     /// `.failed` event if the socket breaks).
-    public let events: AsyncStream<SocketEvent>
+    package let events: AsyncStream<SocketEvent>
     private let mailbox: SocketMailbox
     private let finished = DispatchSemaphore(value: 0)
 
@@ -49,7 +49,7 @@ public final class SocketThread: Sendable {
     ///
     /// - Parameter context: nil gives the socket a context of its own, terminated when it stops.
     ///   Pass a shared context for `inproc://` endpoints (they only reach sockets of the same context).
-    public init(_ role: Role, options: SocketOptions = SocketOptions(), context: ZMQContext? = nil) throws(TransportError) {
+    package init(_ role: Role, options: SocketOptions = SocketOptions(), context: ZMQContext? = nil) throws(TransportError) {
         let zmqContext: ZMQContext
         if let context { zmqContext = context } else { zmqContext = try ZMQContext() }
         let socket: ZMQSocket
@@ -91,12 +91,12 @@ public final class SocketThread: Sendable {
     /// message that cannot be delivered later is reported as `.undeliverable` on `events`. The
     /// frames must not change afterwards (`Frame` is immutable, so they cannot).
     @discardableResult
-    public func send(_ frames: [Frame], to peer: PeerID? = nil) -> Bool {
+    package func send(_ frames: [Frame], to peer: PeerID? = nil) -> Bool {
         mailbox.post(OutgoingMessage(peer: peer, frames: frames))
     }
 
     /// Drops messages still queued for `peer` (for example a worker declared dead whose queue is full).
-    public func discardQueued(for peer: PeerID) {
+    package func discardQueued(for peer: PeerID) {
         mailbox.discardQueued(for: peer)
     }
 
@@ -104,7 +104,7 @@ public final class SocketThread: Sendable {
     /// not yet sent are dropped, unless `lingerMilliseconds` > 0, in which case the thread tries
     /// to send them and libzmq keeps flushing for up to that long (only waited for when the socket
     /// owns its context). Safe to call more than once and from any thread except the socket's own.
-    public func stop(lingerMilliseconds: Int = 0) {
+    package func stop(lingerMilliseconds: Int = 0) {
         mailbox.requestStop(lingerMilliseconds: lingerMilliseconds)
         finished.wait()
         finished.signal()   // let any later (or concurrent) stop() return too
@@ -116,21 +116,21 @@ public final class SocketThread: Sendable {
     /// socket thread, and records when anything last arrived from `peer`, until
     /// `stopKeepingAlive(peer)`. Calling it again replaces the frames. Liveness so never depends
     /// on what the socket's owner is doing: an actor that validates for minutes still answers.
-    public func keepAlive(_ peer: PeerID?, with frames: [Frame]) {
+    package func keepAlive(_ peer: PeerID?, with frames: [Frame]) {
         mailbox.keepAlive(peer, frames: frames, now: DispatchTime.now().uptimeNanoseconds)
     }
 
-    public func stopKeepingAlive(_ peer: PeerID?) { mailbox.stopKeepingAlive(peer) }
+    package func stopKeepingAlive(_ peer: PeerID?) { mailbox.stopKeepingAlive(peer) }
 
     /// Seconds since the socket thread last received any message from `peer` (or since
     /// `keepAlive(peer)`, if nothing came yet); nil for a peer that is not kept alive.
-    public func secondsSinceHeard(_ peer: PeerID?) -> Double? {
+    package func secondsSinceHeard(_ peer: PeerID?) -> Double? {
         guard let heard = mailbox.lastHeard(peer) else { return nil }
         let now = DispatchTime.now().uptimeNanoseconds
         return now > heard ? Double(now - heard) / 1e9 : 0
     }
 
-    public var statistics: Statistics {
+    package var statistics: Statistics {
         Statistics(bytesSent: mailbox.bytesSent.load(ordering: .relaxed),
                    bytesReceived: mailbox.bytesReceived.load(ordering: .relaxed),
                    messagesSent: mailbox.messagesSent.load(ordering: .relaxed),

@@ -17,14 +17,18 @@ public enum TransportError: Error, Equatable, Sendable, CustomStringConvertible 
     case bind(endpoint: String, code: Int32, reason: String)
     /// `endpoint` cannot be connected to; `code` is the errno (e.g. `EINVAL` for a malformed endpoint).
     case connect(endpoint: String, code: Int32, reason: String)
+    /// A message cannot be sent.
     case send(reason: String)
+    /// A message cannot be received.
     case receive(reason: String)
+    /// Polling the sockets failed.
     case poll(reason: String)
     /// A ROUTER message names a peer that is not (or no longer) connected.
     case unreachable(peer: PeerID)
     /// A message was posted to a ROUTER socket without a destination peer.
     case missingPeer
 
+    /// The message printed to the user.
     public var description: String {
         switch self {
         case .setup(let reason): return "cannot set up ZeroMQ: \(reason)"

@@ -6,19 +6,19 @@
 /// the ROUTER binds, and stopped only after the ROUTER has closed (the ROUTER sets
 /// ZMQ_ZAP_ENFORCE_DOMAIN, so while no handler answers, every client is refused, never admitted).
 /// It answers on a thread of its own, so a handshake never waits for the coordinator's actor.
-public final class ZAPHandler: Sendable {
+package final class ZAPHandler: Sendable {
     /// Where libzmq sends ZAP requests (fixed by RFC 27).
-    public static let endpoint = "inproc://zeromq.zap.01"
+    package static let endpoint = "inproc://zeromq.zap.01"
     /// The ZAP domain of the coordinator's ROUTER; requests for another domain are refused.
-    public static let domain = "transformer"
+    package static let domain = "transformer"
 
     /// A handshake the handler refused.
-    public struct Refusal: Sendable, Equatable {
+    package struct Refusal: Sendable, Equatable {
         /// The client's public key (nil if the request was not CURVE, or malformed).
-        public let publicKey: CurveKey?
+        package let publicKey: CurveKey?
         /// The client's address as libzmq reports it (the IP address of a tcp:// peer).
-        public let address: String
-        public let reason: String
+        package let address: String
+        package let reason: String
     }
 
     private let thread: ServiceThread
@@ -35,7 +35,7 @@ public final class ZAPHandler: Sendable {
     ///
     /// - Parameter refused: called (on the handler's thread) the first time each unknown key is
     ///   refused, and for every malformed or non-CURVE request.
-    public init(context: ZMQContext, allowed: CurveAllowList,
+    package init(context: ZMQContext, allowed: CurveAllowList,
                 refused: @escaping @Sendable (Refusal) -> Void) throws(TransportError) {
         let state = Locked(State())
         self.state = state
@@ -62,10 +62,10 @@ public final class ZAPHandler: Sendable {
     deinit { stop() }
 
     /// Stops answering (call after the ROUTER it guards has closed).
-    public func stop() { thread.stop() }
+    package func stop() { thread.stop() }
 
     /// Handshakes refused and admitted so far.
-    public var counts: (refused: Int, admitted: Int) { state.withLock { ($0.refusals, $0.admissions) } }
+    package var counts: (refused: Int, admitted: Int) { state.withLock { ($0.refusals, $0.admissions) } }
 
     /// The reply to one ZAP request, and the refusal if it is one. Everything not exactly a
     /// well-formed CURVE request of our domain from a listed key is refused.

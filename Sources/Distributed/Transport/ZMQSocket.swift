@@ -10,8 +10,8 @@ import Darwin
 /// libzmq sockets are not thread-safe, and neither is this class (it is not `Sendable`): it is
 /// owned by one thread, normally a `SocketThread`. All sends and receives are non-blocking unless
 /// asked otherwise; `poll` is the only call that waits.
-public final class ZMQSocket {
-    public enum Kind: Sendable, CustomStringConvertible {
+package final class ZMQSocket {
+    package enum Kind: Sendable, CustomStringConvertible {
         case router, dealer, pair, rep
 
         var zmqType: Int32 {
@@ -23,7 +23,7 @@ public final class ZMQSocket {
             }
         }
 
-        public var description: String {
+        package var description: String {
             switch self {
             case .router: return "ROUTER"
             case .dealer: return "DEALER"
@@ -34,7 +34,7 @@ public final class ZMQSocket {
     }
 
     /// What happened to a non-blocking send.
-    public enum SendOutcome: Sendable, Equatable {
+    package enum SendOutcome: Sendable, Equatable {
         case sent
         /// The peer's queue is full (high-water mark) or no peer is connected yet; retry later.
         case wouldBlock
@@ -42,13 +42,13 @@ public final class ZMQSocket {
         case unreachable
     }
 
-    public let kind: Kind
+    package let kind: Kind
     /// Kept so the context outlives its socket (terminating a context waits for its sockets).
-    public let context: ZMQContext
+    package let context: ZMQContext
     private var handle: UnsafeMutableRawPointer?
     private var zeroCopyMinimumBytes = SocketOptions().zeroCopyMinimumBytes
 
-    public init(_ kind: Kind, context: ZMQContext) throws(TransportError) {
+    package init(_ kind: Kind, context: ZMQContext) throws(TransportError) {
         guard let handle = zmq_socket(context.handle, kind.zmqType) else {
             throw .socket(kind: kind.description, reason: zmqLastError().reason)
         }
@@ -62,17 +62,17 @@ public final class ZMQSocket {
 
     // MARK: Options
 
-    public func setOption(_ option: Int32, _ value: Int32, name: String) throws(TransportError) {
+    package func setOption(_ option: Int32, _ value: Int32, name: String) throws(TransportError) {
         var v = value
         try setOption(option, pointer: &v, size: MemoryLayout<Int32>.size, name: name)
     }
 
-    public func setOption(_ option: Int32, int64 value: Int64, name: String) throws(TransportError) {
+    package func setOption(_ option: Int32, int64 value: Int64, name: String) throws(TransportError) {
         var v = value
         try setOption(option, pointer: &v, size: MemoryLayout<Int64>.size, name: name)
     }
 
-    public func setOption(_ option: Int32, bytes: [UInt8], name: String) throws(TransportError) {
+    package func setOption(_ option: Int32, bytes: [UInt8], name: String) throws(TransportError) {
         var copy = bytes
         try setOption(option, pointer: &copy, size: bytes.count, name: name)
     }
@@ -83,7 +83,7 @@ public final class ZMQSocket {
     }
 
     /// DEALER: the id the ROUTER will see (1...255 bytes, not starting with 0). Set before connecting.
-    public func setRoutingID(_ id: PeerID) throws(TransportError) {
+    package func setRoutingID(_ id: PeerID) throws(TransportError) {
         // libzmq accepts a leading zero byte, but ROUTERs reserve those ids for the ones they make up.
         guard (1...255).contains(id.bytes.count), id.bytes[0] != 0 else {
             throw .option(name: "ZMQ_ROUTING_ID", reason: "a routing id needs 1 to 255 bytes and must not start with a zero byte")
@@ -92,7 +92,7 @@ public final class ZMQSocket {
     }
 
     /// Applies `options` (the ROUTER-only ones only to a ROUTER).
-    public func apply(_ options: SocketOptions) throws(TransportError) {
+    package func apply(_ options: SocketOptions) throws(TransportError) {
         try setOption(ZMQ_SNDHWM, Int32(clamping: options.sendHighWaterMark), name: "ZMQ_SNDHWM")
         try setOption(ZMQ_RCVHWM, Int32(clamping: options.receiveHighWaterMark), name: "ZMQ_RCVHWM")
         if kind == .router {
@@ -140,7 +140,7 @@ public final class ZMQSocket {
     private static let zapEnforceDomain: Int32 = 93
 
     /// The security mechanism in use: ZMQ_NULL (0), ZMQ_PLAIN (1) or ZMQ_CURVE (2).
-    public var mechanism: Int32? {
+    package var mechanism: Int32? {
         guard let handle else { return nil }
         var value: Int32 = -1
         var size = MemoryLayout<Int32>.size
@@ -163,7 +163,7 @@ public final class ZMQSocket {
     ///
     /// libzmq silently takes over an `ipc://` path another process is listening on; this refuses
     /// instead, like a busy TCP port, so two coordinators cannot steal each other's endpoint.
-    public func bind(_ endpoint: String) throws(TransportError) {
+    package func bind(_ endpoint: String) throws(TransportError) {
         guard let handle else { throw .bind(endpoint: endpoint, code: ENOTSOCK, reason: "the socket is closed") }
         if endpoint.hasPrefix("ipc://"), UnixSocketProbe.hasListener(path: String(endpoint.dropFirst("ipc://".count))) {
             throw .bind(endpoint: endpoint, code: EADDRINUSE, reason: zmqErrorText(EADDRINUSE))
@@ -176,7 +176,7 @@ public final class ZMQSocket {
 
     /// Connects to `endpoint`. The connection itself is made (and remade) in the background;
     /// this fails only for a malformed or unsupported endpoint.
-    public func connect(_ endpoint: String) throws(TransportError) {
+    package func connect(_ endpoint: String) throws(TransportError) {
         guard let handle else { throw .connect(endpoint: endpoint, code: ENOTSOCK, reason: "the socket is closed") }
         if zmq_connect(handle, endpoint) != 0 {
             let error = zmqLastError()
@@ -185,7 +185,7 @@ public final class ZMQSocket {
     }
 
     /// The endpoint last bound or connected, with wildcards resolved (`tcp://127.0.0.1:43125`).
-    public var lastEndpoint: String? {
+    package var lastEndpoint: String? {
         guard let handle else { return nil }
         var buffer = [CChar](repeating: 0, count: 1024)
         var size = buffer.count
@@ -200,7 +200,7 @@ public final class ZMQSocket {
     ///
     /// Frames of at least `zeroCopyMinimumBytes` are not copied: libzmq holds a reference to the
     /// `Frame` until its I/O thread has written the bytes.
-    public func send(_ frames: [Frame], to peer: PeerID? = nil) throws(TransportError) -> SendOutcome {
+    package func send(_ frames: [Frame], to peer: PeerID? = nil) throws(TransportError) -> SendOutcome {
         guard let handle else { throw .send(reason: "the socket is closed") }
         guard !frames.isEmpty else { throw .send(reason: "a message needs at least one frame") }
         if kind == .router {
@@ -254,7 +254,7 @@ public final class ZMQSocket {
 
     /// Receives one whole multipart message, or nil if none is waiting (and `wait` is false).
     /// On a ROUTER the routing-id frame becomes `peer`.
-    public func receive(wait: Bool = false) throws(TransportError) -> ReceivedMessage? {
+    package func receive(wait: Bool = false) throws(TransportError) -> ReceivedMessage? {
         guard let handle else { throw .receive(reason: "the socket is closed") }
         var frames: [Frame] = []
         var peer: PeerID?
@@ -290,7 +290,7 @@ public final class ZMQSocket {
 
     /// Waits up to `timeoutMilliseconds` (-1: forever) until a message can be received or, if
     /// given, `fileDescriptor` is readable. Returns which; an interrupted wait returns neither.
-    public func poll(alsoReadable fileDescriptor: Int32? = nil, timeoutMilliseconds: Int) throws(TransportError)
+    package func poll(alsoReadable fileDescriptor: Int32? = nil, timeoutMilliseconds: Int) throws(TransportError)
         -> (socket: Bool, fileDescriptor: Bool) {
         guard let handle else { throw .poll(reason: "the socket is closed") }
         let readable = Int16(ZMQ_POLLIN)
@@ -310,7 +310,7 @@ public final class ZMQSocket {
 
     /// Closes the socket. With a linger, libzmq keeps sending queued messages in the background
     /// for up to that long (terminating the context waits for them); with 0 they are dropped.
-    public func close(lingerMilliseconds: Int = 0) {
+    package func close(lingerMilliseconds: Int = 0) {
         guard let handle else { return }
         var linger = Int32(clamping: lingerMilliseconds)
         zmq_setsockopt(handle, ZMQ_LINGER, &linger, MemoryLayout<Int32>.size)

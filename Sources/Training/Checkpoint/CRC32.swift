@@ -3,44 +3,44 @@
 ///
 /// Checkpoints store this checksum so that anyone can verify a file without our code
 /// (`python3 -c "import zlib,sys; print('%08x' % zlib.crc32(open(sys.argv[1],'rb').read()))" FILE`).
-public struct CRC32: Sendable {
+package struct CRC32: Sendable {
     /// The running register (the complement of the checksum of the bytes seen so far).
     private var register: UInt32 = 0xFFFF_FFFF
 
-    public init() {}
+    package init() {}
 
     /// The checksum of all bytes passed to `update` so far.
-    public var value: UInt32 { ~register }
+    package var value: UInt32 { ~register }
 
     /// The checksum as 8 lowercase hexadecimal digits, as stored in `state.json`.
-    public var hex: String { CRC32.hex(value) }
+    package var hex: String { CRC32.hex(value) }
 
     /// A checksum as 8 lowercase hexadecimal digits.
-    public static func hex(_ value: UInt32) -> String {
+    package static func hex(_ value: UInt32) -> String {
         let digits = String(value, radix: 16)
         return String(repeating: "0", count: 8 - digits.count) + digits
     }
 
     /// The checksum of one buffer.
-    public static func checksum(_ bytes: UnsafeRawBufferPointer) -> UInt32 {
+    package static func checksum(_ bytes: UnsafeRawBufferPointer) -> UInt32 {
         var crc = CRC32()
         crc.update(bytes)
         return crc.value
     }
 
-    public static func checksum(_ bytes: [UInt8]) -> UInt32 {
+    package static func checksum(_ bytes: [UInt8]) -> UInt32 {
         bytes.withUnsafeBytes { checksum($0) }
     }
 
     /// Continues the checksum over `bytes` (chunks may be fed in any sizes).
-    public mutating func update(_ bytes: UnsafeRawBufferPointer) {
+    package mutating func update(_ bytes: UnsafeRawBufferPointer) {
         guard let base = bytes.baseAddress, bytes.count > 0 else { return }
         register = CRC32.table.withUnsafeBufferPointer { table in
             CRC32.run(register, base, bytes.count, table.baseAddress.unsafelyUnwrapped)
         }
     }
 
-    public mutating func update(_ bytes: [UInt8]) {
+    package mutating func update(_ bytes: [UInt8]) {
         bytes.withUnsafeBytes { update($0) }
     }
 

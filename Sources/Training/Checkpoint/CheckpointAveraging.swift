@@ -2,7 +2,7 @@ import Foundation
 import TransformerModel
 
 /// Why `CheckpointAveraging` refused its inputs or output.
-public enum CheckpointAveragingError: Error, Equatable, Sendable, CustomStringConvertible {
+package enum CheckpointAveragingError: Error, Equatable, Sendable, CustomStringConvertible {
     case noCheckpoints
     /// `--last N` asked for more checkpoints than the run has.
     case notEnough(requested: Int, found: Int, runDirectory: String)
@@ -15,7 +15,7 @@ public enum CheckpointAveragingError: Error, Equatable, Sendable, CustomStringCo
     /// The output would be taken for a training checkpoint.
     case invalidOutput(path: String, reason: String)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .noCheckpoints: return "no checkpoints to average"
         case let .notEnough(requested, found, run):
@@ -49,12 +49,12 @@ public enum CheckpointAveragingError: Error, Equatable, Sendable, CustomStringCo
 /// `averaged_from` listing the sources), and an `optimizer.safetensors` that holds no tensors:
 /// averaged Adam moments would not describe any point of training, so resuming from an average is
 /// refused (see `TrainingCheckpoint.restore`).
-public enum CheckpointAveraging {
+package enum CheckpointAveraging {
     /// The `state.json` key listing the averaged checkpoints; its presence marks an average.
-    public static let sourcesKey = "averaged_from"
+    package static let sourcesKey = "averaged_from"
 
     /// The newest `count` checkpoint directories of the run in `runDirectory`, oldest first.
-    public static func lastCheckpoints(_ count: Int, runDirectory: String) throws -> [String] {
+    package static func lastCheckpoints(_ count: Int, runDirectory: String) throws -> [String] {
         guard count >= 1 else { throw CheckpointAveragingError.noCheckpoints }
         let listings = try CheckpointStore(runDirectory: runDirectory).list()
         guard listings.count >= count else {
@@ -92,7 +92,7 @@ public enum CheckpointAveraging {
     /// Averages the checkpoints in `directories` (at least one) into a new checkpoint directory
     /// `output`, which must not exist and must not be named like a training checkpoint.
     @discardableResult
-    public static func average(_ directories: [String], output: String) throws -> WrittenCheckpoint {
+    package static func average(_ directories: [String], output: String) throws -> WrittenCheckpoint {
         guard !directories.isEmpty else { throw CheckpointAveragingError.noCheckpoints }
         let outputName = (output as NSString).lastPathComponent
         if CheckpointStore.step(fromDirectoryName: outputName) != nil || outputName == "latest" || outputName == "best" {

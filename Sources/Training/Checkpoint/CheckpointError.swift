@@ -1,5 +1,5 @@
 /// Why a checkpoint directory cannot be used.
-public enum CheckpointDefect: Error, Equatable, Sendable, CustomStringConvertible {
+package enum CheckpointDefect: Error, Equatable, Sendable, CustomStringConvertible {
     case missingFile(String)
     case unreadableFile(String, reason: String)
     case checksumMismatch(file: String, expected: String, actual: String)
@@ -11,7 +11,7 @@ public enum CheckpointDefect: Error, Equatable, Sendable, CustomStringConvertibl
     /// A safetensors file is malformed (its checksum matched, so it was written that way).
     case invalidTensors(file: String, SafetensorsError)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .missingFile(let name): return "\(name) is missing"
         case .unreadableFile(let name, let reason): return "cannot read \(name): \(reason)"
@@ -27,7 +27,7 @@ public enum CheckpointDefect: Error, Equatable, Sendable, CustomStringConvertibl
 }
 
 /// A checkpoint that cannot be written, found or loaded, with the path involved.
-public enum CheckpointError: Error, Equatable, Sendable, CustomStringConvertible {
+package enum CheckpointError: Error, Equatable, Sendable, CustomStringConvertible {
     /// `directory` holds no checkpoint.
     case notFound(directory: String)
     case corrupt(directory: String, CheckpointDefect)
@@ -43,7 +43,7 @@ public enum CheckpointError: Error, Equatable, Sendable, CustomStringConvertible
     case invalidState(String)
     case invalidArgument(String)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .notFound(let directory): return "checkpoint \(directory) does not exist"
         case .corrupt(let directory, let defect): return "checkpoint \(directory) is corrupt: \(defect)"

@@ -1,17 +1,17 @@
 import Foundation
 
 /// A checkpoint read from disk whose checksums, state and tensor files were all verified.
-public struct LoadedCheckpoint: Sendable {
-    public let directory: String
-    public let step: Int
+package struct LoadedCheckpoint: Sendable {
+    package let directory: String
+    package let step: Int
     /// `state.json` as written: the caller's object plus `checksums`, `checksum_algorithm`, `format`.
     /// Decode it with `JSONDecoder` (exact 64-bit integers) or `stateObject()`.
-    public let state: Data
-    public let model: SafetensorsFile
-    public let optimizer: SafetensorsFile
+    package let state: Data
+    package let model: SafetensorsFile
+    package let optimizer: SafetensorsFile
 
     /// `state.json` parsed with `JSONSerialization`.
-    public func stateObject() throws(CheckpointError) -> [String: Any] {
+    package func stateObject() throws(CheckpointError) -> [String: Any] {
         guard let object = try? JSONSerialization.jsonObject(with: state) as? [String: Any] else {
             throw .corrupt(directory: directory, .invalidState("not a JSON object"))
         }
@@ -20,18 +20,18 @@ public struct LoadedCheckpoint: Sendable {
 }
 
 /// The outcome of looking for a checkpoint to resume from.
-public struct CheckpointSearch: Sendable {
+package struct CheckpointSearch: Sendable {
     /// The newest usable checkpoint, or nil when there is none (a fresh run).
-    public let checkpoint: LoadedCheckpoint?
+    package let checkpoint: LoadedCheckpoint?
     /// Checkpoints (or the `latest` pointer) passed over, newest first, each with its reason;
     /// the caller prints them as warnings.
-    public let skipped: [CheckpointError]
+    package let skipped: [CheckpointError]
 }
 
 extension CheckpointStore {
     /// The checkpoint named by `latest`, or, when that is missing or fails verification, the
     /// newest `step-*` directory that verifies. `.tmp-*` leftovers are never considered.
-    public func latestValid() throws(CheckpointError) -> CheckpointSearch {
+    package func latestValid() throws(CheckpointError) -> CheckpointSearch {
         let listings = try list()
         var skipped: [CheckpointError] = []
         var tried: String?
@@ -62,7 +62,7 @@ extension CheckpointStore {
     /// The directory name in `checkpoints/best`; nil when the run has none (no validation yet,
     /// or a run from before best checkpoints). A damaged pointer is an `invalidLatestPointer`
     /// error naming `bestPath`.
-    public func bestName() throws(CheckpointError) -> String? {
+    package func bestName() throws(CheckpointError) -> String? {
         try Self.pointerName(bestPath, missingIsNil: true)
     }
 
@@ -84,7 +84,7 @@ extension CheckpointStore {
 
     /// Resolves a pointer file (`RUN/checkpoints/latest` or `RUN/checkpoints/best`) to the
     /// checkpoint directory it names, beside it.
-    public static func resolvePointer(_ path: String) throws(CheckpointError) -> String {
+    package static func resolvePointer(_ path: String) throws(CheckpointError) -> String {
         guard let name = try pointerName(path, missingIsNil: false) else {
             throw .invalidLatestPointer(path: path, reason: "missing")
         }
@@ -96,7 +96,7 @@ extension CheckpointStore {
     /// `state.json` parses and matches its own checksum, both safetensors files match theirs and
     /// are well-formed, and the step in the directory name (when it has the standard form)
     /// agrees with `state.json`.
-    public static func load(directory: String) throws(CheckpointError) -> LoadedCheckpoint {
+    package static func load(directory: String) throws(CheckpointError) -> LoadedCheckpoint {
         var directory = directory
         while directory.count > 1 && directory.hasSuffix("/") { directory.removeLast() }
         guard Posix.isDirectory(directory) else { throw .notFound(directory: directory) }

@@ -7,28 +7,28 @@ import Darwin
 #endif
 
 /// A checkpoint directory found by `CheckpointStore.list()`.
-public struct CheckpointListing: Sendable, Equatable {
-    public let step: Int
-    public let directory: String
+package struct CheckpointListing: Sendable, Equatable {
+    package let step: Int
+    package let directory: String
 
-    public init(step: Int, directory: String) {
+    package init(step: Int, directory: String) {
         self.step = step
         self.directory = directory
     }
 }
 
 /// What `CheckpointStore.write` did.
-public struct WrittenCheckpoint: Sendable, Equatable {
+package struct WrittenCheckpoint: Sendable, Equatable {
     /// The final checkpoint directory (`RUN/checkpoints/step-NNNNNNNN`).
-    public let directory: String
-    public let step: Int
+    package let directory: String
+    package let step: Int
     /// CRC-32 of `model.safetensors` and `optimizer.safetensors`, as recorded in `state.json`.
-    public let modelChecksum: UInt32
-    public let optimizerChecksum: UInt32
+    package let modelChecksum: UInt32
+    package let optimizerChecksum: UInt32
     /// Older checkpoint directories deleted to honour `keep`.
-    public let removed: [String]
+    package let removed: [String]
     /// Clean-up that failed after the checkpoint was safely in place (for the caller to log).
-    public let warnings: [String]
+    package let warnings: [String]
 }
 
 /// Checkpoints of one run: `RUN/checkpoints/step-NNNNNNNN/{model.safetensors,
@@ -42,32 +42,32 @@ public struct WrittenCheckpoint: Sendable, Equatable {
 /// fails (disk full, read-only file system) removes what it wrote and throws `cannotWrite` naming
 /// the checkpoint and the system's reason; earlier checkpoints and `latest` stay as they were.
 /// One process writes a run's checkpoints at a time.
-public struct CheckpointStore: Sendable {
+package struct CheckpointStore: Sendable {
     /// The `format` value in `state.json`.
-    public static let format = 1
+    package static let format = 1
 
-    public let runDirectory: String
-    public var checkpointsDirectory: String { runDirectory + "/checkpoints" }
+    package let runDirectory: String
+    package var checkpointsDirectory: String { runDirectory + "/checkpoints" }
     /// The pointer file holding the newest checkpoint's directory name.
-    public var latestPath: String { checkpointsDirectory + "/latest" }
+    package var latestPath: String { checkpointsDirectory + "/latest" }
     /// The pointer file holding the best checkpoint's directory name (`best_metric`).
-    public var bestPath: String { checkpointsDirectory + "/best" }
+    package var bestPath: String { checkpointsDirectory + "/best" }
 
     /// The store of the run in `runDirectory` (created on the first write).
-    public init(runDirectory: String) {
+    package init(runDirectory: String) {
         var path = runDirectory.isEmpty ? "." : runDirectory
         while path.count > 1 && path.hasSuffix("/") { path.removeLast() }
         self.runDirectory = path
     }
 
     /// `step-NNNNNNNN` (8 digits).
-    public static func directoryName(step: Int) -> String {
+    package static func directoryName(step: Int) -> String {
         let digits = String(step)
         return "step-" + String(repeating: "0", count: Swift.max(0, 8 - digits.count)) + digits
     }
 
     /// The step of a `step-NNNNNNNN` name; nil for any other name.
-    public static func step(fromDirectoryName name: String) -> Int? {
+    package static func step(fromDirectoryName name: String) -> Int? {
         let utf8 = Array(name.utf8)
         guard utf8.count == 13, name.hasPrefix("step-"),
               utf8[5...].allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") })
@@ -84,7 +84,7 @@ public struct CheckpointStore: Sendable {
     /// - Parameter state: a JSON object (UTF-8) stored verbatim in `state.json`, which adds
     ///   `checksums`, `checksum_algorithm` and `format` (so those keys are reserved).
     @discardableResult
-    public func write(step: Int, model: [TensorRecord], optimizer: [TensorRecord], state: Data,
+    package func write(step: Int, model: [TensorRecord], optimizer: [TensorRecord], state: Data,
                       keep: Int, preserving: Set<Int> = []) throws(CheckpointError) -> WrittenCheckpoint {
         guard (0...99_999_999).contains(step) else { throw .invalidArgument("step \(step) is not in 0...99999999") }
         guard keep >= 1 else { throw .invalidArgument("keep must be at least 1, got \(keep)") }
@@ -122,7 +122,7 @@ public struct CheckpointStore: Sendable {
     /// not exist yet. `state` as for `write`; its "step" field is required, because the directory
     /// name does not carry one.
     @discardableResult
-    public static func writeStandalone(directory: String, step: Int, model: [TensorRecord], optimizer: [TensorRecord],
+    package static func writeStandalone(directory: String, step: Int, model: [TensorRecord], optimizer: [TensorRecord],
                                        state: Data) throws(CheckpointError) -> WrittenCheckpoint {
         var final = directory
         while final.count > 1 && final.hasSuffix("/") { final.removeLast() }
@@ -190,7 +190,7 @@ public struct CheckpointStore: Sendable {
 
     /// Points `checkpoints/best` at the checkpoint of `step` (write, fsync, rename, like `latest`).
     /// The checkpoint must already be in place.
-    public func writeBestPointer(step: Int) throws(CheckpointError) {
+    package func writeBestPointer(step: Int) throws(CheckpointError) {
         let name = Self.directoryName(step: step)
         guard Posix.isDirectory(checkpointsDirectory + "/" + name) else {
             throw .invalidArgument("cannot point \(bestPath) at \(name): no such checkpoint")
@@ -215,7 +215,7 @@ public struct CheckpointStore: Sendable {
 
     /// `write` with the state given as a JSON-compatible dictionary (serialised with sorted keys).
     @discardableResult
-    public func write(step: Int, model: [TensorRecord], optimizer: [TensorRecord], state: [String: Any],
+    package func write(step: Int, model: [TensorRecord], optimizer: [TensorRecord], state: [String: Any],
                       keep: Int, preserving: Set<Int> = []) throws(CheckpointError) -> WrittenCheckpoint {
         guard JSONSerialization.isValidJSONObject(state) else {
             throw .invalidState("the state dictionary is not representable as JSON")
@@ -245,7 +245,7 @@ public struct CheckpointStore: Sendable {
     }
 
     /// Every `step-NNNNNNNN` directory, oldest first. A run without checkpoints has none.
-    public func list() throws(CheckpointError) -> [CheckpointListing] {
+    package func list() throws(CheckpointError) -> [CheckpointListing] {
         do throws(SystemCallFailure) {
             guard try Posix.fileType(checkpointsDirectory) != nil else { return [] }
             return try Posix.listDirectory(checkpointsDirectory)

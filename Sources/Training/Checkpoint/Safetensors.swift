@@ -10,7 +10,7 @@
 // `SafetensorsWriter` writes it, `SafetensorsFile` reads and validates it.
 
 /// Element types of the safetensors format (the strings are the format's own names).
-public enum SafetensorsDType: String, Sendable, CaseIterable {
+package enum SafetensorsDType: String, Sendable, CaseIterable {
     case bool = "BOOL"
     case u8 = "U8", i8 = "I8"
     case u16 = "U16", i16 = "I16", f16 = "F16", bf16 = "BF16"
@@ -18,7 +18,7 @@ public enum SafetensorsDType: String, Sendable, CaseIterable {
     case u64 = "U64", i64 = "I64", f64 = "F64"
 
     /// Bytes per element.
-    public var byteSize: Int {
+    package var byteSize: Int {
         switch self {
         case .bool, .u8, .i8: return 1
         case .u16, .i16, .f16, .bf16: return 2
@@ -32,13 +32,13 @@ public enum SafetensorsDType: String, Sendable, CaseIterable {
 ///
 /// The writer reads `bytes` directly (no copy), so the caller keeps that memory valid and
 /// unchanged for the duration of the write call.
-public struct TensorRecord {
-    public let name: String
-    public let shape: [Int]
-    public let dtype: SafetensorsDType
-    public let bytes: UnsafeRawBufferPointer
+package struct TensorRecord {
+    package let name: String
+    package let shape: [Int]
+    package let dtype: SafetensorsDType
+    package let bytes: UnsafeRawBufferPointer
 
-    public init(name: String, shape: [Int], dtype: SafetensorsDType, bytes: UnsafeRawBufferPointer) {
+    package init(name: String, shape: [Int], dtype: SafetensorsDType, bytes: UnsafeRawBufferPointer) {
         self.name = name
         self.shape = shape
         self.dtype = dtype
@@ -46,7 +46,7 @@ public struct TensorRecord {
     }
 
     /// A Float32 tensor of `shape.reduce(1, *)` elements starting at `pointer`.
-    public init(name: String, shape: [Int], float32 pointer: UnsafePointer<Float>) {
+    package init(name: String, shape: [Int], float32 pointer: UnsafePointer<Float>) {
         let count = shape.reduce(1, *)
         self.init(name: name, shape: shape, dtype: .f32,
                   bytes: UnsafeRawBufferPointer(start: pointer, count: count * MemoryLayout<Float>.stride))
@@ -54,27 +54,27 @@ public struct TensorRecord {
 }
 
 /// Where a tensor lives inside a safetensors file.
-public struct SafetensorsTensorInfo: Sendable, Equatable {
-    public let name: String
-    public let dtype: SafetensorsDType
-    public let shape: [Int]
+package struct SafetensorsTensorInfo: Sendable, Equatable {
+    package let name: String
+    package let dtype: SafetensorsDType
+    package let shape: [Int]
     /// Byte range relative to the start of the data section (the header's `data_offsets`).
-    public let dataOffsets: Range<Int>
+    package let dataOffsets: Range<Int>
 
-    public init(name: String, dtype: SafetensorsDType, shape: [Int], dataOffsets: Range<Int>) {
+    package init(name: String, dtype: SafetensorsDType, shape: [Int], dataOffsets: Range<Int>) {
         self.name = name
         self.dtype = dtype
         self.shape = shape
         self.dataOffsets = dataOffsets
     }
 
-    public var elementCount: Int { shape.reduce(1, *) }
+    package var elementCount: Int { shape.reduce(1, *) }
 }
 
 /// A safetensors file that cannot be written or read, naming the file and what is wrong with it.
-public struct SafetensorsError: Error, CustomStringConvertible, Equatable, Sendable {
+package struct SafetensorsError: Error, CustomStringConvertible, Equatable, Sendable {
     /// What is wrong, precisely enough for tests and messages.
-    public enum Problem: Equatable, Sendable {
+    package enum Problem: Equatable, Sendable {
         /// The file cannot be opened, read, written or synced; `reason` is the operating system's.
         case io(operation: String, reason: String)
         /// The file is shorter than the 8-byte header length field.
@@ -110,18 +110,18 @@ public struct SafetensorsError: Error, CustomStringConvertible, Equatable, Senda
     }
 
     /// The file as the caller named it.
-    public let path: String
-    public let problem: Problem
+    package let path: String
+    package let problem: Problem
 
-    public init(path: String, problem: Problem) {
+    package init(path: String, problem: Problem) {
         self.path = path
         self.problem = problem
     }
 
-    public var description: String { "safetensors file \(path): \(problemDescription)" }
+    package var description: String { "safetensors file \(path): \(problemDescription)" }
 
     /// The problem alone, without the file name.
-    public var problemDescription: String {
+    package var problemDescription: String {
         switch problem {
         case .io(let operation, let reason): return "\(operation): \(reason)"
         case .fileTooSmall(let size):

@@ -7,19 +7,19 @@ import TensorCore
 /// per-tensor allocation; tensors are looked up by name and copied out or viewed in place. Construction checks every structural property
 /// (header length, JSON, dtypes, offsets, sizes, contiguity, file length), so a value of this type
 /// is always a well-formed file.
-public struct SafetensorsFile: Sendable {
+package struct SafetensorsFile: Sendable {
     /// The file as the caller named it (used in error messages).
-    public let path: String
+    package let path: String
     /// The header's `__metadata__` (empty when absent).
-    public let metadata: [String: String]
+    package let metadata: [String: String]
     /// Every tensor, in data order (which is the order in which they were written).
-    public let tensors: [SafetensorsTensorInfo]
+    package let tensors: [SafetensorsTensorInfo]
     private let index: [String: Int]
     private let storage: FileBytes
     private let dataStart: Int
 
     /// Maps and validates the file at `path`.
-    public init(path: String) throws(SafetensorsError) {
+    package init(path: String) throws(SafetensorsError) {
         let storage: FileBytes
         do throws(SystemCallFailure) {
             storage = try FileBytes(mapping: path)
@@ -30,7 +30,7 @@ public struct SafetensorsFile: Sendable {
     }
 
     /// Validates a file's bytes already in memory (copied); `path` only names it in errors.
-    public init(bytes: [UInt8], path: String) throws(SafetensorsError) {
+    package init(bytes: [UInt8], path: String) throws(SafetensorsError) {
         try self.init(storage: FileBytes(copying: bytes), path: path)
     }
 
@@ -144,10 +144,10 @@ public struct SafetensorsFile: Sendable {
     // MARK: Access
 
     /// The tensor called `name`, or nil.
-    public subscript(name: String) -> SafetensorsTensorInfo? { index[name].map { tensors[$0] } }
+    package subscript(name: String) -> SafetensorsTensorInfo? { index[name].map { tensors[$0] } }
 
     /// Total file size in bytes.
-    public var fileSize: Int { storage.count }
+    package var fileSize: Int { storage.count }
 
     private func info(_ name: String) throws(SafetensorsError) -> SafetensorsTensorInfo {
         guard let info = self[name] else { throw SafetensorsError(path: path, problem: .missingTensor(name)) }
@@ -155,13 +155,13 @@ public struct SafetensorsFile: Sendable {
     }
 
     /// A copy of the tensor's raw bytes.
-    public func bytes(of name: String) throws(SafetensorsError) -> [UInt8] {
+    package func bytes(of name: String) throws(SafetensorsError) -> [UInt8] {
         let info = try info(name)
         return Array(storage.buffer[(dataStart + info.dataOffsets.lowerBound)..<(dataStart + info.dataOffsets.upperBound)])
     }
 
     /// Copies an F32 or F16 tensor into `destination` as Float32 after checking its shape.
-    public func copyFloats(named name: String, shape: [Int], into destination: UnsafeMutablePointer<Float>) throws(SafetensorsError) {
+    package func copyFloats(named name: String, shape: [Int], into destination: UnsafeMutablePointer<Float>) throws(SafetensorsError) {
         let info = try info(name)
         guard info.shape == shape else {
             throw SafetensorsError(path: path, problem: .shapeMismatch(tensor: name, expected: shape, actual: info.shape))
@@ -186,7 +186,7 @@ public struct SafetensorsFile: Sendable {
     }
 
     /// An F32 or F16 tensor as Float32 values.
-    public func floats(named name: String) throws(SafetensorsError) -> [Float] {
+    package func floats(named name: String) throws(SafetensorsError) -> [Float] {
         let info = try info(name)
         var failure: SafetensorsError?
         let values = [Float](unsafeUninitializedCapacity: info.elementCount) { buffer, initialized in

@@ -1,7 +1,7 @@
 /// Writes safetensors files by streaming from the callers' memory: the header is built in memory,
 /// tensor data goes from the given pointers to the file in chunks, so writing a 400 MB file needs
 /// no 400 MB staging buffer.
-public enum SafetensorsWriter {
+package enum SafetensorsWriter {
     /// Chunk size for checksumming and writing: small enough that the checksum pass leaves the
     /// chunk in cache for the write system call's copy.
     static let chunkBytes = 1 << 20
@@ -13,7 +13,7 @@ public enum SafetensorsWriter {
     ///   - metadata: the header's `__metadata__` object (omitted when empty).
     ///   - sync: fsync the file before returning (the caller still syncs the directory).
     @discardableResult
-    public static func write(_ tensors: [TensorRecord], metadata: [String: String] = [:], to path: String,
+    package static func write(_ tensors: [TensorRecord], metadata: [String: String] = [:], to path: String,
                              sync: Bool = true) throws(SafetensorsError) -> UInt32 {
         let header = try header(for: tensors, metadata: metadata, path: path)
         var crc = CRC32()
@@ -40,7 +40,7 @@ public enum SafetensorsWriter {
     }
 
     /// The 8-byte length followed by the space-padded JSON header, after checking the records.
-    public static func header(for tensors: [TensorRecord], metadata: [String: String] = [:],
+    package static func header(for tensors: [TensorRecord], metadata: [String: String] = [:],
                               path: String = "<memory>") throws(SafetensorsError) -> [UInt8] {
         var json = "{"
         var first = true

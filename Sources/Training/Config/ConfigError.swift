@@ -11,6 +11,7 @@ public enum ConfigError: Error, Equatable, CustomStringConvertible {
     /// `keyPath` is like `training.betas` or `model.heads` (empty for the document itself).
     case invalid(source: String, keyPath: String, message: String)
 
+    /// The message printed to the user, naming the field and what is wrong with it.
     public var description: String {
         switch self {
         case .fileNotFound(let path):

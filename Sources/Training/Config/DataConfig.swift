@@ -18,6 +18,7 @@ public enum TaskKind: String, Sendable, Equatable, CaseIterable {
 /// resolved against the current directory by whoever opens them (not checked at load time, so a
 /// config can be loaded on a host that does not hold the files).
 public struct DataConfig: Sendable, Equatable {
+    /// What the model is trained on (`data.task`).
     public var task: TaskKind
     /// Longest toy source sequence (>= 1, and `copy_max_len + 2 <= model.max_len` because the
     /// target gets BOS/EOS). 0 for translation.
@@ -37,6 +38,7 @@ public struct DataConfig: Sendable, Equatable {
     /// Translation: how many validation pairs (the first ones of the valid file) BLEU decodes. Default 500.
     public var bleuSample: Int
 
+    /// A data section as the config loader builds it; it does not validate (`RunConfig.parse` does).
     public init(task: TaskKind, copyMaxLen: Int = 0, train: String? = nil, valid: String? = nil, tokenizer: String? = nil,
                 bleuEvery: Int = 1, bleuSample: Int = 500) {
         self.task = task; self.copyMaxLen = copyMaxLen; self.train = train; self.valid = valid; self.tokenizer = tokenizer

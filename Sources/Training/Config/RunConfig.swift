@@ -16,13 +16,16 @@ import TransformerModel
 public struct RunConfig: Sendable, Equatable {
     /// Names the run (default run directory `runs/<name>`): letters, digits, `.`, `_`, `-`.
     public let name: String
+    /// The architecture (`model`).
     public let model: ModelConfig
+    /// Optimization, schedule, validation and checkpoint settings (`training`).
     public let training: TrainingConfig
+    /// The task and its files (`data`).
     public let data: DataConfig
     /// The config object as given (with any `with(...)` overrides applied), serialised
     /// canonically: compact, keys sorted, numbers in shortest round-trip form. Defaults are NOT
     /// filled in. Checkpoints embed it as `state.json`'s `"config"`; `configHash` digests it.
-    public let rawJSON: Data
+    package let rawJSON: Data
 
     /// Validates an in-memory configuration (for tests and tools that build one in code). The
     /// resulting `rawJSON` spells out every key.
@@ -113,7 +116,7 @@ public struct RunConfig: Sendable, Equatable {
     /// A stable digest of `rawJSON` (FNV-1a 64, 16 lowercase hex digits). Coordinator and workers
     /// compare it in the handshake; it changes whenever any value of the config changes, and not
     /// when only key order or whitespace of the file does.
-    public var configHash: String {
+    package var configHash: String {
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
         for byte in rawJSON {
             hash ^= UInt64(byte)

@@ -35,6 +35,7 @@ public struct Float16Options: Sendable, Equatable {
     /// Gradients sent over the wire.
     public var gradients: Bool
 
+    /// All off by default: everything Float32.
     public init(parameters: Bool = false, activations: Bool = false, gradients: Bool = false) {
         self.parameters = parameters; self.activations = activations; self.gradients = gradients
     }
@@ -127,6 +128,7 @@ public struct TrainingConfig: Sendable, Equatable {
     /// The AdamW betas as a pair.
     public var betas: (Float, Float) { (beta1, beta2) }
 
+    /// A training section with the config loader's defaults; it does not validate (`RunConfig.parse` does).
     public init(batchTokens: Int, accumulationSteps: Int = 1, maxSteps: Int, schedule: ScheduleKind = .noam,
                 lrFactor: Float = 1.0, warmupSteps: Int = 4000, beta1: Float = 0.9, beta2: Float = 0.98,
                 eps: Float = 1e-9, weightDecay: Float = 0.01, clipNorm: Float = 1.0, labelSmoothing: Float = 0.1,

@@ -5,22 +5,22 @@ import TransformerModel
 /// Decoder input is `BOS + y` and labels are `y + EOS`, both padded with PAD (0) to
 /// `targetLength = max(len(y)) + 1`; sources are padded to their longest row. The model derives
 /// its masks from the PAD positions.
-public struct Batch: Sendable, Equatable {
-    public let batchSize: Int
-    public let sourceLength: Int
-    public let targetLength: Int
+package struct Batch: Sendable, Equatable {
+    package let batchSize: Int
+    package let sourceLength: Int
+    package let targetLength: Int
     /// `[batchSize * sourceLength]` source tokens.
-    public let source: [Int32]
+    package let source: [Int32]
     /// `[batchSize * targetLength]` decoder inputs: BOS then the target.
-    public let targetInput: [Int32]
+    package let targetInput: [Int32]
     /// `[batchSize * targetLength]` labels: the target then EOS.
-    public let targetOutput: [Int32]
+    package let targetOutput: [Int32]
     /// Number of non-pad labels (the loss's token count).
-    public let targetTokens: Int
+    package let targetTokens: Int
 
     /// Pads `pairs` into one batch. Lengths are at least 1 so that no tensor has a zero
     /// dimension (an empty source becomes one PAD, which the masks hide).
-    public init(pairs: [(source: [Int32], target: [Int32])]) {
+    package init(pairs: [(source: [Int32], target: [Int32])]) {
         let pad = SpecialTokens.pad
         batchSize = pairs.count
         sourceLength = Swift.max(1, pairs.map(\.source.count).max() ?? 0)
@@ -47,5 +47,5 @@ public struct Batch: Sendable, Equatable {
     }
 
     /// Padded tokens in the larger of the two sides, the quantity a token budget bounds.
-    public var paddedTokens: Int { batchSize * Swift.max(sourceLength, targetLength) }
+    package var paddedTokens: Int { batchSize * Swift.max(sourceLength, targetLength) }
 }

@@ -8,9 +8,9 @@ import TensorCore
 /// then by index, so the order is a pure function of the data), then cut greedily: a pair joins
 /// the current batch while `rows * width <= tokenBudget`. A pair wider than the budget gets a
 /// batch of its own.
-public enum LengthBuckets {
+package enum LengthBuckets {
     /// `lengths[i] = (source tokens, target tokens)`; returns the batches as lists of pair indices.
-    public static func batches(lengths: [(source: Int, target: Int)], tokenBudget: Int) -> [[Int]] {
+    package static func batches(lengths: [(source: Int, target: Int)], tokenBudget: Int) -> [[Int]] {
         func width(_ i: Int) -> Int { Swift.max(Swift.max(1, lengths[i].source), lengths[i].target + 1) }
         let order = lengths.indices.sorted { a, b in
             let wa = width(a), wb = width(b)
@@ -37,7 +37,7 @@ public enum LengthBuckets {
 
     /// A permutation of `0..<count` drawn from `stream` (Fisher-Yates), used to shuffle the batch
     /// order of each epoch.
-    public static func permutation(count: Int, stream: inout RandomStream) -> [Int] {
+    package static func permutation(count: Int, stream: inout RandomStream) -> [Int] {
         var p = Array(0..<count)
         var i = count - 1
         while i > 0 {

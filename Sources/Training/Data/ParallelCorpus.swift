@@ -3,9 +3,9 @@ import Foundation
 /// Lines of a TSV file of sentence pairs (source TAB target), read without trusting the file:
 /// lines that are empty, not valid UTF-8, without exactly one TAB, or with an empty side are
 /// skipped and counted instead of stopping the run.
-public struct ParallelCorpus: Sendable {
+package struct ParallelCorpus: Sendable {
     /// Why a line was skipped.
-    public enum SkipReason: String, Sendable, CaseIterable {
+    package enum SkipReason: String, Sendable, CaseIterable {
         case empty = "empty"
         case invalidUTF8 = "invalid UTF-8"
         case noTab = "not exactly one TAB"
@@ -13,16 +13,16 @@ public struct ParallelCorpus: Sendable {
         case tooLong = "longer than max_len after tokenization"
     }
 
-    public let path: String
+    package let path: String
     /// The usable pairs, in file order.
-    public let pairs: [(source: String, target: String)]
+    package let pairs: [(source: String, target: String)]
     /// Lines skipped so far, by reason (`tooLong` is filled in by whoever tokenizes).
-    public var skipped: [SkipReason: Int]
+    package var skipped: [SkipReason: Int]
     /// Non-empty lines read, including the skipped ones.
-    public let lines: Int
+    package let lines: Int
 
     /// Reads `path`; a missing or unreadable file is an error naming it.
-    public init(path: String) throws {
+    package init(path: String) throws {
         let text: TextLines
         do { text = try TextLines(contentsOfFile: path) } catch {
             throw TrainingError.invalidBatch("cannot read \(path) (\(error)); for the en-de corpus run Scripts/prepare-data")
@@ -53,7 +53,7 @@ public struct ParallelCorpus: Sendable {
     }
 
     /// "path: N pairs (skipped: 3 empty, 1 invalid UTF-8)".
-    public var report: String {
+    package var report: String {
         let parts = SkipReason.allCases.compactMap { r in skipped[r].map { "\($0) \(r.rawValue)" } }
         let total = skipped.values.reduce(0, +)
         return "\(path): \(lines - total) pairs of \(lines) lines" + (parts.isEmpty ? "" : " (skipped: " + parts.joined(separator: ", ") + ")")

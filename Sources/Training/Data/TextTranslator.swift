@@ -4,7 +4,9 @@ import TransformerModel
 /// similar length (greedy or beam search, with the KV cache), detokenize, and return the
 /// translations in input order. Used by validation BLEU, `transformer translate` and `evaluate`.
 public struct TextTranslator {
+    /// The model decoding (evaluation mode, no dropout).
     public let model: Transformer
+    /// Encodes the sources and decodes the outputs.
     public let tokenizer: BPETokenizer
     /// 1 = greedy decoding.
     public var beamWidth: Int
@@ -15,13 +17,14 @@ public struct TextTranslator {
     /// Output budget in tokens (nil: 1.5x the longest source of the batch + 10, within max_len).
     public var maxLength: Int?
 
+    /// Greedy decoding by default; `beamWidth` > 1 for beam search with GNMT penalty `lengthPenalty`.
     public init(model: Transformer, tokenizer: BPETokenizer, beamWidth: Int = 1, lengthPenalty: Double = 0.6) {
         self.model = model; self.tokenizer = tokenizer; self.beamWidth = beamWidth; self.lengthPenalty = lengthPenalty
     }
 
     /// Output budget for a batch whose longest source has `longest` tokens: translations are
     /// rarely more than 1.5x longer, and never beyond the model's positions.
-    public func maxOutputLength(longestSource longest: Int) -> Int {
+    package func maxOutputLength(longestSource longest: Int) -> Int {
         Self.outputBudget(longestSource: longest, maxLen: model.config.maxLen, maxLength: maxLength)
     }
 
@@ -47,7 +50,7 @@ public struct TextTranslator {
     }
 
     /// The batches `translate(ids:)` and `nBest` decode, in the order they decode them.
-    public func batches(of sources: [[Int32]]) -> [TranslationBatch] {
+    package func batches(of sources: [[Int32]]) -> [TranslationBatch] {
         Self.batches(of: sources, maxLen: model.config.maxLen, batchSize: batchSize, maxLength: maxLength)
     }
 
@@ -55,7 +58,7 @@ public struct TextTranslator {
     /// a time, shortest first (ties in input order), each batch with its output budget. A pure
     /// function of its arguments, so another process plans the same batches (validation splits
     /// them over workers).
-    public static func batches(of sources: [[Int32]], maxLen: Int, batchSize: Int = 64, maxLength: Int? = nil) -> [TranslationBatch] {
+    package static func batches(of sources: [[Int32]], maxLen: Int, batchSize: Int = 64, maxLength: Int? = nil) -> [TranslationBatch] {
         let clipped = sources.map { $0.count > maxLen ? Array($0.prefix(maxLen)) : $0 }
         let order = clipped.indices.sorted { clipped[$0].count != clipped[$1].count ? clipped[$0].count < clipped[$1].count : $0 < $1 }
         let size = Swift.max(1, batchSize)
@@ -85,11 +88,11 @@ public struct TextTranslator {
 }
 
 /// Sources decoded together, and where their results go.
-public struct TranslationBatch: Sendable, Equatable {
+package struct TranslationBatch: Sendable, Equatable {
     /// Positions of the batch's sources in the input, in batch order.
-    public var indices: [Int]
+    package var indices: [Int]
     /// The sources, cut to the model's `max_len`.
-    public var sources: [[Int32]]
+    package var sources: [[Int32]]
     /// Most tokens a translation in this batch may have.
-    public var outputBudget: Int
+    package var outputBudget: Int
 }

@@ -2,12 +2,12 @@ import TensorCore
 import TransformerModel
 
 /// A toy task's parameters are outside what it can generate.
-public enum ToyTaskError: Error, CustomStringConvertible, Equatable {
+package enum ToyTaskError: Error, CustomStringConvertible, Equatable {
     case vocabularyTooSmall(Int)
     case maxLengthTooSmall(Int)
     case minLengthOutOfRange(Int, maxLength: Int)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .vocabularyTooSmall(let v):
             return "toy task: vocab_size must be at least \(SpecialTokens.count + 1) "
@@ -27,23 +27,23 @@ public enum ToyTaskError: Error, CustomStringConvertible, Equatable {
 /// Every micro-batch is a pure function of `(seed, index)`: global micro-batch `index` reads
 /// Philox stream `index` under key `seed`, whichever worker asks for it. Validation pairs read
 /// streams from `validationStreamBase` up, which no training index reaches.
-public struct ToyTask: Sendable, Equatable {
-    public enum Kind: String, Sendable, Equatable, CaseIterable {
+package struct ToyTask: Sendable, Equatable {
+    package enum Kind: String, Sendable, Equatable, CaseIterable {
         case copy, reverse
     }
 
-    public let kind: Kind
-    public let vocabSize: Int
-    public let maxLength: Int
+    package let kind: Kind
+    package let vocabSize: Int
+    package let maxLength: Int
     /// Shortest source (1 unless `copy_min_len` says otherwise; equal to `maxLength` gives
     /// fixed-shape batches, as benchmarks want).
-    public let minLength: Int
-    public let seed: UInt64
+    package let minLength: Int
+    package let seed: UInt64
 
     /// First Philox stream of the validation set (training indices stay below it).
-    public static let validationStreamBase: UInt64 = 1 << 62
+    package static let validationStreamBase: UInt64 = 1 << 62
 
-    public init(kind: Kind, vocabSize: Int, maxLength: Int, minLength: Int = 1, seed: UInt64) throws(ToyTaskError) {
+    package init(kind: Kind, vocabSize: Int, maxLength: Int, minLength: Int = 1, seed: UInt64) throws(ToyTaskError) {
         guard vocabSize > SpecialTokens.count else { throw .vocabularyTooSmall(vocabSize) }
         guard maxLength >= 1 else { throw .maxLengthTooSmall(maxLength) }
         guard (1...maxLength).contains(minLength) else { throw .minLengthOutOfRange(minLength, maxLength: maxLength) }
@@ -61,7 +61,7 @@ public struct ToyTask: Sendable, Equatable {
     /// The first `tokenBudget / (maxLength + 1)` pairs fit whatever their lengths, so they are
     /// taken unconditionally (an unbiased sample); only the extra pairs that fill the rest of the
     /// budget depend on the lengths drawn.
-    public func microBatch(index: Int, tokenBudget: Int) -> Batch {
+    package func microBatch(index: Int, tokenBudget: Int) -> Batch {
         precondition(index >= 0 && UInt64(index) < ToyTask.validationStreamBase, "micro-batch index out of range")
         var stream = RandomStream(seed: seed, stream: UInt64(index))
         let guaranteed = Swift.max(1, tokenBudget / (maxLength + 1))
@@ -86,7 +86,7 @@ public struct ToyTask: Sendable, Equatable {
 
     /// `count` held-out pairs; pair `i` is the first pair of stream `validationStreamBase + i`, so
     /// the set grows without changing its first elements.
-    public func validationSet(count: Int) -> [(source: [Int32], target: [Int32])] {
+    package func validationSet(count: Int) -> [(source: [Int32], target: [Int32])] {
         (0..<Swift.max(0, count)).map { i in
             var stream = RandomStream(seed: seed, stream: ToyTask.validationStreamBase + UInt64(i))
             return nextPair(&stream)

@@ -10,27 +10,27 @@ import TransformerModel
 /// `order(epoch)[index % count]` of epoch `index / count`, so the data cursor is one integer:
 /// any worker can build any micro-batch, the coordinator shards a step by handing each rank a
 /// contiguous range of indices, and a resumed run (with any worker count) continues exactly.
-public struct TranslationData: TrainingData {
-    public let tokenizer: BPETokenizer
-    public let trainCorpus: ParallelCorpus
-    public let validCorpus: ParallelCorpus
+package struct TranslationData: TrainingData {
+    package let tokenizer: BPETokenizer
+    package let trainCorpus: ParallelCorpus
+    package let validCorpus: ParallelCorpus
     /// Tokenized training pairs (source, target without BOS/EOS).
-    public let trainPairs: [(source: [Int32], target: [Int32])]
+    package let trainPairs: [(source: [Int32], target: [Int32])]
     /// Micro-batches as indices into `trainPairs`.
-    public let batches: [[Int]]
-    public let validationPairs: [(source: [Int32], target: [Int32])]
+    package let batches: [[Int]]
+    package let validationPairs: [(source: [Int32], target: [Int32])]
     /// The validation pairs' text, aligned with `validationPairs` (for BLEU).
-    public let validationText: [(source: String, target: String)]
-    public let seed: UInt64
-    public let bleuEvery: Int
-    public let bleuSample: Int
-    public var reportsSequenceAccuracy: Bool { false }
-    public var tokenizerHash: String { tokenizer.hash }
+    package let validationText: [(source: String, target: String)]
+    package let seed: UInt64
+    package let bleuEvery: Int
+    package let bleuSample: Int
+    package var reportsSequenceAccuracy: Bool { false }
+    package var tokenizerHash: String { tokenizer.hash }
 
     /// Streams of the epoch shuffles, apart from any other use of the seed.
     static let epochStreamBase: UInt64 = 1 << 40
 
-    public init(config: RunConfig) throws {
+    package init(config: RunConfig) throws {
         guard let train = config.data.train, let valid = config.data.valid, let tokenizerPath = config.data.tokenizer else {
             throw TrainingError.unsupported("data.task translation needs data.train, data.valid and data.tokenizer")
         }
@@ -78,22 +78,22 @@ public struct TranslationData: TrainingData {
     }
 
     /// Micro-batches per epoch.
-    public var batchesPerEpoch: Int { batches.count }
+    package var batchesPerEpoch: Int { batches.count }
 
     /// The batch order of `epoch`.
-    public func epochOrder(_ epoch: Int) -> [Int] {
+    package func epochOrder(_ epoch: Int) -> [Int] {
         var stream = RandomStream(seed: seed, stream: TranslationData.epochStreamBase + UInt64(epoch))
         return LengthBuckets.permutation(count: batches.count, stream: &stream)
     }
 
-    public func microBatch(index: Int) -> Batch {
+    package func microBatch(index: Int) -> Batch {
         let epoch = index / batches.count, position = index % batches.count
         let members = batches[epochOrder(epoch)[position]]
         return Batch(pairs: members.map { trainPairs[$0] })
     }
 
     /// Lines read and skipped, for the start of a run.
-    public var loadReport: String? {
+    package var loadReport: String? {
         let padded = batches.reduce(0) { total, b in
             let w = b.map { Swift.max(trainPairs[$0].source.count, trainPairs[$0].target.count + 1) }.max() ?? 0
             return total + w * b.count
@@ -107,11 +107,11 @@ public struct TranslationData: TrainingData {
 
     /// The first `bleu_sample` validation pairs' sources; their greedy translations are scored
     /// every `bleu_every`-th validation and at the last step.
-    public var scoredSources: [[Int32]] { validationPairs.prefix(Swift.min(bleuSample, validationPairs.count)).map(\.source) }
-    public var scoreEvery: Int { bleuEvery }
+    package var scoredSources: [[Int32]] { validationPairs.prefix(Swift.min(bleuSample, validationPairs.count)).map(\.source) }
+    package var scoreEvery: Int { bleuEvery }
 
     /// BLEU and chrF of the translations of `scoredSources` against their reference texts.
-    public func score(translations: [[Int32]]) -> [String: Double] {
+    package func score(translations: [[Int32]]) -> [String: Double] {
         let hypotheses = translations.map { tokenizer.decode($0) }
         let references = Array(validationText.prefix(hypotheses.count).map(\.target))
         return ["bleu": CorpusBLEU.score(hypotheses: hypotheses, references: references).score,

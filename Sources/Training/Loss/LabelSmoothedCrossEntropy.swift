@@ -10,7 +10,7 @@ import TransformerModel
 /// `F.cross_entropy(logits, y, label_smoothing: eps, ignore_index: PAD, reduction: "sum")`:
 /// per token `(1-eps) * -log p[y] + eps * mean over all V classes of -log p[c]`; pad targets
 /// contribute nothing.
-public enum LabelSmoothedCrossEntropy {
+package enum LabelSmoothedCrossEntropy {
     /// Rows per work block. Blocks are fixed and their sums are added in block order, so the
     /// statistics do not depend on the thread count.
     static let blockRows = 8
@@ -22,7 +22,7 @@ public enum LabelSmoothedCrossEntropy {
     /// zero rows for pad targets; otherwise `logits` is left as it was. A row with a non-finite
     /// logit yields a NaN loss (and a NaN gradient row), so the trainer sees and skips the step.
     /// Targets must lie in `0..<vocab` (0 is PAD).
-    public static func evaluate(logits: UnsafeMutablePointer<Float>, targets: UnsafePointer<Int32>, rows: Int,
+    package static func evaluate(logits: UnsafeMutablePointer<Float>, targets: UnsafePointer<Int32>, rows: Int,
                                 vocab: Int, smoothing: Float, gradientScale: Float?) -> LossStatistics {
         precondition(vocab > 0 && rows >= 0, "cross-entropy needs vocab > 0 and rows >= 0")
         let blocks = (rows + blockRows - 1) / blockRows

@@ -18,6 +18,7 @@ public struct BLEUScore: Sendable, Equatable {
     /// Hypothesis n-grams for n = 1...4 (sacreBLEU's `totals`).
     public var totals: [Int]
 
+    /// A score with its figures (`CorpusBLEU.score` computes them).
     public init(score: Double, precisions: [Double], brevityPenalty: Double, hypothesisLength: Int,
                 referenceLength: Int, matches: [Int] = [], totals: [Int] = []) {
         self.score = score
@@ -87,11 +88,16 @@ public enum CorpusBLEU {
 /// Sufficient statistics of corpus BLEU, accumulated one sentence pair at a time (so a caller
 /// can score a stream, e.g. validation batches, without keeping every line).
 public struct BLEUStatistics: Sendable, Equatable {
+    /// Clipped n-gram matches for n = 1...4, summed over the sentences added.
     public private(set) var matches = [Int](repeating: 0, count: CorpusBLEU.maxOrder)
+    /// Hypothesis n-grams for n = 1...4, summed over the sentences added.
     public private(set) var totals = [Int](repeating: 0, count: CorpusBLEU.maxOrder)
+    /// 13a tokens of the hypotheses added.
     public private(set) var hypothesisLength = 0
+    /// 13a tokens of the references added.
     public private(set) var referenceLength = 0
 
+    /// Empty statistics (no sentence added yet).
     public init() {}
 
     /// Adds one hypothesis and its reference (both untokenized text).

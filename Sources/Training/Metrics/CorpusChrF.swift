@@ -32,9 +32,12 @@ public struct ChrFStatistics: Sendable, Equatable {
     /// Per order n = 1...6: hypothesis n-grams (counted only when the reference has n-grams of
     /// that order, as sacreBLEU does), reference n-grams, clipped matches.
     public private(set) var hypothesisNGrams = [Int](repeating: 0, count: CorpusChrF.charOrder)
+    /// Reference character n-grams per order n = 1...6.
     public private(set) var referenceNGrams = [Int](repeating: 0, count: CorpusChrF.charOrder)
+    /// Clipped character n-gram matches per order n = 1...6.
     public private(set) var matches = [Int](repeating: 0, count: CorpusChrF.charOrder)
 
+    /// Empty statistics (no sentence added yet).
     public init() {}
 
     /// Adds one hypothesis and its reference (untokenized text).

@@ -3,6 +3,7 @@ public enum MetricsError: Error, CustomStringConvertible, Equatable, Sendable {
     /// Hypotheses and references must pair up line by line.
     case lineCountMismatch(hypotheses: Int, references: Int)
 
+    /// The message printed to the user.
     public var description: String {
         switch self {
         case let .lineCountMismatch(h, r):

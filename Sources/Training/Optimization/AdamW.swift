@@ -16,21 +16,21 @@ import TransformerModel
 ///
 /// Only the elements of real tensors are visited: the alignment padding between tensors keeps
 /// whatever it holds (zero), and so do its moments.
-public final class AdamW {
+package final class AdamW {
     /// First moment (exponential average of gradients), laid out like the arena.
-    public let m: FloatBuffer
+    package let m: FloatBuffer
     /// Second moment (exponential average of squared gradients), laid out like the arena.
-    public let v: FloatBuffer
+    package let v: FloatBuffer
     /// Number of steps taken so far; the next `step` uses `t = step + 1`. Saved in checkpoints.
-    public var step: Int = 0
+    package var step: Int = 0
 
     /// Hyperparameters in Double, as PyTorch holds them (Python floats); see `step`.
-    public let beta1: Double
-    public let beta2: Double
-    public let eps: Double
-    public let weightDecay: Double
+    package let beta1: Double
+    package let beta2: Double
+    package let eps: Double
+    package let weightDecay: Double
     /// Number of elements of the arena (including padding).
-    public let count: Int
+    package let count: Int
 
     /// Work units of at most `chunkSize` elements that never straddle two tensors, so each unit
     /// has one decay flag. Fixed at init: the work split never depends on the thread count.
@@ -46,7 +46,7 @@ public final class AdamW {
     /// Zero moments and step 0 for an arena laid out by `layout`. Pass the hyperparameters as
     /// the config holds them (Double) to get PyTorch's constants to the last bit: `1 - 0.9` in
     /// Double rounds to a different Float than `1 - Float(0.9)`.
-    public init(layout: ParameterLayout, beta1: Double, beta2: Double, eps: Double, weightDecay: Double) {
+    package init(layout: ParameterLayout, beta1: Double, beta2: Double, eps: Double, weightDecay: Double) {
         self.beta1 = beta1
         self.beta2 = beta2
         self.eps = eps
@@ -68,19 +68,19 @@ public final class AdamW {
     }
 
     /// The same optimizer from Float hyperparameters (each widened exactly to Double).
-    public convenience init(layout: ParameterLayout, beta1: Float, beta2: Float, eps: Float, weightDecay: Float) {
+    package convenience init(layout: ParameterLayout, beta1: Float, beta2: Float, eps: Float, weightDecay: Float) {
         self.init(layout: layout, beta1: Double(beta1), beta2: Double(beta2), eps: Double(eps),
                   weightDecay: Double(weightDecay))
     }
 
     /// One update with a Float learning rate (widened exactly to Double).
-    public func step(parameters: UnsafeMutablePointer<Float>, gradients: UnsafePointer<Float>, lr: Float) {
+    package func step(parameters: UnsafeMutablePointer<Float>, gradients: UnsafePointer<Float>, lr: Float) {
         step(parameters: parameters, gradients: gradients, lr: Double(lr))
     }
 
     /// Applies one update in place. `parameters` and `gradients` are arenas of `count` elements
     /// laid out by the layout given at init.
-    public func step(parameters: UnsafeMutablePointer<Float>, gradients: UnsafePointer<Float>, lr: Double) {
+    package func step(parameters: UnsafeMutablePointer<Float>, gradients: UnsafePointer<Float>, lr: Double) {
         self.step += 1
         let t = Double(self.step)
         let biasCorrection1 = 1 - pow(beta1, t)

@@ -2,13 +2,13 @@ import TensorCore
 
 /// Global gradient-norm clipping, as `torch.nn.utils.clip_grad_norm_` (L2 norm over all
 /// gradients together, `coef = maxNorm / (norm + 1e-6)`, applied only when `coef < 1`).
-public enum GradientClipping {
+package enum GradientClipping {
     /// Elements per block of the norm's sum. The blocks are fixed, and their partial sums are
     /// added in block order, so the norm does not depend on the thread count.
     static let blockSize = 1 << 16
 
     /// The L2 norm of `count` values, accumulated in Double.
-    public static func globalNorm(_ g: UnsafePointer<Float>, count: Int) -> Double {
+    package static func globalNorm(_ g: UnsafePointer<Float>, count: Int) -> Double {
         let blocks = (count + blockSize - 1) / blockSize
         if blocks <= 1 { return VectorOps.sumOfSquares(g, count: count).squareRoot() }
         return withUnsafeTemporaryAllocation(of: Double.self, capacity: blocks) { partial in
@@ -29,7 +29,7 @@ public enum GradientClipping {
     /// clipping and the factor applied (1 when nothing was done). `maxNorm <= 0` disables
     /// clipping. A non-finite norm leaves the gradients untouched: the trainer skips such a step.
     @discardableResult
-    public static func clip(_ g: UnsafeMutablePointer<Float>, count: Int, maxNorm: Float) -> (norm: Double, coefficient: Float) {
+    package static func clip(_ g: UnsafeMutablePointer<Float>, count: Int, maxNorm: Float) -> (norm: Double, coefficient: Float) {
         let norm = globalNorm(g, count: count)
         guard maxNorm > 0, norm.isFinite else { return (norm, 1) }
         let coefficient = Float(Double(maxNorm) / (norm + 1e-6))

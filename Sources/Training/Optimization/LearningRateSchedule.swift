@@ -8,7 +8,7 @@ import Darwin
 ///
 /// Both schedules peak at the same value, `factor * dModel^-0.5 * warmup^-0.5`, reached at step
 /// `warmup`. Rates are computed in Double and rounded to Float once.
-public enum LearningRateSchedule: Sendable, Equatable {
+package enum LearningRateSchedule: Sendable, Equatable {
     /// The paper's schedule: `factor * dModel^-0.5 * min(step^-0.5, step * warmup^-1.5)`.
     case noam(dModel: Int, warmup: Int, factor: Float)
     /// Linear warmup from 0 to the Noam peak over `warmup` steps, then a half cosine down to 10% of
@@ -16,16 +16,16 @@ public enum LearningRateSchedule: Sendable, Equatable {
     case warmupCosine(dModel: Int, warmup: Int, factor: Float, totalSteps: Int)
 
     /// Fraction of the peak that the cosine phase ends at.
-    public static let cosineFloor = 0.1
+    package static let cosineFloor = 0.1
 
     /// The rate for optimizer step `step` (1 is the first step; smaller values are treated as 1).
     /// A warmup below 1 is treated as 1.
-    public func rate(step: Int) -> Float {
+    package func rate(step: Int) -> Float {
         Float(exactRate(step: step))
     }
 
     /// The rate in Double, before rounding to Float.
-    public func exactRate(step: Int) -> Double {
+    package func exactRate(step: Int) -> Double {
         let s = Double(Swift.max(step, 1))
         switch self {
         case let .noam(dModel, warmup, factor):
@@ -43,7 +43,7 @@ public enum LearningRateSchedule: Sendable, Equatable {
     }
 
     /// The highest rate of the schedule, reached at step `warmup`.
-    public var peakRate: Double {
+    package var peakRate: Double {
         switch self {
         case let .noam(dModel, warmup, factor), let .warmupCosine(dModel, warmup, factor, _):
             return Double(factor) * pow(Double(dModel), -0.5) * pow(Double(Swift.max(warmup, 1)), -0.5)

@@ -1,12 +1,12 @@
 import Foundation
 
 /// Why a run directory cannot be plotted.
-public enum PlotError: Error, CustomStringConvertible, Equatable {
+package enum PlotError: Error, CustomStringConvertible, Equatable {
     case missingRunDirectory(String)
     case noMetrics(path: String, reason: String)
     case unwritableOutput(path: String, reason: String)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .missingRunDirectory(let p): return "\(p) is not a directory (give the --run-dir of a training run)"
         case let .noMetrics(path, reason): return "\(path): \(reason)"

@@ -6,17 +6,21 @@ import Foundation
 /// (Unicode scalars) of the alphabet, then the merged tokens. Text is handled as Unicode scalars, never
 /// as Swift `Character`s, because `tokenizers` works on code points and does not normalize.
 public struct BPETokenizer: Sendable {
-    public static let padID: Int32 = 0
-    public static let bosID: Int32 = 1
+    /// The id of `</s>` (end of sentence), as `SpecialTokens.eos`.
     public static let eosID: Int32 = 2
+    /// The id of `<unk>`, given to characters outside the alphabet, as `SpecialTokens.unk`.
     public static let unkID: Int32 = 3
 
     /// One learned merge: `left` followed by `right` becomes `result` (ids).
     public struct Merge: Sendable, Equatable {
+        /// The id of the first token of the pair.
         public let left: Int32
+        /// The id of the second token of the pair.
         public let right: Int32
+        /// The id of the merged token.
         public let result: Int32
 
+        /// A merge of `left` then `right` into `result`.
         public init(left: Int32, right: Int32, result: Int32) {
             self.left = left
             self.right = right

@@ -15,6 +15,7 @@ public enum TokenizerError: Error, CustomStringConvertible, Equatable {
     /// Training found no text at all.
     case emptyCorpus
 
+    /// The message printed to the user, naming the file involved.
     public var description: String {
         switch self {
         case let .cannotRead(path, reason): return "cannot read \(path): \(reason)"

@@ -8,12 +8,14 @@ import Foundation
 /// stored twice: as a JSON number for people and as its IEEE bit pattern (`value_bits`, 16 hex
 /// digits), so a resumed run compares against exactly the same Double as an uninterrupted one.
 public struct BestValidation: Sendable, Equatable {
+    /// The metric compared (`training.best_metric`).
     public var metric: BestMetric
     /// The best value (lowest loss, highest BLEU or chrF).
     public var value: Double
     /// The step of that validation; a checkpoint of this step always exists.
     public var step: Int
 
+    /// The best `value` of `metric` so far, reached at `step`.
     public init(metric: BestMetric, value: Double, step: Int) {
         self.metric = metric; self.value = value; self.step = step
     }

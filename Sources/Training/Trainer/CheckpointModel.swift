@@ -4,8 +4,11 @@ import TransformerModel
 /// A model rebuilt from a checkpoint directory (config from its state.json, weights from
 /// model.safetensors), for translation and evaluation.
 public struct CheckpointModel {
+    /// The run config stored in the checkpoint.
     public let config: RunConfig
+    /// The model with the checkpoint's weights (Float32), ready for `forward` or a decoder.
     public let model: Transformer
+    /// The checkpoint directory actually loaded (pointers and run directories resolved).
     public let directory: String
     /// The tokenizer hash recorded in state.json (empty for the toy tasks; nil if absent).
     public let tokenizerHash: String?

@@ -9,7 +9,7 @@ extension TrainingSession {
     /// this makes the scale mean what it means for a mean loss (as in PyTorch's GradScaler): at the
     /// initial 2^16 the scaled gradients of the toy configs stay well inside Float16's range, where
     /// the raw sum times 2^16 would overflow for the first several steps. 1 without Float16 gradients.
-    public func gradientMultiplier(microBatches: Int) -> Float {
+    package func gradientMultiplier(microBatches: Int) -> Float {
         guard lossScale.isDynamic else { return 1 }
         return lossScale.scale / Float(Swift.max(1, config.training.batchTokens * microBatches))
     }

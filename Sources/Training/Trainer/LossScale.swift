@@ -13,14 +13,14 @@ import Foundation
 ///   again, so it does not oscillate between a scale that overflows and the one below it.
 ///   (DeepSpeed's "hysteresis" instead tolerates overflows before halving; here a single overflow
 ///   always halves, so an injected inf halves the scale at once.)
-public struct LossScalePolicy: Sendable, Equatable {
-    public var initialScale: Float
-    public var growthInterval: Int
-    public var hysteresis: Int
-    public var minimumScale: Float
-    public var maximumScale: Float
+package struct LossScalePolicy: Sendable, Equatable {
+    package var initialScale: Float
+    package var growthInterval: Int
+    package var hysteresis: Int
+    package var minimumScale: Float
+    package var maximumScale: Float
 
-    public init(initialScale: Float = 65536, growthInterval: Int = 2000, hysteresis: Int = 2,
+    package init(initialScale: Float = 65536, growthInterval: Int = 2000, hysteresis: Int = 2,
                 minimumScale: Float = 1, maximumScale: Float = 16_777_216) {
         self.initialScale = initialScale
         self.growthInterval = Swift.max(1, growthInterval)
@@ -30,39 +30,39 @@ public struct LossScalePolicy: Sendable, Equatable {
     }
 
     /// The policy of the issue: 2^16, halve on overflow, double after 2000 clean steps, hysteresis 2.
-    public static let standard = LossScalePolicy()
+    package static let standard = LossScalePolicy()
 }
 
 /// Dynamic loss scaling state for Float16 gradients; static scale 1 (and no updates) without them.
 ///
 /// Saved in a checkpoint's `state.json` under `loss_scale` and restored on resume, so a resumed run
 /// scales exactly like an uninterrupted one.
-public struct LossScaleState: Sendable, Equatable {
+package struct LossScaleState: Sendable, Equatable {
     /// False for Float32 gradients: the scale stays 1 and `update` changes nothing.
-    public var isDynamic: Bool
+    package var isDynamic: Bool
     /// What the loss (its gradient) is multiplied by before backward.
-    public var scale: Float
+    package var scale: Float
     /// Consecutive clean steps since the last overflow or growth interval.
-    public var cleanSteps: Int
+    package var cleanSteps: Int
     /// Growth intervals (of `growthInterval` clean steps) still to complete before the scale may
     /// double: 1 at the start, `hysteresis` after each overflow.
-    public var hysteresisLeft: Int
+    package var hysteresisLeft: Int
 
     /// Static scale 1 (Float32 gradients).
-    public init() { isDynamic = false; scale = 1; cleanSteps = 0; hysteresisLeft = 1 }
+    package init() { isDynamic = false; scale = 1; cleanSteps = 0; hysteresisLeft = 1 }
 
     /// The start of a run: dynamic at `policy.initialScale` when `dynamic`, else static 1.
-    public init(dynamic: Bool, policy: LossScalePolicy = .standard) {
+    package init(dynamic: Bool, policy: LossScalePolicy = .standard) {
         self.init()
         if dynamic { isDynamic = true; scale = policy.initialScale }
     }
 
     /// What an update did to the scale.
-    public enum Change: Sendable, Equatable { case unchanged, halved, doubled }
+    package enum Change: Sendable, Equatable { case unchanged, halved, doubled }
 
     /// Records one step: `overflow` when its loss or gradient was not finite (the step is skipped).
     @discardableResult
-    public mutating func update(overflow: Bool, policy: LossScalePolicy = .standard) -> Change {
+    package mutating func update(overflow: Bool, policy: LossScalePolicy = .standard) -> Change {
         guard isDynamic else { return .unchanged }
         if overflow {
             cleanSteps = 0
@@ -84,12 +84,12 @@ public struct LossScaleState: Sendable, Equatable {
     }
 
     /// `state.json` form: `{"dynamic", "scale", "clean_steps", "hysteresis_left"}`.
-    public var jsonObject: [String: Any] {
+    package var jsonObject: [String: Any] {
         ["dynamic": isDynamic, "scale": Double(scale), "clean_steps": cleanSteps, "hysteresis_left": hysteresisLeft]
     }
 
     /// Reads the `state.json` form; `source` names the file in error messages.
-    public init(jsonObject o: [String: Any], source: String) throws(TrainingError) {
+    package init(jsonObject o: [String: Any], source: String) throws(TrainingError) {
         func number(_ key: String) throws(TrainingError) -> NSNumber {
             guard let n = o[key] as? NSNumber else { throw .resume("\(source): loss_scale.\(key) is missing or not a number") }
             return n

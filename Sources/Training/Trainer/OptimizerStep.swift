@@ -2,14 +2,14 @@ import TensorCore
 import TransformerModel
 
 /// What happened to one optimizer step.
-public struct StepOutcome: Sendable, Equatable {
-    public var applied: Bool
+package struct StepOutcome: Sendable, Equatable {
+    package var applied: Bool
     /// Global gradient norm after averaging, before clipping (NaN/inf when skipped for that reason).
-    public var gradNorm: Double
-    public var learningRate: Float
+    package var gradNorm: Double
+    package var learningRate: Float
     /// The step was skipped because its loss or gradient was not finite (an overflow, for
     /// dynamic loss scaling); false for an applied step and for a step without tokens.
-    public var nonFinite: Bool = false
+    package var nonFinite: Bool = false
 }
 
 /// The coordinator's half of a step: average the summed gradients over the global token count,
@@ -17,13 +17,13 @@ public struct StepOutcome: Sendable, Equatable {
 ///
 /// A non-finite loss or gradient skips the step entirely: no optimizer step and no schedule step
 /// (the schedule is driven by the number of applied steps), and the skip is counted.
-public final class OptimizerStep {
-    public let adam: AdamW
-    public let schedule: LearningRateSchedule
-    public let clipNorm: Float
-    public private(set) var skippedSteps = 0
+package final class OptimizerStep {
+    package let adam: AdamW
+    package let schedule: LearningRateSchedule
+    package let clipNorm: Float
+    package private(set) var skippedSteps = 0
 
-    public init(layout: ParameterLayout, config: RunConfig) {
+    package init(layout: ParameterLayout, config: RunConfig) {
         let t = config.training
         adam = AdamW(layout: layout, beta1: t.beta1, beta2: t.beta2, eps: t.eps, weightDecay: t.weightDecay)
         switch t.schedule {
@@ -37,14 +37,14 @@ public final class OptimizerStep {
     }
 
     /// Restores counters from a checkpoint.
-    public func restore(optimizerSteps: Int, skippedSteps: Int) {
+    package func restore(optimizerSteps: Int, skippedSteps: Int) {
         adam.step = optimizerSteps
         self.skippedSteps = skippedSteps
     }
 
     /// `gradients` holds the sum over all tokens times `gradientMultiplier` (what the workers
     /// multiplied by, `TrainingSession.gradientMultiplier`; 1 without loss scaling); it is unscaled and averaged in place, in Float32.
-    public func apply(parameters: UnsafeMutablePointer<Float>, gradients: UnsafeMutablePointer<Float>, count: Int,
+    package func apply(parameters: UnsafeMutablePointer<Float>, gradients: UnsafeMutablePointer<Float>, count: Int,
                       tokens: Int, gradientMultiplier: Float = 1, lossIsFinite: Bool = true) -> StepOutcome {
         let lr = schedule.rate(step: adam.step + 1)
         guard tokens > 0 else {

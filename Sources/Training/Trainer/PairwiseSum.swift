@@ -10,24 +10,24 @@ import TensorCore
 /// top-level blocks are folded newest into older at the end. The gradient of a step is this tree
 /// whoever computes which leaves: a worker holding positions lo..<hi sends the sums of
 /// `cover(lo..<hi)`, and the coordinator pushes them in position order into the same tree.
-public struct TreeNode: Sendable, Hashable, CustomStringConvertible {
-    public let start: Int
-    public let count: Int
+package struct TreeNode: Sendable, Hashable, CustomStringConvertible {
+    package let start: Int
+    package let count: Int
 
-    public init(start: Int, count: Int) { self.start = start; self.count = count }
+    package init(start: Int, count: Int) { self.start = start; self.count = count }
 
-    public var end: Int { start + count }
-    public var description: String { "[\(start), \(end))" }
+    package var end: Int { start + count }
+    package var description: String { "[\(start), \(end))" }
 
     /// True if `self` is the left sibling of `right` (the two combine into their parent).
-    public func isLeftSibling(of right: TreeNode) -> Bool {
+    package func isLeftSibling(of right: TreeNode) -> Bool {
         count == right.count && end == right.start && start % (2 * count) == 0
     }
 
     /// The maximal aligned power-of-two blocks of `positions`, left to right: the fewest nodes of
     /// the canonical tree whose leaves are exactly those positions (one node when the run is
     /// aligned, e.g. 2..<4; two for 1..<3).
-    public static func cover(_ positions: Range<Int>) -> [TreeNode] {
+    package static func cover(_ positions: Range<Int>) -> [TreeNode] {
         var nodes: [TreeNode] = []
         var p = Swift.max(0, positions.lowerBound)
         while p < positions.upperBound {
@@ -48,18 +48,18 @@ public struct TreeNode: Sendable, Hashable, CustomStringConvertible {
 /// tree over the step's micro-batches, however they are split (any worker count, a re-plan over
 /// survivors, a joiner): the weights do not change by a single bit. Without it, AdamW's eps of
 /// 1e-9 turns rounding noise in exactly-zero gradients into lr-sized steps that depend on the split.
-public final class PairwiseSum {
-    public let count: Int
+package final class PairwiseSum {
+    package let count: Int
     private var partials: [FloatBuffer] = []
     private var spare: [FloatBuffer] = []
     /// The node each partial holds, bottom of the stack first.
-    public private(set) var nodes: [TreeNode] = []
+    package private(set) var nodes: [TreeNode] = []
 
-    public init(count: Int) { self.count = count }
+    package init(count: Int) { self.count = count }
 
     /// Empties the tree, whose first node will then be at `position` (a worker whose run of the
     /// step starts there). The buffers are kept for reuse: no allocation per step.
-    public func reset(startingAt position: Int = 0) {
+    package func reset(startingAt position: Int = 0) {
         spare.append(contentsOf: partials)
         partials.removeAll(keepingCapacity: true)
         nodes.removeAll(keepingCapacity: true)
@@ -67,16 +67,16 @@ public final class PairwiseSum {
     }
 
     /// Position of the next leaf (the end of the last node pushed).
-    public var nextPosition: Int { nodes.last?.end ?? firstPosition }
+    package var nextPosition: Int { nodes.last?.end ?? firstPosition }
     private var firstPosition = 0
 
     /// Adds the next leaf (one micro-batch's gradient, copied).
-    public func push(_ values: UnsafePointer<Float>) {
+    package func push(_ values: UnsafePointer<Float>) {
         push(values, node: TreeNode(start: nextPosition, count: 1))
     }
 
     /// Adds the sum of `node`, which must start at `nextPosition` (nodes come in position order).
-    public func push(_ values: UnsafePointer<Float>, node: TreeNode) {
+    package func push(_ values: UnsafePointer<Float>, node: TreeNode) {
         precondition(node.start == nextPosition, "tree nodes must be pushed in position order")
         if let last = nodes.last, last.isLeftSibling(of: node) {
             // It would be combined into the top partial at once: add it there without the copy
@@ -104,16 +104,16 @@ public final class PairwiseSum {
     }
 
     /// The partial sum of `nodes[i]` (valid until the next push or reset).
-    public func partial(_ i: Int) -> UnsafeMutablePointer<Float> { partials[i].pointer }
+    package func partial(_ i: Int) -> UnsafeMutablePointer<Float> { partials[i].pointer }
 
     /// Writes the total into `destination` (zeros if nothing was pushed). The top-level blocks of
     /// a count that is not a power of two are folded newest into older.
-    public func total(into destination: UnsafeMutablePointer<Float>) {
+    package func total(into destination: UnsafeMutablePointer<Float>) {
         guard !partials.isEmpty else { destination.update(repeating: 0, count: count); return }
         while partials.count > 1 { combineTop() }
         destination.update(from: partials[0].pointer, count: count)
     }
 
     /// Leaves pushed so far.
-    public var leafCount: Int { nodes.reduce(0) { $0 + $1.count } }
+    package var leafCount: Int { nodes.reduce(0) { $0 + $1.count } }
 }

@@ -7,16 +7,16 @@ import TransformerModel
 /// Gradients are of the SUM of token losses (not the mean): sums from micro-batches and workers add
 /// up exactly, and the coordinator divides once by the global token count, so the result is the
 /// mean over all non-pad target tokens of the global batch, never a mean of means.
-public final class ReplicaTrainer {
-    public let model: Transformer
-    public let data: any TrainingData
-    public let labelSmoothing: Float
-    public let seed: UInt64
+package final class ReplicaTrainer {
+    package let model: Transformer
+    package let data: any TrainingData
+    package let labelSmoothing: Float
+    package let seed: UInt64
     /// Multiplies d(sum of token losses)/d(logits): `TrainingSession.gradientMultiplier` (the loss
     /// scale over the step's token budget with Float16 gradients; 1 otherwise).
-    public var gradientMultiplier: Float = 1
+    package var gradientMultiplier: Float = 1
 
-    public init(model: Transformer, data: any TrainingData, labelSmoothing: Float, seed: UInt64) {
+    package init(model: Transformer, data: any TrainingData, labelSmoothing: Float, seed: UInt64) {
         self.model = model; self.data = data; self.labelSmoothing = labelSmoothing; self.seed = seed
     }
 
@@ -24,11 +24,11 @@ public final class ReplicaTrainer {
 
     /// The gradient sums left by the last `computeGradientParts`: one per node of the canonical
     /// tree covering the micro-batches, in position order (valid until the next compute).
-    public private(set) var parts: [(node: TreeNode, values: UnsafeMutablePointer<Float>)] = []
+    package private(set) var parts: [(node: TreeNode, values: UnsafeMutablePointer<Float>)] = []
 
     /// Leaves the gradient sum of the given micro-batches in `model.arena.gradients`, summed in the
     /// canonical tree with the first at position 0 (a whole step on one replica).
-    public func computeGradients(step: Int, microBatches: [Int]) throws -> LossStatistics {
+    package func computeGradients(step: Int, microBatches: [Int]) throws -> LossStatistics {
         let stats = try computeGradientParts(step: step, microBatches: microBatches, firstPosition: 0)
         if parts.count > 1 { tree.total(into: model.arena.gradients.pointer) }
         if microBatches.isEmpty { model.arena.zeroGradients() }
@@ -42,7 +42,7 @@ public final class ReplicaTrainer {
     /// node, left in `model.arena.gradients`. Each micro-batch's gradient is computed on its own,
     /// so the step's gradient does not depend on how its micro-batches are split among workers.
     /// Dropout masks depend on (seed, step, global micro-batch index).
-    public func computeGradientParts(step: Int, microBatches: [Int], firstPosition: Int) throws -> LossStatistics {
+    package func computeGradientParts(step: Int, microBatches: [Int], firstPosition: Int) throws -> LossStatistics {
         var stats = LossStatistics.zero
         let grads = model.arena.gradients
         tree.reset(startingAt: firstPosition)
@@ -68,7 +68,7 @@ public final class ReplicaTrainer {
     }
 
     /// Forward, loss (overwriting logits with their gradient) and backward for one batch.
-    public func accumulate(_ batch: Batch, dropout: DropoutContext) throws -> LossStatistics {
+    package func accumulate(_ batch: Batch, dropout: DropoutContext) throws -> LossStatistics {
         let logits = try model.forward(source: batch.source, targetInput: batch.targetInput, batchSize: batch.batchSize,
                                        sourceLength: batch.sourceLength, targetLength: batch.targetLength, dropout: dropout)
         let stats = batch.targetOutput.withUnsafeBufferPointer { targets in
@@ -86,7 +86,7 @@ extension ReplicaTrainer {
     /// run's memory plans (activation checkpointing, Float16 activations). With
     /// `float16Parameters` its weight matrices are stored in Float16 (a worker's replica under
     /// `training.float16.parameters`); the coordinator's master copy is always Float32.
-    public static func model(for config: RunConfig, float16Parameters: Bool = false) -> Transformer {
+    package static func model(for config: RunConfig, float16Parameters: Bool = false) -> Transformer {
         let model = Transformer(config: config.model, seed: config.training.seed, float16Parameters: float16Parameters)
         model.activationCheckpointing = config.training.activationCheckpointing
         model.float16Activations = config.training.float16.activations
@@ -94,7 +94,7 @@ extension ReplicaTrainer {
     }
 
     /// A replica of `config`'s run computing on `model` (see `model(for:float16Parameters:)`).
-    public convenience init(config: RunConfig, model: Transformer, data: any TrainingData) {
+    package convenience init(config: RunConfig, model: Transformer, data: any TrainingData) {
         self.init(model: model, data: data, labelSmoothing: config.training.labelSmoothing, seed: config.training.seed)
     }
 }

@@ -3,15 +3,15 @@ import Foundation
 /// Appends JSON lines to `metrics.jsonl` and `valid.jsonl`, the same numbers as TensorBoard
 /// curves to a new event file in `tensorboard/`, and writes `summary.json` in a run directory.
 /// Lines and records are written as they come, so a killed run keeps every logged step.
-public final class RunLog {
-    public let directory: URL
+package final class RunLog {
+    package let directory: URL
     private var metrics: FileHandle
     private var valid: FileHandle
     /// nil after a failed write: a full disk stops the curves, not the training (warned once).
     private var tensorBoard: TensorBoardWriter?
 
     /// Opens (appending) the logs in `directory`, creating it if needed.
-    public init(directory: URL) throws {
+    package init(directory: URL) throws {
         self.directory = directory
         do {
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -49,7 +49,7 @@ public final class RunLog {
     /// Serialises with sorted keys so files diff cleanly between runs. JSON has no NaN or
     /// infinity: such numbers (the loss and gradient norm of a skipped step) are written as null,
     /// so the line is still written and still valid JSON.
-    public static func jsonLine(_ object: [String: Any]) -> Data {
+    package static func jsonLine(_ object: [String: Any]) -> Data {
         let clean = object.mapValues { value -> Any in
             if let d = value as? Double, !d.isFinite { return NSNull() }
             if let f = value as? Float, !f.isFinite { return NSNull() }
@@ -60,12 +60,12 @@ public final class RunLog {
         return data
     }
 
-    public func logStep(_ object: [String: Any]) {
+    package func logStep(_ object: [String: Any]) {
         append(RunLog.jsonLine(object), to: metrics, "metrics.jsonl", warned: &metricsWarned)
         logTensorBoard(object, TensorBoardScalars.forStep(object))
     }
 
-    public func logValidation(_ object: [String: Any]) {
+    package func logValidation(_ object: [String: Any]) {
         append(RunLog.jsonLine(object), to: valid, "valid.jsonl", warned: &validWarned)
         logTensorBoard(object, TensorBoardScalars.forValidation(object))
     }
@@ -149,7 +149,7 @@ public final class RunLog {
         return try openAppending(url)
     }
 
-    public func writeSummary(_ object: [String: Any]) throws {
+    package func writeSummary(_ object: [String: Any]) throws {
         let url = directory.appendingPathComponent("summary.json")
         let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted])) ?? Data()
         do { try data.write(to: url, options: .atomic) } catch {
@@ -165,7 +165,7 @@ public final class RunLog {
 }
 
 /// Peak resident set size of this process in bytes (VmHWM), or 0 where /proc is unavailable.
-public func peakResidentBytes() -> Int {
+package func peakResidentBytes() -> Int {
     guard let s = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
     for line in s.split(separator: "\n") where line.hasPrefix("VmHWM:") {
         let parts = line.split(separator: " ", omittingEmptySubsequences: true)

@@ -4,16 +4,16 @@ import Glibc
 #endif
 
 /// One worker as the coordinator sees it, for `status.json` and the status line.
-public struct WorkerStatus: Sendable {
-    public var rank: Int
-    public var name: String
-    public var threads: Int
+package struct WorkerStatus: Sendable {
+    package var rank: Int
+    package var name: String
+    package var threads: Int
     /// Seconds from the step's work orders to this worker's last gradient of the step.
-    public var lastStepSeconds: Double?
+    package var lastStepSeconds: Double?
     /// Seconds since the coordinator's socket thread last received anything from it.
-    public var secondsSinceHeard: Double?
+    package var secondsSinceHeard: Double?
 
-    public init(rank: Int, name: String, threads: Int, lastStepSeconds: Double?, secondsSinceHeard: Double?) {
+    package init(rank: Int, name: String, threads: Int, lastStepSeconds: Double?, secondsSinceHeard: Double?) {
         self.rank = rank; self.name = name; self.threads = threads
         self.lastStepSeconds = lastStepSeconds; self.secondsSinceHeard = secondsSinceHeard
     }

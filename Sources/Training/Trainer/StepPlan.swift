@@ -6,16 +6,16 @@
 /// the step's gradient) is the same however it is split. When a
 /// worker is lost mid-step, the coordinator re-plans the same micro-batches over the survivors.
 /// The sum is the step's canonical tree over positions (`TreeNode`), so any split gives the same bits.
-public struct StepPlan: Sendable, Equatable {
-    public let step: Int
-    public let cursor: Int
-    public let microBatches: Int
+package struct StepPlan: Sendable, Equatable {
+    package let step: Int
+    package let cursor: Int
+    package let microBatches: Int
     /// rank -> global micro-batch indices
-    public let assignments: [Int: [Int]]
+    package let assignments: [Int: [Int]]
     /// rank -> its run of the step's positions (index - cursor): where its sums sit in the tree.
-    public let positions: [Int: Range<Int>]
+    package let positions: [Int: Range<Int>]
 
-    public init(step: Int, cursor: Int, microBatches: Int, ranks: [Int]) {
+    package init(step: Int, cursor: Int, microBatches: Int, ranks: [Int]) {
         self.step = step; self.cursor = cursor; self.microBatches = microBatches
         let sorted = ranks.sorted()
         var a: [Int: [Int]] = [:], p: [Int: Range<Int>] = [:]
@@ -28,5 +28,5 @@ public struct StepPlan: Sendable, Equatable {
     }
 
     /// Ranks that have work in this step, ascending.
-    public var ranks: [Int] { assignments.keys.sorted() }
+    package var ranks: [Int] { assignments.keys.sorted() }
 }

@@ -5,16 +5,16 @@ import Synchronization
 
 /// Graceful stop on SIGINT/SIGTERM: the first signal asks the training loop to finish the current
 /// step, write a checkpoint and the summary, and exit; a second signal ends the process at once.
-public enum StopSignal {
+package enum StopSignal {
     private static let requested = Atomic<Bool>(false)
 
     /// True once a stop was requested (checked by the loop between steps).
-    public static var isRequested: Bool { requested.load(ordering: .relaxed) }
+    package static var isRequested: Bool { requested.load(ordering: .relaxed) }
 
-    public static func request() { requested.store(true, ordering: .relaxed) }
+    package static func request() { requested.store(true, ordering: .relaxed) }
 
     /// Installs the handlers (idempotent).
-    public static func install() {
+    package static func install() {
         for sig in [SIGINT, SIGTERM] {
             signal(sig) { s in
                 if StopSignal.requested.exchange(true, ordering: .relaxed) {

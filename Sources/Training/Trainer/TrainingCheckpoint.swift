@@ -3,24 +3,24 @@ import TensorCore
 import TransformerModel
 
 /// The counters a checkpoint restores besides tensors.
-public struct TrainingProgress: Sendable, Equatable {
+package struct TrainingProgress: Sendable, Equatable {
     /// Training steps taken (applied or skipped).
-    public var step = 0
+    package var step = 0
     /// Next global micro-batch index: global, so a run may resume with another worker count.
-    public var dataCursor = 0
-    public var skippedSteps = 0
-    public var targetTokensSeen = 0
-    public var elapsedSeconds = 0.0
-    public init() {}
+    package var dataCursor = 0
+    package var skippedSteps = 0
+    package var targetTokensSeen = 0
+    package var elapsedSeconds = 0.0
+    package init() {}
 }
 
 /// Saves and restores a run: weights (`model.safetensors`, PyTorch names), AdamW moments
 /// (`optimizer.safetensors`, `exp_avg.<name>` and `exp_avg_sq.<name>`) and `state.json`.
-public struct TrainingCheckpoint {
-    public let store: CheckpointStore
-    public let config: RunConfig
+package struct TrainingCheckpoint {
+    package let store: CheckpointStore
+    package let config: RunConfig
 
-    public init(runDirectory: URL, config: RunConfig) {
+    package init(runDirectory: URL, config: RunConfig) {
         store = CheckpointStore(runDirectory: runDirectory.path)
         self.config = config
     }
@@ -28,7 +28,7 @@ public struct TrainingCheckpoint {
     /// `extraState` adds fields to `state.json` (the best validation); `preserving` lists steps
     /// whose checkpoints `keep_checkpoints` must not delete (the best one).
     @discardableResult
-    public func save(progress p: TrainingProgress, parameters: UnsafePointer<Float>, optimizer: OptimizerStep,
+    package func save(progress p: TrainingProgress, parameters: UnsafePointer<Float>, optimizer: OptimizerStep,
                      workers: Int, lossScale: LossScaleState, tokenizerHash: String,
                      extraState: [String: Any] = [:], preserving: Set<Int> = []) throws -> WrittenCheckpoint {
         let layout = ParameterLayout(config: config.model)
@@ -59,7 +59,7 @@ public struct TrainingCheckpoint {
 
     /// Finds the checkpoint to resume from: `directory`, or the newest valid one of the run.
     /// Returns nil for a fresh run; prints every checkpoint it had to pass over.
-    public func find(directory: String?) throws -> LoadedCheckpoint? {
+    package func find(directory: String?) throws -> LoadedCheckpoint? {
         if let directory { return try CheckpointStore.load(directory: directory) }
         let search = try store.latestValid()
         for s in search.skipped { printError("warning: skipping \(s)") }
@@ -67,7 +67,7 @@ public struct TrainingCheckpoint {
     }
 
     /// Loads weights and moments into the given buffers and returns the counters.
-    public func restore(_ c: LoadedCheckpoint, parameters: UnsafeMutablePointer<Float>, optimizer: OptimizerStep,
+    package func restore(_ c: LoadedCheckpoint, parameters: UnsafeMutablePointer<Float>, optimizer: OptimizerStep,
                         lossScale: inout LossScaleState) throws -> TrainingProgress {
         let layout = ParameterLayout(config: config.model)
         let state = try c.stateObject()
@@ -108,11 +108,11 @@ public struct TrainingCheckpoint {
 /// Writes a line to standard output at once (unbuffered: progress shows up in pipes and log files).
 /// A line that cannot be written (output redirected to a full disk) is dropped: it must not stop
 /// the run.
-public func printLine(_ message: String) {
+package func printLine(_ message: String) {
     try? FileHandle.standardOutput.write(contentsOf: Data((message + "\n").utf8))
 }
 
 /// Writes a line to standard error (dropped if it cannot be written, like `printLine`).
-public func printError(_ message: String) {
+package func printError(_ message: String) {
     try? FileHandle.standardError.write(contentsOf: Data((message + "\n").utf8))
 }

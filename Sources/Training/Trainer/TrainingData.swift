@@ -3,7 +3,7 @@ import TransformerModel
 /// Where micro-batches and validation pairs come from. Micro-batch `index` is a pure function of
 /// the index (and the run's seed), so any worker can compute any micro-batch and a resumed run
 /// continues exactly where the data cursor points.
-public protocol TrainingData: Sendable {
+package protocol TrainingData: Sendable {
     func microBatch(index: Int) -> Batch
     /// Held-out pairs (source, target without BOS/EOS).
     var validationPairs: [(source: [Int32], target: [Int32])] { get }
@@ -25,21 +25,21 @@ public protocol TrainingData: Sendable {
 }
 
 extension TrainingData {
-    public var scoredSources: [[Int32]] { [] }
-    public var scoreEvery: Int { 0 }
-    public func score(translations: [[Int32]]) -> [String: Double] { [:] }
-    public var loadReport: String? { nil }
+    package var scoredSources: [[Int32]] { [] }
+    package var scoreEvery: Int { 0 }
+    package func score(translations: [[Int32]]) -> [String: Double] { [:] }
+    package var loadReport: String? { nil }
 }
 
 /// The copy and reverse tasks of SPEC.md.
-public struct ToyTrainingData: TrainingData {
-    public let task: ToyTask
-    public let tokenBudget: Int
-    public let validationPairs: [(source: [Int32], target: [Int32])]
-    public var reportsSequenceAccuracy: Bool { true }
-    public var tokenizerHash: String { "" }
+package struct ToyTrainingData: TrainingData {
+    package let task: ToyTask
+    package let tokenBudget: Int
+    package let validationPairs: [(source: [Int32], target: [Int32])]
+    package var reportsSequenceAccuracy: Bool { true }
+    package var tokenizerHash: String { "" }
 
-    public init(config: RunConfig) throws {
+    package init(config: RunConfig) throws {
         let kind: ToyTask.Kind
         switch config.data.task {
         case .copy: kind = .copy
@@ -53,10 +53,10 @@ public struct ToyTrainingData: TrainingData {
         validationPairs = task.validationSet(count: config.training.validSize)
     }
 
-    public func microBatch(index: Int) -> Batch { task.microBatch(index: index, tokenBudget: tokenBudget) }
+    package func microBatch(index: Int) -> Batch { task.microBatch(index: index, tokenBudget: tokenBudget) }
 }
 
 /// Builds the data source a config asks for.
-public func makeTrainingData(_ config: RunConfig) throws -> any TrainingData {
+package func makeTrainingData(_ config: RunConfig) throws -> any TrainingData {
     config.data.task.isToy ? try ToyTrainingData(config: config) : try TranslationData(config: config)
 }

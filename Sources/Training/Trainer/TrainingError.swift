@@ -1,12 +1,17 @@
 /// Failures of a training run that a user can act on; each message says what went wrong and where.
 public enum TrainingError: Error, CustomStringConvertible, Equatable {
+    /// A request this program cannot serve (a missing tokenizer, an option the task does not take).
     case unsupported(String)
+    /// The run directory cannot be created or written.
     case runDirectory(path: String, reason: String)
+    /// The run cannot resume from the checkpoint asked for.
     case resume(String)
+    /// Input data that cannot be read or turned into a batch.
     case invalidBatch(String)
     /// The run ended but its final checkpoint (or `best` pointer) could not be written.
     case checkpointNotWritten(String)
 
+    /// The message printed to the user.
     public var description: String {
         switch self {
         case .unsupported(let m): return m

@@ -4,33 +4,46 @@ import TransformerModel
 
 /// A step whose optimizer update is applied and logged (`TrainingSession.applyStep`) and whose
 /// validation, checkpoint and status are still to come (`finishStep`).
-public struct AppliedStep: Sendable {
-    public let step: Int
-    public let outcome: StepOutcome
-    public let statistics: LossStatistics
-    public let workers: Int
+package struct AppliedStep: Sendable {
+    package let step: Int
+    package let outcome: StepOutcome
+    package let statistics: LossStatistics
+    package let workers: Int
     /// The validation due after this step (nil: none): compute its units with the new weights.
-    public let validation: ValidationWork?
+    package let validation: ValidationWork?
 }
 
 /// How a run starts and where it writes.
 public struct RunOptions: Sendable {
+    /// Where the run starts: from scratch, from the newest valid checkpoint of the run directory, or
+    /// from the checkpoint at a path.
     public enum Resume: Sendable, Equatable { case fresh, latest, from(String) }
+    /// Where checkpoints, logs and `summary.json` are written.
     public var runDirectory: URL
+    /// Workers computing each step (each step uses `accumulation_steps x workers` micro-batches).
     public var workers = 1
+    /// Fresh (the default) or resumed.
     public var resume = Resume.fresh
+    /// Print the progress lines to standard output.
     public var printProgress = true
 
+    /// A fresh run of one worker writing to `runDirectory`.
     public init(runDirectory: URL) { self.runDirectory = runDirectory }
 }
 
 /// End-of-run figures (also written as `summary.json`).
 public struct RunSummary: Sendable {
+    /// The last step trained.
     public var step: Int
+    /// Label-smoothed training loss per target token over the last `log_every` window of steps.
     public var trainLoss: Double
+    /// The last validation (nil when the run never validated).
     public var validation: ValidationResult?
+    /// Target tokens trained per second of wall clock over the whole run.
     public var tokensPerSecond: Double
+    /// Wall-clock seconds of training, those before a resume included.
     public var wallSeconds: Double
+    /// Steps whose update was skipped for a non-finite gradient (Float16 loss-scale overflow).
     public var skippedSteps: Int
     /// The best validation by `training.best_metric` (nil: no validation reported it).
     public var best: BestValidation?
@@ -41,25 +54,25 @@ public struct RunSummary: Sendable {
 /// The coordinator's side of a run, whoever computes the gradients: the master weights, AdamW and
 /// its schedule, resume, metrics, validation, checkpoints and the summary.
 ///
-/// The single-process driver (`TrainingRun`) and the distributed coordinator both feed it one
+/// The coordinator and the tests' socket-free `TrainingRun` (TestSupport) both feed it one
 /// summed gradient per step through `completeStep`, so there is one bookkeeping path.
-public final class TrainingSession {
-    public let config: RunConfig
-    public let options: RunOptions
+package final class TrainingSession {
+    package let config: RunConfig
+    package let options: RunOptions
     /// Holds the master weights (Float32) in its arena; also used for validation.
-    public let model: Transformer
-    public let data: any TrainingData
-    public let optimizer: OptimizerStep
-    public private(set) var progress = TrainingProgress()
-    public private(set) var lastValidation: ValidationResult?
+    package let model: Transformer
+    package let data: any TrainingData
+    package let optimizer: OptimizerStep
+    package private(set) var progress = TrainingProgress()
+    package private(set) var lastValidation: ValidationResult?
     /// Dynamic loss scaling with Float16 gradients (see `LossScalePolicy`); static 1 otherwise.
-    public var lossScale = LossScaleState()
+    package var lossScale = LossScaleState()
     /// Set when a stop signal ended the run early.
-    public private(set) var stopped = false
+    package private(set) var stopped = false
     /// Set when `training.patience` validations in a row did not improve the best metric.
-    public private(set) var stoppedEarly = false
+    package private(set) var stoppedEarly = false
     /// The best validation so far (`checkpoints/best` names its checkpoint).
-    public var best: BestValidation? { bestTracker.best }
+    package var best: BestValidation? { bestTracker.best }
     private var bestTracker: BestTracker
     /// The step `checkpoints/best` names on disk; kept until the pointer has moved on.
     private var bestOnDisk: Int?
@@ -74,7 +87,7 @@ public final class TrainingSession {
     private var window = (start: Date(), tokens: 0, loss: 0.0, lossTokens: 0)
     private var lastTrainLoss = Double.nan
 
-    public init(config: RunConfig, options: RunOptions) throws {
+    package init(config: RunConfig, options: RunOptions) throws {
         self.config = config; self.options = options
         data = try makeTrainingData(config)
         model = ReplicaTrainer.model(for: config)
@@ -102,18 +115,18 @@ public final class TrainingSession {
         if options.resume != .fresh { try log.discardEntries(afterStep: progress.step) }
     }
 
-    public func say(_ s: String) {
+    package func say(_ s: String) {
         guard options.printProgress else { return }
         status.clearLine()
         printLine(s)
     }
 
     /// Ends the terminal status line (before the run's last lines).
-    public func closeStatusLine() { status.closeLine() }
+    package func closeStatusLine() { status.closeLine() }
 
     /// The workers as the coordinator last saw them (set before each `completeStep`), for
     /// `status.json` and the status line.
-    public var workerStatus: [WorkerStatus] = []
+    package var workerStatus: [WorkerStatus] = []
     private lazy var status = RunStatus(directory: options.runDirectory, printProgress: options.printProgress)
     private var lastValidationLine: [String: Any]?
     private var tokensAtBegin = 0
@@ -142,16 +155,16 @@ public final class TrainingSession {
     }
 
     /// True when max_steps is reached, a stop signal ended the run, or patience ran out.
-    /// The coordinator and `TrainingRun` both loop until it holds.
-    public var isFinished: Bool { stopped || stoppedEarly || progress.step >= config.training.maxSteps }
-    public var nextStep: Int { progress.step + 1 }
-    public var parameterCount: Int { model.arena.layout.totalCount }
+    /// The coordinator (and the tests' `TrainingRun`) loop until it holds.
+    package var isFinished: Bool { stopped || stoppedEarly || progress.step >= config.training.maxSteps }
+    package var nextStep: Int { progress.step + 1 }
+    package var parameterCount: Int { model.arena.layout.totalCount }
 
     /// Micro-batches of one step for `workers` workers: `accumulation_steps` each.
-    public func microBatchesPerStep(workers: Int) -> Int { config.training.accumulationSteps * workers }
+    package func microBatchesPerStep(workers: Int) -> Int { config.training.accumulationSteps * workers }
 
     /// Starts the wall clock (call right before the first step).
-    public func begin(workers: Int) {
+    package func begin(workers: Int) {
         started = Date(); elapsedBefore = progress.elapsedSeconds; window.start = Date()
         tokensAtBegin = progress.targetTokensSeen
         status.begin(step: progress.step)
@@ -166,7 +179,7 @@ public final class TrainingSession {
     /// optimizer (the coordinator broadcasts weights there); what it returns, plus `extra`, goes
     /// into the step's metrics line (e.g. time spent communicating, bytes moved).
     @discardableResult
-    public func completeStep(gradients: UnsafeMutablePointer<Float>, statistics stats: LossStatistics, microBatches: Int,
+    package func completeStep(gradients: UnsafeMutablePointer<Float>, statistics stats: LossStatistics, microBatches: Int,
                              workers: Int, extra: [String: Any] = [:],
                              afterApply: () -> [String: Any] = { [:] }) throws -> StepOutcome {
         let applied = applyStep(gradients: gradients, statistics: stats, microBatches: microBatches, workers: workers,
@@ -179,7 +192,7 @@ public final class TrainingSession {
 
     /// The optimizer step and its metrics line: the first half of `completeStep`. Compute the
     /// returned step's `validation` units (if any) with the new weights, then call `finishStep`.
-    public func applyStep(gradients: UnsafeMutablePointer<Float>, statistics stats: LossStatistics, microBatches: Int,
+    package func applyStep(gradients: UnsafeMutablePointer<Float>, statistics stats: LossStatistics, microBatches: Int,
                           workers: Int, extra: [String: Any] = [:],
                           afterApply: () -> [String: Any] = { [:] }) -> AppliedStep {
         let t = config.training
@@ -225,7 +238,7 @@ public final class TrainingSession {
 
     /// The validation due at `step`: every validation scores loss (and the toy tasks' exact
     /// decodes); the scored translations come every `scoreEvery`-th validation and at the last step.
-    public func validationWork(step: Int) -> ValidationWork {
+    package func validationWork(step: Int) -> ValidationWork {
         let every = data.scoreEvery
         let number = step / Swift.max(1, config.training.validateEvery)
         let translating = every > 0 && (step == config.training.maxSteps || number % every == 0)
@@ -236,7 +249,7 @@ public final class TrainingSession {
     /// `applied.validation`, in unit order, and how long they took), then checkpoints, stops and
     /// writes `status.json` as due.
     @discardableResult
-    public func finishStep(_ applied: AppliedStep, validation: (parts: [ValidationPart], seconds: Double)?) throws -> StepOutcome {
+    package func finishStep(_ applied: AppliedStep, validation: (parts: [ValidationPart], seconds: Double)?) throws -> StepOutcome {
         let t = config.training
         let step = applied.step
         precondition(step == progress.step, "finishStep for step \(step) after step \(progress.step) was applied")
@@ -301,7 +314,7 @@ public final class TrainingSession {
     /// run: an error line names the checkpoint, the system's reason, what `latest` still names and
     /// the step that retries; the store has removed its partial files. `finish` fails if the run's
     /// last checkpoint attempt failed.
-    public func saveCheckpoint(workers: Int) throws {
+    package func saveCheckpoint(workers: Int) throws {
         // The checkpoint `best` names on disk and the new best (if it is older than this step)
         // both survive pruning until the pointer names the new one, so a crash never leaves a
         // dangling pointer.
@@ -375,7 +388,7 @@ public final class TrainingSession {
     }
 
     /// Writes `summary.json` and returns the figures.
-    public func finish(workers: Int) throws -> RunSummary {
+    package func finish(workers: Int) throws -> RunSummary {
         let s = RunSummary(step: progress.step, trainLoss: lastTrainLoss, validation: lastValidation,
                            tokensPerSecond: Double(progress.targetTokensSeen) / Swift.max(progress.elapsedSeconds, 1e-9),
                            wallSeconds: progress.elapsedSeconds, skippedSteps: progress.skippedSteps,

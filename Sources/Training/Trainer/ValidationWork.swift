@@ -9,26 +9,26 @@ import TransformerModel
 /// planned as `TextTranslator` plans them. Every unit is a pure function of its index and the
 /// weights, and `combine` adds the units' results in unit order, so a validation split over
 /// workers gives the bits of a single-process one whoever computed which unit.
-public struct ValidationWork: Sendable {
+package struct ValidationWork: Sendable {
     /// Validation pairs per loss unit (also the batch of the forward pass).
-    public static let chunkPairs = 128
+    package static let chunkPairs = 128
     /// Scored sources decoded together (as `TextTranslator`'s default).
-    public static let translationBatchSize = 64
+    package static let translationBatchSize = 64
 
-    public let pairs: [(source: [Int32], target: [Int32])]
+    package let pairs: [(source: [Int32], target: [Int32])]
     /// True for the toy tasks: each loss unit also decodes its pairs greedily.
-    public let decodesPairs: Bool
-    public let translationBatches: [TranslationBatch]
+    package let decodesPairs: Bool
+    package let translationBatches: [TranslationBatch]
     /// How many sources the translation units translate in all.
-    public let translationCount: Int
+    package let translationCount: Int
 
-    public var lossUnitCount: Int { (pairs.count + Self.chunkPairs - 1) / Self.chunkPairs }
-    public var unitCount: Int { lossUnitCount + translationBatches.count }
+    package var lossUnitCount: Int { (pairs.count + Self.chunkPairs - 1) / Self.chunkPairs }
+    package var unitCount: Int { lossUnitCount + translationBatches.count }
 
     /// - Parameters:
     ///   - translating: the scored sources, or [] when this validation scores no translations.
     ///   - maxLen: the model's `max_len` (sources are cut to it, as `TextTranslator` does).
-    public init(pairs: [(source: [Int32], target: [Int32])], decodesPairs: Bool, translating sources: [[Int32]], maxLen: Int) {
+    package init(pairs: [(source: [Int32], target: [Int32])], decodesPairs: Bool, translating sources: [[Int32]], maxLen: Int) {
         self.pairs = pairs
         self.decodesPairs = decodesPairs
         translationBatches = TextTranslator.batches(of: sources, maxLen: maxLen, batchSize: Self.translationBatchSize)
@@ -36,14 +36,14 @@ public struct ValidationWork: Sendable {
     }
 
     /// The work of the validation of `data` that scores translations or not (see `TrainingSession.validationWork`).
-    public init(data: any TrainingData, translating: Bool, maxLen: Int) {
+    package init(data: any TrainingData, translating: Bool, maxLen: Int) {
         self.init(pairs: data.validationPairs, decodesPairs: data.reportsSequenceAccuracy,
                   translating: translating ? data.scoredSources : [], maxLen: maxLen)
     }
 
     /// Computes unit `unit` with `model` (evaluation mode). `decoder` is reused across units when
     /// given (its caches stay allocated); one is made when needed otherwise.
-    public func compute(unit: Int, model: Transformer, decoder: GreedyDecoder? = nil) throws -> ValidationPart {
+    package func compute(unit: Int, model: Transformer, decoder: GreedyDecoder? = nil) throws -> ValidationPart {
         precondition(unit >= 0 && unit < unitCount, "validation unit \(unit) outside 0..<\(unitCount)")
         if unit >= lossUnitCount {
             let batch = translationBatches[unit - lossUnitCount]
@@ -74,7 +74,7 @@ public struct ValidationWork: Sendable {
     /// Why `part` cannot be unit `unit`'s result (nil when it can): the right kind, counts within
     /// the unit's pairs, one translation per source of its batch within its budget, token ids
     /// below `vocab`. Results from other processes are checked with it before they are combined.
-    public func problem(with part: ValidationPart, unit: Int, vocab: Int) -> String? {
+    package func problem(with part: ValidationPart, unit: Int, vocab: Int) -> String? {
         guard unit >= 0 && unit < unitCount else { return "unit \(unit) is outside 0..<\(unitCount)" }
         switch part {
         case let .loss(stats, exact):
@@ -104,7 +104,7 @@ public struct ValidationWork: Sendable {
     }
 
     /// Adds the results of all units in unit order. `parts[u]` is unit `u`'s result.
-    public func combine(_ parts: [ValidationPart]) -> (result: ValidationResult, translations: [[Int32]]) {
+    package func combine(_ parts: [ValidationPart]) -> (result: ValidationResult, translations: [[Int32]]) {
         precondition(parts.count == unitCount, "\(parts.count) validation results for \(unitCount) units")
         var stats = LossStatistics.zero
         var exact = 0
@@ -123,7 +123,7 @@ public struct ValidationWork: Sendable {
     }
 
     /// Computes every unit here, one after the other (the single-process validation).
-    public func computeAll(model: Transformer) throws -> [ValidationPart] {
+    package func computeAll(model: Transformer) throws -> [ValidationPart] {
         // One decoder for all units: its incremental caches are reused, not rebuilt per unit.
         let decoder = decodesPairs || !translationBatches.isEmpty ? GreedyDecoder(model: model) : nil
         return try (0..<unitCount).map { try compute(unit: $0, model: model, decoder: decoder) }
@@ -131,7 +131,7 @@ public struct ValidationWork: Sendable {
 }
 
 /// What one validation unit yields.
-public enum ValidationPart: Sendable, Equatable {
+package enum ValidationPart: Sendable, Equatable {
     /// A loss chunk: its loss statistics and how many of its pairs decoded exactly (toy tasks).
     case loss(LossStatistics, exact: Int)
     /// A translation batch: the greedy translation of each of its sources, in batch order.

@@ -15,6 +15,7 @@ public struct BeamHypothesis: Equatable, Sendable {
     /// `logProbability / lp(predictions)` with the GNMT penalty lp(n) = ((5 + n) / 6)^alpha.
     public var score: Double
 
+    /// A finished hypothesis with its scores.
     public init(tokens: [Int32], endsWithEOS: Bool, logProbability: Double, score: Double) {
         self.tokens = tokens; self.endsWithEOS = endsWithEOS; self.logProbability = logProbability; self.score = score
     }
@@ -39,8 +40,10 @@ public struct BeamHypothesis: Equatable, Sendable {
 /// hypothesis with the highest score (ties: the one that finished first); `nBest` returns the N
 /// highest in that order, so its first hypothesis is always `search`'s.
 public struct BeamSearchDecoder {
-    public let decoder: IncrementalDecoder
+    package let decoder: IncrementalDecoder
+    /// K, the live hypotheses kept per sentence (1: exactly greedy decoding).
     public let beamWidth: Int
+    /// The GNMT length-penalty exponent alpha (0: no penalty).
     public let lengthPenaltyAlpha: Double
     /// Benchmarks only: EOS candidates are passed over (they neither finish a hypothesis nor take
     /// a beam), so no sentence stops early and every search runs `maxLength` steps.

@@ -1,13 +1,19 @@
 /// A decoding setting that cannot be used; the message names the setting and the accepted range.
 public enum DecodingError: Error, Equatable, CustomStringConvertible {
+    /// A beam width below 1.
     case invalidBeamWidth(Int)
+    /// A length-penalty alpha that is negative or not finite.
     case invalidLengthPenalty(Double)
+    /// A sampling temperature that is not a finite number > 0.
     case invalidTemperature(Float)
+    /// A negative top-k.
     case invalidTopK(Int)
+    /// A top-p outside (0, 1].
     case invalidTopP(Float)
     /// An n-best count outside 1...beam width.
     case invalidNBest(Int, beamWidth: Int)
 
+    /// The message printed to the user, naming the invalid setting.
     public var description: String {
         switch self {
         case let .invalidBeamWidth(k): return "beam width \(k) must be at least 1"

@@ -1,10 +1,11 @@
 /// Batched greedy decoding with the KV cache; each row stops at its own EOS.
 public struct GreedyDecoder {
-    public let decoder: IncrementalDecoder
+    package let decoder: IncrementalDecoder
     /// Benchmarks only: keep stepping after every row has predicted EOS, so a decode always runs
     /// `maxLength` steps (each row's output still ends at its first EOS).
     package var runsToMaxLength = false
 
+    /// Greedy decoding with `model` (evaluation mode, no dropout).
     public init(model: Transformer) { decoder = IncrementalDecoder(model: model) }
 
     /// Translates each source (token ids without BOS/EOS) into at most `maxLength` tokens

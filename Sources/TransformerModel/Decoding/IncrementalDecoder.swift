@@ -10,21 +10,21 @@ import TensorCore
 /// in general, should a BLAS sum a product of other shape in another order).
 /// For beam search, `start(..., repeats: K)` gives every source K rows and `reorder(parents:)`
 /// lets a row continue another row's history between steps.
-public final class IncrementalDecoder {
-    public let model: Transformer
+package final class IncrementalDecoder {
+    package let model: Transformer
     private let d: Int
     private var batch = 0, sourceLength = 0, capacity = 0
     /// Number of positions decoded so far.
-    public private(set) var position = 0
+    package private(set) var position = 0
     private var memoryMask: UnsafePointer<Bool>?
     /// One per decoder layer: its self-attention keys and values so far and the memory's.
     private var caches: [KeyValueCache] = []
     private let repeatedMask = MaskBuffer(), reorderScratch = FloatBuffer()
     private var savedSlot: [Int] = [], savedRows: [Int] = []
     /// [B, V] logits of the last step.
-    public let logits = FloatBuffer()
+    package let logits = FloatBuffer()
 
-    public init(model: Transformer) {
+    package init(model: Transformer) {
         self.model = model
         d = model.config.dModel
     }
@@ -34,7 +34,7 @@ public final class IncrementalDecoder {
     /// With `repeats` K > 1 every source is encoded once and its cross-attention keys/values and
     /// key mask are copied to K consecutive decoder rows (row `s * K + k`), so a beam search runs
     /// B*K hypotheses as one batch without encoding each source K times.
-    public func start(source: [Int32], batchSize: Int, sourceLength: Int, maxSteps: Int,
+    package func start(source: [Int32], batchSize: Int, sourceLength: Int, maxSteps: Int,
                       repeats: Int = 1) throws(ModelInputError) {
         guard maxSteps <= model.config.maxLen else {
             throw .sequenceTooLong(sequence: "target", length: maxSteps, maxLen: model.config.maxLen)
@@ -65,14 +65,14 @@ public final class IncrementalDecoder {
     }
 
     /// Number of decoder rows (sources x repeats) of the current batch.
-    public var rows: Int { batch }
+    package var rows: Int { batch }
 
     /// Makes row r continue the history of row `parents[r]` (the beam-search reorder between steps).
     ///
     /// Only rows whose parent differs from themselves are written; parents that are themselves
     /// overwritten are saved first, so the cost is proportional to the rows that change, times the
     /// positions decoded so far.
-    public func reorder(parents: UnsafeBufferPointer<Int32>) throws(ModelInputError) {
+    package func reorder(parents: UnsafeBufferPointer<Int32>) throws(ModelInputError) {
         guard parents.count == batch else { throw .shapeMismatch(sequence: "reorder parents", expected: batch, actual: parents.count) }
         guard position > 0 else { return }
         savedSlot.removeAll(keepingCapacity: true)
@@ -102,7 +102,7 @@ public final class IncrementalDecoder {
     /// Feeds one token per sequence (`tokens.count == batch`) at the next position and returns the
     /// logits [B, V] for the following token.
     @discardableResult
-    public func step(_ tokens: [Int32]) throws(ModelInputError) -> UnsafeMutablePointer<Float> {
+    package func step(_ tokens: [Int32]) throws(ModelInputError) -> UnsafeMutablePointer<Float> {
         guard tokens.count == batch else { throw .shapeMismatch(sequence: "step tokens", expected: batch, actual: tokens.count) }
         guard position < capacity else { throw .sequenceTooLong(sequence: "target", length: position + 1, maxLen: capacity) }
         for (i, t) in tokens.enumerated() where t < 0 || Int(t) >= model.config.vocabSize {

@@ -6,10 +6,10 @@ import Darwin
 
 /// The log-softmax normaliser of a logits row, vectorised: beam search needs it for every row of
 /// every step (B*K rows x V), where scalar `expf` cost as much as a fifth of the decoder itself.
-public enum LogSoftmax {
+package enum LogSoftmax {
     /// log(sum_i exp(row[i])) given `maximum` = max_i row[i]; exp in Float32 on 8 lanes, the lane
     /// sums combined in Double. Relative error of the sum is about 1e-7.
-    public static func logNormalizer(_ row: UnsafePointer<Float>, count: Int, maximum: Float) -> Double {
+    package static func logNormalizer(_ row: UnsafePointer<Float>, count: Int, maximum: Float) -> Double {
         var lanes = SIMD8<Float>(repeating: 0)
         let m = SIMD8<Float>(repeating: maximum)
         var i = 0

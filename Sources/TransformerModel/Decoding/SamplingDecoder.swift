@@ -14,13 +14,15 @@ import Darwin
 /// vocabulary order, so `topK == vocabSize` or a nucleus holding every token gives exactly the
 /// unrestricted result.
 public struct SamplingDecoder {
-    public let decoder: IncrementalDecoder
+    package let decoder: IncrementalDecoder
+    /// Logits are divided by this before the softmax (> 0; below 1 sharpens, above 1 flattens).
     public let temperature: Float
     /// Keep only the k most likely tokens (ties: lower id first); 0 = no restriction.
     public let topK: Int
     /// Keep the smallest set of most likely tokens whose probability reaches topP; 1 = no restriction.
     /// The nucleus sorts the candidates (all V of them unless top-k restricts them first).
     public let topP: Float
+    /// The Philox seed of the draws: same seed, model and sources give the same output.
     public let seed: UInt64
     private let workspace = SamplingWorkspace()
 
@@ -34,7 +36,7 @@ public struct SamplingDecoder {
     }
 
     /// The uniform number in [0, 1) that draws sentence `sentence`'s token at step `step`.
-    public static func uniform(seed: UInt64, sentence: Int, step: Int) -> Float {
+    package static func uniform(seed: UInt64, sentence: Int, step: Int) -> Float {
         let words = Philox(seed: seed).block(UInt32(truncatingIfNeeded: step), UInt32(truncatingIfNeeded: sentence),
                                              UInt32(truncatingIfNeeded: sentence >> 32), 0x5341_4D50)
         return Philox.unit(words.0)

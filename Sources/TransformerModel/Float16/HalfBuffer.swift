@@ -3,13 +3,13 @@ import TensorCore
 /// A contiguous, growable buffer of IEEE half-precision values (raw `UInt16` bits): the storage
 /// side of the Float16 options. Values are written and read only through F16C conversions
 /// (`TensorCore.Half`), never computed on.
-public final class HalfBuffer {
-    public private(set) var pointer: UnsafeMutablePointer<UInt16>
-    public private(set) var capacity: Int
+package final class HalfBuffer {
+    package private(set) var pointer: UnsafeMutablePointer<UInt16>
+    package private(set) var capacity: Int
     /// Number of valid elements.
-    public private(set) var count = 0
+    package private(set) var count = 0
 
-    public init(count: Int = 0) {
+    package init(count: Int = 0) {
         capacity = Swift.max(count, 1)
         pointer = .allocate(capacity: capacity)
         pointer.initialize(repeating: 0, count: capacity)
@@ -19,7 +19,7 @@ public final class HalfBuffer {
     deinit { pointer.deallocate() }
 
     /// Sets the element count, growing the allocation only when needed (contents then unspecified).
-    public func resize(_ newCount: Int) {
+    package func resize(_ newCount: Int) {
         if newCount > capacity {
             pointer.deallocate()
             capacity = newCount
@@ -29,16 +29,16 @@ public final class HalfBuffer {
     }
 
     /// Stores `count` Float32 values rounded to nearest-even Float16 (the buffer takes that count).
-    public func store(_ source: UnsafePointer<Float>, count n: Int) {
+    package func store(_ source: UnsafePointer<Float>, count n: Int) {
         resize(n)
         Half.encode(source, pointer, count: n)
     }
 
     /// Writes all `count` values back as Float32 into `destination`.
-    public func load(into destination: UnsafeMutablePointer<Float>) {
+    package func load(into destination: UnsafeMutablePointer<Float>) {
         Half.decode(pointer, destination, count: count)
     }
 
     /// Bytes currently allocated (memory accounting).
-    public var allocatedBytes: Int { capacity * MemoryLayout<UInt16>.stride }
+    package var allocatedBytes: Int { capacity * MemoryLayout<UInt16>.stride }
 }

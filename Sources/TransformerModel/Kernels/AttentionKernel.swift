@@ -6,25 +6,25 @@ import Glibc
 /// Sizes of one scaled dot-product attention call. Heads are column blocks of width `headDim`
 /// inside the projected Q, K and V rows, so no reshaping copy is needed: BLAS reads them with a
 /// leading dimension.
-public struct AttentionShape: Sendable, Equatable {
-    public var batch: Int
-    public var heads: Int
-    public var queryLength: Int
-    public var keyLength: Int
-    public var headDim: Int
+package struct AttentionShape: Sendable, Equatable {
+    package var batch: Int
+    package var heads: Int
+    package var queryLength: Int
+    package var keyLength: Int
+    package var headDim: Int
     /// Absolute position of query row 0 (non-zero when decoding with a KV cache).
-    public var queryOffset: Int = 0
+    package var queryOffset: Int = 0
     /// Rows between consecutive sequences' keys and values; a KV cache holds more rows per
     /// sequence (its capacity) than the `keyLength` filled so far. Forward only.
-    public var keyBatchRows: Int
+    package var keyBatchRows: Int
 
-    public init(batch: Int, heads: Int, queryLength: Int, keyLength: Int, headDim: Int, queryOffset: Int = 0) {
+    package init(batch: Int, heads: Int, queryLength: Int, keyLength: Int, headDim: Int, queryOffset: Int = 0) {
         self.batch = batch; self.heads = heads; self.queryLength = queryLength; self.keyLength = keyLength
         self.headDim = headDim; self.queryOffset = queryOffset; keyBatchRows = keyLength
     }
 
-    public var modelWidth: Int { heads * headDim }
-    public var probabilityCount: Int { batch * heads * queryLength * keyLength }
+    package var modelWidth: Int { heads * headDim }
+    package var probabilityCount: Int { batch * heads * queryLength * keyLength }
 }
 
 /// softmax(Q K^T / sqrt(dk) + mask) V with dropout on the probabilities, and its backward.
@@ -32,10 +32,10 @@ public struct AttentionShape: Sendable, Equatable {
 /// Masks follow one convention: `keyMask[b * keyLength + j] == true` means query rows of sequence b
 /// may attend to key j; `causal` additionally hides keys after the query's position. A row with no
 /// visible key gets all-zero probabilities, so its output and gradients are zero (never NaN).
-public enum AttentionKernel {
+package enum AttentionKernel {
     /// Writes probabilities `probs` [B,H,Sq,Sk], their dropped-out version `dropped` (may equal
     /// `probs` when dropout is off) and the context `output` [B*Sq, H*dk].
-    public static func forward(
+    package static func forward(
         q: UnsafePointer<Float>, ldq: Int, k: UnsafePointer<Float>, ldk: Int, v: UnsafePointer<Float>, ldv: Int,
         shape s: AttentionShape, keyMask: UnsafePointer<Bool>?, causal: Bool,
         probs: UnsafeMutablePointer<Float>, dropped: UnsafeMutablePointer<Float>,
@@ -97,7 +97,7 @@ public enum AttentionKernel {
 
     /// Given d(output), writes dQ, dK, dV (each overwritten, same layouts as the forward's inputs).
     /// `scratch` holds B*H*Sq*Sk floats.
-    public static func backward(
+    package static func backward(
         outputGradient dout: UnsafePointer<Float>,
         q: UnsafePointer<Float>, ldq: Int, k: UnsafePointer<Float>, ldk: Int, v: UnsafePointer<Float>, ldv: Int,
         probs: UnsafePointer<Float>, dropped: UnsafePointer<Float>, shape s: AttentionShape, dropout: DropoutContext,

@@ -1,11 +1,11 @@
 import TensorCore
 
 /// LayerNorm over the last dimension (eps 1e-5, biased variance, as torch.nn.LayerNorm).
-public enum LayerNormKernel {
-    public static let epsilon: Float = 1e-5
+package enum LayerNormKernel {
+    package static let epsilon: Float = 1e-5
 
     /// y = (x - mean) * rstd * gamma + beta per row; stores mean and rstd per row for backward.
-    public static func forward(_ x: UnsafePointer<Float>, rows: Int, width d: Int,
+    package static func forward(_ x: UnsafePointer<Float>, rows: Int, width d: Int,
                                gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>,
                                output y: UnsafeMutablePointer<Float>,
                                mean: UnsafeMutablePointer<Float>, rstd: UnsafeMutablePointer<Float>) {
@@ -26,7 +26,7 @@ public enum LayerNormKernel {
     }
 
     /// dx += LN'(x)^T dy; dgamma += sum dy*xhat; dbeta += sum dy.
-    public static func backward(_ dy: UnsafePointer<Float>, input x: UnsafePointer<Float>, rows: Int, width d: Int,
+    package static func backward(_ dy: UnsafePointer<Float>, input x: UnsafePointer<Float>, rows: Int, width d: Int,
                                 gamma: UnsafePointer<Float>, mean: UnsafePointer<Float>, rstd: UnsafePointer<Float>,
                                 inputGradient dx: UnsafeMutablePointer<Float>,
                                 gammaGradient dgamma: UnsafeMutablePointer<Float>,

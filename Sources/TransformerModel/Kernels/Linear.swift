@@ -1,10 +1,10 @@
 import TensorCore
 
 /// y = x W^T + b over row-major activations, with W stored [out, in] as PyTorch stores it.
-public enum Linear {
+package enum Linear {
     /// y[rows, outF] = x[rows, inF] * W^T + bias.
     @inline(__always)
-    public static func forward(_ x: UnsafePointer<Float>, rows: Int, inFeatures: Int, outFeatures: Int,
+    package static func forward(_ x: UnsafePointer<Float>, rows: Int, inFeatures: Int, outFeatures: Int,
                                weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
                                output y: UnsafeMutablePointer<Float>) {
         if let bias {
@@ -17,7 +17,7 @@ public enum Linear {
 
     /// Accumulates dW += dy^T x and db += sum_rows dy; writes (or adds, if `accumulateInput`) dx = dy W.
     @inline(__always)
-    public static func backward(_ dy: UnsafePointer<Float>, input x: UnsafePointer<Float>, rows: Int,
+    package static func backward(_ dy: UnsafePointer<Float>, input x: UnsafePointer<Float>, rows: Int,
                                 inFeatures: Int, outFeatures: Int, weight: UnsafePointer<Float>,
                                 inputGradient dx: UnsafeMutablePointer<Float>?, accumulateInput: Bool,
                                 weightGradient dw: UnsafeMutablePointer<Float>,
@@ -32,7 +32,7 @@ public enum Linear {
     }
 
     /// out[c] += sum_r m[r, c], split across threads by column so the sum order is fixed.
-    public static func columnSums(_ m: UnsafePointer<Float>, rows: Int, columns: Int,
+    package static func columnSums(_ m: UnsafePointer<Float>, rows: Int, columns: Int,
                                   into out: UnsafeMutablePointer<Float>) {
         Parallel.rows(columns, costPerRow: rows) { cols in
             guard !cols.isEmpty else { return }

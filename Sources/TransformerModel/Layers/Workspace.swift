@@ -2,7 +2,7 @@ import TensorCore
 
 /// Gradient buffers shared by all layers during backward. Backward visits one layer at a time, so
 /// one set of scratch buffers serves the whole network (instead of one per layer).
-public final class Workspace {
+package final class Workspace {
     /// d(activation) flowing down the stack being differentiated, [N, D].
     let flow = FloatBuffer()
     /// d(memory) accumulated by every cross-attention, [B*Ss, D].
@@ -15,7 +15,7 @@ public final class Workspace {
     let scores = FloatBuffer()        // [B, H, Sq, Sk]
     let hidden = FloatBuffer()        // [N, F]
 
-    public init() {}
+    package init() {}
 
     var allocatedBytes: Int {
         [flow, memoryGradient, sublayer, normInput, context, projections, keyValues, scores, hidden]

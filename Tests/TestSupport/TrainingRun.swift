@@ -1,9 +1,12 @@
 import Foundation
 import TensorCore
+import Training
 import TransformerModel
 
 /// Single-process training without sockets: `workers` logical workers run their micro-batches in
-/// rank order, the same arithmetic as the distributed trainer.
+/// rank order, the same arithmetic as the distributed trainer. The tests' oracle: the
+/// coordinator and its workers (also `coordinator --single-process`) must match it bit for bit,
+/// and tests of checkpoints, loss scaling and logs use it to train without a cluster.
 ///
 /// The Float16 options change what travels on the wire, so this driver applies the same roundings
 /// itself: with `float16.gradients` each logical worker's gradient sum is scaled by the loss scale
@@ -11,14 +14,14 @@ import TransformerModel
 /// with `float16.parameters` the gradients are computed on a replica that stores its weight
 /// matrices in Float16, loaded with the rounding of the master weights (as a worker's replica). Same config, same result as the coordinator
 /// with the same number of workers.
-public final class TrainingRun {
-    public let session: TrainingSession
-    public let replica: ReplicaTrainer
+package final class TrainingRun {
+    package let session: TrainingSession
+    package let replica: ReplicaTrainer
     private var halfScratch: [UInt16] = []
     private var weightBits: [UInt16] = []
     private lazy var rankSum = PairwiseSum(count: session.parameterCount)
 
-    public init(config: RunConfig, options: RunOptions) throws {
+    package init(config: RunConfig, options: RunOptions) throws {
         session = try TrainingSession(config: config, options: options)
         let model: Transformer
         if config.training.float16.parameters {
@@ -31,10 +34,10 @@ public final class TrainingRun {
         syncReplica()
     }
 
-    public var config: RunConfig { session.config }
-    public var progress: TrainingProgress { session.progress }
+    package var config: RunConfig { session.config }
+    package var progress: TrainingProgress { session.progress }
     /// The master weights (Float32).
-    public var model: Transformer { session.model }
+    package var model: Transformer { session.model }
 
     /// Loads the master weights into the Float16 replica (only with `float16.parameters`).
     private func syncReplica() {
@@ -52,7 +55,7 @@ public final class TrainingRun {
 
     /// Trains until `training.max_steps` (or a stop signal), then writes the summary.
     @discardableResult
-    public func run() throws -> RunSummary {
+    package func run() throws -> RunSummary {
         let workers = session.options.workers
         let perStep = session.microBatchesPerStep(workers: workers)
         session.begin(workers: workers)

@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 import Training
+import TestSupport
 
 /// The real `coordinator --single-process` on a tmpfs that holds one checkpoint of the run and
 /// not two: every checkpoint after the first fails with ENOSPC (a real fault, no hook), the run
@@ -10,7 +11,7 @@ extension CommandLineTests {
     func testFullDiskMidRunKeepsTheLastCheckpointAndFailsTheRun() throws {
         // One checkpoint of this model is about 280 kB (model 91 kB, AdamW moments 182 kB, state),
         // the logs about 20 kB: 400 kB holds the first checkpoint with room to spare, never two.
-        let root = try DiskFaultTests.tmpfs(kilobytes: 400, for: self)
+        let root = try TemporaryFileSystem.mount(kilobytes: 400, for: self)
         let configFile = try temporaryDirectory().appendingPathComponent("tiny.json")
         try Data("""
         {"name": "tiny",
@@ -44,7 +45,7 @@ extension CommandLineTests {
         XCTAssertEqual(summary["step"] as? Int, 30)
 
         // Room again: --resume continues from step 10 and every checkpoint is written.
-        XCTAssertNil(try DiskFaultTests.mountCommand(["-o", "remount,size=4m", root.path]))
+        XCTAssertNil(try TemporaryFileSystem.command(["-o", "remount,size=4m", root.path]))
         let resumed = try self.run("coordinator", arguments + ["--resume"])
         XCTAssertEqual(resumed.status, 0, resumed.stdout + resumed.stderr)
         XCTAssertTrue(resumed.stdout.contains("resumed from \(checkpoints)/step-00000010 at step 10"), resumed.stdout)
