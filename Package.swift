@@ -2,7 +2,9 @@
 import PackageDescription
 
 // Release builds of the numeric targets skip overflow/bounds checks in hot loops; debug builds keep them.
-let fastMath: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-wmo", "-Xcc", "-fno-math-errno"], .when(configuration: .release))]
+let fastMath: [SwiftSetting] = [
+    .unsafeFlags(["-Ounchecked", "-wmo", "-Xcc", "-fno-math-errno"], .when(configuration: .release))
+]
 
 let package = Package(
     name: "SwiftTransformer",
@@ -15,7 +17,7 @@ let package = Package(
         .executable(name: "fuzz", targets: ["FuzzCLI"]),
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
     ],
     targets: [
         // System libraries.
@@ -31,18 +33,28 @@ let package = Package(
         .target(name: "TensorCore", dependencies: ["CBLAS", "CHalf", "CKernels"], swiftSettings: fastMath),
         .target(name: "TransformerModel", dependencies: ["TensorCore", "CKernels"], swiftSettings: fastMath),
         .target(name: "Training", dependencies: ["TransformerModel", "TensorCore"], swiftSettings: fastMath),
-        .target(name: "Distributed", dependencies: ["Training", "TransformerModel", "TensorCore", "CZMQ"], swiftSettings: fastMath),
+        .target(
+            name: "Distributed", dependencies: ["Training", "TransformerModel", "TensorCore", "CZMQ"],
+            swiftSettings: fastMath),
 
-        .executableTarget(name: "CoordinatorCLI", dependencies: [
-            "Distributed", "Training", "TensorCore", .product(name: "ArgumentParser", package: "swift-argument-parser"),
-        ]),
-        .executableTarget(name: "WorkerCLI", dependencies: [
-            "Distributed", "Training", "TensorCore", .product(name: "ArgumentParser", package: "swift-argument-parser"),
-        ]),
-        .executableTarget(name: "TransformerCLI", dependencies: [
-            "Distributed", "Training", "TransformerModel", "TensorCore",
-            .product(name: "ArgumentParser", package: "swift-argument-parser"),
-        ]),
+        .executableTarget(
+            name: "CoordinatorCLI",
+            dependencies: [
+                "Distributed", "Training", "TensorCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
+        .executableTarget(
+            name: "WorkerCLI",
+            dependencies: [
+                "Distributed", "Training", "TensorCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
+        .executableTarget(
+            name: "TransformerCLI",
+            dependencies: [
+                "Distributed", "Training", "TransformerModel", "TensorCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
 
         // Fuzz targets for every decoder of outside bytes; Scripts/fuzz builds FuzzCLI with libFuzzer.
         .target(name: "FuzzTargets", dependencies: ["Distributed", "Training", "TransformerModel", "TensorCore"]),
@@ -51,12 +63,17 @@ let package = Package(
         // Tests mirror the modules; fixtures live in the target that reads them. CommandLineTests
         // starts the built executables as separate processes (end to end); TestSupport holds what
         // more than one test target uses.
-        .target(name: "TestSupport", dependencies: ["Training", "TransformerModel", "TensorCore"], path: "Tests/TestSupport"),
+        .target(
+            name: "TestSupport", dependencies: ["Training", "TransformerModel", "TensorCore"], path: "Tests/TestSupport"
+        ),
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore", "CKernels"]),
         .testTarget(name: "TransformerModelTests", dependencies: ["TransformerModel", "TensorCore", "CKernels"]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "TransformerModel", "TensorCore", "TestSupport"],
-                    exclude: ["Fixtures"]),
-        .testTarget(name: "DistributedTests", dependencies: ["Distributed", "Training", "TransformerModel", "TensorCore", "TestSupport"]),
+        .testTarget(
+            name: "TrainingTests", dependencies: ["Training", "TransformerModel", "TensorCore", "TestSupport"],
+            exclude: ["Fixtures"]),
+        .testTarget(
+            name: "DistributedTests",
+            dependencies: ["Distributed", "Training", "TransformerModel", "TensorCore", "TestSupport"]),
         .testTarget(name: "FuzzTargetsTests", dependencies: ["FuzzTargets", "Distributed"], exclude: ["FuzzCorpus"]),
         .testTarget(name: "CommandLineTests", dependencies: ["Training", "TransformerModel", "TestSupport"]),
     ],

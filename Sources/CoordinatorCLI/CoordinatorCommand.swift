@@ -28,20 +28,31 @@ struct CoordinatorCommand: AsyncParsableCommand {
     @Option(help: "Seconds to wait for workers to join.") var joinTimeout: Double = 600
     @Option(help: "Seconds after which a silent worker is dropped.") var heartbeatTimeout: Double = 10
     @Option(help: "Seconds a step may take before missing workers are dropped.") var stepTimeout: Double = 600
-    @Option(help: "CURVE secret key of the coordinator (from `transformer keygen`): authenticate and encrypt every connection.")
+    @Option(
+        help:
+            "CURVE secret key of the coordinator (from `transformer keygen`): authenticate and encrypt every connection."
+    )
     var curveSecret: String?
-    @Option(help: "With --curve-secret: the workers admitted, a file of Z85 public keys (one per line, # comments) or a directory of *.public files.")
+    @Option(
+        help:
+            "With --curve-secret: the workers admitted, a file of Z85 public keys (one per line, # comments) or a directory of *.public files."
+    )
     var allowWorkers: String?
-    @Flag(help: "Allow binding a non-loopback address without CURVE (anyone who reaches it can join).") var insecure = false
+    @Flag(help: "Allow binding a non-loopback address without CURVE (anyone who reaches it can join).") var insecure =
+        false
 
     func validate() throws {
         guard workers >= 1 else { throw ValidationError("--workers must be at least 1") }
         if resume && resumeFrom != nil { throw ValidationError("use either --resume or --resume-from, not both") }
         if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1") }
         if singleProcess && spawnLocal { throw ValidationError("use either --single-process or --spawn-local") }
-        if (curveSecret == nil) != (allowWorkers == nil) { throw ValidationError("--curve-secret and --allow-workers go together") }
+        if (curveSecret == nil) != (allowWorkers == nil) {
+            throw ValidationError("--curve-secret and --allow-workers go together")
+        }
         if curveSecret != nil && (singleProcess || spawnLocal) {
-            throw ValidationError("--curve-secret is for workers on other hosts; --single-process and --spawn-local workers run on this host and need no keys")
+            throw ValidationError(
+                "--curve-secret is for workers on other hosts; --single-process and --spawn-local workers run on this host and need no keys"
+            )
         }
     }
 
@@ -66,7 +77,9 @@ struct CoordinatorCommand: AsyncParsableCommand {
                 // (steps are synchronous), so it takes all cores then; otherwise its threads sleep.
                 Parallel.threads = threads ?? cores
                 var net = CoordinatorOptions(bind: bind, workers: workers)
-                net.joinTimeout = joinTimeout; net.heartbeatTimeout = heartbeatTimeout; net.stepTimeout = stepTimeout
+                net.joinTimeout = joinTimeout
+                net.heartbeatTimeout = heartbeatTimeout
+                net.stepTimeout = stepTimeout
                 if let curveSecret, let allowWorkers {
                     net.curve = try CoordinatorCurve.load(secretFile: curveSecret, allowWorkers: allowWorkers)
                 }
@@ -74,7 +87,8 @@ struct CoordinatorCommand: AsyncParsableCommand {
                 let coordinator = try Coordinator(config: cfg, run: options, options: net)
                 if spawnLocal {
                     let endpoint = coordinator.endpoint.replacingOccurrences(of: "0.0.0.0", with: "127.0.0.1")
-                    try spawned.start(count: workers, endpoint: endpoint, threadsEach: workerThreads ?? Swift.max(1, cores / workers))
+                    try spawned.start(
+                        count: workers, endpoint: endpoint, threadsEach: workerThreads ?? Swift.max(1, cores / workers))
                 }
                 summary = try await coordinator.run()
                 spawned.stop()
@@ -105,7 +119,9 @@ struct CoordinatorCommand: AsyncParsableCommand {
         var net = CoordinatorOptions(bind: endpoint, workers: workers)
         // In one process a worker cannot die or stall apart from the coordinator, and validation
         // (which keeps the coordinator busy) must not look like silence to either side.
-        net.joinTimeout = joinTimeout; net.heartbeatTimeout = .infinity; net.stepTimeout = stepTimeout
+        net.joinTimeout = joinTimeout
+        net.heartbeatTimeout = .infinity
+        net.stepTimeout = stepTimeout
         let coordinator = try Coordinator(config: cfg, run: options, options: net, context: context)
         return try await withThrowingTaskGroup(of: RunSummary?.self) { group in
             group.addTask { try await coordinator.run() }
@@ -113,11 +129,16 @@ struct CoordinatorCommand: AsyncParsableCommand {
                 var o = WorkerOptions(endpoint: endpoint, name: "local-\(i)", threads: Parallel.threads)
                 o.printProgress = false
                 o.coordinatorTimeout = .infinity
-                group.addTask { try await Worker(options: o, context: context).run(); return nil }
+                group.addTask {
+                    try await Worker(options: o, context: context).run()
+                    return nil
+                }
             }
             var summary: RunSummary?
             for try await result in group { if let result { summary = result } }
-            guard let summary else { throw TrainingError.unsupported("the in-process coordinator ended without a summary") }
+            guard let summary else {
+                throw TrainingError.unsupported("the in-process coordinator ended without a summary")
+            }
             return summary
         }
     }

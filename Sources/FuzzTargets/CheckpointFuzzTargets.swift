@@ -5,13 +5,16 @@ import TransformerModel
 extension FuzzTarget {
     /// The model of the seed checkpoint (Tests/FuzzTargetsTests/FuzzCorpus/micro.json): loading reads the
     /// parameters and both Adam moments into arenas of this layout, as a resume does.
-    package static let checkpointModel = ModelConfig(vocabSize: 8, dModel: 4, heads: 1, dFF: 8, encoderLayers: 1,
-                                                     decoderLayers: 1, maxLen: 8)
+    package static let checkpointModel = ModelConfig(
+        vocabSize: 8, dModel: 4, heads: 1, dFF: 8, encoderLayers: 1,
+        decoderLayers: 1, maxLen: 8)
     private static let checkpointLayout = ParameterLayout(config: checkpointModel)
 
     /// `SafetensorsFile(bytes:)` and every read a resume makes from it.
-    static let safetensors = FuzzTarget(name: "safetensors", summary: "SafetensorsFile: header, offsets, tensor reads",
-                                        isJSON: false) { bytes in
+    static let safetensors = FuzzTarget(
+        name: "safetensors", summary: "SafetensorsFile: header, offsets, tensor reads",
+        isJSON: false
+    ) { bytes in
         let file: SafetensorsFile
         do {
             file = try SafetensorsFile(bytes: bytes, path: "fuzz.safetensors")
@@ -21,13 +24,17 @@ extension FuzzTarget {
         }
         var end = 0
         for tensor in file.tensors {
-            fuzzInvariant(tensor.dataOffsets.lowerBound == end, "tensor \(tensor.name) does not start where the previous ended")
+            fuzzInvariant(
+                tensor.dataOffsets.lowerBound == end, "tensor \(tensor.name) does not start where the previous ended")
             end = tensor.dataOffsets.upperBound
             do {
                 let raw = try file.bytes(of: tensor.name)
-                fuzzInvariant(raw.count == tensor.elementCount * tensor.dtype.byteSize, "tensor \(tensor.name) has \(raw.count) bytes")
+                fuzzInvariant(
+                    raw.count == tensor.elementCount * tensor.dtype.byteSize,
+                    "tensor \(tensor.name) has \(raw.count) bytes")
                 if tensor.dtype == .f32 || tensor.dtype == .f16 {
-                    fuzzInvariant(try file.floats(named: tensor.name).count == tensor.elementCount, "floats of \(tensor.name)")
+                    fuzzInvariant(
+                        try file.floats(named: tensor.name).count == tensor.elementCount, "floats of \(tensor.name)")
                 }
             } catch {
                 fuzzInvariant(false, "validated tensor \(tensor.name) cannot be read: \(error)")
@@ -45,8 +52,10 @@ extension FuzzTarget {
 
     /// `state.json` as `CheckpointStore.load` and a resume read it: checksums, format, step, the
     /// saved config and the loss-scale state.
-    static let stateJSON = FuzzTarget(name: "state-json", summary: "state.json: checksums, step, saved config, loss scale",
-                                      isJSON: true) { input in
+    static let stateJSON = FuzzTarget(
+        name: "state-json", summary: "state.json: checksums, step, saved config, loss scale",
+        isJSON: true
+    ) { input in
         var bytes = input
         let parsed: CheckpointStateFile.Parsed
         do throws(CheckpointDefect) {
@@ -55,8 +64,11 @@ extension FuzzTarget {
             } catch .checksumMismatch(file: "state.json", let expected, let actual) {
                 // Almost every mutant breaks the state's CRC; fixing it (as a PNG fuzzer fixes
                 // chunk CRCs) lets the mutants reach the checks behind it.
-                guard let fixed = replacingLast(Array("\"state\": \"\(expected)\"".utf8), with: Array("\"state\": \"\(actual)\"".utf8),
-                                                in: bytes) else { throw CheckpointDefect.checksumMismatch(file: "state.json", expected: expected, actual: actual) }
+                guard
+                    let fixed = replacingLast(
+                        Array("\"state\": \"\(expected)\"".utf8), with: Array("\"state\": \"\(actual)\"".utf8),
+                        in: bytes)
+                else { throw CheckpointDefect.checksumMismatch(file: "state.json", expected: expected, actual: actual) }
                 bytes = fixed
                 parsed = try CheckpointStateFile.parse(bytes)
             }

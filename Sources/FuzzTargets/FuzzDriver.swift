@@ -1,8 +1,9 @@
 import Foundation
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// What a run of the mutation driver did.
@@ -24,7 +25,8 @@ package enum FuzzCorpus {
             var isDirectory: ObjCBool = false
             let path = directory + "/" + name
             guard !name.hasPrefix("."), FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory),
-                  !isDirectory.boolValue, let data = FileManager.default.contents(atPath: path) else { return nil }
+                !isDirectory.boolValue, let data = FileManager.default.contents(atPath: path)
+            else { return nil }
             return Array(data)
         }
     }
@@ -37,15 +39,22 @@ package enum FuzzDriver {
     /// nil: no limit of that kind). `lastInput`, if given, is a file that always holds the input
     /// being decoded (a shared memory map, so it survives a crash or a kill): the input to keep
     /// when the process dies.
-    package static func run(_ target: FuzzTarget, seeds: [[UInt8]], inputs: Int?, seconds: Double?, seed: UInt64 = 1,
-                            maxLength: Int = 1 << 16, lastInput: String? = nil) -> FuzzReport {
-        let recorder = lastInput.flatMap { LastInputFile(path: $0, capacity: maxLength + (seeds.map(\.count).max() ?? 0)) }
+    package static func run(
+        _ target: FuzzTarget, seeds: [[UInt8]], inputs: Int?, seconds: Double?, seed: UInt64 = 1,
+        maxLength: Int = 1 << 16, lastInput: String? = nil
+    ) -> FuzzReport {
+        let recorder = lastInput.flatMap {
+            LastInputFile(path: $0, capacity: maxLength + (seeds.map(\.count).max() ?? 0))
+        }
         var report = FuzzReport()
         let start = DispatchTime.now().uptimeNanoseconds
         func budgetLeft() -> Bool {
             if let inputs, report.inputs >= inputs { return false }
             if let seconds, report.inputs % 64 == 0,
-               Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 >= seconds { return false }
+                Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 >= seconds
+            {
+                return false
+            }
             return true
         }
         func runOne(_ input: [UInt8]) -> FuzzOutcome {
@@ -66,7 +75,11 @@ package enum FuzzDriver {
             let other = pool[mutator.random.below(pool.count)]
             let input = mutator.mutate(base, other: other)
             if runOne(input) == .accepted {
-                if pool.count < poolLimit { pool.append(input) } else { pool[seeds.count + mutator.random.below(256)] = input }
+                if pool.count < poolLimit {
+                    pool.append(input)
+                } else {
+                    pool[seeds.count + mutator.random.below(256)] = input
+                }
             }
         }
         recorder?.remove()
@@ -78,11 +91,11 @@ package enum FuzzDriver {
     package static func peakRSSKiB() -> Int {
         var usage = rusage()
         #if os(macOS)
-        guard getrusage(RUSAGE_SELF, &usage) == 0 else { return 0 }
-        return Int(usage.ru_maxrss) / 1024
+            guard getrusage(RUSAGE_SELF, &usage) == 0 else { return 0 }
+            return Int(usage.ru_maxrss) / 1024
         #else
-        guard getrusage(RUSAGE_SELF.rawValue, &usage) == 0 else { return 0 }
-        return Int(usage.ru_maxrss)
+            guard getrusage(RUSAGE_SELF.rawValue, &usage) == 0 else { return 0 }
+            return Int(usage.ru_maxrss)
         #endif
     }
 }

@@ -45,7 +45,8 @@ package struct Mutator {
         "18446744073709551615", "18446744073709551616", "1e19", "0.1", "3.0", "1E2", "00", "-", "1.", ".5", "1e",
     ]
     static let jsonStrings = [
-        "\"\"", "\"\\u0000\"", "\"\\ud800\"", "\"\\udc00\\ud800\"", "\"\\ud83d\\ude00\"", "\"\u{2581}\"", "\"e\u{301}\"",
+        "\"\"", "\"\\u0000\"", "\"\\ud800\"", "\"\\udc00\\ud800\"", "\"\\ud83d\\ude00\"", "\"\u{2581}\"",
+        "\"e\u{301}\"",
         "\"<unk>\"", "\"<s>\"", "\"F32\"", "\"F16\"", "\"BPE\"", "\"Metaspace\"", "\"always\"", "\"crc32\"", "\"\\\"\"",
         "\"\\\\\"", "\"\\x\"", "\"abc", "\"\u{7F}\"",
     ]
@@ -98,7 +99,10 @@ package struct Mutator {
         case 8 where !bytes.isEmpty:  // truncate
             bytes.removeLast(1 + random.below(bytes.count))
         default:  // add or subtract a small amount from a byte
-            guard !bytes.isEmpty else { bytes.append(UInt8(truncatingIfNeeded: random.next())); return }
+            guard !bytes.isEmpty else {
+                bytes.append(UInt8(truncatingIfNeeded: random.next()))
+                return
+            }
             let i = random.below(bytes.count)
             bytes[i] = bytes[i] &+ UInt8(truncatingIfNeeded: random.below(7) - 3)
         }
@@ -115,7 +119,9 @@ package struct Mutator {
         default:
             if random.below(8) == 0 {  // nesting at and beyond the parsers' depth limits
                 let depth = [2, 511, 512, 513, 5000][random.below(5)]
-                bytes = Array(String(repeating: "[", count: depth).utf8) + bytes + Array(String(repeating: "]", count: depth).utf8)
+                bytes =
+                    Array(String(repeating: "[", count: depth).utf8) + bytes
+                    + Array(String(repeating: "]", count: depth).utf8)
                 return
             }
             replacement = ""  // delete the token

@@ -38,14 +38,18 @@ package enum FuzzFrames {
 
 extension FuzzTarget {
     /// `WireMessage(frames:)`: every message kind, header and payload.
-    static let wireMessage = FuzzTarget(name: "wire-message", summary: "WireMessage(frames:): header frame + payload frame",
-                                        isJSON: false) { bytes in
+    static let wireMessage = FuzzTarget(
+        name: "wire-message", summary: "WireMessage(frames:): header frame + payload frame",
+        isJSON: false
+    ) { bytes in
         decodeFrames(FuzzFrames.split(bytes).map { Frame($0) })
     }
 
     /// The JSON payload of `hello` and `welcome` (HandshakeJSON), behind a valid header of each kind.
-    static let handshakeJSON = FuzzTarget(name: "handshake-json", summary: "HandshakeJSON: hello and welcome payloads",
-                                          isJSON: true) { bytes in
+    static let handshakeJSON = FuzzTarget(
+        name: "handshake-json", summary: "HandshakeJSON: hello and welcome payloads",
+        isJSON: true
+    ) { bytes in
         var outcome = FuzzOutcome.rejected
         for kind in [MessageKind.hello, .welcome] {
             var header = MessageHeader(kind: kind)
@@ -76,16 +80,20 @@ extension FuzzTarget {
         } catch {
             fatalError("fuzz invariant failed: a re-encoded \(message.kind) message does not decode: \(error)")
         }
-        fuzzInvariant(again.frames().map(\.bytes) == once.map(\.bytes), "re-encoding a decoded \(message.kind) message is not stable")
+        fuzzInvariant(
+            again.frames().map(\.bytes) == once.map(\.bytes),
+            "re-encoding a decoded \(message.kind) message is not stable")
         return .accepted
     }
 
     /// What the coordinator and workers do with a bucket, into an arena of the size the bucket
     /// claims when that is small (a receiver's arena has the size of its own plan, never the peer's).
     private static func readBucket(_ bucket: TensorBucket) {
-        fuzzInvariant(bucket.payload.count == bucket.elementCount * bucket.elementType.byteSize,
-                      "payload of \(bucket.payload.count) bytes for \(bucket.elementCount) elements")
-        fuzzInvariant(bucket.range.upperBound <= bucket.totalCount, "bucket range \(bucket.range) beyond \(bucket.totalCount)")
+        fuzzInvariant(
+            bucket.payload.count == bucket.elementCount * bucket.elementType.byteSize,
+            "payload of \(bucket.payload.count) bytes for \(bucket.elementCount) elements")
+        fuzzInvariant(
+            bucket.range.upperBound <= bucket.totalCount, "bucket range \(bucket.range) beyond \(bucket.totalCount)")
         guard bucket.totalCount <= 1 << 16 else { return }
         let arena = FloatBuffer(count: bucket.totalCount)
         do {
@@ -121,20 +129,37 @@ extension FuzzTarget {
         let loss = LossStatistics(lossSum: 12.5, nllSum: 11.25, tokens: 40, correct: 17)
         return [
             ("hello", .hello(Hello(configHash: "1a2b3c4d5e6f7081", tokenizerHash: nil, name: "worker-1", threads: 2))),
-            ("welcome", .welcome(Welcome(rank: 1, worldSize: 2, step: 3, dataCursor: 24, config: "{\"name\":\"copy\"}"))),
+            (
+                "welcome",
+                .welcome(Welcome(rank: 1, worldSize: 2, step: 3, dataCursor: 24, config: "{\"name\":\"copy\"}"))
+            ),
             ("refuse", .refuse(reason: "config hash differs")),
             ("shutdown", .shutdown(reason: "training finished")),
             ("weights-f32", .weights(bucket(0, .float32))),
             ("weights-f16", .weights(bucket(2, .float16))),
             ("gradients-f32", .gradients(bucket(1, .float32, node: TreeNode(start: 2, count: 2)))),
             ("gradients-f16", .gradients(bucket(2, .float16, node: TreeNode(start: 0, count: 1)))),
-            ("work", .work(WorkOrder(step: 4, rank: 1, attempt: 0, gradientMultiplier: 1024, firstPosition: 4, microBatches: [8, 9, 10, 11]))),
+            (
+                "work",
+                .work(
+                    WorkOrder(
+                        step: 4, rank: 1, attempt: 0, gradientMultiplier: 1024, firstPosition: 4,
+                        microBatches: [8, 9, 10, 11]))
+            ),
             ("step-stats", .stepStats(StepStatistics(step: 4, rank: 1, loss: loss, finite: true))),
             ("heartbeat", .heartbeat(Heartbeat(step: 4, rank: 1, nanoseconds: 123_456_789))),
             ("validate", .validate(ValidationOrder(step: 4, rank: 1, translating: true, units: [1, 3, 5]))),
-            ("validation-loss", .validationPart(ValidationPartMessage(step: 4, rank: 1, unit: 1, part: .loss(loss, exact: 3)))),
-            ("validation-translations", .validationPart(ValidationPartMessage(step: 4, rank: 1, unit: 5,
-                                                                              part: .translations([[5, 6, 7], [], [4]])))),
+            (
+                "validation-loss",
+                .validationPart(ValidationPartMessage(step: 4, rank: 1, unit: 1, part: .loss(loss, exact: 3)))
+            ),
+            (
+                "validation-translations",
+                .validationPart(
+                    ValidationPartMessage(
+                        step: 4, rank: 1, unit: 5,
+                        part: .translations([[5, 6, 7], [], [4]])))
+            ),
         ]
     }
 }

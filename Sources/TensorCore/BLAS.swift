@@ -37,16 +37,18 @@ package enum BLAS {
         // switches to its small-matrix kernels, whose summation order differs from the blocked
         // kernels the unsplit product uses (the split would then change bits).
         guard parts > 1, (m / parts - 12) * n * k >= 1 << 20 else {
-            gemmSerial(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
-                       b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+            gemmSerial(
+                transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
+                b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
             return
         }
         Parallel.forEach(parts) { p in
             let lo = p == 0 ? 0 : (m * p / parts) / 12 * 12
             let hi = p == parts - 1 ? m : (m * (p + 1) / parts) / 12 * 12
-            gemmSerial(transA: transA, transB: transB, m: hi - lo, n: n, k: k, alpha: alpha,
-                       a: transA ? a + lo : a + lo * lda, lda: lda, b: b, ldb: ldb, beta: beta,
-                       c: c + lo * ldc, ldc: ldc)
+            gemmSerial(
+                transA: transA, transB: transB, m: hi - lo, n: n, k: k, alpha: alpha,
+                a: transA ? a + lo : a + lo * lda, lda: lda, b: b, ldb: ldb, beta: beta,
+                c: c + lo * ldc, ldc: ldc)
         }
     }
 
@@ -60,13 +62,16 @@ package enum BLAS {
     /// C[M,N] = A[M,K] B[N,K]^T (+ C when `accumulate`), B read once in place
     /// (`ckernels_gemm_nt`): each element one dot product in a fixed order, so the bits do not
     /// depend on M, on the CPU or on the thread count. Columns are split across `Parallel.threads`.
-    package static func gemmFewRows(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int,
-                                   b: UnsafePointer<Float>, ldb: Int, accumulate: Bool,
-                                   c: UnsafeMutablePointer<Float>, ldc: Int) {
+    package static func gemmFewRows(
+        m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int,
+        b: UnsafePointer<Float>, ldb: Int, accumulate: Bool,
+        c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
         Parallel.rows(n, costPerRow: 2 * m * k) { cols in
             guard !cols.isEmpty else { return }
-            ckernels_gemm_nt(a, Int64(m), Int64(lda), b + cols.lowerBound * ldb, Int64(cols.count), Int64(ldb),
-                             Int64(k), c + cols.lowerBound, Int64(ldc), accumulate ? 1 : 0)
+            ckernels_gemm_nt(
+                a, Int64(m), Int64(lda), b + cols.lowerBound * ldb, Int64(cols.count), Int64(ldb),
+                Int64(k), c + cols.lowerBound, Int64(ldc), accumulate ? 1 : 0)
         }
     }
 
@@ -78,8 +83,9 @@ package enum BLAS {
         b: UnsafePointer<Float>, ldb: Int,
         beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int
     ) {
-        cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-                    Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+        cblas_sgemm(
+            CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+            Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     }
 
     /// x *= alpha

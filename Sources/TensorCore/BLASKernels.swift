@@ -18,9 +18,12 @@ package enum BLASKernels {
 
     /// A better kernel set than the generic fallback for this CPU, or nil when OpenBLAS already
     /// chose specific kernels (then it is left alone).
-    package static func recommendedCoreType(coreName: String = coreName, cpuFlags: Set<String> = cpuFlags()) -> String? {
+    package static func recommendedCoreType(coreName: String = coreName, cpuFlags: Set<String> = cpuFlags()) -> String?
+    {
         guard coreName == "Prescott" else { return nil }
-        if ["avx512f", "avx512vl", "avx512bw", "avx512dq", "avx512cd"].allSatisfy(cpuFlags.contains) { return "SkylakeX" }
+        if ["avx512f", "avx512vl", "avx512bw", "avx512dq", "avx512cd"].allSatisfy(cpuFlags.contains) {
+            return "SkylakeX"
+        }
         if ["avx2", "fma"].allSatisfy(cpuFlags.contains) { return "Haswell" }
         return nil
     }
@@ -28,8 +31,9 @@ package enum BLASKernels {
     /// The `flags` of the first CPU in /proc/cpuinfo (empty where there is no such file).
     package static func cpuFlags() -> Set<String> {
         guard let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
-              let line = text.split(separator: "\n").first(where: { $0.hasPrefix("flags") }),
-              let colon = line.firstIndex(of: ":") else { return [] }
+            let line = text.split(separator: "\n").first(where: { $0.hasPrefix("flags") }),
+            let colon = line.firstIndex(of: ":")
+        else { return [] }
         return Set(line[line.index(after: colon)...].split(separator: " ").map(String.init))
     }
 
@@ -40,7 +44,8 @@ package enum BLASKernels {
     package static func restartWithFasterKernelsIfNeeded() {
         let environment = ProcessInfo.processInfo.environment
         guard environment["OPENBLAS_CORETYPE"] == nil, environment["TRANSFORMER_BLAS_RESTARTED"] == nil,
-              let core = recommendedCoreType() else { return }
+            let core = recommendedCoreType()
+        else { return }
         setenv("OPENBLAS_CORETYPE", core, 1)
         setenv("TRANSFORMER_BLAS_RESTARTED", "1", 1)
         let arguments = CommandLine.arguments

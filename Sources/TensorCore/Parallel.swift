@@ -11,12 +11,18 @@ public enum Parallel {
     /// OpenBLAS itself is kept single-threaded (see `BLAS.setThreads`).
     public static var threads: Int {
         get { _threads }
-        set { _threads = Swift.max(1, newValue); BLAS.setThreads(1) }
+        set {
+            _threads = Swift.max(1, newValue)
+            BLAS.setThreads(1)
+        }
     }
 
     /// Runs `body(i)` for i in 0..<count, concurrently (count is small: one part per thread).
     package static func forEach(_ count: Int, _ body: (Int) -> Void) {
-        if count <= 1 { if count == 1 { body(0) }; return }
+        if count <= 1 {
+            if count == 1 { body(0) }
+            return
+        }
         withoutActuallyEscaping(body) { body in
             nonisolated(unsafe) let body = body
             DispatchQueue.concurrentPerform(iterations: count) { body($0) }

@@ -47,8 +47,9 @@ package struct RandomStream: Sendable {
 
     package mutating func nextUInt32() -> UInt32 {
         if used == 4 {
-            pending = philox.block(UInt32(truncatingIfNeeded: position), UInt32(truncatingIfNeeded: position >> 32),
-                                   UInt32(truncatingIfNeeded: stream), UInt32(truncatingIfNeeded: stream >> 32))
+            pending = philox.block(
+                UInt32(truncatingIfNeeded: position), UInt32(truncatingIfNeeded: position >> 32),
+                UInt32(truncatingIfNeeded: stream), UInt32(truncatingIfNeeded: stream >> 32))
             position &+= 1
             used = 0
         }
@@ -80,7 +81,7 @@ package struct RandomStream: Sendable {
 }
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif

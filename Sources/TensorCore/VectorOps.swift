@@ -9,17 +9,27 @@ package enum VectorOps {
         var i = 0
         while i + 4 <= count {
             let a = Double(x[i]), b = Double(x[i + 1]), c = Double(x[i + 2]), d = Double(x[i + 3])
-            acc0 += a * a; acc1 += b * b; acc2 += c * c; acc3 += d * d
+            acc0 += a * a
+            acc1 += b * b
+            acc2 += c * c
+            acc3 += d * d
             i += 4
         }
-        while i < count { let a = Double(x[i]); acc0 += a * a; i += 1 }
+        while i < count {
+            let a = Double(x[i])
+            acc0 += a * a
+            i += 1
+        }
         return (acc0 + acc1) + (acc2 + acc3)
     }
 
     /// True when every value is finite.
     package static func allFinite(_ x: UnsafePointer<Float>, count: Int) -> Bool {
         var bad = false
-        for i in 0..<count where !x[i].isFinite { bad = true; break }
+        for i in 0..<count where !x[i].isFinite {
+            bad = true
+            break
+        }
         return !bad
     }
 
@@ -37,8 +47,10 @@ package enum VectorOps {
 
     /// dh = h > 0 ? dh * scale : 0, with h the output of ReLU (and of dropout after it, whose zeros
     /// then block the gradient too, so `scale` is dropout's keep scale or 1).
-    package static func reluBackward(_ dh: UnsafeMutablePointer<Float>, output h: UnsafePointer<Float>,
-                                    count: Int, scale: Float) {
+    package static func reluBackward(
+        _ dh: UnsafeMutablePointer<Float>, output h: UnsafePointer<Float>,
+        count: Int, scale: Float
+    ) {
         ckernels_relu_backward(dh, h, count, scale)
     }
 }

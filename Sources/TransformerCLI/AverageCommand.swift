@@ -13,8 +13,10 @@ struct AverageCommand: ParsableCommand {
             The output holds model.safetensors, state.json and an optimizer.safetensors without tensors: \
             use it with translate and evaluate; training cannot resume from it.
             """)
-    @Option(parsing: .upToNextOption, help: "Checkpoint directories to average (of one run).") var checkpoints: [String] = []
-    @Option(help: "Average the newest N checkpoints of a run directory (give the run directory as the argument).") var last: Int?
+    @Option(parsing: .upToNextOption, help: "Checkpoint directories to average (of one run).") var checkpoints:
+        [String] = []
+    @Option(help: "Average the newest N checkpoints of a run directory (give the run directory as the argument).")
+    var last: Int?
     @Argument(help: "Run directory (with --last).") var runDirectory: String?
     @Option(help: "Directory to create for the averaged checkpoint (must not exist).") var output: String
 

@@ -6,7 +6,8 @@ import TransformerModel
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Benchmarks.", subcommands: [BenchTrain.self, BenchHalf.self, BenchWire.self, BenchGemm.self, BenchDecode.self])
+        abstract: "Benchmarks.",
+        subcommands: [BenchTrain.self, BenchHalf.self, BenchWire.self, BenchGemm.self, BenchDecode.self])
 }
 
 /// Times full training steps (forward, loss, backward, clipping, AdamW) on a fixed random batch
@@ -61,18 +62,22 @@ struct BenchTrain: ParsableCommand {
             var rng = RandomStream(seed: 12345, stream: 7)
             let v = cfg.model.vocabSize
             func tokens(_ n: Int) -> [Int32] { (0..<n).map { _ in Int32(rng.int(in: 4..<v)) } }
-            let source = tokens(batch * srcLen), targetInput = tokens(batch * tgtLen), targetOutput = tokens(batch * tgtLen)
-            let data = Batch(batchSize: batch, sourceLength: srcLen, targetLength: tgtLen, source: source,
-                             targetInput: targetInput, targetOutput: targetOutput)
-            let replica = ReplicaTrainer(model: model, data: FixedBatchData(batch: data), labelSmoothing: cfg.training.labelSmoothing,
-                                         seed: cfg.training.seed)
+            let source = tokens(batch * srcLen), targetInput = tokens(batch * tgtLen),
+                targetOutput = tokens(batch * tgtLen)
+            let data = Batch(
+                batchSize: batch, sourceLength: srcLen, targetLength: tgtLen, source: source,
+                targetInput: targetInput, targetOutput: targetOutput)
+            let replica = ReplicaTrainer(
+                model: model, data: FixedBatchData(batch: data), labelSmoothing: cfg.training.labelSmoothing,
+                seed: cfg.training.seed)
             var times: [Double] = []
             for step in 1...(warmup + steps) {
                 let t0 = DispatchTime.now().uptimeNanoseconds
                 let stats = try replica.computeGradients(step: step, microBatches: [0])
-                _ = optimizer.apply(parameters: master?.pointer ?? model.arena.values.pointer,
-                                    gradients: model.arena.gradients.pointer,
-                                    count: model.arena.layout.totalCount, tokens: stats.tokens)
+                _ = optimizer.apply(
+                    parameters: master?.pointer ?? model.arena.values.pointer,
+                    gradients: model.arena.gradients.pointer,
+                    count: model.arena.layout.totalCount, tokens: stats.tokens)
                 if let master { model.loadParameters(from: master.pointer) }
                 let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
                 if step > warmup { times.append(dt) }
@@ -80,9 +85,12 @@ struct BenchTrain: ParsableCommand {
             // Read before the reference product allocates its operands.
             let peakRSS = peakResidentBytes()
             let peak = gemmPeak ? GemmTimer().squareGFLOPS() : nil
-            let flops = Double(StepProducts(config: cfg.model, batch: batch, sourceLength: srcLen, targetLength: tgtLen).totalFLOPs)
+            let flops = Double(
+                StepProducts(config: cfg.model, batch: batch, sourceLength: srcLen, targetLength: tgtLen).totalFLOPs)
             times.sort()
-            let median = times.count % 2 == 1 ? times[times.count / 2] : (times[times.count / 2 - 1] + times[times.count / 2]) / 2
+            let median =
+                times.count % 2 == 1
+                ? times[times.count / 2] : (times[times.count / 2 - 1] + times[times.count / 2]) / 2
             var result: [String: Any] = [
                 "config": cfg.name, "threads": threads, "batch": batch, "src_len": srcLen, "tgt_len": tgtLen,
                 "blas_kernels": BLASKernels.coreName,

@@ -52,16 +52,20 @@ struct BenchDecode: ParsableCommand {
                 if i >= warmup { times.append(dt) }
             }
             times.sort()
-            let median = times.count % 2 == 1 ? times[times.count / 2] : (times[times.count / 2 - 1] + times[times.count / 2]) / 2
-            FileHandle.standardOutput.write(RunLog.jsonLine([
-                "impl": "ours", "decoder": beam > 1 ? "beam" : "greedy", "kv_cache": true,
-                "config": cfg.name, "batch": batch, "src_len": srcLen, "new_tokens": newTokens, "beam": beam,
-                "threads": threads, "repeats": repeats, "warmup": warmup, "blas_kernels": BLASKernels.coreName,
-                "generated_tokens_per_second": Double(batch * newTokens) / median,
-                "ms_per_step": median / Double(newTokens) * 1000,
-                "decode_seconds_median": median, "decode_seconds_min": times.first ?? 0, "decode_seconds_max": times.last ?? 0,
-                "peak_rss_bytes": peakResidentBytes(), "parameters": model.parameterCount,
-            ]))
+            let median =
+                times.count % 2 == 1
+                ? times[times.count / 2] : (times[times.count / 2 - 1] + times[times.count / 2]) / 2
+            FileHandle.standardOutput.write(
+                RunLog.jsonLine([
+                    "impl": "ours", "decoder": beam > 1 ? "beam" : "greedy", "kv_cache": true,
+                    "config": cfg.name, "batch": batch, "src_len": srcLen, "new_tokens": newTokens, "beam": beam,
+                    "threads": threads, "repeats": repeats, "warmup": warmup, "blas_kernels": BLASKernels.coreName,
+                    "generated_tokens_per_second": Double(batch * newTokens) / median,
+                    "ms_per_step": median / Double(newTokens) * 1000,
+                    "decode_seconds_median": median, "decode_seconds_min": times.first ?? 0,
+                    "decode_seconds_max": times.last ?? 0,
+                    "peak_rss_bytes": peakResidentBytes(), "parameters": model.parameterCount,
+                ]))
         }
     }
 

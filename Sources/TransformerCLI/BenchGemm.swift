@@ -9,7 +9,8 @@ import TransformerModel
 /// one `BLAS.gemmSerial` per sequence and head for attention), plus a square product, at 1 and 2
 /// threads (or `--threads`). Prints one JSON line.
 struct BenchGemm: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "gemm", abstract: "Time sgemm at a training step's shapes.")
+    static let configuration = CommandConfiguration(
+        commandName: "gemm", abstract: "Time sgemm at a training step's shapes.")
     @Option(help: "Config name or file whose step shapes are timed.") var config = "base"
     @Option(help: "Sentence pairs per batch.") var batch: Int = 64
     @Option(help: "Source length.") var srcLen: Int = 32
@@ -57,11 +58,12 @@ struct BenchGemm: ParsableCommand {
                     "shapes": shapes,
                 ])
             }
-            FileHandle.standardOutput.write(RunLog.jsonLine([
-                "config": cfg.name, "batch": batch, "src_len": srcLen, "tgt_len": tgtLen,
-                "blas_kernels": BLASKernels.coreName, "square_size": square,
-                "gflops_per_step": Double(step.totalFLOPs) / 1e9, "results": results,
-            ]))
+            FileHandle.standardOutput.write(
+                RunLog.jsonLine([
+                    "config": cfg.name, "batch": batch, "src_len": srcLen, "tgt_len": tgtLen,
+                    "blas_kernels": BLASKernels.coreName, "square_size": square,
+                    "gflops_per_step": Double(step.totalFLOPs) / 1e9, "results": results,
+                ]))
         }
     }
 }
@@ -103,7 +105,8 @@ struct GemmTimer {
     func gflops(_ s: GemmShape, perHeadCalls: Int? = nil) -> Double {
         let calls = perHeadCalls ?? 1
         let aCount = s.m * s.k, bCount = s.k * s.n, cCount = s.m * s.n
-        let a = FloatBuffer(count: aCount * calls), b = FloatBuffer(count: bCount * calls), c = FloatBuffer(count: cCount * calls)
+        let a = FloatBuffer(count: aCount * calls), b = FloatBuffer(count: bCount * calls),
+            c = FloatBuffer(count: cCount * calls)
         var rng = RandomStream(seed: 99, stream: 3)
         for i in 0..<a.count { a.pointer[i] = rng.uniform() - 0.5 }
         for i in 0..<b.count { b.pointer[i] = rng.uniform() - 0.5 }
@@ -112,14 +115,16 @@ struct GemmTimer {
         let ap = UnsafePointer(a.pointer), bp = UnsafePointer(b.pointer), cp = c.pointer
         func once() {
             if perHeadCalls == nil {
-                BLAS.gemm(transA: s.transA, transB: s.transB, m: s.m, n: s.n, k: s.k, a: ap, lda: lda, b: bp, ldb: ldb,
-                          c: cp, ldc: s.n)
+                BLAS.gemm(
+                    transA: s.transA, transB: s.transB, m: s.m, n: s.n, k: s.k, a: ap, lda: lda, b: bp, ldb: ldb,
+                    c: cp, ldc: s.n)
                 return
             }
             Parallel.rows(calls, costPerRow: s.flops) { range in
                 for i in range {
-                    BLAS.gemmSerial(transA: s.transA, transB: s.transB, m: s.m, n: s.n, k: s.k, a: ap + i * aCount, lda: lda,
-                                    b: bp + i * bCount, ldb: ldb, c: cp + i * cCount, ldc: s.n)
+                    BLAS.gemmSerial(
+                        transA: s.transA, transB: s.transB, m: s.m, n: s.n, k: s.k, a: ap + i * aCount, lda: lda,
+                        b: bp + i * bCount, ldb: ldb, c: cp + i * cCount, ldc: s.n)
                 }
             }
         }

@@ -7,7 +7,8 @@ import Training
 struct BleuCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bleu",
-        abstract: "Corpus BLEU and chrF of a hypothesis file against a reference file (sacreBLEU defaults, JSON output).",
+        abstract:
+            "Corpus BLEU and chrF of a hypothesis file against a reference file (sacreBLEU defaults, JSON output).",
         discussion: """
             Both files are UTF-8 text with one sentence a line; line i of --hyp is scored against \
             line i of --ref, so the files must have the same number of lines (empty lines count). \
@@ -21,14 +22,17 @@ struct BleuCommand: ParsableCommand {
             let hypotheses = try readTextLines(hyp, role: "--hyp")
             let references = try readTextLines(ref, role: "--ref")
             guard hypotheses.count == references.count else {
-                throw BleuCommandError.lineCountMismatch(hyp: hyp, hypLines: hypotheses.count,
-                                                         ref: ref, refLines: references.count)
+                throw BleuCommandError.lineCountMismatch(
+                    hyp: hyp, hypLines: hypotheses.count,
+                    ref: ref, refLines: references.count)
             }
             let bleu = CorpusBLEU.score(hypotheses: hypotheses, references: references)
             let chrf = CorpusChrF.score(hypotheses: hypotheses, references: references)
-            let o: [String: Any] = ["bleu": bleu.score, "chrf": chrf, "precisions": bleu.precisions,
-                                    "bp": bleu.brevityPenalty, "sys_len": bleu.hypothesisLength,
-                                    "ref_len": bleu.referenceLength, "lines": hypotheses.count]
+            let o: [String: Any] = [
+                "bleu": bleu.score, "chrf": chrf, "precisions": bleu.precisions,
+                "bp": bleu.brevityPenalty, "sys_len": bleu.hypothesisLength,
+                "ref_len": bleu.referenceLength, "lines": hypotheses.count,
+            ]
             FileHandle.standardOutput.write(RunLog.jsonLine(o))
         }
     }

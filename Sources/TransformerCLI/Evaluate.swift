@@ -8,7 +8,10 @@ import TransformerModel
 struct Evaluate: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Evaluate a checkpoint on a data file (JSON output).")
     @Option(help: "Checkpoint directory (or a run directory).") var checkpoint: String
-    @Option(help: "TSV file: source TAB target (text for translation, space-separated ids for the toy tasks). Default: the config's validation set.")
+    @Option(
+        help:
+            "TSV file: source TAB target (text for translation, space-separated ids for the toy tasks). Default: the config's validation set."
+    )
     var data: String?
     @Option(help: "Beam width (1 = greedy).") var beam: Int = 1
     @Option(help: "GNMT length penalty alpha for beam search.") var lengthPenalty: Double = 0.6
@@ -24,21 +27,31 @@ struct Evaluate: ParsableCommand {
     }
 
     private func evaluateToy(_ loaded: CheckpointModel) throws {
-        guard beam == 1 else { throw TrainingError.unsupported("--beam applies to translation checkpoints; the toy tasks report greedy sequence accuracy") }
+        guard beam == 1 else {
+            throw TrainingError.unsupported(
+                "--beam applies to translation checkpoints; the toy tasks report greedy sequence accuracy")
+        }
         let v = loaded.config.model.vocabSize
         let pairs: [(source: [Int32], target: [Int32])]
         if let data {
             pairs = try readLines(data).enumerated().filter { !$0.element.isEmpty }.map { i, line in
                 let parts = line.split(separator: "\t", omittingEmptySubsequences: false)
-                guard parts.count == 2 else { throw TrainingError.invalidBatch("\(data):\(i + 1): expected source TAB target") }
-                return (try parseIDs(String(parts[0]), lineNumber: i + 1, vocab: v), try parseIDs(String(parts[1]), lineNumber: i + 1, vocab: v))
+                guard parts.count == 2 else {
+                    throw TrainingError.invalidBatch("\(data):\(i + 1): expected source TAB target")
+                }
+                return (
+                    try parseIDs(String(parts[0]), lineNumber: i + 1, vocab: v),
+                    try parseIDs(String(parts[1]), lineNumber: i + 1, vocab: v)
+                )
             }
         } else {
             pairs = try makeTrainingData(loaded.config).validationPairs
         }
         let r = try Validator(pairs: pairs, decode: true).run(loaded.model)
-        var o: [String: Any] = ["checkpoint": loaded.directory, "pairs": pairs.count, "loss": r.loss,
-                                "perplexity": r.perplexity, "token_accuracy": r.tokenAccuracy]
+        var o: [String: Any] = [
+            "checkpoint": loaded.directory, "pairs": pairs.count, "loss": r.loss,
+            "perplexity": r.perplexity, "token_accuracy": r.tokenAccuracy,
+        ]
         if let s = r.sequenceAccuracy { o["sequence_accuracy"] = s }
         FileHandle.standardOutput.write(RunLog.jsonLine(o))
     }
@@ -55,23 +68,29 @@ struct Evaluate: ParsableCommand {
         if fitting.count < ids.count { corpus.skipped[.tooLong] = ids.count - fitting.count }
         printError("evaluate: \(corpus.report)")
         let r = try Validator(pairs: fitting, decode: false).run(loaded.model)
-        let translator = TextTranslator(model: loaded.model, tokenizer: bpe, beamWidth: beam, lengthPenalty: lengthPenalty)
+        let translator = TextTranslator(
+            model: loaded.model, tokenizer: bpe, beamWidth: beam, lengthPenalty: lengthPenalty)
         let start = Date()
         let hypotheses = try translator.translate(ids: ids.map(\.source)).map { bpe.decode($0) }
         let seconds = Date().timeIntervalSince(start)
         let references = corpus.pairs.map(\.target)
         if let output {
-            guard FileManager.default.createFile(atPath: output, contents: Data((hypotheses.joined(separator: "\n") + "\n").utf8)) else {
+            guard
+                FileManager.default.createFile(
+                    atPath: output, contents: Data((hypotheses.joined(separator: "\n") + "\n").utf8))
+            else {
                 throw TrainingError.invalidBatch("cannot write \(output)")
             }
         }
         let bleu = CorpusBLEU.score(hypotheses: hypotheses, references: references)
-        let o: [String: Any] = ["checkpoint": loaded.directory, "data": path, "pairs": corpus.pairs.count,
-                                "loss": r.loss, "perplexity": r.perplexity, "token_accuracy": r.tokenAccuracy,
-                                "bleu": bleu.score, "chrf": CorpusChrF.score(hypotheses: hypotheses, references: references),
-                                "bleu_precisions": bleu.precisions, "brevity_penalty": bleu.brevityPenalty,
-                                "beam": beam, "length_penalty": lengthPenalty, "decode_seconds": seconds,
-                                "seconds_per_sentence": seconds / Double(Swift.max(1, hypotheses.count))]
+        let o: [String: Any] = [
+            "checkpoint": loaded.directory, "data": path, "pairs": corpus.pairs.count,
+            "loss": r.loss, "perplexity": r.perplexity, "token_accuracy": r.tokenAccuracy,
+            "bleu": bleu.score, "chrf": CorpusChrF.score(hypotheses: hypotheses, references: references),
+            "bleu_precisions": bleu.precisions, "brevity_penalty": bleu.brevityPenalty,
+            "beam": beam, "length_penalty": lengthPenalty, "decode_seconds": seconds,
+            "seconds_per_sentence": seconds / Double(Swift.max(1, hypotheses.count)),
+        ]
         FileHandle.standardOutput.write(RunLog.jsonLine(o))
     }
 }

@@ -26,10 +26,14 @@ struct PlotCommand: ParsableCommand {
                 for line in run.skippedLines { printError("skipped \(line)") }
                 runs.append(run)
             }
-            let path = output ?? (runDirectories.count == 1 ? (runDirectories[0] as NSString).appendingPathComponent("plot.svg") : "plot.svg")
+            let path =
+                output
+                ?? (runDirectories.count == 1
+                    ? (runDirectories[0] as NSString).appendingPathComponent("plot.svg") : "plot.svg")
             let parent = URL(fileURLWithPath: path).deletingLastPathComponent().path
             var isDirectory: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: parent, isDirectory: &isDirectory), isDirectory.boolValue else {
+            guard FileManager.default.fileExists(atPath: parent, isDirectory: &isDirectory), isDirectory.boolValue
+            else {
                 throw PlotError.unwritableOutput(path: path, reason: "directory \(parent) does not exist")
             }
             do {

@@ -27,14 +27,17 @@ struct TokenizerTrain: ParsableCommand {
             var lines: [String] = []
             for path in input {
                 let text = try TextLines(contentsOfFile: path)
-                if text.invalidLines > 0 { printError("\(path): skipped \(text.invalidLines) lines that are not valid UTF-8") }
+                if text.invalidLines > 0 {
+                    printError("\(path): skipped \(text.invalidLines) lines that are not valid UTF-8")
+                }
                 lines.append(contentsOf: text.lines)
             }
             let tokenizer = try BPETokenizer.train(lines: lines, vocabSize: vocabSize)
             try tokenizer.write(toFile: output)
             let seconds = Date().timeIntervalSince(start)
-            printLine("\(lines.count) lines, \(tokenizer.merges.count) merges, vocabulary \(tokenizer.vocabSize), "
-                      + String(format: "%.2f s", seconds) + ", hash \(tokenizer.hash) -> \(output)")
+            printLine(
+                "\(lines.count) lines, \(tokenizer.merges.count) merges, vocabulary \(tokenizer.vocabSize), "
+                    + String(format: "%.2f s", seconds) + ", hash \(tokenizer.hash) -> \(output)")
             if tokenizer.vocabSize < vocabSize {
                 printError("note: the corpus ran out of pairs to merge before reaching --vocab-size \(vocabSize)")
             }
@@ -65,16 +68,18 @@ struct TokenizerDecode: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let bpe = try BPETokenizer(contentsOfFile: tokenizer)
-            writeLines(try standardInputLines().enumerated().map { number, line in
-                var ids: [Int32] = []
-                for field in line.split(whereSeparator: { $0 == " " || $0 == "\t" }) {
-                    guard let id = Int32(field), id >= 0, Int(id) < bpe.vocabSize else {
-                        throw TokenizerCommandError.badID(line: number + 1, text: String(field), vocabSize: bpe.vocabSize)
+            writeLines(
+                try standardInputLines().enumerated().map { number, line in
+                    var ids: [Int32] = []
+                    for field in line.split(whereSeparator: { $0 == " " || $0 == "\t" }) {
+                        guard let id = Int32(field), id >= 0, Int(id) < bpe.vocabSize else {
+                            throw TokenizerCommandError.badID(
+                                line: number + 1, text: String(field), vocabSize: bpe.vocabSize)
+                        }
+                        ids.append(id)
                     }
-                    ids.append(id)
-                }
-                return bpe.decode(ids)
-            })
+                    return bpe.decode(ids)
+                })
         }
     }
 }
@@ -101,6 +106,9 @@ private func standardInputLines() -> [String] {
 /// Writes each string as a line of stdout, in one write.
 private func writeLines(_ lines: [String]) {
     var out = ""
-    for line in lines { out += line; out += "\n" }
+    for line in lines {
+        out += line
+        out += "\n"
+    }
     FileHandle.standardOutput.write(Data(out.utf8))
 }

@@ -7,8 +7,10 @@ struct TransformerCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "transformer",
         abstract: "Translate, evaluate and benchmark Transformer checkpoints.",
-        subcommands: [Translate.self, Evaluate.self, AverageCommand.self, BleuCommand.self, TokenizerCommand.self, Bench.self,
-                      PlotCommand.self, KeygenCommand.self, BLASKernelsCommand.self])
+        subcommands: [
+            Translate.self, Evaluate.self, AverageCommand.self, BleuCommand.self, TokenizerCommand.self, Bench.self,
+            PlotCommand.self, KeygenCommand.self, BLASKernelsCommand.self,
+        ])
 }
 
 /// Runs `body`, turning any error into a message on stderr and exit code 1.

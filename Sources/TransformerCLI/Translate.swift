@@ -15,7 +15,10 @@ struct Translate: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Translate sentences with a checkpoint.")
     @Option(help: "Checkpoint directory (or a run directory: its newest valid checkpoint).") var checkpoint: String
     @Option(help: "Beam width (1 = greedy; default 1, or K with --nbest K).") var beam: Int?
-    @Option(help: "Print the K best hypotheses per sentence: INDEX<TAB>SCORE<TAB>TRANSLATION, best first (beam search, K <= beam).")
+    @Option(
+        help:
+            "Print the K best hypotheses per sentence: INDEX<TAB>SCORE<TAB>TRANSLATION, best first (beam search, K <= beam)."
+    )
     var nbest: Int?
     @Option(help: "GNMT length penalty alpha for beam search.") var lengthPenalty: Double = 0.6
     @Option(help: "Maximum output length in tokens (default: the model's max_len).") var maxLen: Int?
@@ -29,8 +32,10 @@ struct Translate: ParsableCommand {
             if let nbest {
                 guard nbest >= 1 else { throw ValidationError("--nbest must be at least 1") }
                 guard nbest <= beam else {
-                    throw ValidationError("--nbest \(nbest) exceeds --beam \(beam): a beam search keeps at most its width of "
-                        + "hypotheses (use --beam \(nbest) or more, or leave --beam out to search with width \(nbest))")
+                    throw ValidationError(
+                        "--nbest \(nbest) exceeds --beam \(beam): a beam search keeps at most its width of "
+                            + "hypotheses (use --beam \(nbest) or more, or leave --beam out to search with width \(nbest))"
+                    )
                 }
             }
             if let maxLen, maxLen < 1 { throw ValidationError("--max-len must be at least 1") }
@@ -43,18 +48,23 @@ struct Translate: ParsableCommand {
                 let limit = Swift.min(maxLen ?? loaded.config.model.maxLen, loaded.config.model.maxLen)
                 let text = { (ids: [Int32]) in ids.map(String.init).joined(separator: " ") }
                 if let nbest {
-                    let decoder = try BeamSearchDecoder(model: loaded.model, beamWidth: beam, lengthPenalty: lengthPenalty)
+                    let decoder = try BeamSearchDecoder(
+                        model: loaded.model, beamWidth: beam, lengthPenalty: lengthPenalty)
                     printNBest(try decoder.nBest(sources, maxLength: limit, count: nbest), text: text)
                     return
                 }
-                for out in try decodeIDs(sources, model: loaded.model, beam: beam, maxLength: limit) { print(text(out)) }
+                for out in try decodeIDs(sources, model: loaded.model, beam: beam, maxLength: limit) {
+                    print(text(out))
+                }
                 return
             }
             let bpe = try loadTokenizer(for: loaded, override: tokenizer)
-            var translator = TextTranslator(model: loaded.model, tokenizer: bpe, beamWidth: beam, lengthPenalty: lengthPenalty)
+            var translator = TextTranslator(
+                model: loaded.model, tokenizer: bpe, beamWidth: beam, lengthPenalty: lengthPenalty)
             translator.maxLength = maxLen
             if let nbest {
-                printNBest(try translator.nBest(ids: lines.map { bpe.encode($0) }, count: nbest), text: { bpe.decode($0) })
+                printNBest(
+                    try translator.nBest(ids: lines.map { bpe.encode($0) }, count: nbest), text: { bpe.decode($0) })
                 return
             }
             for line in try translator.translate(lines) { print(line) }
@@ -63,7 +73,8 @@ struct Translate: ParsableCommand {
 
     private func decodeIDs(_ sources: [[Int32]], model: Transformer, beam: Int, maxLength: Int) throws -> [[Int32]] {
         if beam == 1 { return try GreedyDecoder(model: model).decode(sources, maxLength: maxLength) }
-        return try BeamSearchDecoder(model: model, beamWidth: beam, lengthPenalty: lengthPenalty).decode(sources, maxLength: maxLength)
+        return try BeamSearchDecoder(model: model, beamWidth: beam, lengthPenalty: lengthPenalty).decode(
+            sources, maxLength: maxLength)
     }
 
     /// `SENTENCE_INDEX<TAB>SCORE<TAB>TRANSLATION`, the score in Swift's shortest round-trip form.
@@ -82,8 +93,9 @@ func loadTokenizer(for loaded: CheckpointModel, override: String?) throws -> BPE
     }
     let bpe = try BPETokenizer(contentsOfFile: path)
     if let recorded = loaded.tokenizerHash, !recorded.isEmpty, recorded != bpe.hash {
-        throw TrainingError.unsupported("tokenizer \(path) (hash \(bpe.hash)) is not the one this checkpoint was trained with "
-            + "(hash \(recorded)); pass the right file with --tokenizer")
+        throw TrainingError.unsupported(
+            "tokenizer \(path) (hash \(bpe.hash)) is not the one this checkpoint was trained with "
+                + "(hash \(recorded)); pass the right file with --tokenizer")
     }
     return bpe
 }

@@ -3,7 +3,10 @@ final class MaskBuffer {
     private(set) var pointer: UnsafeMutablePointer<Bool>
     private var capacity: Int
 
-    init() { capacity = 1; pointer = .allocate(capacity: 1) }
+    init() {
+        capacity = 1
+        pointer = .allocate(capacity: 1)
+    }
     deinit { pointer.deallocate() }
 
     /// Marks every non-padding token of `tokens[0..<count]`.

@@ -45,12 +45,22 @@ public struct ModelConfig: Sendable, Equatable {
     public var positional: PositionalKind
 
     /// A model architecture; the config loader validates the values, the model trusts them.
-    public init(vocabSize: Int, dModel: Int, heads: Int, dFF: Int, encoderLayers: Int, decoderLayers: Int,
-                dropout: Float = 0.1, maxLen: Int = 64, norm: NormPlacement = .pre, tieEmbeddings: Bool = true,
-                positional: PositionalKind = .sinusoidal) {
-        self.vocabSize = vocabSize; self.dModel = dModel; self.heads = heads; self.dFF = dFF
-        self.encoderLayers = encoderLayers; self.decoderLayers = decoderLayers; self.dropout = dropout
-        self.maxLen = maxLen; self.norm = norm; self.tieEmbeddings = tieEmbeddings; self.positional = positional
+    public init(
+        vocabSize: Int, dModel: Int, heads: Int, dFF: Int, encoderLayers: Int, decoderLayers: Int,
+        dropout: Float = 0.1, maxLen: Int = 64, norm: NormPlacement = .pre, tieEmbeddings: Bool = true,
+        positional: PositionalKind = .sinusoidal
+    ) {
+        self.vocabSize = vocabSize
+        self.dModel = dModel
+        self.heads = heads
+        self.dFF = dFF
+        self.encoderLayers = encoderLayers
+        self.decoderLayers = decoderLayers
+        self.dropout = dropout
+        self.maxLen = maxLen
+        self.norm = norm
+        self.tieEmbeddings = tieEmbeddings
+        self.positional = positional
     }
 
     /// Width of one attention head (`dModel / heads`).

@@ -13,9 +13,15 @@ package struct ParameterRef {
     let staging: ParameterStaging?
     let stagedOffset: Int, stagedCount: Int
 
-    init(value: UnsafeMutablePointer<Float>, grad: UnsafeMutablePointer<Float>,
-         staging: ParameterStaging? = nil, offset: Int = 0, count: Int = 0) {
-        pointer = value; self.grad = grad; self.staging = staging; stagedOffset = offset; stagedCount = count
+    init(
+        value: UnsafeMutablePointer<Float>, grad: UnsafeMutablePointer<Float>,
+        staging: ParameterStaging? = nil, offset: Int = 0, count: Int = 0
+    ) {
+        pointer = value
+        self.grad = grad
+        self.staging = staging
+        stagedOffset = offset
+        stagedCount = count
     }
 
     /// The tensor's Float32 values (staged into the window first when parameters are Float16).
@@ -46,11 +52,15 @@ final class ParameterStaging {
         guard offset != occupant || count != occupantCount else { return }
         precondition(count <= window.count, "Float16 parameters: a tensor larger than the staging window")
         Half.decode(halves.pointer + offset, window.pointer, count: count)
-        occupant = offset; occupantCount = count
+        occupant = offset
+        occupantCount = count
     }
 
     /// The Float16 copy changed: the window no longer holds anything valid.
-    func invalidate() { occupant = -1; occupantCount = 0 }
+    func invalidate() {
+        occupant = -1
+        occupantCount = 0
+    }
 }
 
 /// All parameters in one contiguous buffer and all gradients in another, both laid out by
@@ -79,7 +89,9 @@ public final class ParameterArena {
         isFloat16 = float16
         guard float16 else {
             float32 = FloatBuffer(count: layout.totalCount)
-            staging = nil; resident = nil; residentOffsets = []
+            staging = nil
+            resident = nil
+            residentOffsets = []
             return
         }
         float32 = nil
@@ -110,18 +122,22 @@ public final class ParameterArena {
     /// `loadParameters` / `readParameters`): asking for it then is a programming error.
     package var values: FloatBuffer {
         guard let float32 else {
-            preconditionFailure("ParameterArena.values: parameters are stored in Float16; use loadParameters/readParameters")
+            preconditionFailure(
+                "ParameterArena.values: parameters are stored in Float16; use loadParameters/readParameters")
         }
         return float32
     }
 
     package func ref(_ name: String) -> ParameterRef {
-        guard let i = layout.entries.firstIndex(where: { $0.name == name }) else { preconditionFailure("no parameter named \(name)") }
+        guard let i = layout.entries.firstIndex(where: { $0.name == name }) else {
+            preconditionFailure("no parameter named \(name)")
+        }
         let e = layout.entries[i], grad = gradients.pointer + e.offset
         if let float32 { return ParameterRef(value: float32.pointer + e.offset, grad: grad) }
         guard let staging, let resident else { preconditionFailure("Float16 arena without storage") }
         if residentOffsets[i] >= 0 { return ParameterRef(value: resident.pointer + residentOffsets[i], grad: grad) }
-        return ParameterRef(value: staging.window.pointer, grad: grad, staging: staging, offset: e.offset, count: e.count)
+        return ParameterRef(
+            value: staging.window.pointer, grad: grad, staging: staging, offset: e.offset, count: e.count)
     }
 
     package func zeroGradients() { gradients.zero() }
@@ -130,13 +146,17 @@ public final class ParameterArena {
     /// Float32 vectors and the staging window. Gradients are not included.
     package var storageBytes: Int {
         if let float32 { return float32.allocatedBytes }
-        return (staging?.halves.allocatedBytes ?? 0) + (staging?.window.allocatedBytes ?? 0) + (resident?.allocatedBytes ?? 0)
+        return (staging?.halves.allocatedBytes ?? 0) + (staging?.window.allocatedBytes ?? 0)
+            + (resident?.allocatedBytes ?? 0)
     }
 
     /// Overwrites every parameter from Float32 values laid out by `layout` (`layout.totalCount`
     /// floats): a plain copy, or rounding to Float16 (nearest even) with Float16 parameters.
     package func loadParameters(from source: UnsafePointer<Float>) {
-        if let float32 { float32.pointer.update(from: source, count: layout.totalCount); return }
+        if let float32 {
+            float32.pointer.update(from: source, count: layout.totalCount)
+            return
+        }
         guard let staging, let resident else { return }
         for (i, e) in layout.entries.enumerated() {
             if residentOffsets[i] >= 0 {
@@ -168,7 +188,10 @@ public final class ParameterArena {
     /// Writes every parameter as Float32 laid out by `layout` (`layout.totalCount` floats; the
     /// alignment padding between tensors is set to zero).
     package func readParameters(into destination: UnsafeMutablePointer<Float>) {
-        if let float32 { destination.update(from: float32.pointer, count: layout.totalCount); return }
+        if let float32 {
+            destination.update(from: float32.pointer, count: layout.totalCount)
+            return
+        }
         destination.update(repeating: 0, count: layout.totalCount)
         for (i, e) in layout.entries.enumerated() {
             if let resident, residentOffsets[i] >= 0 {
@@ -197,7 +220,8 @@ public final class ParameterArena {
     /// the name is unknown or the size differs.
     @discardableResult
     package func setValue(_ name: String, _ data: [Float]) -> Bool {
-        guard let i = layout.entries.firstIndex(where: { $0.name == name }), layout.entries[i].count == data.count else {
+        guard let i = layout.entries.firstIndex(where: { $0.name == name }), layout.entries[i].count == data.count
+        else {
             return false
         }
         data.withUnsafeBufferPointer { write(entry: i, from: $0.baseAddress!) }

@@ -56,16 +56,23 @@ public struct ParameterLayout: Sendable, Equatable {
     }
 
     private mutating func addAttention(_ p: String, _ d: Int) {
-        add(p + ".in_proj_weight", [3 * d, d]); add(p + ".in_proj_bias", [3 * d])
-        add(p + ".out_proj.weight", [d, d]); add(p + ".out_proj.bias", [d])
+        add(p + ".in_proj_weight", [3 * d, d])
+        add(p + ".in_proj_bias", [3 * d])
+        add(p + ".out_proj.weight", [d, d])
+        add(p + ".out_proj.bias", [d])
     }
 
     private mutating func addFeedForward(_ p: String, _ d: Int, _ f: Int) {
-        add(p + "linear1.weight", [f, d]); add(p + "linear1.bias", [f])
-        add(p + "linear2.weight", [d, f]); add(p + "linear2.bias", [d])
+        add(p + "linear1.weight", [f, d])
+        add(p + "linear1.bias", [f])
+        add(p + "linear2.weight", [d, f])
+        add(p + "linear2.bias", [d])
     }
 
-    private mutating func addNorm(_ p: String, _ d: Int) { add(p + ".weight", [d]); add(p + ".bias", [d]) }
+    private mutating func addNorm(_ p: String, _ d: Int) {
+        add(p + ".weight", [d])
+        add(p + ".bias", [d])
+    }
 
     /// The parameter with that state_dict name, or nil.
     public subscript(name: String) -> ParameterEntry? { index[name].map { entries[$0] } }

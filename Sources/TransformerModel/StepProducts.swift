@@ -7,7 +7,11 @@ package struct GemmShape: Hashable, Sendable {
     package var k: Int
 
     package init(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int) {
-        self.transA = transA; self.transB = transB; self.m = m; self.n = n; self.k = k
+        self.transA = transA
+        self.transB = transB
+        self.m = m
+        self.n = n
+        self.k = k
     }
 
     /// 2 m n k: one multiply and one add per term.
@@ -59,12 +63,18 @@ package struct StepProducts: Sendable {
         // A Linear y[rows, out] = x[rows, in] W^T: forward, then dW = dy^T x and dx = dy W.
         func linear(_ name: String, rows: Int, input: Int, output: Int, times: Int) {
             guard times > 0 else { return }
-            list.append(Product(name: name, pass: .forward, shape: GemmShape(transB: true, m: rows, n: output, k: input),
-                                count: times, perHead: false))
-            list.append(Product(name: name + " dW", pass: .backward, shape: GemmShape(transA: true, m: output, n: input, k: rows),
-                                count: times, perHead: false))
-            list.append(Product(name: name + " dx", pass: .backward, shape: GemmShape(m: rows, n: input, k: output),
-                                count: times, perHead: false))
+            list.append(
+                Product(
+                    name: name, pass: .forward, shape: GemmShape(transB: true, m: rows, n: output, k: input),
+                    count: times, perHead: false))
+            list.append(
+                Product(
+                    name: name + " dW", pass: .backward, shape: GemmShape(transA: true, m: output, n: input, k: rows),
+                    count: times, perHead: false))
+            list.append(
+                Product(
+                    name: name + " dx", pass: .backward, shape: GemmShape(m: rows, n: input, k: output),
+                    count: times, perHead: false))
         }
         // softmax(Q K^T) V for Sq queries and Sk keys, per sequence and head, and its backward.
         func attention(_ name: String, queries sq: Int, keys sk: Int, layers: Int) {

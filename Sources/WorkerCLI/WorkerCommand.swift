@@ -7,23 +7,29 @@ import Training
 /// A data-parallel worker: holds a model replica and computes gradients for the coordinator.
 @main
 struct WorkerCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "worker",
-                                                    abstract: "Join a coordinator and compute gradients on a data shard.")
+    static let configuration = CommandConfiguration(
+        commandName: "worker",
+        abstract: "Join a coordinator and compute gradients on a data shard.")
     @Option(help: "Coordinator endpoint, e.g. tcp://HOST:5555.") var coordinator: String
     @Option(help: "Compute threads.") var threads: Int = 1
     @Option(help: "Name shown by the coordinator (default: host-pid).") var name: String?
-    @Option(help: "This worker's config; the coordinator refuses it unless it is the same (default: take the coordinator's).")
+    @Option(
+        help:
+            "This worker's config; the coordinator refuses it unless it is the same (default: take the coordinator's).")
     var config: String?
     @Option(help: "Seconds of coordinator silence before reconnecting.") var coordinatorTimeout: Double = 20
     @Option(help: "Seconds to keep trying to (re)join before giving up.") var giveUpAfter: Double = 120
     @Option(help: ArgumentHelp("Test hook: send an infinite gradient at this step.", visibility: .hidden))
     var injectNonFiniteAtStep: Int?
-    @Option(help: "CURVE secret key of this worker (from `transformer keygen`); needs --coordinator-public.") var curveSecret: String?
+    @Option(help: "CURVE secret key of this worker (from `transformer keygen`); needs --coordinator-public.")
+    var curveSecret: String?
     @Option(help: "The coordinator's CURVE public key file (its NAME.public).") var coordinatorPublic: String?
 
     func validate() throws {
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
-        if (curveSecret == nil) != (coordinatorPublic == nil) { throw ValidationError("--curve-secret and --coordinator-public go together") }
+        if (curveSecret == nil) != (coordinatorPublic == nil) {
+            throw ValidationError("--curve-secret and --coordinator-public go together")
+        }
     }
 
     func run() async throws {
@@ -31,8 +37,9 @@ struct WorkerCommand: AsyncParsableCommand {
         do {
             Parallel.threads = threads
             let host = ProcessInfo.processInfo.hostName
-            var options = WorkerOptions(endpoint: coordinator, name: name ?? "\(host)-\(ProcessInfo.processInfo.processIdentifier)",
-                                        threads: threads, config: try config.map { try RunConfig.load(nameOrPath: $0) })
+            var options = WorkerOptions(
+                endpoint: coordinator, name: name ?? "\(host)-\(ProcessInfo.processInfo.processIdentifier)",
+                threads: threads, config: try config.map { try RunConfig.load(nameOrPath: $0) })
             options.coordinatorTimeout = coordinatorTimeout
             options.giveUpAfter = giveUpAfter
             options.injectNonFiniteAtStep = injectNonFiniteAtStep

@@ -1,16 +1,19 @@
 import Foundation
-import XCTest
 import Training
 import TransformerModel
+import XCTest
 
 /// `transformer bench train / gemm / decode` as a user runs them: their JSON is checked against
 /// `StepProducts` and against itself (never against the machine's speed).
 extension CommandLineTests {
-    private func benchJSON(_ arguments: [String], file: StaticString = #filePath, line: UInt = #line) throws -> [String: Any] {
+    private func benchJSON(_ arguments: [String], file: StaticString = #filePath, line: UInt = #line) throws -> [String:
+        Any]
+    {
         let r = try run("transformer", ["bench"] + arguments, timeout: 300, file: file, line: line)
         XCTAssertEqual(r.status, 0, r.stderr, file: file, line: line)
-        return try XCTUnwrap(JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any], r.stdout,
-                             file: file, line: line)
+        return try XCTUnwrap(
+            JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any], r.stdout,
+            file: file, line: line)
     }
 
     private func tinyStep(batch: Int, source: Int, target: Int) throws -> StepProducts {
@@ -20,7 +23,9 @@ extension CommandLineTests {
 
     func testBenchTrainReportsTheStepsMatrixProductsAndTheGemmPeak() throws {
         let expected = try tinyStep(batch: 2, source: 3, target: 5).totalFLOPs
-        let shape = ["--config", "tiny", "--steps", "1", "--warmup", "0", "--batch", "2", "--src-len", "3", "--tgt-len", "5"]
+        let shape = [
+            "--config", "tiny", "--steps", "1", "--warmup", "0", "--batch", "2", "--src-len", "3", "--tgt-len", "5",
+        ]
         let plain = try benchJSON(["train"] + shape + ["--no-gemm-peak"])
         XCTAssertEqual(try XCTUnwrap(plain["gflops_per_step"] as? Double) * 1e9, Double(expected), accuracy: 0.5)
         XCTAssertNil(plain["fraction_of_gemm_peak"])
@@ -36,8 +41,10 @@ extension CommandLineTests {
     /// Every product of the step is timed: calls x 2mnk over the shapes add up to the step's count.
     func testBenchGemmCoversEveryProductOfTheStep() throws {
         let step = try tinyStep(batch: 2, source: 3, target: 5)
-        let json = try benchJSON(["gemm", "--config", "tiny", "--batch", "2", "--src-len", "3", "--tgt-len", "5",
-                                  "--threads", "2", "--repeats", "1", "--min-seconds", "0", "--square", "96"])
+        let json = try benchJSON([
+            "gemm", "--config", "tiny", "--batch", "2", "--src-len", "3", "--tgt-len", "5",
+            "--threads", "2", "--repeats", "1", "--min-seconds", "0", "--square", "96",
+        ])
         XCTAssertEqual(json["square_size"] as? Int, 96)
         let results = try XCTUnwrap(json["results"] as? [[String: Any]])
         XCTAssertEqual(results.map { $0["threads"] as? Int }, [2])
@@ -51,17 +58,20 @@ extension CommandLineTests {
         }
         XCTAssertEqual(total, step.totalFLOPs)
         XCTAssertEqual(names, step.products.count)
-        XCTAssertLessThan(shapes.count, step.products.count)   // equal shapes were timed once
+        XCTAssertLessThan(shapes.count, step.products.count)  // equal shapes were timed once
     }
 
     func testBenchDecodeRunsEveryStepGreedyAndBeam() throws {
         for beam in [1, 3] {
-            let json = try benchJSON(["decode", "--config", "tiny", "--batch", "2", "--src-len", "5", "--new-tokens", "7",
-                                      "--beam", "\(beam)", "--repeats", "1", "--warmup", "0"])
+            let json = try benchJSON([
+                "decode", "--config", "tiny", "--batch", "2", "--src-len", "5", "--new-tokens", "7",
+                "--beam", "\(beam)", "--repeats", "1", "--warmup", "0",
+            ])
             XCTAssertEqual(json["decoder"] as? String, beam == 1 ? "greedy" : "beam")
             XCTAssertEqual(json["new_tokens"] as? Int, 7)
             let seconds = try XCTUnwrap(json["decode_seconds_median"] as? Double)
-            XCTAssertEqual(try XCTUnwrap(json["generated_tokens_per_second"] as? Double), 14 / seconds, accuracy: 1e-6 / seconds)
+            XCTAssertEqual(
+                try XCTUnwrap(json["generated_tokens_per_second"] as? Double), 14 / seconds, accuracy: 1e-6 / seconds)
             XCTAssertEqual(try XCTUnwrap(json["ms_per_step"] as? Double), seconds / 7 * 1000, accuracy: 1e-9)
         }
         let tooLong = try run("transformer", ["bench", "decode", "--config", "tiny", "--new-tokens", "9999"])

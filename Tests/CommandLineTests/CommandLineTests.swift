@@ -6,11 +6,17 @@ final class CommandLineTests: XCTestCase {
     static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         .deletingLastPathComponent().deletingLastPathComponent()
 
-    struct Result { var status: Int32; var stdout: String; var stderr: String }
+    struct Result {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
 
     /// Runs a product with a deadline; a hung process is killed and fails the test.
-    func run(_ product: String, _ arguments: [String], stdin: String? = nil, timeout: TimeInterval = 60,
-             file: StaticString = #filePath, line: UInt = #line) throws -> Result {
+    func run(
+        _ product: String, _ arguments: [String], stdin: String? = nil, timeout: TimeInterval = 60,
+        file: StaticString = #filePath, line: UInt = #line
+    ) throws -> Result {
         let binDir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
         let exe = binDir.appendingPathComponent(product)
         guard FileManager.default.isExecutableFile(atPath: exe.path) else {
@@ -21,7 +27,9 @@ final class CommandLineTests: XCTestCase {
         p.arguments = arguments
         p.currentDirectoryURL = CommandLineTests.repository
         let out = Pipe(), err = Pipe(), input = Pipe()
-        p.standardOutput = out; p.standardError = err; p.standardInput = input
+        p.standardOutput = out
+        p.standardError = err
+        p.standardInput = input
         try p.run()
         if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
         try input.fileHandleForWriting.close()
@@ -38,8 +46,9 @@ final class CommandLineTests: XCTestCase {
         }
         p.waitUntilExit()
         group.wait()
-        return Result(status: p.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-                      stderr: String(decoding: errData, as: UTF8.self))
+        return Result(
+            status: p.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
+            stderr: String(decoding: errData, as: UTF8.self))
     }
 
     func temporaryDirectory() throws -> URL {
@@ -59,8 +68,12 @@ final class CommandLineTests: XCTestCase {
         object["model"] = model
         let path = dir.appendingPathComponent("bad.json")
         try JSONSerialization.data(withJSONObject: object).write(to: path)
-        let r = try run("coordinator", ["--single-process", "--config", path.path, "--run-dir", dir.path + "/run",
-                                        "--max-steps", "1"])
+        let r = try run(
+            "coordinator",
+            [
+                "--single-process", "--config", path.path, "--run-dir", dir.path + "/run",
+                "--max-steps", "1",
+            ])
         XCTAssertEqual(r.status, 1)
         XCTAssertTrue(r.stderr.contains("model.heads: 4 does not divide d_model 66"), r.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir.path + "/run"), "nothing is written for a bad config")
@@ -73,8 +86,12 @@ final class CommandLineTests: XCTestCase {
         let dir = try temporaryDirectory()
         let file = dir.appendingPathComponent("plain-file")
         try Data("x".utf8).write(to: file)
-        let unwritable = try run("coordinator", ["--single-process", "--config", "configs/copy.json", "--run-dir",
-                                                 file.path + "/run", "--max-steps", "1"])
+        let unwritable = try run(
+            "coordinator",
+            [
+                "--single-process", "--config", "configs/copy.json", "--run-dir",
+                file.path + "/run", "--max-steps", "1",
+            ])
         XCTAssertEqual(unwritable.status, 1)
         XCTAssertTrue(unwritable.stderr.contains("run directory"), unwritable.stderr)
         XCTAssertFalse(unwritable.stderr.contains("Fatal error"), unwritable.stderr)
@@ -82,8 +99,12 @@ final class CommandLineTests: XCTestCase {
 
     func testTranslateRejectsTokensOutsideTheVocabulary() throws {
         let dir = try temporaryDirectory()
-        let train = try run("coordinator", ["--single-process", "--config", "configs/copy.json", "--run-dir", dir.path,
-                                            "--max-steps", "2"], timeout: 120)
+        let train = try run(
+            "coordinator",
+            [
+                "--single-process", "--config", "configs/copy.json", "--run-dir", dir.path,
+                "--max-steps", "2",
+            ], timeout: 120)
         XCTAssertEqual(train.status, 0, train.stderr)
         let r = try run("transformer", ["translate", "--checkpoint", dir.path], stdin: "4 5 99\n")
         XCTAssertEqual(r.status, 1)
@@ -95,11 +116,14 @@ final class CommandLineTests: XCTestCase {
     func testCopyQuickstartLearns() throws {
         let dir = try temporaryDirectory()
         let start = Date()
-        let r = try run("coordinator", ["--single-process", "--config", "configs/copy.json", "--run-dir", dir.path],
-                        timeout: 400)
+        let r = try run(
+            "coordinator", ["--single-process", "--config", "configs/copy.json", "--run-dir", dir.path],
+            timeout: 400)
         let wall = Date().timeIntervalSince(start)
         XCTAssertEqual(r.status, 0, r.stderr)
-        let summary = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("summary.json"))) as? [String: Any])
+        let summary = try XCTUnwrap(
+            JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("summary.json")))
+                as? [String: Any])
         let accuracy = try XCTUnwrap(summary["sequence_accuracy"] as? Double)
         print("copy quickstart: sequence accuracy \(accuracy), \(wall) s wall")
         XCTAssertGreaterThanOrEqual(accuracy, 0.99)
@@ -125,11 +149,14 @@ final class CommandLineTests: XCTestCase {
         p.executableURL = exe
         p.arguments = ["--single-process", "--config", "configs/copy.json", "--run-dir", dir.path, "--threads", "1"]
         p.currentDirectoryURL = CommandLineTests.repository
-        p.standardOutput = FileHandle.nullDevice; p.standardError = FileHandle.nullDevice
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
         try p.run()
         let metrics = dir.appendingPathComponent("metrics.jsonl")
         let deadline = Date().addingTimeInterval(60)
-        while Date() < deadline, ((try? Data(contentsOf: metrics))?.count ?? 0) == 0 { Thread.sleep(forTimeInterval: 0.05) }
+        while Date() < deadline, ((try? Data(contentsOf: metrics))?.count ?? 0) == 0 {
+            Thread.sleep(forTimeInterval: 0.05)
+        }
         p.interrupt()
         let exitDeadline = Date().addingTimeInterval(30)
         while p.isRunning && Date() < exitDeadline { Thread.sleep(forTimeInterval: 0.05) }
@@ -141,8 +168,12 @@ final class CommandLineTests: XCTestCase {
         let stoppedAt = try XCTUnwrap(Int(latest.dropFirst(5).trimmingCharacters(in: .whitespacesAndNewlines)))
         XCTAssertGreaterThanOrEqual(stoppedAt, 10)
         XCTAssertLessThan(stoppedAt, 1000)
-        let r = try run("coordinator", ["--single-process", "--config", "configs/copy.json", "--run-dir", dir.path,
-                                        "--resume", "--max-steps", "\(stoppedAt + 5)"], timeout: 120)
+        let r = try run(
+            "coordinator",
+            [
+                "--single-process", "--config", "configs/copy.json", "--run-dir", dir.path,
+                "--resume", "--max-steps", "\(stoppedAt + 5)",
+            ], timeout: 120)
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertTrue(r.stdout.contains("resumed from"), r.stdout)
         XCTAssertTrue(r.stdout.contains("done: step \(stoppedAt + 5)"), r.stdout)

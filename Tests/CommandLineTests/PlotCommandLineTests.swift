@@ -24,13 +24,16 @@ extension CommandLineTests {
 
         let missing = try run("transformer", ["plot", dir.path + "/nope"])
         XCTAssertEqual(missing.status, 1)
-        XCTAssertEqual(missing.stderr, "error: \(dir.path)/nope is not a directory (give the --run-dir of a training run)\n")
+        XCTAssertEqual(
+            missing.stderr, "error: \(dir.path)/nope is not a directory (give the --run-dir of a training run)\n")
         let notARun = try run("transformer", ["plot", dir.path])
         XCTAssertEqual(notARun.status, 1)
         XCTAssertTrue(notARun.stderr.contains("metrics.jsonl: missing or unreadable"), notARun.stderr)
         let unwritable = try run("transformer", ["plot", runDir.path, "--output", dir.path + "/no/such/dir/x.svg"])
         XCTAssertEqual(unwritable.status, 1)
-        XCTAssertTrue(unwritable.stderr.hasSuffix("error: cannot write \(dir.path)/no/such/dir/x.svg: directory \(dir.path)/no/such/dir does not exist\n"),
-                      unwritable.stderr)
+        XCTAssertTrue(
+            unwritable.stderr.hasSuffix(
+                "error: cannot write \(dir.path)/no/such/dir/x.svg: directory \(dir.path)/no/such/dir does not exist\n"),
+            unwritable.stderr)
     }
 }

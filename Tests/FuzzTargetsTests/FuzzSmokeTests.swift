@@ -34,8 +34,12 @@ final class FuzzSmokeTests: XCTestCase {
     func testTSVCorpus() throws { try smoke("tsv-corpus") }
 
     func testEveryTargetHasASmokeTestAndACorpus() {
-        XCTAssertEqual(FuzzTarget.all.map(\.name), ["wire-message", "handshake-json", "safetensors", "state-json",
-                                                    "tokenizer-json", "config-json", "tsv-corpus"])
+        XCTAssertEqual(
+            FuzzTarget.all.map(\.name),
+            [
+                "wire-message", "handshake-json", "safetensors", "state-json",
+                "tokenizer-json", "config-json", "tsv-corpus",
+            ])
         for target in FuzzTarget.all {
             XCTAssertFalse(FuzzCorpus.load(directory: Self.corpusRoot + "/" + target.name).isEmpty, target.name)
         }
@@ -61,7 +65,9 @@ final class FuzzSmokeTests: XCTestCase {
     func testMutationsAreDeterministic() {
         func mutants(seed: UInt64) -> [[UInt8]] {
             var mutator = Mutator(seed: seed, isJSON: true)
-            return (0..<50).map { _ in mutator.mutate(Array("{\"a\": [1, 2.5, \"x\"]}".utf8), other: Array("[true]".utf8)) }
+            return (0..<50).map { _ in
+                mutator.mutate(Array("{\"a\": [1, 2.5, \"x\"]}".utf8), other: Array("[true]".utf8))
+            }
         }
         XCTAssertEqual(mutants(seed: 9), mutants(seed: 9))
         XCTAssertNotEqual(mutants(seed: 9), mutants(seed: 10))

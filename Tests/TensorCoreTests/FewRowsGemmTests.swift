@@ -1,6 +1,6 @@
-import XCTest
 import CKernels
 import TensorCore
+import XCTest
 
 /// `BLAS.gemmFewRows` (`ckernels_gemm_nt`), the product decoding uses: correct against a Double
 /// reference, and each output's bits fixed whatever the CPU path, the number of rows computed
@@ -13,17 +13,23 @@ final class FewRowsGemmTests: XCTestCase {
 
     /// k values cover no full lane block (1, 7), exact blocks (8, 64) and tails (13, 515); rows
     /// cover every tile remainder (1...9); n every column remainder.
-    let shapes: [(m: Int, n: Int, k: Int)] = [(1, 1, 1), (1, 5, 7), (2, 3, 8), (3, 7, 13), (4, 8, 64), (5, 10, 515),
-                                              (9, 70, 100), (48, 31, 96)]
+    let shapes: [(m: Int, n: Int, k: Int)] = [
+        (1, 1, 1), (1, 5, 7), (2, 3, 8), (3, 7, 13), (4, 8, 64), (5, 10, 515),
+        (9, 70, 100), (48, 31, 96),
+    ]
 
-    func product(_ x: [Float], _ w: [Float], m: Int, n: Int, k: Int, ldx: Int, ldw: Int, ldy: Int, y0: [Float],
-                 accumulate: Bool, avx2: Bool = true) -> [Float] {
+    func product(
+        _ x: [Float], _ w: [Float], m: Int, n: Int, k: Int, ldx: Int, ldw: Int, ldy: Int, y0: [Float],
+        accumulate: Bool, avx2: Bool = true
+    ) -> [Float] {
         var y = y0
         if avx2 {
-            ckernels_gemm_nt(x, Int64(m), Int64(ldx), w, Int64(n), Int64(ldw), Int64(k), &y, Int64(ldy), accumulate ? 1 : 0)
+            ckernels_gemm_nt(
+                x, Int64(m), Int64(ldx), w, Int64(n), Int64(ldw), Int64(k), &y, Int64(ldy), accumulate ? 1 : 0)
         } else {
-            ckernels_gemm_nt_scalar(x, Int64(m), Int64(ldx), w, Int64(n), Int64(ldw), Int64(k), &y, Int64(ldy),
-                                    accumulate ? 1 : 0)
+            ckernels_gemm_nt_scalar(
+                x, Int64(m), Int64(ldx), w, Int64(n), Int64(ldw), Int64(k), &y, Int64(ldy),
+                accumulate ? 1 : 0)
         }
         return y
     }
@@ -37,10 +43,14 @@ final class FewRowsGemmTests: XCTestCase {
                 for r in 0..<m {
                     for j in 0..<ldy {
                         let i = r * ldy + j
-                        guard j < n else { XCTAssertEqual(y[i].bitPattern, y0[i].bitPattern, "padding \(r),\(j)"); continue }
+                        guard j < n else {
+                            XCTAssertEqual(y[i].bitPattern, y0[i].bitPattern, "padding \(r),\(j)")
+                            continue
+                        }
                         var s = accumulate ? Double(y0[i]) : 0
                         for p in 0..<k { s += Double(x[r * ldx + p]) * Double(w[j * ldw + p]) }
-                        XCTAssertEqual(Double(y[i]), s, accuracy: 1e-5 * Double(k).squareRoot() + 1e-6, "\(m)x\(n)x\(k) \(r),\(j)")
+                        XCTAssertEqual(
+                            Double(y[i]), s, accuracy: 1e-5 * Double(k).squareRoot() + 1e-6, "\(m)x\(n)x\(k) \(r),\(j)")
                     }
                 }
             }
@@ -48,7 +58,8 @@ final class FewRowsGemmTests: XCTestCase {
     }
 
     func testBitsDoNotDependOnCPUPathRowsOrColumnSplit() {
-        XCTAssertEqual(ckernels_gemm_nt_uses_avx2(), 1, "this test is meant to compare the AVX2 path with the scalar one")
+        XCTAssertEqual(
+            ckernels_gemm_nt_uses_avx2(), 1, "this test is meant to compare the AVX2 path with the scalar one")
         for (m, n, k) in shapes {
             let x = values(m * k, seed: 4), w = values(n * k, seed: 5), y0 = values(m * n, seed: 6)
             let all = product(x, w, m: m, n: n, k: k, ldx: k, ldw: k, ldy: n, y0: y0, accumulate: true)
@@ -56,14 +67,18 @@ final class FewRowsGemmTests: XCTestCase {
             XCTAssertEqual(all.map(\.bitPattern), scalar.map(\.bitPattern), "\(m)x\(n)x\(k): AVX2 vs scalar")
             // Each row alone, and each column alone: the same bits as the whole product.
             for r in 0..<m {
-                let row = product(Array(x[(r * k)..<((r + 1) * k)]), w, m: 1, n: n, k: k, ldx: k, ldw: k, ldy: n,
-                                  y0: Array(y0[(r * n)..<((r + 1) * n)]), accumulate: true)
-                XCTAssertEqual(row.map(\.bitPattern), all[(r * n)..<((r + 1) * n)].map(\.bitPattern), "\(m)x\(n)x\(k) row \(r)")
+                let row = product(
+                    Array(x[(r * k)..<((r + 1) * k)]), w, m: 1, n: n, k: k, ldx: k, ldw: k, ldy: n,
+                    y0: Array(y0[(r * n)..<((r + 1) * n)]), accumulate: true)
+                XCTAssertEqual(
+                    row.map(\.bitPattern), all[(r * n)..<((r + 1) * n)].map(\.bitPattern), "\(m)x\(n)x\(k) row \(r)")
             }
             for j in 0..<n {
-                let column = product(x, Array(w[(j * k)..<((j + 1) * k)]), m: m, n: 1, k: k, ldx: k, ldw: k, ldy: 1,
-                                     y0: (0..<m).map { y0[$0 * n + j] }, accumulate: true)
-                XCTAssertEqual(column.map(\.bitPattern), (0..<m).map { all[$0 * n + j].bitPattern }, "\(m)x\(n)x\(k) column \(j)")
+                let column = product(
+                    x, Array(w[(j * k)..<((j + 1) * k)]), m: m, n: 1, k: k, ldx: k, ldw: k, ldy: 1,
+                    y0: (0..<m).map { y0[$0 * n + j] }, accumulate: true)
+                XCTAssertEqual(
+                    column.map(\.bitPattern), (0..<m).map { all[$0 * n + j].bitPattern }, "\(m)x\(n)x\(k) column \(j)")
             }
         }
     }

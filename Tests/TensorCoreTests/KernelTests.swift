@@ -1,5 +1,5 @@
-import XCTest
 import TensorCore
+import XCTest
 
 /// Known answers for the tensor core: matrix products, Float16 conversion, reductions, the row
 /// splitter and buffer growth.
@@ -10,8 +10,10 @@ final class KernelTests: XCTestCase {
     }
 
     /// C = alpha op(A) op(B) + beta C in Double, the reference for `BLAS.gemm`.
-    func referenceGemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float, a: [Float], lda: Int,
-                       b: [Float], ldb: Int, beta: Float, c: [Float], ldc: Int) -> [Float] {
+    func referenceGemm(
+        transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float, a: [Float], lda: Int,
+        b: [Float], ldb: Int, beta: Float, c: [Float], ldc: Int
+    ) -> [Float] {
         var out = c
         for i in 0..<m {
             for j in 0..<n {
@@ -36,8 +38,9 @@ final class KernelTests: XCTestCase {
         XCTAssertEqual(c, [26, 30, 38, 44])
         // alpha 2, beta 1 accumulates onto C: 2 * (A B^T) + C; A B^T = [[17, 23], [39, 53]].
         c = [1, 1, 1, 1]
-        BLAS.gemm(transB: true, m: 2, n: 2, k: 2, alpha: 2, a: [1, 2, 3, 4], lda: 2, b: [5, 6, 7, 8], ldb: 2,
-                  beta: 1, c: &c, ldc: 2)
+        BLAS.gemm(
+            transB: true, m: 2, n: 2, k: 2, alpha: 2, a: [1, 2, 3, 4], lda: 2, b: [5, 6, 7, 8], ldb: 2,
+            beta: 1, c: &c, ldc: 2)
         XCTAssertEqual(c, [35, 47, 79, 107])
     }
 
@@ -49,10 +52,12 @@ final class KernelTests: XCTestCase {
                 let lda = (transA ? m : k) + 2, ldb = (transB ? k : n) + 1, ldc = n + 3
                 let a = values((transA ? k : m) * lda, seed: 1), b = values((transB ? n : k) * ldb, seed: 2)
                 var c = values(m * ldc, seed: 3)
-                let expected = referenceGemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: 0.5, a: a, lda: lda,
-                                             b: b, ldb: ldb, beta: 2, c: c, ldc: ldc)
-                BLAS.gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: 0.5, a: a, lda: lda, b: b, ldb: ldb,
-                          beta: 2, c: &c, ldc: ldc)
+                let expected = referenceGemm(
+                    transA: transA, transB: transB, m: m, n: n, k: k, alpha: 0.5, a: a, lda: lda,
+                    b: b, ldb: ldb, beta: 2, c: c, ldc: ldc)
+                BLAS.gemm(
+                    transA: transA, transB: transB, m: m, n: n, k: k, alpha: 0.5, a: a, lda: lda, b: b, ldb: ldb,
+                    beta: 2, c: &c, ldc: ldc)
                 for i in 0..<(m * ldc) {
                     XCTAssertEqual(c[i], expected[i], accuracy: 1e-5, "transA \(transA) transB \(transB) index \(i)")
                 }
@@ -72,21 +77,25 @@ final class KernelTests: XCTestCase {
                     let lda = transA ? m : k, ldb = transB ? k : n
                     let a = values((transA ? k : m) * lda, seed: 4), b = values((transB ? n : k) * ldb, seed: 5)
                     let c0 = values(m * n, seed: 6)
-                    let expected = referenceGemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: 1, a: a,
-                                                 lda: lda, b: b, ldb: ldb, beta: 1, c: c0, ldc: n)
+                    let expected = referenceGemm(
+                        transA: transA, transB: transB, m: m, n: n, k: k, alpha: 1, a: a,
+                        lda: lda, b: b, ldb: ldb, beta: 1, c: c0, ldc: n)
                     var results: [[Float]] = []
                     for threads in [1, 2] {
                         Parallel.threads = threads
                         var c = c0
-                        BLAS.gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: 1, a: a, lda: lda, b: b, ldb: ldb,
-                                  beta: 1, c: &c, ldc: n)
+                        BLAS.gemm(
+                            transA: transA, transB: transB, m: m, n: n, k: k, alpha: 1, a: a, lda: lda, b: b, ldb: ldb,
+                            beta: 1, c: &c, ldc: n)
                         let worst = zip(c, expected).map { abs($0 - $1) }.max() ?? .nan
-                        XCTAssertLessThan(worst, 1e-4, "\(m)x\(n)x\(k) transA \(transA) transB \(transB) threads \(threads)")
+                        XCTAssertLessThan(
+                            worst, 1e-4, "\(m)x\(n)x\(k) transA \(transA) transB \(transB) threads \(threads)")
                         results.append(c)
                     }
                     // The split is fixed by the shape, so the thread count cannot change a single bit.
                     let differing = zip(results[0], results[1]).filter { $0.bitPattern != $1.bitPattern }.count
-                    XCTAssertEqual(differing, 0, "gemm \(m)x\(n)x\(k) transA \(transA) transB \(transB): 1 vs 2 threads")
+                    XCTAssertEqual(
+                        differing, 0, "gemm \(m)x\(n)x\(k) transA \(transA) transB \(transB): 1 vs 2 threads")
                 }
             }
         }
@@ -95,7 +104,9 @@ final class KernelTests: XCTestCase {
     func testHalfKnownEncodings() {
         // 11 values: one full block of 8 (vector path) and a tail of 3 (scalar path).
         let input: [Float] = [1, -2, 0.5, 65504, 0.1, 70000, 1e-8, 2049, 2051, -0.0, 6.1035156e-05]
-        let expected: [UInt16] = [0x3C00, 0xC000, 0x3800, 0x7BFF, 0x2E66, 0x7C00, 0x0000, 0x6800, 0x6802, 0x8000, 0x0400]
+        let expected: [UInt16] = [
+            0x3C00, 0xC000, 0x3800, 0x7BFF, 0x2E66, 0x7C00, 0x0000, 0x6800, 0x6802, 0x8000, 0x0400,
+        ]
         var encoded = [UInt16](repeating: 0xFFFF, count: input.count)
         Half.encode(input, &encoded, count: input.count)
         XCTAssertEqual(encoded, expected)

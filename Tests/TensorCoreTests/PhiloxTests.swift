@@ -1,5 +1,5 @@
-import XCTest
 import TensorCore
+import XCTest
 
 final class PhiloxTests: XCTestCase {
     /// Known-answer tests from the Random123 distribution (kat_vectors, philox4x32_10).

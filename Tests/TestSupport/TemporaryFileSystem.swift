@@ -1,7 +1,8 @@
 import Foundation
 import XCTest
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Real disk faults for the tests: a small tmpfs of its own, and mount/umount to remount it or
@@ -20,7 +21,8 @@ package enum TemporaryFileSystem {
         }
         p.arguments = arguments.first == "umount" ? Array(arguments.dropFirst()) : arguments
         let err = Pipe()
-        p.standardError = err; p.standardOutput = FileHandle.nullDevice
+        p.standardError = err
+        p.standardOutput = FileHandle.nullDevice
         try p.run()
         p.waitUntilExit()
         let message = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)

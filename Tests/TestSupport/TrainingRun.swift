@@ -63,7 +63,8 @@ package final class TrainingRun {
             let cursor = session.progress.dataCursor
             replica.gradientMultiplier = session.gradientMultiplier(microBatches: perStep)
             let grads = replica.model.arena.gradients.pointer
-            let stats = try config.training.float16.gradients
+            let stats =
+                try config.training.float16.gradients
                 ? computeAsFloat16Ranks(cursor: cursor, perStep: perStep, workers: workers)
                 : computeInOneTree(cursor: cursor, perStep: perStep)
             try session.completeStep(gradients: grads, statistics: stats, microBatches: perStep, workers: workers)
@@ -74,9 +75,12 @@ package final class TrainingRun {
 
     /// Float32 gradients: the pairwise tree over all micro-batches is the tree over the ranks' sums.
     private func computeInOneTree(cursor: Int, perStep: Int) throws -> LossStatistics {
-        var stats = try replica.computeGradients(step: session.nextStep, microBatches: Array(cursor..<(cursor + perStep)))
+        var stats = try replica.computeGradients(
+            step: session.nextStep, microBatches: Array(cursor..<(cursor + perStep)))
         // A worker flags a non-finite gradient and the coordinator then drops the step's loss.
-        if !VectorOps.allFinite(replica.model.arena.gradients.pointer, count: session.parameterCount) { stats.lossSum = .nan }
+        if !VectorOps.allFinite(replica.model.arena.gradients.pointer, count: session.parameterCount) {
+            stats.lossSum = .nan
+        }
         return stats
     }
 
@@ -91,9 +95,12 @@ package final class TrainingRun {
         let plan = StepPlan(step: session.nextStep, cursor: cursor, microBatches: perStep, ranks: Array(0..<workers))
         for rank in plan.ranks {
             guard let indices = plan.assignments[rank], let positions = plan.positions[rank] else { continue }
-            let stats = try replica.computeGradientParts(step: plan.step, microBatches: indices, firstPosition: positions.lowerBound)
+            let stats = try replica.computeGradientParts(
+                step: plan.step, microBatches: indices, firstPosition: positions.lowerBound)
             for part in replica.parts {
-                if !(stats.lossSum.isFinite && Float16Rounding.isFiniteAfterRounding(part.values, count: count)) { allFinite = false }
+                if !(stats.lossSum.isFinite && Float16Rounding.isFiniteAfterRounding(part.values, count: count)) {
+                    allFinite = false
+                }
                 Float16Rounding.round(part.values, count: count, scratch: &halfScratch)
                 rankSum.push(part.values, node: part.node)
             }

@@ -6,8 +6,10 @@ import XCTest
 final class AdamWTests: XCTestCase {
     /// vocab 3, D 2, no layers: embedding.weight [3,2] at 0 (decays), then four LayerNorm
     /// vectors of 2 at offsets 16, 32, 48, 64 (no decay); 80 elements with padding.
-    private let layout = ParameterLayout(config: ModelConfig(vocabSize: 3, dModel: 2, heads: 1, dFF: 2,
-                                                             encoderLayers: 0, decoderLayers: 0))
+    private let layout = ParameterLayout(
+        config: ModelConfig(
+            vocabSize: 3, dModel: 2, heads: 1, dFF: 2,
+            encoderLayers: 0, decoderLayers: 0))
 
     func testLayoutUsedByTheseTests() {
         XCTAssertEqual(layout.totalCount, 80)
@@ -33,7 +35,8 @@ final class AdamWTests: XCTestCase {
         parameters[matrix] = 2
         parameters[norm] = 1
 
-        gradients[matrix] = 2; gradients[norm] = 2
+        gradients[matrix] = 2
+        gradients[norm] = 2
         optimizer.step(parameters: parameters.pointer, gradients: gradients.pointer, lr: 0.25)
         XCTAssertEqual(optimizer.step, 1)
         XCTAssertEqual(optimizer.m[norm], 1)
@@ -41,7 +44,8 @@ final class AdamWTests: XCTestCase {
         XCTAssertEqual(parameters[norm], 0.75)
         XCTAssertEqual(parameters[matrix], 1.5)
 
-        gradients[matrix] = 4; gradients[norm] = 4
+        gradients[matrix] = 4
+        gradients[norm] = 4
         optimizer.step(parameters: parameters.pointer, gradients: gradients.pointer, lr: 0.25)
         XCTAssertEqual(optimizer.step, 2)
         XCTAssertEqual(optimizer.m[norm], 2.5)
@@ -136,16 +140,22 @@ final class AdamWTests: XCTestCase {
 
         let straight = AdamW(layout: layout, beta1: 0.9, beta2: 0.98, eps: 1e-9, weightDecay: 0.01)
         let p1 = FloatBuffer(start)
-        for g in gradientSteps { g.withUnsafeBufferPointer { straight.step(parameters: p1.pointer, gradients: $0.baseAddress!, lr: 1e-3) } }
+        for g in gradientSteps {
+            g.withUnsafeBufferPointer { straight.step(parameters: p1.pointer, gradients: $0.baseAddress!, lr: 1e-3) }
+        }
 
         let first = AdamW(layout: layout, beta1: 0.9, beta2: 0.98, eps: 1e-9, weightDecay: 0.01)
         let p2 = FloatBuffer(start)
-        for g in gradientSteps[0..<2] { g.withUnsafeBufferPointer { first.step(parameters: p2.pointer, gradients: $0.baseAddress!, lr: 1e-3) } }
+        for g in gradientSteps[0..<2] {
+            g.withUnsafeBufferPointer { first.step(parameters: p2.pointer, gradients: $0.baseAddress!, lr: 1e-3) }
+        }
         let resumed = AdamW(layout: layout, beta1: 0.9, beta2: 0.98, eps: 1e-9, weightDecay: 0.01)
         resumed.m.pointer.update(from: first.m.pointer, count: count)
         resumed.v.pointer.update(from: first.v.pointer, count: count)
         resumed.step = first.step
-        for g in gradientSteps[2...] { g.withUnsafeBufferPointer { resumed.step(parameters: p2.pointer, gradients: $0.baseAddress!, lr: 1e-3) } }
+        for g in gradientSteps[2...] {
+            g.withUnsafeBufferPointer { resumed.step(parameters: p2.pointer, gradients: $0.baseAddress!, lr: 1e-3) }
+        }
 
         XCTAssertEqual(resumed.step, 4)
         XCTAssertEqual(p1.array, p2.array)
@@ -167,7 +177,9 @@ final class AdamWTests: XCTestCase {
             Parallel.threads = threads
             let optimizer = AdamW(layout: big, beta1: 0.9, beta2: 0.98, eps: 1e-9, weightDecay: 0.01)
             let parameters = FloatBuffer(p)
-            g.withUnsafeBufferPointer { optimizer.step(parameters: parameters.pointer, gradients: $0.baseAddress!, lr: 1e-3) }
+            g.withUnsafeBufferPointer {
+                optimizer.step(parameters: parameters.pointer, gradients: $0.baseAddress!, lr: 1e-3)
+            }
             results.append(parameters.array)
         }
         XCTAssertEqual(results[0], results[1])

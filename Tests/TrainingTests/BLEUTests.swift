@@ -4,14 +4,17 @@ import XCTest
 
 /// Corpus BLEU and the 13a tokenizer on hand-computed cases.
 final class BLEUTests: XCTestCase {
-    private func assertPrecisions(_ actual: [Double], _ expected: [Double], file: StaticString = #filePath, line: UInt = #line) {
+    private func assertPrecisions(
+        _ actual: [Double], _ expected: [Double], file: StaticString = #filePath, line: UInt = #line
+    ) {
         XCTAssertEqual(actual.count, expected.count, file: file, line: line)
         for (a, e) in zip(actual, expected) { XCTAssertEqual(a, e, accuracy: 1e-12, file: file, line: line) }
     }
 
     func testPerfectMatchScores100() {
-        let s = CorpusBLEU.score(hypotheses: ["The cat sat on the mat.", "Ein Hund bellt."],
-                                 references: ["The cat sat on the mat.", "Ein Hund bellt."])
+        let s = CorpusBLEU.score(
+            hypotheses: ["The cat sat on the mat.", "Ein Hund bellt."],
+            references: ["The cat sat on the mat.", "Ein Hund bellt."])
         XCTAssertEqual(s.score, 100, accuracy: 1e-12)
         assertPrecisions(s.precisions, [100, 100, 100, 100])
         XCTAssertEqual(s.brevityPenalty, 1)
@@ -75,8 +78,9 @@ final class BLEUTests: XCTestCase {
         assertPrecisions(s.precisions, [80, 50, 100.0 / 3, 25])
         XCTAssertEqual(s.score, pow(80 * 50 * 100.0 / 3 * 25, 0.25), accuracy: 1e-9)
         XCTAssertEqual(s.score, 42.72870063962342, accuracy: 1e-9)  // sacrebleu 2.6.0
-        XCTAssertEqual(CorpusBLEU.score(hypotheses: ["Äpfel über Öl für Größe"], references: ["Äpfel über Öl für Größe"]).score,
-                       100, accuracy: 1e-12)
+        XCTAssertEqual(
+            CorpusBLEU.score(hypotheses: ["Äpfel über Öl für Größe"], references: ["Äpfel über Öl für Größe"]).score,
+            100, accuracy: 1e-12)
     }
 
     func testLineCountMismatch() {
@@ -85,15 +89,17 @@ final class BLEUTests: XCTestCase {
         }
         XCTAssertThrowsError(try CorpusChrF.validatedScore(hypotheses: ["a"], references: []))
         // The non-throwing form pairs lines like Python's zip: the extra hypothesis is ignored.
-        XCTAssertEqual(CorpusBLEU.score(hypotheses: ["a b c d", "x"], references: ["a b c d"]).score, 100, accuracy: 1e-12)
+        XCTAssertEqual(
+            CorpusBLEU.score(hypotheses: ["a b c d", "x"], references: ["a b c d"]).score, 100, accuracy: 1e-12)
     }
 
     func testStatisticsAccumulateLikeCorpusScore() {
         var stats = BLEUStatistics()
         stats.add(hypothesis: "the cat sat on the mat", reference: "the cat is on the mat")
         stats.add(hypothesis: "a b c d", reference: "a b c d e f")
-        let corpus = CorpusBLEU.score(hypotheses: ["the cat sat on the mat", "a b c d"],
-                                      references: ["the cat is on the mat", "a b c d e f"])
+        let corpus = CorpusBLEU.score(
+            hypotheses: ["the cat sat on the mat", "a b c d"],
+            references: ["the cat is on the mat", "a b c d e f"])
         XCTAssertEqual(stats.score, corpus)
         XCTAssertEqual(corpus.matches, [9, 6, 3, 1])
         XCTAssertEqual(corpus.totals, [10, 8, 6, 4])
@@ -115,7 +121,9 @@ final class BLEUTests: XCTestCase {
             ("", ""),
         ]
         for (line, expected) in cases {
-            XCTAssertEqual(Array(Tokenizer13a.tokenize(line).unicodeScalars), Array(expected.unicodeScalars), "\(line.debugDescription)")
+            XCTAssertEqual(
+                Array(Tokenizer13a.tokenize(line).unicodeScalars), Array(expected.unicodeScalars),
+                "\(line.debugDescription)")
         }
         // U+200B is not whitespace for Python: it stays inside the token.
         XCTAssertEqual(Tokenizer13a.tokenize("a\u{200B}b c").unicodeScalars.count, 5)
@@ -131,15 +139,17 @@ final class BLEUTests: XCTestCase {
         let middle = Date()
         let chrf = CorpusChrF.score(hypotheses: hyps, references: refs)
         let seconds = Date().timeIntervalSince(start)
-        print("BLEU \(bleu.score) in \(middle.timeIntervalSince(start)) s, chrF \(chrf), both in \(seconds) s (1000 pairs)")
+        print(
+            "BLEU \(bleu.score) in \(middle.timeIntervalSince(start)) s, chrF \(chrf), both in \(seconds) s (1000 pairs)"
+        )
         XCTAssertGreaterThan(bleu.score, 5)
         XCTAssertGreaterThan(chrf, 5)
         // Release builds take well under 0.1 s on an idle core; debug builds (these tests) are
         // about 5x slower, and the shared 2-core machine adds its share.
         #if DEBUG
-        XCTAssertLessThan(seconds, 3.0)
+            XCTAssertLessThan(seconds, 3.0)
         #else
-        XCTAssertLessThan(seconds, 0.5)
+            XCTAssertLessThan(seconds, 0.5)
         #endif
     }
 
@@ -147,7 +157,8 @@ final class BLEUTests: XCTestCase {
     /// 128-bit path must give the same counts. Hypothesis = the first 40000 of 66000 tokens.
     func testPairWithVeryManyDistinctTokens() {
         let words = (0..<66000).map { "w\($0)" }
-        let s = CorpusBLEU.score(hypotheses: [words[0..<40000].joined(separator: " ")], references: [words.joined(separator: " ")])
+        let s = CorpusBLEU.score(
+            hypotheses: [words[0..<40000].joined(separator: " ")], references: [words.joined(separator: " ")])
         XCTAssertEqual(s.matches, [40000, 39999, 39998, 39997])
         XCTAssertEqual(s.totals, [40000, 39999, 39998, 39997])
         XCTAssertEqual(s.brevityPenalty, exp(1 - 66000.0 / 40000), accuracy: 1e-15)

@@ -1,22 +1,22 @@
 import Foundation
-import XCTest
 import TensorCore
-import Training
 import TestSupport
+import Training
+import XCTest
 
 /// `training.best_metric` and `training.patience`: `checkpoints/best`, its protection from
 /// `keep_checkpoints`, early stopping, and both surviving a resume.
 final class BestCheckpointTests: XCTestCase {
     static func config(maxSteps: Int, checkpointEvery: Int = 5, keep: Int = 10, patience: Int = 0) throws -> RunConfig {
         let json = """
-        {"name": "bestcopy",
-         "model": {"vocab_size": 12, "d_model": 32, "heads": 2, "d_ff": 64, "encoder_layers": 1, "decoder_layers": 1,
-                   "dropout": 0.1, "max_len": 16},
-         "training": {"batch_tokens": 128, "max_steps": \(maxSteps), "warmup_steps": 10, "validate_every": 5,
-                      "checkpoint_every": \(checkpointEvery), "keep_checkpoints": \(keep), "valid_size": 16,
-                      "log_every": 5, "patience": \(patience)},
-         "data": {"task": "copy", "copy_max_len": 6}}
-        """
+            {"name": "bestcopy",
+             "model": {"vocab_size": 12, "d_model": 32, "heads": 2, "d_ff": 64, "encoder_layers": 1, "decoder_layers": 1,
+                       "dropout": 0.1, "max_len": 16},
+             "training": {"batch_tokens": 128, "max_steps": \(maxSteps), "warmup_steps": 10, "validate_every": 5,
+                          "checkpoint_every": \(checkpointEvery), "keep_checkpoints": \(keep), "valid_size": 16,
+                          "log_every": 5, "patience": \(patience)},
+             "data": {"task": "copy", "copy_max_len": 6}}
+            """
         return try RunConfig.parse(data: Data(json.utf8), source: "test")
     }
 
@@ -31,7 +31,8 @@ final class BestCheckpointTests: XCTestCase {
     func run(_ config: RunConfig, dir: URL, resume: RunOptions.Resume = .fresh) throws -> (TrainingRun, RunSummary) {
         Parallel.threads = 1
         var o = RunOptions(runDirectory: dir)
-        o.resume = resume; o.printProgress = false
+        o.resume = resume
+        o.printProgress = false
         let r = try TrainingRun(config: config, options: o)
         let summary = try r.run()
         return (r, summary)
@@ -57,8 +58,10 @@ final class BestCheckpointTests: XCTestCase {
     func runWithUnbeatableBest(_ dir: URL) throws {
         try run(try Self.config(maxSteps: 5), dir: dir)
         try CheckpointStore(runDirectory: dir.path).rewriteState(step: 5) { state in
-            state["best"] = ["metric": "loss", "value": 0.0, "step": 5, "checkpoint": "step-00000005",
-                             "value_bits": "0000000000000000"]
+            state["best"] = [
+                "metric": "loss", "value": 0.0, "step": 5, "checkpoint": "step-00000005",
+                "value_bits": "0000000000000000",
+            ]
             state["validations_since_best"] = 0
         }
     }
@@ -73,7 +76,11 @@ final class BestCheckpointTests: XCTestCase {
         var best = Double.infinity, bestStep = 0, improvements: [Int] = []
         for v in validations {
             let loss = try XCTUnwrap(v["loss"] as? Double), step = try XCTUnwrap(v["step"] as? Int)
-            if loss < best { best = loss; bestStep = step; improvements.append(step) }
+            if loss < best {
+                best = loss
+                bestStep = step
+                improvements.append(step)
+            }
         }
         // Step 5 (not a checkpoint step) and at least one later validation improved.
         XCTAssertEqual(improvements.first, 5)
@@ -87,7 +94,9 @@ final class BestCheckpointTests: XCTestCase {
         XCTAssertEqual(s["best_metric"] as? String, "loss")
         XCTAssertEqual(s["best_step"] as? Int, bestStep)
         XCTAssertEqual(s["best_value"] as? Double, best)
-        XCTAssertEqual(s["best_checkpoint"] as? String, store.checkpointsDirectory + "/" + CheckpointStore.directoryName(step: bestStep))
+        XCTAssertEqual(
+            s["best_checkpoint"] as? String,
+            store.checkpointsDirectory + "/" + CheckpointStore.directoryName(step: bestStep))
         XCTAssertEqual(s["early_stopped"] as? Bool, false)
         // The newest state.json carries the best, bit for bit.
         let state = try CheckpointStore.load(directory: store.checkpointsDirectory + "/step-00000030").stateObject()
@@ -102,7 +111,8 @@ final class BestCheckpointTests: XCTestCase {
         for keep in [1, 2] {
             let dir = try temporaryDirectory()
             try runWithUnbeatableBest(dir)
-            let (r, summary) = try run(try Self.config(maxSteps: 60, keep: keep, patience: 3), dir: dir, resume: .latest)
+            let (r, summary) = try run(
+                try Self.config(maxSteps: 60, keep: keep, patience: 3), dir: dir, resume: .latest)
             XCTAssertEqual(r.progress.step, 20, "keep \(keep)")
             XCTAssertTrue(r.session.stoppedEarly)
             XCTAssertTrue(r.session.isFinished)
@@ -110,8 +120,10 @@ final class BestCheckpointTests: XCTestCase {
             let store = CheckpointStore(runDirectory: dir.path)
             XCTAssertEqual(try store.bestName(), "step-00000005")
             XCTAssertEqual(summary.best, BestValidation(metric: .loss, value: 0, step: 5))
-            XCTAssertEqual(summary.earlyStopNote, "early stop at step 20: no improvement of valid loss for 3 validations; "
-                           + "best 0.0000 at step 5, \(store.checkpointsDirectory)/step-00000005")
+            XCTAssertEqual(
+                summary.earlyStopNote,
+                "early stop at step 20: no improvement of valid loss for 3 validations; "
+                    + "best 0.0000 at step 5, \(store.checkpointsDirectory)/step-00000005")
             let s = try jsonObject(dir.appendingPathComponent("summary.json"))
             XCTAssertEqual(s["early_stopped"] as? Bool, true)
             XCTAssertEqual(s["step"] as? Int, 20)
@@ -161,11 +173,14 @@ final class BestCheckpointTests: XCTestCase {
         let store = CheckpointStore(runDirectory: dir.path)
         let expected = try XCTUnwrap(summary.best).checkpointName
         try Data("garbage\n".utf8).write(to: URL(fileURLWithPath: store.bestPath))
-        let problem = CheckpointError.invalidLatestPointer(path: store.bestPath, reason: "does not hold a step-NNNNNNNN directory name")
+        let problem = CheckpointError.invalidLatestPointer(
+            path: store.bestPath, reason: "does not hold a step-NNNNNNNN directory name")
         XCTAssertThrowsError(try store.bestName()) { XCTAssertEqual($0 as? CheckpointError, problem) }
         XCTAssertThrowsError(try CheckpointModel(path: store.bestPath)) { error in
-            XCTAssertEqual(String(describing: error), "checkpoint pointer \(store.bestPath) is unusable: "
-                           + "does not hold a step-NNNNNNNN directory name")
+            XCTAssertEqual(
+                String(describing: error),
+                "checkpoint pointer \(store.bestPath) is unusable: "
+                    + "does not hold a step-NNNNNNNN directory name")
         }
         try run(try Self.config(maxSteps: 10), dir: dir, resume: .latest)
         XCTAssertEqual(try store.bestName(), expected)
@@ -180,7 +195,8 @@ final class BestCheckpointTests: XCTestCase {
         try value.withUnsafeBufferPointer { buffer in
             let record = TensorRecord(name: "w", shape: [1], float32: try XCTUnwrap(buffer.baseAddress))
             for step in 1...6 {
-                try store.write(step: step, model: [record], optimizer: [], state: ["step": step], keep: 2, preserving: [2])
+                try store.write(
+                    step: step, model: [record], optimizer: [], state: ["step": step], keep: 2, preserving: [2])
             }
         }
         XCTAssertEqual(try store.list().map(\.step), [2, 5, 6])

@@ -1,20 +1,20 @@
 import Foundation
-import XCTest
 import TensorCore
-import Training
 import TestSupport
+import Training
+import XCTest
 
 /// `CheckpointAveraging`: the element-wise mean, the output checkpoint, and every refusal.
 final class CheckpointAveragingTests: XCTestCase {
     static func config(seed: Int = 1, dModel: Int = 32) throws -> RunConfig {
         let json = """
-        {"name": "avgcopy",
-         "model": {"vocab_size": 12, "d_model": \(dModel), "heads": 2, "d_ff": 64, "encoder_layers": 1, "decoder_layers": 1,
-                   "dropout": 0.1, "max_len": 16},
-         "training": {"batch_tokens": 128, "max_steps": 3, "warmup_steps": 2, "validate_every": 100, "seed": \(seed),
-                      "checkpoint_every": 1, "keep_checkpoints": 5, "valid_size": 8, "log_every": 5},
-         "data": {"task": "copy", "copy_max_len": 6}}
-        """
+            {"name": "avgcopy",
+             "model": {"vocab_size": 12, "d_model": \(dModel), "heads": 2, "d_ff": 64, "encoder_layers": 1, "decoder_layers": 1,
+                       "dropout": 0.1, "max_len": 16},
+             "training": {"batch_tokens": 128, "max_steps": 3, "warmup_steps": 2, "validate_every": 100, "seed": \(seed),
+                          "checkpoint_every": 1, "keep_checkpoints": 5, "valid_size": 8, "log_every": 5},
+             "data": {"task": "copy", "copy_max_len": 6}}
+            """
         return try RunConfig.parse(data: Data(json.utf8), source: "test")
     }
 
@@ -39,7 +39,9 @@ final class CheckpointAveragingTests: XCTestCase {
         return try f.tensors.map { ($0.name, try f.floats(named: $0.name)) }
     }
 
-    func assertRefused(_ body: @autoclosure () throws -> Any, _ expected: String, file: StaticString = #filePath, line: UInt = #line) {
+    func assertRefused(
+        _ body: @autoclosure () throws -> Any, _ expected: String, file: StaticString = #filePath, line: UInt = #line
+    ) {
         XCTAssertThrowsError(try body(), file: file, line: line) { error in
             XCTAssertEqual(String(describing: error), expected, file: file, line: line)
         }
@@ -77,8 +79,9 @@ final class CheckpointAveragingTests: XCTestCase {
         }
         // Three Float32 values sum exactly in Float64 here, so the order does not matter.
         try CheckpointAveraging.average(sources.reversed(), output: dir.path + "/reversed")
-        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: dir.path + "/reversed/model.safetensors")),
-                       try Data(contentsOf: URL(fileURLWithPath: dir.path + "/average-3/model.safetensors")))
+        XCTAssertEqual(
+            try Data(contentsOf: URL(fileURLWithPath: dir.path + "/reversed/model.safetensors")),
+            try Data(contentsOf: URL(fileURLWithPath: dir.path + "/average-3/model.safetensors")))
         XCTAssertEqual(try CheckpointAveraging.lastCheckpoints(2, runDirectory: dir.path), Array(sources.suffix(2)))
     }
 
@@ -89,24 +92,32 @@ final class CheckpointAveragingTests: XCTestCase {
         let otherShape = try train(try Self.config(dModel: 16), in: wider)
         let out = dir.path + "/out"
         assertRefused(try CheckpointAveraging.average([], output: out), "no checkpoints to average")
-        assertRefused(try CheckpointAveraging.average([sources[0], sources[0]], output: out),
-                      "checkpoint \(sources[0]) is given twice")
-        assertRefused(try CheckpointAveraging.average([sources[0], otherSeed[1]], output: out),
-                      "checkpoints \(sources[0]) and \(otherSeed[1]) are not of one run: config hash "
-                      + "\(try Self.config().configHash) vs \(try Self.config(seed: 2).configHash); average checkpoints of one run only")
-        assertRefused(try CheckpointAveraging.average([sources[0], otherShape[1]], output: out),
-                      "checkpoints \(sources[0]) and \(otherShape[1]) are not of one run: the model shapes differ "
-                      + "(\(try Self.config().model) vs \(try Self.config(dModel: 16).model)); average checkpoints of one run only")
-        assertRefused(try CheckpointAveraging.average(sources, output: dir.path + "/checkpoints/step-00000009"),
-                      "output \(dir.path)/checkpoints/step-00000009: the name step-00000009 is reserved for training "
-                      + "checkpoints and pointers; choose another (e.g. RUN/average-last5)")
-        assertRefused(try CheckpointAveraging.lastCheckpoints(4, runDirectory: dir.path),
-                      "cannot average the last 4 checkpoints of \(dir.path): it has 3")
+        assertRefused(
+            try CheckpointAveraging.average([sources[0], sources[0]], output: out),
+            "checkpoint \(sources[0]) is given twice")
+        assertRefused(
+            try CheckpointAveraging.average([sources[0], otherSeed[1]], output: out),
+            "checkpoints \(sources[0]) and \(otherSeed[1]) are not of one run: config hash "
+                + "\(try Self.config().configHash) vs \(try Self.config(seed: 2).configHash); average checkpoints of one run only"
+        )
+        assertRefused(
+            try CheckpointAveraging.average([sources[0], otherShape[1]], output: out),
+            "checkpoints \(sources[0]) and \(otherShape[1]) are not of one run: the model shapes differ "
+                + "(\(try Self.config().model) vs \(try Self.config(dModel: 16).model)); average checkpoints of one run only"
+        )
+        assertRefused(
+            try CheckpointAveraging.average(sources, output: dir.path + "/checkpoints/step-00000009"),
+            "output \(dir.path)/checkpoints/step-00000009: the name step-00000009 is reserved for training "
+                + "checkpoints and pointers; choose another (e.g. RUN/average-last5)")
+        assertRefused(
+            try CheckpointAveraging.lastCheckpoints(4, runDirectory: dir.path),
+            "cannot average the last 4 checkpoints of \(dir.path): it has 3")
         // Another tokenizer hash in one of them.
         try CheckpointStore(runDirectory: other.path).rewriteState(step: 3) { $0["tokenizer_hash"] = "abc" }
-        assertRefused(try CheckpointAveraging.average([otherSeed[1], otherSeed[2]], output: out),
-                      "checkpoints \(otherSeed[1]) and \(otherSeed[2]) are not of one run: tokenizer hash \"\" vs \"abc\"; "
-                      + "average checkpoints of one run only")
+        assertRefused(
+            try CheckpointAveraging.average([otherSeed[1], otherSeed[2]], output: out),
+            "checkpoints \(otherSeed[1]) and \(otherSeed[2]) are not of one run: tokenizer hash \"\" vs \"abc\"; "
+                + "average checkpoints of one run only")
         // A damaged source is caught by its CRC before anything is written.
         let damaged = URL(fileURLWithPath: sources[1] + "/model.safetensors")
         var bytes = try Data(contentsOf: damaged)
@@ -116,19 +127,23 @@ final class CheckpointAveragingTests: XCTestCase {
             guard case .corrupt(let directory, .checksumMismatch(let file, _, _))? = error as? CheckpointError else {
                 return XCTFail("\(error)")
             }
-            XCTAssertEqual(directory, sources[1]); XCTAssertEqual(file, "model.safetensors")
+            XCTAssertEqual(directory, sources[1])
+            XCTAssertEqual(file, "model.safetensors")
         }
         XCTAssertFalse(FileManager.default.fileExists(atPath: out))
         // An existing output is never overwritten.
         try CheckpointAveraging.average([sources[0], sources[2]], output: out)
-        assertRefused(try CheckpointAveraging.average([sources[0], sources[2]], output: out),
-                      "cannot write checkpoint \(out): it already exists (choose another directory or remove it)")
+        assertRefused(
+            try CheckpointAveraging.average([sources[0], sources[2]], output: out),
+            "cannot write checkpoint \(out): it already exists (choose another directory or remove it)")
         // Training cannot resume from an average.
         var o = RunOptions(runDirectory: try temporaryDirectory())
-        o.printProgress = false; o.resume = .from(out)
-        assertRefused(try TrainingRun(config: try Self.config(), options: o),
-                      "cannot resume: \(out) is an average of checkpoints (made by `transformer average`) and holds no "
-                      + "optimizer moments or data position; use it with translate or evaluate, and resume from one of "
-                      + "the checkpoints it averages")
+        o.printProgress = false
+        o.resume = .from(out)
+        assertRefused(
+            try TrainingRun(config: try Self.config(), options: o),
+            "cannot resume: \(out) is an average of checkpoints (made by `transformer average`) and holds no "
+                + "optimizer moments or data position; use it with translate or evaluate, and resume from one of "
+                + "the checkpoints it averages")
     }
 }

@@ -36,10 +36,12 @@ final class CheckpointStoreTests: XCTestCase {
         // store's fields follow it.
         let stateText = try String(contentsOfFile: directory + "/state.json", encoding: .utf8)
         let callerPart = #"{"step": 200, "rng": 18446744073709551615, "lr": 6.99e-4"#
-        XCTAssertEqual(stateText, callerPart + ",\n  \"checksums\": {\"model.safetensors\": \"\(CRC32.hex(CRC32.checksum(model)))\", "
-            + "\"optimizer.safetensors\": \"\(CRC32.hex(CRC32.checksum(optimizer)))\", "
-            + "\"state\": \"\(CRC32.hex(CRC32.checksum(Array(callerPart.utf8))))\"},\n"
-            + "  \"checksum_algorithm\": \"crc32\",\n  \"format\": 1\n}\n")
+        XCTAssertEqual(
+            stateText,
+            callerPart + ",\n  \"checksums\": {\"model.safetensors\": \"\(CRC32.hex(CRC32.checksum(model)))\", "
+                + "\"optimizer.safetensors\": \"\(CRC32.hex(CRC32.checksum(optimizer)))\", "
+                + "\"state\": \"\(CRC32.hex(CRC32.checksum(Array(callerPart.utf8))))\"},\n"
+                + "  \"checksum_algorithm\": \"crc32\",\n  \"format\": 1\n}\n")
 
         let loaded = try CheckpointStore.load(directory: directory)
         XCTAssertEqual(loaded.step, 200)
@@ -55,12 +57,15 @@ final class CheckpointStoreTests: XCTestCase {
         _ = try write(step: 5, fill: 1, stateObject: ["step": 5, "cursor": ["epoch": 1]])
         let loaded = try CheckpointStore.load(directory: checkpoints + "/step-00000005")
         XCTAssertEqual((try loaded.stateObject()["cursor"] as? [String: Int]), ["epoch": 1])
-        XCTAssertEqual(try writeError(step: 6, state: #"{"format": 2}"#),
-                       .invalidState("the key \"format\" is reserved for the checkpoint store"))
+        XCTAssertEqual(
+            try writeError(step: 6, state: #"{"format": 2}"#),
+            .invalidState("the key \"format\" is reserved for the checkpoint store"))
         XCTAssertEqual(try writeError(step: 6, state: "[1]"), .invalidState("state is not a JSON object"))
-        XCTAssertEqual(try writeError(step: 6, state: #"{"step": 7}"#),
-                       .invalidState("\"step\" in the state is 7, but the checkpoint is for step 6"))
-        XCTAssertEqual(try writeError(step: 6, state: "{}", keep: 0), .invalidArgument("keep must be at least 1, got 0"))
+        XCTAssertEqual(
+            try writeError(step: 6, state: #"{"step": 7}"#),
+            .invalidState("\"step\" in the state is 7, but the checkpoint is for step 6"))
+        XCTAssertEqual(
+            try writeError(step: 6, state: "{}", keep: 0), .invalidArgument("keep must be at least 1, got 0"))
         XCTAssertEqual(try store.list().map(\.step), [5])
     }
 
@@ -76,8 +81,12 @@ final class CheckpointStoreTests: XCTestCase {
         let written = try write(step: 400, fill: 4, keep: 2)
         XCTAssertEqual(written.removed, [checkpoints + "/step-00000200"])
         XCTAssertEqual(written.warnings, [])
-        XCTAssertEqual(try store.list(), [CheckpointListing(step: 300, directory: checkpoints + "/step-00000300"),
-                                          CheckpointListing(step: 400, directory: checkpoints + "/step-00000400")])
+        XCTAssertEqual(
+            try store.list(),
+            [
+                CheckpointListing(step: 300, directory: checkpoints + "/step-00000300"),
+                CheckpointListing(step: 400, directory: checkpoints + "/step-00000400"),
+            ])
         XCTAssertEqual(try names(in: checkpoints), ["latest", "step-00000300", "step-00000400"])
     }
 
@@ -87,8 +96,9 @@ final class CheckpointStoreTests: XCTestCase {
         for step in [100, 200, 300] { _ = try write(step: step, fill: Float(step), keep: 2) }
         _ = try write(step: 200, fill: 7, keep: 1)
         XCTAssertEqual(try store.list().map(\.step), [200, 300])
-        XCTAssertEqual(try CheckpointStore.load(directory: checkpoints + "/step-00000200").model.floats(named: "embedding.weight"),
-                       [7, 8, 9, 10, 11, 12])
+        XCTAssertEqual(
+            try CheckpointStore.load(directory: checkpoints + "/step-00000200").model.floats(named: "embedding.weight"),
+            [7, 8, 9, 10, 11, 12])
         let search = try store.latestValid()
         XCTAssertEqual(search.checkpoint?.step, 200)
         XCTAssertEqual(try names(in: checkpoints).filter { $0.hasPrefix(".tmp") }, [])
@@ -99,16 +109,20 @@ final class CheckpointStoreTests: XCTestCase {
         let values: [Float] = [1, 2, 3]
         let error = values.withUnsafeBytes { bytes -> CheckpointError? in
             do throws(CheckpointError) {
-                try store.write(step: 200, model: [TensorRecord(name: "w", shape: [4], dtype: .f32, bytes: bytes)],
-                                optimizer: [], state: Data("{}".utf8), keep: 3)
+                try store.write(
+                    step: 200, model: [TensorRecord(name: "w", shape: [4], dtype: .f32, bytes: bytes)],
+                    optimizer: [], state: Data("{}".utf8), keep: 3)
                 return nil
             } catch {
                 return error
             }
         }
-        XCTAssertEqual(error, .cannotWrite(path: checkpoints + "/step-00000200",
-                                           reason: "safetensors file \(checkpoints)/.tmp-step-00000200-\(getpid())/model.safetensors: "
-                                               + "cannot write tensor \"w\": shape [4] of F32 needs 16 bytes, got 12"))
+        XCTAssertEqual(
+            error,
+            .cannotWrite(
+                path: checkpoints + "/step-00000200",
+                reason: "safetensors file \(checkpoints)/.tmp-step-00000200-\(getpid())/model.safetensors: "
+                    + "cannot write tensor \"w\": shape [4] of F32 needs 16 bytes, got 12"))
         XCTAssertEqual(try names(in: checkpoints), ["latest", "step-00000100"])
         XCTAssertEqual(try String(contentsOfFile: checkpoints + "/latest", encoding: .utf8), "step-00000100\n")
     }
@@ -119,18 +133,22 @@ final class CheckpointStoreTests: XCTestCase {
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
         XCTAssertTrue(FileManager.default.createFile(atPath: root + "/file", contents: Data()))
         run = root + "/file/run"
-        XCTAssertEqual(try writeError(step: 1, state: "{}"),
-                       .cannotWrite(path: root + "/file/run/checkpoints/step-00000001",
-                                    reason: "cannot create directory \(root)/file: Not a directory"))
+        XCTAssertEqual(
+            try writeError(step: 1, state: "{}"),
+            .cannotWrite(
+                path: root + "/file/run/checkpoints/step-00000001",
+                reason: "cannot create directory \(root)/file: Not a directory"))
         run = root + "/runs/copy"
         guard getuid() != 0 else { return }
         try FileManager.default.createDirectory(atPath: root + "/locked", withIntermediateDirectories: true)
         try FileManager.default.setAttributes([.posixPermissions: 0o555], ofItemAtPath: root + "/locked")
         defer { _ = try? FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: root + "/locked") }
         run = root + "/locked/run"
-        XCTAssertEqual(try writeError(step: 1, state: "{}"),
-                       .cannotWrite(path: root + "/locked/run/checkpoints/step-00000001",
-                                    reason: "cannot create directory \(root)/locked/run: Permission denied"))
+        XCTAssertEqual(
+            try writeError(step: 1, state: "{}"),
+            .cannotWrite(
+                path: root + "/locked/run/checkpoints/step-00000001",
+                reason: "cannot create directory \(root)/locked/run: Permission denied"))
         run = root + "/runs/copy"
     }
 
@@ -150,11 +168,16 @@ final class CheckpointStoreTests: XCTestCase {
         var model = try bytes(directory + "/model.safetensors")
         model[model.count - 3] ^= 0x10
         try Data(model).write(to: URL(fileURLWithPath: directory + "/model.safetensors"))
-        let expected = CheckpointError.corrupt(directory: directory, .checksumMismatch(
-            file: "model.safetensors", expected: CRC32.hex(newest.modelChecksum), actual: CRC32.hex(CRC32.checksum(model))))
+        let expected = CheckpointError.corrupt(
+            directory: directory,
+            .checksumMismatch(
+                file: "model.safetensors", expected: CRC32.hex(newest.modelChecksum),
+                actual: CRC32.hex(CRC32.checksum(model))))
         XCTAssertEqual(loadError(directory), expected)
-        XCTAssertEqual(expected.description, "checkpoint \(directory) is corrupt: model.safetensors checksum mismatch "
-            + "(expected \(CRC32.hex(newest.modelChecksum)), got \(CRC32.hex(CRC32.checksum(model))))")
+        XCTAssertEqual(
+            expected.description,
+            "checkpoint \(directory) is corrupt: model.safetensors checksum mismatch "
+                + "(expected \(CRC32.hex(newest.modelChecksum)), got \(CRC32.hex(CRC32.checksum(model))))")
 
         let search = try store.latestValid()
         XCTAssertEqual(search.checkpoint?.step, 100)
@@ -167,7 +190,8 @@ final class CheckpointStoreTests: XCTestCase {
         let directory = checkpoints + "/step-00000100"
         let optimizer = try bytes(directory + "/optimizer.safetensors")
         try Data(optimizer.dropLast(8)).write(to: URL(fileURLWithPath: directory + "/optimizer.safetensors"))
-        guard case .corrupt(directory, .checksumMismatch(file: "optimizer.safetensors", _, _))? = loadError(directory) else {
+        guard case .corrupt(directory, .checksumMismatch(file: "optimizer.safetensors", _, _))? = loadError(directory)
+        else {
             return XCTFail("truncated optimizer accepted")
         }
         try Data(optimizer).write(to: URL(fileURLWithPath: directory + "/optimizer.safetensors"))
@@ -180,7 +204,9 @@ final class CheckpointStoreTests: XCTestCase {
             return XCTFail("edited state accepted")
         }
         try String(state.prefix(30)).write(toFile: directory + "/state.json", atomically: false, encoding: .utf8)
-        XCTAssertEqual(loadError(directory), .corrupt(directory: directory, .invalidState("not valid JSON (truncated or damaged)")))
+        XCTAssertEqual(
+            loadError(directory), .corrupt(directory: directory, .invalidState("not valid JSON (truncated or damaged)"))
+        )
         try FileManager.default.removeItem(atPath: directory + "/model.safetensors")
         try state.write(toFile: directory + "/state.json", atomically: false, encoding: .utf8)
         XCTAssertEqual(loadError(directory), .corrupt(directory: directory, .missingFile("model.safetensors")))
@@ -190,8 +216,9 @@ final class CheckpointStoreTests: XCTestCase {
     func testStepInDirectoryNameMustMatchState() throws {
         _ = try write(step: 200, fill: 1)
         try FileManager.default.copyItem(atPath: checkpoints + "/step-00000200", toPath: checkpoints + "/step-00000300")
-        XCTAssertEqual(loadError(checkpoints + "/step-00000300"),
-                       .corrupt(directory: checkpoints + "/step-00000300", .stepMismatch(directoryStep: 300, stateStep: 200)))
+        XCTAssertEqual(
+            loadError(checkpoints + "/step-00000300"),
+            .corrupt(directory: checkpoints + "/step-00000300", .stepMismatch(directoryStep: 300, stateStep: 200)))
         // A copy under any other name takes its step from state.json.
         try FileManager.default.copyItem(atPath: checkpoints + "/step-00000200", toPath: run + "/saved")
         XCTAssertEqual(try CheckpointStore.load(directory: run + "/saved/").step, 200)
@@ -202,7 +229,8 @@ final class CheckpointStoreTests: XCTestCase {
         // Int32.max is above any pid_max, so this "writer" is certainly gone.
         let leftover = checkpoints + "/.tmp-step-00000200-2147483647"
         try FileManager.default.createDirectory(atPath: leftover, withIntermediateDirectories: true)
-        XCTAssertTrue(FileManager.default.createFile(atPath: leftover + "/model.safetensors", contents: Data([1, 2, 3])))
+        XCTAssertTrue(
+            FileManager.default.createFile(atPath: leftover + "/model.safetensors", contents: Data([1, 2, 3])))
         let search = try store.latestValid()
         XCTAssertEqual(search.checkpoint?.step, 100)
         XCTAssertEqual(search.skipped, [])
@@ -222,8 +250,13 @@ final class CheckpointStoreTests: XCTestCase {
         try "../../etc\n".write(toFile: checkpoints + "/latest", atomically: false, encoding: .utf8)
         search = try store.latestValid()
         XCTAssertEqual(search.checkpoint?.step, 200)
-        XCTAssertEqual(search.skipped, [.invalidLatestPointer(path: checkpoints + "/latest",
-                                                              reason: "does not hold a step-NNNNNNNN directory name")])
+        XCTAssertEqual(
+            search.skipped,
+            [
+                .invalidLatestPointer(
+                    path: checkpoints + "/latest",
+                    reason: "does not hold a step-NNNNNNNN directory name")
+            ])
 
         try "step-00000100\n".write(toFile: checkpoints + "/latest", atomically: false, encoding: .utf8)
         search = try store.latestValid()
@@ -248,20 +281,26 @@ final class CheckpointStoreTests: XCTestCase {
 
     /// A checkpoint whose model holds `fill ... fill+5` and whose optimizer holds the negatives.
     @discardableResult
-    private func write(step: Int, fill: Float, state: String? = nil, stateObject: [String: Any]? = nil,
-                       keep: Int = 3) throws -> WrittenCheckpoint {
+    private func write(
+        step: Int, fill: Float, state: String? = nil, stateObject: [String: Any]? = nil,
+        keep: Int = 3
+    ) throws -> WrittenCheckpoint {
         let model = (0..<6).map { fill + Float($0) }
         let moments = model.map { -$0 }
         return try model.withUnsafeBufferPointer { m in
             try moments.withUnsafeBufferPointer { o in
-                guard let mBase = m.baseAddress, let oBase = o.baseAddress else { throw CheckpointError.invalidArgument("empty") }
+                guard let mBase = m.baseAddress, let oBase = o.baseAddress else {
+                    throw CheckpointError.invalidArgument("empty")
+                }
                 let modelRecords = [TensorRecord(name: "embedding.weight", shape: [2, 3], float32: mBase)]
                 let optimizerRecords = [TensorRecord(name: "exp_avg.embedding.weight", shape: [2, 3], float32: oBase)]
                 if let stateObject {
-                    return try store.write(step: step, model: modelRecords, optimizer: optimizerRecords, state: stateObject, keep: keep)
+                    return try store.write(
+                        step: step, model: modelRecords, optimizer: optimizerRecords, state: stateObject, keep: keep)
                 }
-                return try store.write(step: step, model: modelRecords, optimizer: optimizerRecords,
-                                       state: Data((state ?? "{\"step\": \(step)}").utf8), keep: keep)
+                return try store.write(
+                    step: step, model: modelRecords, optimizer: optimizerRecords,
+                    state: Data((state ?? "{\"step\": \(step)}").utf8), keep: keep)
             }
         }
     }

@@ -4,7 +4,9 @@ import XCTest
 /// Corpus chrF (sacreBLEU defaults: char order 6, beta 2, whitespace removed) on hand-computed cases.
 final class ChrFTests: XCTestCase {
     func testPerfectMatchScores100() {
-        XCTAssertEqual(CorpusChrF.score(hypotheses: ["Das ist gut.", "ab"], references: ["Das ist gut.", "ab"]), 100, accuracy: 1e-12)
+        XCTAssertEqual(
+            CorpusChrF.score(hypotheses: ["Das ist gut.", "ab"], references: ["Das ist gut.", "ab"]), 100,
+            accuracy: 1e-12)
     }
 
     /// Whitespace is removed before n-grams are taken, so spacing differences cost nothing.
@@ -67,7 +69,8 @@ final class ChrFTests: XCTestCase {
         var recall = 0.0
         for n in 1...6 { recall += Double(551 - n) / Double(1101 - n) }
         recall /= 6
-        XCTAssertEqual(CorpusChrF.score(hypotheses: [hyp], references: [ref]), 100 * 5 * recall / (4 + recall), accuracy: 1e-9)
+        XCTAssertEqual(
+            CorpusChrF.score(hypotheses: [hyp], references: [ref]), 100 * 5 * recall / (4 + recall), accuracy: 1e-9)
         var stats = ChrFStatistics()
         stats.add(hypothesis: hyp, reference: ref)
         XCTAssertEqual(stats.matches, [550, 549, 548, 547, 546, 545])
@@ -76,6 +79,7 @@ final class ChrFTests: XCTestCase {
     func testPunctuationCountsAsCharacters() {
         // "ab." vs "ab": (3,2,2), (2,1,1), (1,0,0) -> order 3 left out. P = (2/3 + 1/2)/2 = 7/12, R = 1.
         let p = 7.0 / 12
-        XCTAssertEqual(CorpusChrF.score(hypotheses: ["ab."], references: ["ab"]), 100 * 5 * p / (4 * p + 1), accuracy: 1e-9)
+        XCTAssertEqual(
+            CorpusChrF.score(hypotheses: ["ab."], references: ["ab"]), 100 * 5 * p / (4 * p + 1), accuracy: 1e-9)
     }
 }

@@ -62,7 +62,9 @@ final class ClippingTests: XCTestCase {
         XCTAssertEqual(one, reference, accuracy: reference * 1e-12)
 
         var clipped = g
-        let r = clipped.withUnsafeMutableBufferPointer { GradientClipping.clip($0.baseAddress!, count: count, maxNorm: 2) }
+        let r = clipped.withUnsafeMutableBufferPointer {
+            GradientClipping.clip($0.baseAddress!, count: count, maxNorm: 2)
+        }
         XCTAssertEqual(r.norm, two)
         XCTAssertEqual(GradientClipping.globalNorm(clipped, count: count), 2, accuracy: 1e-5)
         XCTAssertEqual(clipped[count - 1], g[count - 1] * r.coefficient)

@@ -1,14 +1,16 @@
 import Foundation
-import XCTest
 import Training
 import TransformerModel
+import XCTest
 
 final class ConfigTests: XCTestCase {
     // MARK: Helpers
 
     /// A valid config (SPEC's example) as text, with some keys replaced (`"literal"`) or removed (`nil`).
-    private func document(name: String = "\"test\"", model: [String: String?] = [:], training: [String: String?] = [:],
-                          data: [String: String?] = [:]) -> String {
+    private func document(
+        name: String = "\"test\"", model: [String: String?] = [:], training: [String: String?] = [:],
+        data: [String: String?] = [:]
+    ) -> String {
         let baseModel: [String: String] = [
             "vocab_size": "16", "d_model": "128", "heads": "4", "d_ff": "512", "encoder_layers": "2",
             "decoder_layers": "2", "dropout": "0.1", "max_len": "64", "norm": "\"pre\"", "tie_embeddings": "true",
@@ -28,11 +30,11 @@ final class ConfigTests: XCTestCase {
             return "{" + fields.keys.sorted().map { "\"\($0)\": \(fields[$0] ?? "")" }.joined(separator: ", ") + "}"
         }
         return """
-        {"name": \(name),
-         "model": \(section(baseModel, model)),
-         "training": \(section(baseTraining, training)),
-         "data": \(section(baseData, data))}
-        """
+            {"name": \(name),
+             "model": \(section(baseModel, model)),
+             "training": \(section(baseTraining, training)),
+             "data": \(section(baseData, data))}
+            """
     }
 
     private func parse(_ text: String) throws -> RunConfig {
@@ -51,7 +53,8 @@ final class ConfigTests: XCTestCase {
 
     private var repositoryRoot: URL {
         // Tests/TrainingTests/ConfigTests.swift -> repository root.
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
     }
 
     // MARK: Shipped configs
@@ -59,7 +62,8 @@ final class ConfigTests: XCTestCase {
     func testShippedConfigsLoad() throws {
         let directory = repositoryRoot.appendingPathComponent("configs")
         let files = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasSuffix(".json") }
-        XCTAssertTrue(Set(["copy.json", "reverse.json", "tiny.json", "small.json", "base.json"]).isSubset(of: Set(files)))
+        XCTAssertTrue(
+            Set(["copy.json", "reverse.json", "tiny.json", "small.json", "base.json"]).isSubset(of: Set(files)))
         var loaded: [String: RunConfig] = [:]
         for file in files {
             let config = try RunConfig.load(path: directory.appendingPathComponent(file).path)
@@ -82,11 +86,17 @@ final class ConfigTests: XCTestCase {
     func testSpecExampleParsesToExpectedValues() throws {
         let config = try parse(document())
         XCTAssertEqual(config.name, "test")
-        XCTAssertEqual(config.model, ModelConfig(vocabSize: 16, dModel: 128, heads: 4, dFF: 512, encoderLayers: 2,
-                                                 decoderLayers: 2, dropout: 0.1, maxLen: 64, norm: .pre,
-                                                 tieEmbeddings: true, positional: .sinusoidal))
-        XCTAssertEqual(config.training, TrainingConfig(batchTokens: 4096, maxSteps: 1000, warmupSteps: 400,
-                                                       checkpointEvery: 200))
+        XCTAssertEqual(
+            config.model,
+            ModelConfig(
+                vocabSize: 16, dModel: 128, heads: 4, dFF: 512, encoderLayers: 2,
+                decoderLayers: 2, dropout: 0.1, maxLen: 64, norm: .pre,
+                tieEmbeddings: true, positional: .sinusoidal))
+        XCTAssertEqual(
+            config.training,
+            TrainingConfig(
+                batchTokens: 4096, maxSteps: 1000, warmupSteps: 400,
+                checkpointEvery: 200))
         XCTAssertEqual(config.training.eps, 1e-9)
         XCTAssertEqual(config.training.betas.0, 0.9)
         XCTAssertEqual(config.training.betas.1, 0.98)
@@ -94,19 +104,27 @@ final class ConfigTests: XCTestCase {
     }
 
     func testAbsentOptionalKeysTakeDocumentedDefaults() throws {
-        let config = try parse("""
-        {"name": "t", "model": {"vocab_size": 10, "d_model": 8, "heads": 2, "d_ff": 16, "encoder_layers": 1,
-         "decoder_layers": 1}, "training": {"batch_tokens": 64, "max_steps": 5},
-         "data": {"task": "reverse", "copy_max_len": 4}}
-        """)
-        XCTAssertEqual(config.model, ModelConfig(vocabSize: 10, dModel: 8, heads: 2, dFF: 16, encoderLayers: 1,
-                                                 decoderLayers: 1, dropout: 0.1, maxLen: 64, norm: .pre,
-                                                 tieEmbeddings: true, positional: .sinusoidal))
+        let config = try parse(
+            """
+            {"name": "t", "model": {"vocab_size": 10, "d_model": 8, "heads": 2, "d_ff": 16, "encoder_layers": 1,
+             "decoder_layers": 1}, "training": {"batch_tokens": 64, "max_steps": 5},
+             "data": {"task": "reverse", "copy_max_len": 4}}
+            """)
+        XCTAssertEqual(
+            config.model,
+            ModelConfig(
+                vocabSize: 10, dModel: 8, heads: 2, dFF: 16, encoderLayers: 1,
+                decoderLayers: 1, dropout: 0.1, maxLen: 64, norm: .pre,
+                tieEmbeddings: true, positional: .sinusoidal))
         let t = config.training
-        XCTAssertEqual([t.accumulationSteps, t.warmupSteps, t.validateEvery, t.checkpointEvery, t.keepCheckpoints,
-                        t.logEvery, t.validSize], [1, 4000, 100, 1000, 3, 10, 500])
-        XCTAssertEqual([t.lrFactor, t.beta1, t.beta2, t.eps, t.weightDecay, t.clipNorm, t.labelSmoothing],
-                       [1.0, 0.9, 0.98, 1e-9, 0.01, 1.0, 0.1])
+        XCTAssertEqual(
+            [
+                t.accumulationSteps, t.warmupSteps, t.validateEvery, t.checkpointEvery, t.keepCheckpoints,
+                t.logEvery, t.validSize,
+            ], [1, 4000, 100, 1000, 3, 10, 500])
+        XCTAssertEqual(
+            [t.lrFactor, t.beta1, t.beta2, t.eps, t.weightDecay, t.clipNorm, t.labelSmoothing],
+            [1.0, 0.9, 0.98, 1e-9, 0.01, 1.0, 0.1])
         XCTAssertEqual(t.schedule, .noam)
         XCTAssertEqual(t.seed, 1)
         XCTAssertFalse(t.activationCheckpointing)
@@ -117,17 +135,20 @@ final class ConfigTests: XCTestCase {
     // MARK: Errors by path
 
     func testUnknownKeyIsNamedWithSuggestion() {
-        assertError(document(training: ["warmup_step": "400", "warmup_steps": nil]),
-                    "test.json: training.warmup_step: unknown key (did you mean warmup_steps?)")
+        assertError(
+            document(training: ["warmup_step": "400", "warmup_steps": nil]),
+            "test.json: training.warmup_step: unknown key (did you mean warmup_steps?)")
         assertError(document(model: ["dModel": "128"]), "test.json: model.dModel: unknown key (did you mean d_model?)")
-        assertError(document(model: ["colour": "1"]),
-                    "test.json: model.colour: unknown key (valid keys: d_ff, d_model, decoder_layers, dropout, "
-                    + "encoder_layers, heads, max_len, norm, positional, tie_embeddings, vocab_size)")
+        assertError(
+            document(model: ["colour": "1"]),
+            "test.json: model.colour: unknown key (valid keys: d_ff, d_model, decoder_layers, dropout, "
+                + "encoder_layers, heads, max_len, norm, positional, tie_embeddings, vocab_size)")
     }
 
     func testUnknownKeyInsideFloat16() {
-        assertError(document(training: ["float16": "{\"parameters\": true, \"weights\": true}"]),
-                    "test.json: training.float16.weights: unknown key (valid keys: activations, gradients, parameters)")
+        assertError(
+            document(training: ["float16": "{\"parameters\": true, \"weights\": true}"]),
+            "test.json: training.float16.weights: unknown key (valid keys: activations, gradients, parameters)")
     }
 
     func testUnknownTopLevelKey() {
@@ -140,21 +161,30 @@ final class ConfigTests: XCTestCase {
     }
 
     func testWrongTypes() {
-        assertError(document(model: ["heads": "\"4\""]), "test.json: model.heads: expected an integer, found the string \"4\"")
-        assertError(document(model: ["tie_embeddings": "1"]), "test.json: model.tie_embeddings: expected true or false, found 1")
-        assertError(document(training: ["lr_factor": "true"]), "test.json: training.lr_factor: expected a number, found true")
-        assertError(document(training: ["max_steps": "null"]), "test.json: training.max_steps: expected an integer, found null")
-        assertError(document(model: ["vocab_size": "false"]), "test.json: model.vocab_size: expected an integer, found false")
-        assertError(document(data: ["task": "[\"copy\"]"]),
-                    "test.json: data.task: expected one of \"copy\", \"reverse\", \"translation\", found an array")
+        assertError(
+            document(model: ["heads": "\"4\""]), "test.json: model.heads: expected an integer, found the string \"4\"")
+        assertError(
+            document(model: ["tie_embeddings": "1"]), "test.json: model.tie_embeddings: expected true or false, found 1"
+        )
+        assertError(
+            document(training: ["lr_factor": "true"]), "test.json: training.lr_factor: expected a number, found true")
+        assertError(
+            document(training: ["max_steps": "null"]), "test.json: training.max_steps: expected an integer, found null")
+        assertError(
+            document(model: ["vocab_size": "false"]), "test.json: model.vocab_size: expected an integer, found false")
+        assertError(
+            document(data: ["task": "[\"copy\"]"]),
+            "test.json: data.task: expected one of \"copy\", \"reverse\", \"translation\", found an array")
         assertError("[1, 2]", "test.json: expected a JSON object at the top level, found an array")
-        assertError("{\"name\": \"t\", \"model\": 3, \"training\": {}, \"data\": {}}",
-                    "test.json: model: expected an object, found 3")
+        assertError(
+            "{\"name\": \"t\", \"model\": 3, \"training\": {}, \"data\": {}}",
+            "test.json: model: expected an object, found 3")
     }
 
     func testIntegersMustBeIntegers() throws {
-        assertError(document(training: ["batch_tokens": "4096.5"]),
-                    "test.json: training.batch_tokens: expected an integer, found 4096.5")
+        assertError(
+            document(training: ["batch_tokens": "4096.5"]),
+            "test.json: training.batch_tokens: expected an integer, found 4096.5")
         assertError(document(training: ["seed": "1.5"]), "test.json: training.seed: expected an integer, found 1.5")
         // An integral value written with a fraction or exponent is still that integer.
         XCTAssertEqual(try parse(document(training: ["batch_tokens": "4096.0"])).training.batchTokens, 4096)
@@ -164,76 +194,110 @@ final class ConfigTests: XCTestCase {
     func testMissingRequiredKeys() {
         assertError(document(model: ["d_model": nil]), "test.json: model.d_model: missing required key")
         assertError(document(training: ["max_steps": nil]), "test.json: training.max_steps: missing required key")
-        assertError(document(data: ["copy_max_len": nil]),
-                    "test.json: data.copy_max_len: missing required key (task \"copy\" needs it)")
-        assertError(document(data: ["copy_max_len": nil, "task": "\"translation\"", "train": "\"a.tsv\""]),
-                    "test.json: data.valid: missing required key (task \"translation\" needs it)")
-        assertError(document(name: "\"x\"").replacingOccurrences(of: "\"name\": \"x\",", with: ""),
-                    "test.json: name: missing required key")
+        assertError(
+            document(data: ["copy_max_len": nil]),
+            "test.json: data.copy_max_len: missing required key (task \"copy\" needs it)")
+        assertError(
+            document(data: ["copy_max_len": nil, "task": "\"translation\"", "train": "\"a.tsv\""]),
+            "test.json: data.valid: missing required key (task \"translation\" needs it)")
+        assertError(
+            document(name: "\"x\"").replacingOccurrences(of: "\"name\": \"x\",", with: ""),
+            "test.json: name: missing required key")
     }
 
     func testBadEnumValues() {
-        assertError(document(training: ["schedule": "\"cosine\""]),
-                    "test.json: training.schedule: \"cosine\" is not one of \"noam\", \"warmup_cosine\"")
-        assertError(document(training: ["schedule": "\"warmup-cosine\""]),
-                    "test.json: training.schedule: \"warmup-cosine\" is not one of \"noam\", \"warmup_cosine\" "
-                    + "(did you mean \"warmup_cosine\"?)")
-        assertError(document(model: ["positional": "\"none\""]),
-                    "test.json: model.positional: \"none\" is not one of \"sinusoidal\", \"learned\"")
-        assertError(document(data: ["task": "\"sort\""]),
-                    "test.json: data.task: \"sort\" is not one of \"copy\", \"reverse\", \"translation\"")
+        assertError(
+            document(training: ["schedule": "\"cosine\""]),
+            "test.json: training.schedule: \"cosine\" is not one of \"noam\", \"warmup_cosine\"")
+        assertError(
+            document(training: ["schedule": "\"warmup-cosine\""]),
+            "test.json: training.schedule: \"warmup-cosine\" is not one of \"noam\", \"warmup_cosine\" "
+                + "(did you mean \"warmup_cosine\"?)")
+        assertError(
+            document(model: ["positional": "\"none\""]),
+            "test.json: model.positional: \"none\" is not one of \"sinusoidal\", \"learned\"")
+        assertError(
+            document(data: ["task": "\"sort\""]),
+            "test.json: data.task: \"sort\" is not one of \"copy\", \"reverse\", \"translation\"")
     }
 
     func testValueRanges() throws {
         assertError(document(model: ["dropout": "1.5"]), "test.json: model.dropout: 1.5 is outside [0, 1)")
-        assertError(document(model: ["vocab_size": "4"]), "test.json: model.vocab_size: 4 must be greater than 4 "
-                    + "(ids 0-3 are the special tokens PAD, BOS, EOS, UNK)")
+        assertError(
+            document(model: ["vocab_size": "4"]),
+            "test.json: model.vocab_size: 4 must be greater than 4 "
+                + "(ids 0-3 are the special tokens PAD, BOS, EOS, UNK)")
         assertError(document(model: ["encoder_layers": "0"]), "test.json: model.encoder_layers: 0 must be at least 1")
-        assertError(document(model: ["d_model": "129", "heads": "3"]),
-                    "test.json: model.d_model: 129 must be even for sinusoidal positional encoding")
-        XCTAssertEqual(try parse(document(model: ["d_model": "129", "heads": "3", "positional": "\"learned\""])).model.dModel, 129)
-        assertError(document(training: ["betas": "[0.9]"]),
-                    "test.json: training.betas: expected an array of two numbers in [0, 1), found [0.9]")
-        assertError(document(training: ["betas": "0.9"]),
-                    "test.json: training.betas: expected an array of two numbers in [0, 1), found 0.9")
+        assertError(
+            document(model: ["d_model": "129", "heads": "3"]),
+            "test.json: model.d_model: 129 must be even for sinusoidal positional encoding")
+        XCTAssertEqual(
+            try parse(document(model: ["d_model": "129", "heads": "3", "positional": "\"learned\""])).model.dModel, 129)
+        assertError(
+            document(training: ["betas": "[0.9]"]),
+            "test.json: training.betas: expected an array of two numbers in [0, 1), found [0.9]")
+        assertError(
+            document(training: ["betas": "0.9"]),
+            "test.json: training.betas: expected an array of two numbers in [0, 1), found 0.9")
         assertError(document(training: ["betas": "[0.9, 1]"]), "test.json: training.betas[1]: 1 is outside [0, 1)")
-        assertError(document(training: ["label_smoothing": "1.0"]), "test.json: training.label_smoothing: 1.0 is outside [0, 1)")
-        assertError(document(training: ["keep_checkpoints": "0"]), "test.json: training.keep_checkpoints: 0 must be at least 1")
+        assertError(
+            document(training: ["label_smoothing": "1.0"]), "test.json: training.label_smoothing: 1.0 is outside [0, 1)"
+        )
+        assertError(
+            document(training: ["keep_checkpoints": "0"]), "test.json: training.keep_checkpoints: 0 must be at least 1")
         assertError(document(training: ["lr_factor": "0"]), "test.json: training.lr_factor: 0 must be greater than 0")
-        assertError(document(training: ["eps": "1e-50"]), "test.json: training.eps: 1e-50 is too small for a 32-bit float")
-        assertError(document(training: ["weight_decay": "-0.1"]), "test.json: training.weight_decay: -0.1 must be at least 0")
+        assertError(
+            document(training: ["eps": "1e-50"]), "test.json: training.eps: 1e-50 is too small for a 32-bit float")
+        assertError(
+            document(training: ["weight_decay": "-0.1"]), "test.json: training.weight_decay: -0.1 must be at least 0")
         assertError(document(training: ["seed": "-1"]), "test.json: training.seed: -1 must be at least 0")
         assertError(document(training: ["warmup_steps": "0"]), "test.json: training.warmup_steps: 0 must be at least 1")
-        XCTAssertEqual(try parse(document(training: ["warmup_steps": "0", "schedule": "\"warmup_cosine\""])).training.warmupSteps, 0)
+        XCTAssertEqual(
+            try parse(document(training: ["warmup_steps": "0", "schedule": "\"warmup_cosine\""])).training.warmupSteps,
+            0)
         XCTAssertEqual(try parse(document(training: ["seed": "18446744073709551615"])).training.seed, UInt64.max)
         XCTAssertEqual(try parse(document(training: ["clip_norm": "0"])).training.clipNorm, 0)
-        assertError(document(training: ["batch_tokens": "63"]), "test.json: training.batch_tokens: 63 is smaller than "
-                    + "model.max_len 64 (a micro-batch must hold one full-length sequence)")
-        assertError(document(data: ["copy_max_len": "63"]),
-                    "test.json: data.copy_max_len: 63 + 2 exceeds model.max_len 64 (the target gets BOS and EOS)")
+        assertError(
+            document(training: ["batch_tokens": "63"]),
+            "test.json: training.batch_tokens: 63 is smaller than "
+                + "model.max_len 64 (a micro-batch must hold one full-length sequence)")
+        assertError(
+            document(data: ["copy_max_len": "63"]),
+            "test.json: data.copy_max_len: 63 + 2 exceeds model.max_len 64 (the target gets BOS and EOS)")
         XCTAssertEqual(try parse(document(data: ["copy_max_len": "62"])).data.copyMaxLen, 62)
-        assertError(document(name: "\"../x\""), "test.json: name: \"../x\" must contain only letters, digits, "
-                    + "'.', '_' and '-', and not start with '.' (it names the run directory)")
+        assertError(
+            document(name: "\"../x\""),
+            "test.json: name: \"../x\" must contain only letters, digits, "
+                + "'.', '_' and '-', and not start with '.' (it names the run directory)")
     }
 
     func testFloat16Forms() throws {
         XCTAssertEqual(try parse(document(training: ["float16": "true"])).training.float16, .all)
-        XCTAssertEqual(try parse(document(training: ["float16": "{\"gradients\": true}"])).training.float16,
-                       Float16Options(parameters: false, activations: false, gradients: true))
-        assertError(document(training: ["float16": "{\"gradients\": 1}"]),
-                    "test.json: training.float16.gradients: expected true or false, found 1")
-        XCTAssertEqual(try Float16Options.parse("parameters,gradients"), Float16Options(parameters: true, gradients: true))
+        XCTAssertEqual(
+            try parse(document(training: ["float16": "{\"gradients\": true}"])).training.float16,
+            Float16Options(parameters: false, activations: false, gradients: true))
+        assertError(
+            document(training: ["float16": "{\"gradients\": 1}"]),
+            "test.json: training.float16.gradients: expected true or false, found 1")
+        XCTAssertEqual(
+            try Float16Options.parse("parameters,gradients"), Float16Options(parameters: true, gradients: true))
         XCTAssertEqual(try Float16Options.parse("all"), .all)
         XCTAssertThrowsError(try Float16Options.parse("weights"))
     }
 
     func testTranslationTask() throws {
-        let config = try parse(document(data: ["task": "\"translation\"", "copy_max_len": nil, "train": "\"d/train.tsv\"",
-                                               "valid": "\"d/valid.tsv\"", "tokenizer": "\"d/tok.json\""]))
+        let config = try parse(
+            document(data: [
+                "task": "\"translation\"", "copy_max_len": nil, "train": "\"d/train.tsv\"",
+                "valid": "\"d/valid.tsv\"", "tokenizer": "\"d/tok.json\"",
+            ]))
         XCTAssertEqual(config.data, .translation(train: "d/train.tsv", valid: "d/valid.tsv", tokenizer: "d/tok.json"))
-        assertError(document(data: ["task": "\"translation\"", "train": "\"a\"", "valid": "\"b\"", "tokenizer": "\"c\""]),
-                    "test.json: data.copy_max_len: only used by tasks \"copy\" and \"reverse\", not \"translation\"")
-        assertError(document(data: ["train": "\"a\""]), "test.json: data.train: only used by task \"translation\", not \"copy\"")
+        assertError(
+            document(data: ["task": "\"translation\"", "train": "\"a\"", "valid": "\"b\"", "tokenizer": "\"c\""]),
+            "test.json: data.copy_max_len: only used by tasks \"copy\" and \"reverse\", not \"translation\"")
+        assertError(
+            document(data: ["train": "\"a\""]), "test.json: data.train: only used by task \"translation\", not \"copy\""
+        )
     }
 
     func testBestMetricAndPatience() throws {
@@ -241,8 +305,10 @@ final class ConfigTests: XCTestCase {
         XCTAssertNil(toy.training.bestMetric)
         XCTAssertEqual(toy.bestMetric, .loss)
         XCTAssertEqual(toy.training.patience, 0)
-        let translation: [String: String?] = ["task": "\"translation\"", "copy_max_len": nil, "train": "\"a\"",
-                                              "valid": "\"b\"", "tokenizer": "\"c\""]
+        let translation: [String: String?] = [
+            "task": "\"translation\"", "copy_max_len": nil, "train": "\"a\"",
+            "valid": "\"b\"", "tokenizer": "\"c\"",
+        ]
         XCTAssertEqual(try parse(document(data: translation)).bestMetric, .bleu, "BLEU by default for translation")
         var withoutBLEU = translation
         withoutBLEU["bleu_every"] = "0"
@@ -252,28 +318,36 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(chrf.training.bestMetric, .chrf)
         XCTAssertEqual(chrf.training.patience, 4)
         XCTAssertEqual(try parse(document(training: ["best_metric": "\"loss\""], data: translation)).bestMetric, .loss)
-        assertError(document(training: ["best_metric": "\"bleu\""]),
-                    "test.json: training.best_metric: \"bleu\" needs task \"translation\": the toy task \"copy\" computes "
-                    + "no BLEU or chrF (use \"loss\")")
-        assertError(document(training: ["best_metric": "\"chrf\""], data: withoutBLEU),
-                    "test.json: training.best_metric: \"chrf\" needs data.bleu_every >= 1: with 0 no validation computes "
-                    + "BLEU or chrF (use \"loss\", or set bleu_every)")
-        assertError(document(training: ["best_metric": "\"accuracy\""]),
-                    "test.json: training.best_metric: \"accuracy\" is not one of \"loss\", \"bleu\", \"chrf\"")
-        assertError(document(training: ["best_metric": "1"]),
-                    "test.json: training.best_metric: expected one of \"loss\", \"bleu\", \"chrf\", found 1")
+        assertError(
+            document(training: ["best_metric": "\"bleu\""]),
+            "test.json: training.best_metric: \"bleu\" needs task \"translation\": the toy task \"copy\" computes "
+                + "no BLEU or chrF (use \"loss\")")
+        assertError(
+            document(training: ["best_metric": "\"chrf\""], data: withoutBLEU),
+            "test.json: training.best_metric: \"chrf\" needs data.bleu_every >= 1: with 0 no validation computes "
+                + "BLEU or chrF (use \"loss\", or set bleu_every)")
+        assertError(
+            document(training: ["best_metric": "\"accuracy\""]),
+            "test.json: training.best_metric: \"accuracy\" is not one of \"loss\", \"bleu\", \"chrf\"")
+        assertError(
+            document(training: ["best_metric": "1"]),
+            "test.json: training.best_metric: expected one of \"loss\", \"bleu\", \"chrf\", found 1")
         assertError(document(training: ["patience": "-1"]), "test.json: training.patience: -1 must be at least 0")
-        assertError(document(training: ["patience": "2.5"]), "test.json: training.patience: expected an integer, found 2.5")
-        assertError(document(training: ["patiense": "2"]), "test.json: training.patiense: unknown key (did you mean patience?)")
+        assertError(
+            document(training: ["patience": "2.5"]), "test.json: training.patience: expected an integer, found 2.5")
+        assertError(
+            document(training: ["patiense": "2"]), "test.json: training.patiense: unknown key (did you mean patience?)")
     }
 
     /// Configs that do not set the new keys keep their rawJSON, hence their hash: a file's text is
     /// hashed as written (pinned in testRawJSONIsCanonicalAndHashIsFNV1a), and an in-memory config
     /// spells the keys out only when set. Setting one changes the hash.
     func testBestMetricAndPatienceLeaveOldHashesUnchanged() throws {
-        let model = ModelConfig(vocabSize: 16, dModel: 32, heads: 4, dFF: 64, encoderLayers: 1, decoderLayers: 1, maxLen: 20)
-        let plain = try RunConfig(name: "mem", model: model, training: TrainingConfig(batchTokens: 256, maxSteps: 3),
-                                  data: .toy(.copy, copyMaxLen: 8))
+        let model = ModelConfig(
+            vocabSize: 16, dModel: 32, heads: 4, dFF: 64, encoderLayers: 1, decoderLayers: 1, maxLen: 20)
+        let plain = try RunConfig(
+            name: "mem", model: model, training: TrainingConfig(batchTokens: 256, maxSteps: 3),
+            data: .toy(.copy, copyMaxLen: 8))
         let raw = String(decoding: plain.rawJSON, as: UTF8.self)
         XCTAssertFalse(raw.contains("best_metric") || raw.contains("patience"), raw)
         // FNV-1a 64 of that text, computed independently (Python); the encoding before these keys
@@ -318,12 +392,13 @@ final class ConfigTests: XCTestCase {
 
     func testRawJSONIsCanonicalAndHashIsFNV1a() throws {
         let text = """
-        { "training": {"max_steps": 5, "batch_tokens": 64}, "name": "t",
-          "data": {"task": "reverse", "copy_max_len": 4},
-          "model": {"vocab_size": 10, "heads": 2, "d_model": 8, "d_ff": 16, "encoder_layers": 1, "decoder_layers": 1} }
-        """
+            { "training": {"max_steps": 5, "batch_tokens": 64}, "name": "t",
+              "data": {"task": "reverse", "copy_max_len": 4},
+              "model": {"vocab_size": 10, "heads": 2, "d_model": 8, "d_ff": 16, "encoder_layers": 1, "decoder_layers": 1} }
+            """
         let config = try parse(text)
-        let canonical = "{\"data\":{\"copy_max_len\":4,\"task\":\"reverse\"},\"model\":{\"d_ff\":16,\"d_model\":8,"
+        let canonical =
+            "{\"data\":{\"copy_max_len\":4,\"task\":\"reverse\"},\"model\":{\"d_ff\":16,\"d_model\":8,"
             + "\"decoder_layers\":1,\"encoder_layers\":1,\"heads\":2,\"vocab_size\":10},\"name\":\"t\","
             + "\"training\":{\"batch_tokens\":64,\"max_steps\":5}}"
         XCTAssertEqual(String(decoding: config.rawJSON, as: UTF8.self), canonical)
@@ -360,18 +435,24 @@ final class ConfigTests: XCTestCase {
     }
 
     func testInMemoryConfigIsValidatedAndSerialised() throws {
-        let model = ModelConfig(vocabSize: 16, dModel: 32, heads: 4, dFF: 64, encoderLayers: 1, decoderLayers: 1, maxLen: 20)
-        let config = try RunConfig(name: "mem", model: model, training: TrainingConfig(batchTokens: 256, maxSteps: 3),
-                                   data: .toy(.copy, copyMaxLen: 8))
+        let model = ModelConfig(
+            vocabSize: 16, dModel: 32, heads: 4, dFF: 64, encoderLayers: 1, decoderLayers: 1, maxLen: 20)
+        let config = try RunConfig(
+            name: "mem", model: model, training: TrainingConfig(batchTokens: 256, maxSteps: 3),
+            data: .toy(.copy, copyMaxLen: 8))
         XCTAssertEqual(try RunConfig.parse(data: config.rawJSON, source: "raw"), config)
         let raw = String(decoding: config.rawJSON, as: UTF8.self)
         XCTAssertTrue(raw.contains("\"dropout\":0.1,"), raw)
         XCTAssertTrue(raw.contains("\"eps\":1e-09,"), raw)
         var bad = model
         bad.heads = 3
-        XCTAssertThrowsError(try RunConfig(name: "mem", model: bad, training: TrainingConfig(batchTokens: 256, maxSteps: 3),
-                                           data: .toy(.copy, copyMaxLen: 8))) { error in
-            XCTAssertEqual(String(describing: error), "RunConfig(name: \"mem\"): model.heads: 3 does not divide d_model 32")
+        XCTAssertThrowsError(
+            try RunConfig(
+                name: "mem", model: bad, training: TrainingConfig(batchTokens: 256, maxSteps: 3),
+                data: .toy(.copy, copyMaxLen: 8))
+        ) { error in
+            XCTAssertEqual(
+                String(describing: error), "RunConfig(name: \"mem\"): model.heads: 3 does not divide d_model 32")
         }
     }
 }

@@ -1,9 +1,10 @@
 import Foundation
-import XCTest
-import Training
 import TestSupport
+import Training
+import XCTest
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Checkpoints that cannot be written (disk full, read-only file system) with real faults: a small
@@ -12,13 +13,13 @@ import Glibc
 final class DiskFaultTests: XCTestCase {
     static func config(maxSteps: Int, checkpointEvery: Int, validateEvery: Int) throws -> RunConfig {
         let json = """
-        {"name": "diskfault",
-         "model": {"vocab_size": 12, "d_model": 32, "heads": 2, "d_ff": 64, "encoder_layers": 1, "decoder_layers": 1,
-                   "dropout": 0.1, "max_len": 16},
-         "training": {"batch_tokens": 128, "max_steps": \(maxSteps), "warmup_steps": 10, "validate_every": \(validateEvery),
-                      "checkpoint_every": \(checkpointEvery), "keep_checkpoints": 3, "valid_size": 16, "log_every": 1},
-         "data": {"task": "copy", "copy_max_len": 6}}
-        """
+            {"name": "diskfault",
+             "model": {"vocab_size": 12, "d_model": 32, "heads": 2, "d_ff": 64, "encoder_layers": 1, "decoder_layers": 1,
+                       "dropout": 0.1, "max_len": 16},
+             "training": {"batch_tokens": 128, "max_steps": \(maxSteps), "warmup_steps": 10, "validate_every": \(validateEvery),
+                          "checkpoint_every": \(checkpointEvery), "keep_checkpoints": 3, "valid_size": 16, "log_every": 1},
+             "data": {"task": "copy", "copy_max_len": 6}}
+            """
         return try RunConfig.parse(data: Data(json.utf8), source: "test")
     }
 
@@ -30,10 +31,12 @@ final class DiskFaultTests: XCTestCase {
         let fd = open(path, O_CREAT | O_RDWR | O_TRUNC, 0o644)
         guard fd >= 0 else { throw XCTSkip("cannot create \(path)") }
         let saved = dup(2)
-        dup2(fd, 2); close(fd)
+        dup2(fd, 2)
+        close(fd)
         var thrown: Error?
         do { try body() } catch { thrown = error }
-        dup2(saved, 2); close(saved)
+        dup2(saved, 2)
+        close(saved)
         defer { unlink(path) }
         if let thrown { throw thrown }
         return String(decoding: try Data(contentsOf: URL(fileURLWithPath: path)), as: UTF8.self)
@@ -54,8 +57,9 @@ final class DiskFaultTests: XCTestCase {
             while session.progress.step < last {
                 try gradients.withUnsafeMutableBufferPointer { g in
                     guard let base = g.baseAddress else { return }
-                    try session.completeStep(gradients: base, statistics: LossStatistics(lossSum: 20, nllSum: 20, tokens: 10),
-                                             microBatches: 1, workers: 1)
+                    try session.completeStep(
+                        gradients: base, statistics: LossStatistics(lossSum: 20, nllSum: 20, tokens: 10),
+                        microBatches: 1, workers: 1)
                 }
             }
         }
@@ -85,8 +89,10 @@ final class DiskFaultTests: XCTestCase {
         let errors = try standardError { try s.step(to: 4) }
         XCTAssertTrue(errors.contains("error: cannot write checkpoint \(checkpoints)/step-00000004: "), errors)
         XCTAssertTrue(errors.contains("Read-only file system"), errors)
-        XCTAssertTrue(errors.contains("\(checkpoints)/latest still names step-00000002; training continues and the next "
-                                      + "checkpoint (step 6, or a new best before it) retries"), errors)
+        XCTAssertTrue(
+            errors.contains(
+                "\(checkpoints)/latest still names step-00000002; training continues and the next "
+                    + "checkpoint (step 6, or a new best before it) retries"), errors)
         XCTAssertEqual(try latest(run), "step-00000002\n")
         XCTAssertEqual(try CheckpointStore(runDirectory: run.path).list().map(\.step), [2])
         XCTAssertEqual(try CheckpointStore.load(directory: checkpoints + "/step-00000002").step, 2)
@@ -109,7 +115,10 @@ final class DiskFaultTests: XCTestCase {
         var total = 0
         while true {
             let n = chunk.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-            if n <= 0 { XCTAssertEqual(errno, ENOSPC); break }
+            if n <= 0 {
+                XCTAssertEqual(errno, ENOSPC)
+                break
+            }
             total += n
         }
         XCTAssertGreaterThan(total, 0)
@@ -137,7 +146,8 @@ final class DiskFaultTests: XCTestCase {
         XCTAssertEqual(try s.session.finish(workers: 1).step, 6)
         // Whatever lines the full disk dropped, the ones kept are whole.
         for line in try String(decoding: Data(contentsOf: run.appendingPathComponent("metrics.jsonl")), as: UTF8.self)
-            .split(separator: "\n") {
+            .split(separator: "\n")
+        {
             XCTAssertNotNil(try? JSONSerialization.jsonObject(with: Data(line.utf8)), String(line))
         }
     }
@@ -156,8 +166,10 @@ final class DiskFaultTests: XCTestCase {
         _ = try standardError {
             XCTAssertThrowsError(try s.session.finish(workers: 1)) { error in
                 let message = "\(error)"
-                XCTAssertTrue(message.hasPrefix("the run ended without its final checkpoint: the checkpoint of step 4 "
-                                                + "could not be written (cannot write checkpoint "), message)
+                XCTAssertTrue(
+                    message.hasPrefix(
+                        "the run ended without its final checkpoint: the checkpoint of step 4 "
+                            + "could not be written (cannot write checkpoint "), message)
                 XCTAssertTrue(message.hasSuffix("); " + last), message)
             }
         }
@@ -174,9 +186,13 @@ final class DiskFaultTests: XCTestCase {
             log.logValidation(["step": 2, "loss": 2.3])
         }
         let metrics = root.appendingPathComponent("run/metrics.jsonl")
-        XCTAssertEqual(errors.components(separatedBy: "warning: cannot append to \(metrics.path): No space left on device; "
-                                                        + "training continues").count, 2, errors)
-        XCTAssertTrue(errors.contains("warning: cannot append to \(root.path)/run/valid.jsonl: No space left on device"), errors)
+        XCTAssertEqual(
+            errors.components(
+                separatedBy: "warning: cannot append to \(metrics.path): No space left on device; "
+                    + "training continues"
+            ).count, 2, errors)
+        XCTAssertTrue(
+            errors.contains("warning: cannot append to \(root.path)/run/valid.jsonl: No space left on device"), errors)
         XCTAssertEqual(try Data(contentsOf: metrics).count, 0)
         try FileManager.default.removeItem(at: root.appendingPathComponent("filler"))
         log.logStep(["step": 3, "loss": 2.2])

@@ -1,9 +1,9 @@
 import Foundation
-import XCTest
 import TensorCore
+import TestSupport
 import Training
 import TransformerModel
-import TestSupport
+import XCTest
 
 /// Dynamic loss scaling: the policy's arithmetic, its `state.json` form, and resume.
 final class LossScaleTests: XCTestCase {
@@ -78,8 +78,11 @@ final class LossScaleTests: XCTestCase {
         let data = try JSONSerialization.data(withJSONObject: o)
         let parsed = try XCTUnwrap(JSONSerialization.jsonObject(with: data) as? [String: Any])
         XCTAssertEqual(try LossScaleState(jsonObject: parsed, source: "state.json"), s)
-        XCTAssertThrowsError(try LossScaleState(jsonObject: ["scale": 0.5, "clean_steps": 0, "hysteresis_left": 1],
-                                                source: "x/state.json")) { error in
+        XCTAssertThrowsError(
+            try LossScaleState(
+                jsonObject: ["scale": 0.5, "clean_steps": 0, "hysteresis_left": 1],
+                source: "x/state.json")
+        ) { error in
             XCTAssertEqual("\(error)", "cannot resume: x/state.json: loss_scale.scale 0.5 is not a finite number >= 1")
         }
         XCTAssertThrowsError(try LossScaleState(jsonObject: ["scale": 2], source: "x/state.json")) { error in
@@ -93,7 +96,9 @@ final class LossScaleTests: XCTestCase {
         XCTAssertFalse(Float16Rounding.isFiniteAfterRounding(values, count: values.count))
         XCTAssertTrue(Float16Rounding.isFiniteAfterRounding(values, count: 4))
         XCTAssertFalse(Float16Rounding.isFiniteAfterRounding(values, count: 5))
-        values.withUnsafeMutableBufferPointer { Float16Rounding.round($0.baseAddress!, count: $0.count, scratch: &scratch) }
+        values.withUnsafeMutableBufferPointer {
+            Float16Rounding.round($0.baseAddress!, count: $0.count, scratch: &scratch)
+        }
         XCTAssertEqual(Array(values[0..<6]), [1, 0.333251953125, 65504, 65504, .infinity, -.infinity])
         XCTAssertTrue(values[6].isNaN)
     }
@@ -102,14 +107,14 @@ final class LossScaleTests: XCTestCase {
 
     static func config(maxSteps: Int, float16: Bool) throws -> RunConfig {
         let json = """
-        {"name": "lscopy",
-         "model": {"vocab_size": 12, "d_model": 32, "heads": 2, "d_ff": 64, "encoder_layers": 1, "decoder_layers": 1,
-                   "dropout": 0.1, "max_len": 16},
-         "training": {"batch_tokens": 128, "max_steps": \(maxSteps), "warmup_steps": 10, "validate_every": 100,
-                      "checkpoint_every": 15, "keep_checkpoints": 5, "valid_size": 16, "log_every": 1,
-                      "float16": {"parameters": \(float16), "activations": false, "gradients": \(float16)}},
-         "data": {"task": "copy", "copy_max_len": 6}}
-        """
+            {"name": "lscopy",
+             "model": {"vocab_size": 12, "d_model": 32, "heads": 2, "d_ff": 64, "encoder_layers": 1, "decoder_layers": 1,
+                       "dropout": 0.1, "max_len": 16},
+             "training": {"batch_tokens": 128, "max_steps": \(maxSteps), "warmup_steps": 10, "validate_every": 100,
+                          "checkpoint_every": 15, "keep_checkpoints": 5, "valid_size": 16, "log_every": 1,
+                          "float16": {"parameters": \(float16), "activations": false, "gradients": \(float16)}},
+             "data": {"task": "copy", "copy_max_len": 6}}
+            """
         return try RunConfig.parse(data: Data(json.utf8), source: "test")
     }
 
@@ -123,18 +128,23 @@ final class LossScaleTests: XCTestCase {
     @discardableResult
     func run(_ config: RunConfig, dir: URL, resume: RunOptions.Resume = .fresh) throws -> TrainingRun {
         var o = RunOptions(runDirectory: dir)
-        o.resume = resume; o.printProgress = false
+        o.resume = resume
+        o.printProgress = false
         let r = try TrainingRun(config: config, options: o)
         try r.run()
         return r
     }
 
     func modelBytes(_ dir: URL, step: Int) throws -> Data {
-        try Data(contentsOf: dir.appendingPathComponent("checkpoints/\(CheckpointStore.directoryName(step: step))/model.safetensors"))
+        try Data(
+            contentsOf: dir.appendingPathComponent(
+                "checkpoints/\(CheckpointStore.directoryName(step: step))/model.safetensors"))
     }
 
     func savedScale(_ dir: URL, step: Int) throws -> [String: Any] {
-        let data = try Data(contentsOf: dir.appendingPathComponent("checkpoints/\(CheckpointStore.directoryName(step: step))/state.json"))
+        let data = try Data(
+            contentsOf: dir.appendingPathComponent(
+                "checkpoints/\(CheckpointStore.directoryName(step: step))/state.json"))
         let state = try XCTUnwrap(JSONSerialization.jsonObject(with: data) as? [String: Any])
         return try XCTUnwrap(state["loss_scale"] as? [String: Any])
     }
@@ -151,7 +161,8 @@ final class LossScaleTests: XCTestCase {
         XCTAssertEqual(try savedScale(b, step: 15)["scale"] as? Double, 65536)
         // Resumed without running a step: the session holds the saved state, not a fresh one.
         var o = RunOptions(runDirectory: b)
-        o.resume = .latest; o.printProgress = false
+        o.resume = .latest
+        o.printProgress = false
         let restored = try TrainingRun(config: try Self.config(maxSteps: 30, float16: true), options: o)
         XCTAssertEqual(restored.session.lossScale.cleanSteps, 15)
         XCTAssertEqual(restored.session.lossScale.scale, 65536)

@@ -30,8 +30,9 @@ final class LossTests: XCTestCase {
         var logits: [Float] = [0, 0, Float(log(2.0)), 1, 1, 1, 5, -3, 7]
         let targets: [Int32] = [2, 1, 0]
         let stats = logits.withUnsafeMutableBufferPointer { z in
-            LabelSmoothedCrossEntropy.evaluate(logits: z.baseAddress!, targets: targets, rows: 3, vocab: 3,
-                                               smoothing: 0.1, gradientScale: 1)
+            LabelSmoothedCrossEntropy.evaluate(
+                logits: z.baseAddress!, targets: targets, rows: 3, vocab: 3,
+                smoothing: 0.1, gradientScale: 1)
         }
         XCTAssertEqual(stats.tokens, 2)
         XCTAssertEqual(stats.correct, 1)
@@ -51,8 +52,9 @@ final class LossTests: XCTestCase {
         let original = logits
         let targets: [Int32] = [4, 0, 36, 1, 9]
         let stats = logits.withUnsafeMutableBufferPointer { z in
-            LabelSmoothedCrossEntropy.evaluate(logits: z.baseAddress!, targets: targets, rows: 5, vocab: 37,
-                                               smoothing: 0.1, gradientScale: nil)
+            LabelSmoothedCrossEntropy.evaluate(
+                logits: z.baseAddress!, targets: targets, rows: 5, vocab: 37,
+                smoothing: 0.1, gradientScale: nil)
         }
         XCTAssertEqual(logits, original)
         XCTAssertEqual(stats.tokens, 4)
@@ -72,12 +74,16 @@ final class LossTests: XCTestCase {
         let original = logits
         let targets: [Int32] = [3, 18, 7, 5]
         let stats = logits.withUnsafeMutableBufferPointer { z in
-            LabelSmoothedCrossEntropy.evaluate(logits: z.baseAddress!, targets: targets, rows: 4, vocab: 19,
-                                               smoothing: 0, gradientScale: 1)
+            LabelSmoothedCrossEntropy.evaluate(
+                logits: z.baseAddress!, targets: targets, rows: 4, vocab: 19,
+                smoothing: 0, gradientScale: 1)
         }
         XCTAssertEqual(stats.lossSum, stats.nllSum)
         let expected = targets.enumerated().reduce(0.0) { sum, item in
-            sum + reference(original[(item.offset * 19)..<((item.offset + 1) * 19)], target: Int(item.element), smoothing: 0).nll
+            sum
+                + reference(
+                    original[(item.offset * 19)..<((item.offset + 1) * 19)], target: Int(item.element), smoothing: 0
+                ).nll
         }
         XCTAssertEqual(stats.nllSum, expected, accuracy: 1e-5)
         // The gradient is softmax - onehot: at the target p - 1, elsewhere p.
@@ -96,14 +102,17 @@ final class LossTests: XCTestCase {
         func lossSum(_ z: [Float]) -> Double {
             var copy = z
             return copy.withUnsafeMutableBufferPointer { p in
-                LabelSmoothedCrossEntropy.evaluate(logits: p.baseAddress!, targets: targets, rows: rows, vocab: vocab,
-                                                   smoothing: 0.1, gradientScale: nil).lossSum
+                LabelSmoothedCrossEntropy.evaluate(
+                    logits: p.baseAddress!, targets: targets, rows: rows, vocab: vocab,
+                    smoothing: 0.1, gradientScale: nil
+                ).lossSum
             }
         }
         var gradient = base
         _ = gradient.withUnsafeMutableBufferPointer { p in
-            LabelSmoothedCrossEntropy.evaluate(logits: p.baseAddress!, targets: targets, rows: rows, vocab: vocab,
-                                               smoothing: 0.1, gradientScale: 1)
+            LabelSmoothedCrossEntropy.evaluate(
+                logits: p.baseAddress!, targets: targets, rows: rows, vocab: vocab,
+                smoothing: 0.1, gradientScale: 1)
         }
         for i in 0..<(rows * vocab) {
             var plus = base, minus = base
@@ -122,12 +131,14 @@ final class LossTests: XCTestCase {
         let targets: [Int32] = [7, 63, 4, 0, 12, 33]
         var unit = base, half = base
         let a = unit.withUnsafeMutableBufferPointer { p in
-            LabelSmoothedCrossEntropy.evaluate(logits: p.baseAddress!, targets: targets, rows: rows, vocab: vocab,
-                                               smoothing: 0.1, gradientScale: 1)
+            LabelSmoothedCrossEntropy.evaluate(
+                logits: p.baseAddress!, targets: targets, rows: rows, vocab: vocab,
+                smoothing: 0.1, gradientScale: 1)
         }
         let b = half.withUnsafeMutableBufferPointer { p in
-            LabelSmoothedCrossEntropy.evaluate(logits: p.baseAddress!, targets: targets, rows: rows, vocab: vocab,
-                                               smoothing: 0.1, gradientScale: 0.5)
+            LabelSmoothedCrossEntropy.evaluate(
+                logits: p.baseAddress!, targets: targets, rows: rows, vocab: vocab,
+                smoothing: 0.1, gradientScale: 0.5)
         }
         XCTAssertEqual(a, b)
         for r in 0..<rows {
@@ -157,8 +168,9 @@ final class LossTests: XCTestCase {
             Parallel.threads = threads
             var z = base
             let stats = z.withUnsafeMutableBufferPointer { p in
-                LabelSmoothedCrossEntropy.evaluate(logits: p.baseAddress!, targets: targets, rows: rows, vocab: vocab,
-                                                   smoothing: 0.1, gradientScale: 1)
+                LabelSmoothedCrossEntropy.evaluate(
+                    logits: p.baseAddress!, targets: targets, rows: rows, vocab: vocab,
+                    smoothing: 0.1, gradientScale: 1)
             }
             results.append((stats, z))
         }
@@ -172,13 +184,16 @@ final class LossTests: XCTestCase {
 
     /// Predictions: the first maximal logit is the prediction, as torch.argmax.
     func testAccuracyCountsArgmax() {
-        var logits: [Float] = [0, 2, 2, 1,   // tie: index 1 wins
-                               9, 0, 0, 0,
-                               0, 0, 0, 3]
+        var logits: [Float] = [
+            0, 2, 2, 1,  // tie: index 1 wins
+            9, 0, 0, 0,
+            0, 0, 0, 3,
+        ]
         let targets: [Int32] = [1, 1, 3]
         let stats = logits.withUnsafeMutableBufferPointer { p in
-            LabelSmoothedCrossEntropy.evaluate(logits: p.baseAddress!, targets: targets, rows: 3, vocab: 4,
-                                               smoothing: 0.1, gradientScale: nil)
+            LabelSmoothedCrossEntropy.evaluate(
+                logits: p.baseAddress!, targets: targets, rows: 3, vocab: 4,
+                smoothing: 0.1, gradientScale: nil)
         }
         XCTAssertEqual(stats.correct, 2)
         XCTAssertEqual(stats.tokens, 3)
@@ -188,8 +203,9 @@ final class LossTests: XCTestCase {
         var logits: [Float] = [0, .nan, 1, 2, 0, 1]
         let targets: [Int32] = [2, 1]
         let stats = logits.withUnsafeMutableBufferPointer { p in
-            LabelSmoothedCrossEntropy.evaluate(logits: p.baseAddress!, targets: targets, rows: 2, vocab: 3,
-                                               smoothing: 0, gradientScale: 1)
+            LabelSmoothedCrossEntropy.evaluate(
+                logits: p.baseAddress!, targets: targets, rows: 2, vocab: 3,
+                smoothing: 0, gradientScale: 1)
         }
         XCTAssertTrue(stats.lossSum.isNaN)
         XCTAssertTrue(logits[0].isNaN)

@@ -1,8 +1,8 @@
 import Foundation
-import XCTest
 import TensorCore
 import Training
 import TransformerModel
+import XCTest
 
 /// Compares the model, loss, gradients and 10 AdamW steps against fixtures written by
 /// `Scripts/reference/make_fixtures.py` from `torch.nn.Transformer(batch_first=True)` in float64.
@@ -21,15 +21,17 @@ final class PyTorchReferenceTests: XCTestCase {
     func load(_ variant: String) throws -> Reference {
         let base = PyTorchReferenceTests.fixtures.appendingPathComponent("reference_\(variant)")
         let file = try SafetensorsFile(path: base.path + ".safetensors")
-        let json = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: base.appendingPathExtension("json"))) as? [String: Any])
+        let json = try XCTUnwrap(
+            JSONSerialization.jsonObject(with: Data(contentsOf: base.appendingPathExtension("json"))) as? [String: Any])
         let c = try XCTUnwrap(json["config"] as? [String: Any])
         func int(_ k: String) throws -> Int { try XCTUnwrap(c[k] as? Int, k) }
-        let config = ModelConfig(vocabSize: try int("vocab_size"), dModel: try int("d_model"), heads: try int("heads"),
-                                 dFF: try int("d_ff"), encoderLayers: try int("encoder_layers"),
-                                 decoderLayers: try int("decoder_layers"), dropout: 0, maxLen: try int("max_len"),
-                                 norm: try XCTUnwrap(NormPlacement(rawValue: try XCTUnwrap(c["norm"] as? String))),
-                                 tieEmbeddings: try XCTUnwrap(c["tie_embeddings"] as? Bool),
-                                 positional: try XCTUnwrap(PositionalKind(rawValue: try XCTUnwrap(c["positional"] as? String))))
+        let config = ModelConfig(
+            vocabSize: try int("vocab_size"), dModel: try int("d_model"), heads: try int("heads"),
+            dFF: try int("d_ff"), encoderLayers: try int("encoder_layers"),
+            decoderLayers: try int("decoder_layers"), dropout: 0, maxLen: try int("max_len"),
+            norm: try XCTUnwrap(NormPlacement(rawValue: try XCTUnwrap(c["norm"] as? String))),
+            tieEmbeddings: try XCTUnwrap(c["tie_embeddings"] as? Bool),
+            positional: try XCTUnwrap(PositionalKind(rawValue: try XCTUnwrap(c["positional"] as? String))))
         func ints(_ name: String) throws -> (values: [Int32], shape: [Int]) {
             let info = try XCTUnwrap(file[name])
             let bytes = try file.bytes(of: name)
@@ -37,10 +39,12 @@ final class PyTorchReferenceTests: XCTestCase {
             return (values, info.shape)
         }
         let src = try ints("input.src"), tgt = try ints("input.tgt_in"), labels = try ints("input.labels")
-        let batch = Batch(batchSize: src.shape[0], sourceLength: src.shape[1], targetLength: tgt.shape[1],
-                          source: src.values, targetInput: tgt.values, targetOutput: labels.values)
-        return Reference(file: file, json: json, config: config, batch: batch,
-                         smoothing: Float(try XCTUnwrap(c["label_smoothing"] as? Double)))
+        let batch = Batch(
+            batchSize: src.shape[0], sourceLength: src.shape[1], targetLength: tgt.shape[1],
+            source: src.values, targetInput: tgt.values, targetOutput: labels.values)
+        return Reference(
+            file: file, json: json, config: config, batch: batch,
+            smoothing: Float(try XCTUnwrap(c["label_smoothing"] as? Double)))
     }
 
     func makeModel(_ r: Reference) throws -> Transformer {
@@ -55,12 +59,14 @@ final class PyTorchReferenceTests: XCTestCase {
     func lossAndGradients(_ model: Transformer, _ r: Reference, backward: Bool) throws -> LossStatistics {
         model.arena.zeroGradients()
         let b = r.batch
-        let logits = try model.forward(source: b.source, targetInput: b.targetInput, batchSize: b.batchSize,
-                                       sourceLength: b.sourceLength, targetLength: b.targetLength, dropout: .disabled)
+        let logits = try model.forward(
+            source: b.source, targetInput: b.targetInput, batchSize: b.batchSize,
+            sourceLength: b.sourceLength, targetLength: b.targetLength, dropout: .disabled)
         let stats = b.targetOutput.withUnsafeBufferPointer { t in
-            LabelSmoothedCrossEntropy.evaluate(logits: logits, targets: t.baseAddress!, rows: b.batchSize * b.targetLength,
-                                               vocab: r.config.vocabSize, smoothing: r.smoothing,
-                                               gradientScale: backward ? 1 / Float(b.targetTokens) : nil)
+            LabelSmoothedCrossEntropy.evaluate(
+                logits: logits, targets: t.baseAddress!, rows: b.batchSize * b.targetLength,
+                vocab: r.config.vocabSize, smoothing: r.smoothing,
+                gradientScale: backward ? 1 / Float(b.targetTokens) : nil)
         }
         if backward { model.backward() }
         return stats
@@ -70,8 +76,9 @@ final class PyTorchReferenceTests: XCTestCase {
         let r = try load(variant)
         let model = try makeModel(r)
         let b = r.batch
-        let logits = try model.forward(source: b.source, targetInput: b.targetInput, batchSize: b.batchSize,
-                                       sourceLength: b.sourceLength, targetLength: b.targetLength, dropout: .disabled)
+        let logits = try model.forward(
+            source: b.source, targetInput: b.targetInput, batchSize: b.batchSize,
+            sourceLength: b.sourceLength, targetLength: b.targetLength, dropout: .disabled)
         let expected = try r.file.floats(named: "logits")
         XCTAssertEqual(expected.count, b.batchSize * b.targetLength * r.config.vocabSize)
         var worstLogit: Float = 0
@@ -83,7 +90,8 @@ final class PyTorchReferenceTests: XCTestCase {
         let stats = try lossAndGradients(model, r, backward: true)
         let refLoss = try XCTUnwrap(r.json["loss"] as? Double)
         XCTAssertEqual(stats.tokens, try XCTUnwrap(r.json["nonpad_tokens"] as? Int))
-        XCTAssertLessThan(abs(stats.meanLoss - refLoss) / refLoss, 1e-4, "\(variant): loss \(stats.meanLoss) vs \(refLoss)")
+        XCTAssertLessThan(
+            abs(stats.meanLoss - refLoss) / refLoss, 1e-4, "\(variant): loss \(stats.meanLoss) vs \(refLoss)")
         var worstGrad = 0.0
         for e in model.arena.layout.entries {
             let ref = try r.file.floats(named: "grad." + e.name)
@@ -94,7 +102,9 @@ final class PyTorchReferenceTests: XCTestCase {
             worstGrad = max(worstGrad, rel)
             XCTAssertLessThan(rel, 1e-3, "\(variant): gradient of \(e.name) (max |ref| \(scale), max error \(maxErr))")
         }
-        print("\(variant): logits rel err \(worstLogit), loss \(stats.meanLoss) vs \(refLoss), worst gradient rel err \(worstGrad)")
+        print(
+            "\(variant): logits rel err \(worstLogit), loss \(stats.meanLoss) vs \(refLoss), worst gradient rel err \(worstGrad)"
+        )
     }
 
     func checkTenSteps(_ variant: String) throws {
@@ -124,7 +134,8 @@ final class PyTorchReferenceTests: XCTestCase {
             XCTAssertLessThan(normError, chaotic ? 2e-2 : 2e-4, "\(variant) step \(step) grad norm")
             let rel = abs(stats.meanLoss - refLosses[step - 1]) / refLosses[step - 1]
             worst = max(worst, rel)
-            XCTAssertLessThan(rel, chaotic ? 1e-3 : 2e-5, "\(variant) step \(step): loss \(stats.meanLoss) vs \(refLosses[step - 1])")
+            XCTAssertLessThan(
+                rel, chaotic ? 1e-3 : 2e-5, "\(variant) step \(step): loss \(stats.meanLoss) vs \(refLosses[step - 1])")
             adam.step(parameters: model.arena.values.pointer, gradients: model.arena.gradients.pointer, lr: lr)
         }
         let unreliable = try XCTUnwrap((r.json["step10_unreliable"] as? [String: Any])?["tensors"] as? [String])
@@ -133,7 +144,8 @@ final class PyTorchReferenceTests: XCTestCase {
             var got = model.arena.value(e.name)
             if unreliable.contains(e.name) {  // key-bias rows: exact gradient 0, see the fixture's JSON
                 let d = r.config.dModel
-                ref.removeSubrange(d..<(2 * d)); got.removeSubrange(d..<(2 * d))
+                ref.removeSubrange(d..<(2 * d))
+                got.removeSubrange(d..<(2 * d))
             }
             let maxErr = zip(got, ref).map { abs($0 - $1) }.max() ?? 0
             // PyTorch float32 itself is 7.8e-4 off on the worst tensors here (1.0e-3 for us); see above.

@@ -23,16 +23,20 @@ struct MetricsTestGenerator {
     mutating func chance(_ percent: Int) -> Bool { below(100) < percent }
     mutating func pick(_ words: [String]) -> String { words[below(words.count)] }
 
-    static let english = ["the", "The", "file", "menu", "window", "click", "select", "cell", "table", "chart",
-                          "document", "text", "is", "are", "you", "can", "to", "of", "and", "in", "on", "for",
-                          "with", "a", "an", "this", "that", "open", "save", "insert", "format", "page", "style",
-                          "don't", "it's", "e.g.", "U.S.", "i.e.", "(optional)", "\"Options\"", "[Tools]", "--",
-                          "1,000", "3.5", "10-20", "50%", "$5", "A&amp;B", "&lt;tag&gt;", "x/y", "o'clock", "👍🏽", "日本語"]
-    static let german = ["die", "Die", "der", "das", "Datei", "Menü", "Fenster", "klicken", "Sie", "wählen",
-                         "Zelle", "Tabelle", "Diagramm", "Dokument", "Größe", "Schriftgröße", "über", "für", "mit",
-                         "ein", "eine", "öffnen", "speichern", "einfügen", "Seite", "Vorlage", "Änderungen",
-                         "Übersicht", "Straße", "ß", "z.B.", "d.h.", "„Optionen“", "«Extras»", "–", "…",
-                         "1.000", "3,5", "10-20", "50 %", "5 €", "Gro\u{0308}ße", "Öl", "äöü", "ÄÖÜ", "café"]
+    static let english = [
+        "the", "The", "file", "menu", "window", "click", "select", "cell", "table", "chart",
+        "document", "text", "is", "are", "you", "can", "to", "of", "and", "in", "on", "for",
+        "with", "a", "an", "this", "that", "open", "save", "insert", "format", "page", "style",
+        "don't", "it's", "e.g.", "U.S.", "i.e.", "(optional)", "\"Options\"", "[Tools]", "--",
+        "1,000", "3.5", "10-20", "50%", "$5", "A&amp;B", "&lt;tag&gt;", "x/y", "o'clock", "👍🏽", "日本語",
+    ]
+    static let german = [
+        "die", "Die", "der", "das", "Datei", "Menü", "Fenster", "klicken", "Sie", "wählen",
+        "Zelle", "Tabelle", "Diagramm", "Dokument", "Größe", "Schriftgröße", "über", "für", "mit",
+        "ein", "eine", "öffnen", "speichern", "einfügen", "Seite", "Vorlage", "Änderungen",
+        "Übersicht", "Straße", "ß", "z.B.", "d.h.", "„Optionen“", "«Extras»", "–", "…",
+        "1.000", "3,5", "10-20", "50 %", "5 €", "Gro\u{0308}ße", "Öl", "äöü", "ÄÖÜ", "café",
+    ]
     static let punctuation = [".", ",", "!", "?", ":", ";", " .", "...", ")", "\""]
     static let spaces = [" ", " ", " ", " ", " ", "  ", "\t", "\u{00A0}", "\u{3000}", "\u{200B}"]
 
@@ -45,8 +49,14 @@ struct MetricsTestGenerator {
         var hyp: [String] = []
         for w in ref {
             if chance(10) { continue }
-            if chance(12) { hyp.append(pick(words)); continue }
-            if chance(4) { hyp.append(w.uppercased()); continue }
+            if chance(12) {
+                hyp.append(pick(words))
+                continue
+            }
+            if chance(4) {
+                hyp.append(w.uppercased())
+                continue
+            }
             hyp.append(w)
             if chance(5) { hyp.append(pick(words)) }
         }
@@ -134,7 +144,9 @@ final class SacreBLEUCrossCheckTests: XCTestCase {
             if chunk == 400 {
                 XCTAssertEqual(ref.tokens.count, hyps.count)
                 for (h, expected) in zip(hyps, ref.tokens) {
-                    XCTAssertEqual(Array(Tokenizer13a.tokenize(h).unicodeScalars), Array(expected.unicodeScalars), h.debugDescription)
+                    XCTAssertEqual(
+                        Array(Tokenizer13a.tokenize(h).unicodeScalars), Array(expected.unicodeScalars),
+                        h.debugDescription)
                 }
             }
             XCTAssertEqual(ref.chunks.count, (hyps.count + chunk - 1) / chunk)
@@ -153,8 +165,12 @@ final class SacreBLEUCrossCheckTests: XCTestCase {
                 largestChrF = max(largestChrF, abs(chrf - expected.chrf))
                 compared += 1
             }
-            if chunk == 400 { print("sacrebleu \(ref.version): BLEU \(ref.chunks[0].bleu), chrF \(ref.chunks[0].chrf) on 400 pairs") }
+            if chunk == 400 {
+                print("sacrebleu \(ref.version): BLEU \(ref.chunks[0].bleu), chrF \(ref.chunks[0].chrf) on 400 pairs")
+            }
         }
-        print("compared \(compared) corpora with sacrebleu: largest |BLEU diff| \(largestBLEU), largest |chrF diff| \(largestChrF)")
+        print(
+            "compared \(compared) corpora with sacrebleu: largest |BLEU diff| \(largestBLEU), largest |chrF diff| \(largestChrF)"
+        )
     }
 }

@@ -1,6 +1,6 @@
 import Foundation
-import TransformerModel
 import Training
+import TransformerModel
 import XCTest
 
 final class SafetensorsTests: XCTestCase {
@@ -52,7 +52,9 @@ final class SafetensorsTests: XCTestCase {
         let count = 1 << 20
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: count, alignment: 64)
         defer { buffer.deallocate() }
-        for i in 0..<count / 4 { buffer.storeBytes(of: UInt32(truncatingIfNeeded: i &* 2_654_435_761), toByteOffset: i * 4, as: UInt32.self) }
+        for i in 0..<count / 4 {
+            buffer.storeBytes(of: UInt32(truncatingIfNeeded: i &* 2_654_435_761), toByteOffset: i * 4, as: UInt32.self)
+        }
         let bytes = UnsafeRawBufferPointer(buffer)
         func bitwise(_ data: UnsafeRawBufferPointer) -> UInt32 {
             var crc: UInt32 = 0xFFFF_FFFF
@@ -91,13 +93,16 @@ final class SafetensorsTests: XCTestCase {
             try f16.withUnsafeBytes { b in
                 try i32.withUnsafeBytes { c in
                     try i64.withUnsafeBytes { d in
-                        try SafetensorsWriter.write([
-                            TensorRecord(name: "weights", shape: [2, 3], dtype: .f32, bytes: a),
-                            TensorRecord(name: "halves", shape: [4], dtype: .f16, bytes: b),
-                            TensorRecord(name: "empty", shape: [0, 5], dtype: .f32, bytes: UnsafeRawBufferPointer(start: nil, count: 0)),
-                            TensorRecord(name: "ints", shape: [2, 1, 2], dtype: .i32, bytes: c),
-                            TensorRecord(name: "longs", shape: [2], dtype: .i64, bytes: d),
-                        ], metadata: ["format": "pt", "note": "quote \" and\nnewline"], to: path)
+                        try SafetensorsWriter.write(
+                            [
+                                TensorRecord(name: "weights", shape: [2, 3], dtype: .f32, bytes: a),
+                                TensorRecord(name: "halves", shape: [4], dtype: .f16, bytes: b),
+                                TensorRecord(
+                                    name: "empty", shape: [0, 5], dtype: .f32,
+                                    bytes: UnsafeRawBufferPointer(start: nil, count: 0)),
+                                TensorRecord(name: "ints", shape: [2, 1, 2], dtype: .i32, bytes: c),
+                                TensorRecord(name: "longs", shape: [2], dtype: .i64, bytes: d),
+                            ], metadata: ["format": "pt", "note": "quote \" and\nnewline"], to: path)
                     }
                 }
             }
@@ -107,11 +112,16 @@ final class SafetensorsTests: XCTestCase {
         let file = try SafetensorsFile(path: path)
         XCTAssertEqual(file.tensors.map(\.name), ["weights", "halves", "empty", "ints", "longs"])
         XCTAssertEqual(file.metadata, ["format": "pt", "note": "quote \" and\nnewline"])
-        XCTAssertEqual(file["weights"], SafetensorsTensorInfo(name: "weights", dtype: .f32, shape: [2, 3], dataOffsets: 0..<24))
-        XCTAssertEqual(file["halves"], SafetensorsTensorInfo(name: "halves", dtype: .f16, shape: [4], dataOffsets: 24..<32))
-        XCTAssertEqual(file["empty"], SafetensorsTensorInfo(name: "empty", dtype: .f32, shape: [0, 5], dataOffsets: 32..<32))
-        XCTAssertEqual(file["ints"], SafetensorsTensorInfo(name: "ints", dtype: .i32, shape: [2, 1, 2], dataOffsets: 32..<48))
-        XCTAssertEqual(file["longs"], SafetensorsTensorInfo(name: "longs", dtype: .i64, shape: [2], dataOffsets: 48..<64))
+        XCTAssertEqual(
+            file["weights"], SafetensorsTensorInfo(name: "weights", dtype: .f32, shape: [2, 3], dataOffsets: 0..<24))
+        XCTAssertEqual(
+            file["halves"], SafetensorsTensorInfo(name: "halves", dtype: .f16, shape: [4], dataOffsets: 24..<32))
+        XCTAssertEqual(
+            file["empty"], SafetensorsTensorInfo(name: "empty", dtype: .f32, shape: [0, 5], dataOffsets: 32..<32))
+        XCTAssertEqual(
+            file["ints"], SafetensorsTensorInfo(name: "ints", dtype: .i32, shape: [2, 1, 2], dataOffsets: 32..<48))
+        XCTAssertEqual(
+            file["longs"], SafetensorsTensorInfo(name: "longs", dtype: .i64, shape: [2], dataOffsets: 48..<64))
         XCTAssertEqual(try file.bytes(of: "weights"), f32.withUnsafeBytes { Array($0) })
         XCTAssertEqual(try file.bytes(of: "halves"), f16.withUnsafeBytes { Array($0) })
         XCTAssertEqual(try file.bytes(of: "ints"), i32.withUnsafeBytes { Array($0) })
@@ -119,8 +129,9 @@ final class SafetensorsTests: XCTestCase {
         XCTAssertEqual(try file.bytes(of: "empty"), [])
         XCTAssertEqual(try file.floats(named: "weights").map(\.bitPattern), f32.map(\.bitPattern))
         XCTAssertEqual(try file.floats(named: "halves"), [1, -2, 65504, 5.9604645e-08])
-        XCTAssertEqual(problem { _ = try file.floats(named: "ints") },
-                       .dtypeMismatch(tensor: "ints", expected: [.f32, .f16], actual: .i32))
+        XCTAssertEqual(
+            problem { _ = try file.floats(named: "ints") },
+            .dtypeMismatch(tensor: "ints", expected: [.f32, .f16], actual: .i32))
         XCTAssertEqual(problem { _ = try file.bytes(of: "nope") }, .missingTensor("nope"))
     }
 
@@ -131,14 +142,16 @@ final class SafetensorsTests: XCTestCase {
         let path = directory + "/header.safetensors"
         _ = try a.withUnsafeBytes { pa in
             try b.withUnsafeBytes { pb in
-                try SafetensorsWriter.write([
-                    TensorRecord(name: "a", shape: [2], dtype: .f32, bytes: pa),
-                    TensorRecord(name: "b", shape: [1, 1], dtype: .i32, bytes: pb),
-                ], metadata: ["format": "pt"], to: path)
+                try SafetensorsWriter.write(
+                    [
+                        TensorRecord(name: "a", shape: [2], dtype: .f32, bytes: pa),
+                        TensorRecord(name: "b", shape: [1, 1], dtype: .i32, bytes: pb),
+                    ], metadata: ["format": "pt"], to: path)
             }
         }
         let raw = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
-        let json = #"{"__metadata__":{"format":"pt"},"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"I32","shape":[1,1],"data_offsets":[8,12]}}"#
+        let json =
+            #"{"__metadata__":{"format":"pt"},"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"I32","shape":[1,1],"data_offsets":[8,12]}}"#
         XCTAssertEqual(json.utf8.count, 141)
         // N = 141 rounded up to 144, little-endian in 8 bytes.
         XCTAssertEqual(Array(raw[0..<8]), [144, 0, 0, 0, 0, 0, 0, 0])
@@ -149,7 +162,8 @@ final class SafetensorsTests: XCTestCase {
 
     /// A file built byte by byte (unpadded header, so the data is not 4-byte aligned) reads correctly.
     func testHandMadeFileIsRead() throws {
-        let header = #"{"y":{"dtype":"F16","shape":[2],"data_offsets":[8,12]},"__metadata__":{"k":"v"},"x":{"dtype":"F32","shape":[1,2],"data_offsets":[0,8]}}"#
+        let header =
+            #"{"y":{"dtype":"F16","shape":[2],"data_offsets":[8,12]},"__metadata__":{"k":"v"},"x":{"dtype":"F32","shape":[1,2],"data_offsets":[0,8]}}"#
         let data: [UInt8] = [0x00, 0x00, 0xC0, 0x3F, 0x00, 0x00, 0x00, 0xC0, 0x00, 0x3C, 0x00, 0xB8]
         let bytes = handMade(header, data)
         XCTAssertNotEqual((8 + header.utf8.count) % 4, 0)
@@ -159,8 +173,9 @@ final class SafetensorsTests: XCTestCase {
         XCTAssertEqual(try file.floats(named: "x"), [1.5, -2])
         XCTAssertEqual(try file.floats(named: "y"), [1, -0.5])
         var out: [Float] = [0, 0]
-        XCTAssertEqual(problem { try file.copyFloats(named: "x", shape: [2], into: &out) },
-                       .shapeMismatch(tensor: "x", expected: [2], actual: [1, 2]))
+        XCTAssertEqual(
+            problem { try file.copyFloats(named: "x", shape: [2], into: &out) },
+            .shapeMismatch(tensor: "x", expected: [2], actual: [1, 2]))
     }
 
     // MARK: Validation
@@ -168,7 +183,9 @@ final class SafetensorsTests: XCTestCase {
     func testTruncatedFileIsReported() throws {
         let path = directory + "/t.safetensors"
         let values: [Float] = [1, 2, 3, 4]
-        _ = try values.withUnsafeBytes { try SafetensorsWriter.write([TensorRecord(name: "w", shape: [4], dtype: .f32, bytes: $0)], to: path) }
+        _ = try values.withUnsafeBytes {
+            try SafetensorsWriter.write([TensorRecord(name: "w", shape: [4], dtype: .f32, bytes: $0)], to: path)
+        }
         let full = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
         // The 55-byte header is padded with one space to 56.
         XCTAssertEqual(full.count, 8 + 56 + 16)
@@ -178,15 +195,20 @@ final class SafetensorsTests: XCTestCase {
             XCTFail("truncated file accepted")
         } catch {
             XCTAssertEqual(error.problem, .truncated(expectedFileSize: 80, actualFileSize: 76))
-            XCTAssertEqual(error.description, "safetensors file \(path): file is truncated: the header describes 80 bytes, the file has 76")
+            XCTAssertEqual(
+                error.description,
+                "safetensors file \(path): file is truncated: the header describes 80 bytes, the file has 76")
         }
         XCTAssertEqual(readProblem(Array(full[..<5])), .fileTooSmall(size: 5))
         XCTAssertEqual(readProblem(full + [0]), .trailingBytes(count: 1))
         try Data().write(to: URL(fileURLWithPath: path))
         XCTAssertEqual(problem { _ = try SafetensorsFile(path: path) }, .fileTooSmall(size: 0))
-        XCTAssertEqual(problem { _ = try SafetensorsFile(path: directory) }, .io(operation: "cannot read", reason: "Is a directory"))
-        XCTAssertEqual(problem { _ = try SafetensorsFile(path: directory + "/none") },
-                       .io(operation: "cannot open", reason: "No such file or directory"))
+        XCTAssertEqual(
+            problem { _ = try SafetensorsFile(path: directory) },
+            .io(operation: "cannot read", reason: "Is a directory"))
+        XCTAssertEqual(
+            problem { _ = try SafetensorsFile(path: directory + "/none") },
+            .io(operation: "cannot open", reason: "No such file or directory"))
     }
 
     func testBadHeaderLengthIsReported() {
@@ -198,24 +220,37 @@ final class SafetensorsTests: XCTestCase {
     }
 
     func testMalformedHeadersAreReported() {
-        XCTAssertEqual(readProblem(handMade(
-            #"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#,
-            [UInt8](repeating: 0, count: 8))), .overlappingTensors("a", "b"))
-        XCTAssertEqual(readProblem(handMade(
-            #"{"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#, [UInt8](repeating: 0, count: 8))),
+        XCTAssertEqual(
+            readProblem(
+                handMade(
+                    #"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#,
+                    [UInt8](repeating: 0, count: 8))), .overlappingTensors("a", "b"))
+        XCTAssertEqual(
+            readProblem(
+                handMade(
+                    #"{"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#, [UInt8](repeating: 0, count: 8))),
             .gapBeforeTensor(tensor: "a", gapBytes: 4))
-        XCTAssertEqual(readProblem(handMade(
-            #"{"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}"#, [UInt8](repeating: 0, count: 8))),
+        XCTAssertEqual(
+            readProblem(
+                handMade(
+                    #"{"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}"#, [UInt8](repeating: 0, count: 8))),
             .sizeMismatch(tensor: "a", expectedBytes: 12, actualBytes: 8))
-        XCTAssertEqual(readProblem(handMade(
-            #"{"a":{"dtype":"F32","shape":[1],"data_offsets":[8,4]}}"#, [UInt8](repeating: 0, count: 8))),
+        XCTAssertEqual(
+            readProblem(
+                handMade(
+                    #"{"a":{"dtype":"F32","shape":[1],"data_offsets":[8,4]}}"#, [UInt8](repeating: 0, count: 8))),
             .offsetsOutOfRange(tensor: "a", begin: 8, end: 4))
-        XCTAssertEqual(readProblem(handMade(
-            #"{"a":{"dtype":"Q4","shape":[1],"data_offsets":[0,1]}}"#, [0])), .unknownDType(tensor: "a", dtype: "Q4"))
-        XCTAssertEqual(readProblem(handMade(#"{"a":{"dtype":"U8","shape":[-1],"data_offsets":[0,1]}}"#, [0])),
-                       .invalidEntry(tensor: "a", reason: "\"shape\" is not an array of non-negative integers"))
-        XCTAssertEqual(readProblem(handMade(#"{"a":{"dtype":"U8","shape":[1]}}"#, [0])),
-                       .invalidEntry(tensor: "a", reason: "\"data_offsets\" is not an array of two integers"))
+        XCTAssertEqual(
+            readProblem(
+                handMade(
+                    #"{"a":{"dtype":"Q4","shape":[1],"data_offsets":[0,1]}}"#, [0])),
+            .unknownDType(tensor: "a", dtype: "Q4"))
+        XCTAssertEqual(
+            readProblem(handMade(#"{"a":{"dtype":"U8","shape":[-1],"data_offsets":[0,1]}}"#, [0])),
+            .invalidEntry(tensor: "a", reason: "\"shape\" is not an array of non-negative integers"))
+        XCTAssertEqual(
+            readProblem(handMade(#"{"a":{"dtype":"U8","shape":[1]}}"#, [0])),
+            .invalidEntry(tensor: "a", reason: "\"data_offsets\" is not an array of two integers"))
         XCTAssertEqual(readProblem(handMade(#"{"__metadata__":{"n":1}}"#, [])), .invalidMetadata)
         XCTAssertEqual(readProblem(handMade(#"[1,2]"#, [])), .invalidJSON("the top level is not an object"))
         guard case .invalidJSON = readProblem(handMade(#"{"a":{"#, [])) else { return XCTFail("broken JSON accepted") }
@@ -225,20 +260,32 @@ final class SafetensorsTests: XCTestCase {
         let values: [Float] = [1, 2, 3]
         let path = directory + "/bad.safetensors"
         values.withUnsafeBytes { bytes in
-            XCTAssertEqual(problem { try SafetensorsWriter.write([TensorRecord(name: "w", shape: [2, 2], dtype: .f32, bytes: bytes)], to: path) },
-                           .invalidRecord(tensor: "w", reason: "shape [2, 2] of F32 needs 16 bytes, got 12"))
-            XCTAssertEqual(problem { try SafetensorsWriter.write([TensorRecord(name: "w", shape: [3], dtype: .f32, bytes: bytes),
-                                                                  TensorRecord(name: "w", shape: [3], dtype: .f32, bytes: bytes)], to: path) },
-                           .invalidRecord(tensor: "w", reason: "duplicate name"))
+            XCTAssertEqual(
+                problem {
+                    try SafetensorsWriter.write(
+                        [TensorRecord(name: "w", shape: [2, 2], dtype: .f32, bytes: bytes)], to: path)
+                },
+                .invalidRecord(tensor: "w", reason: "shape [2, 2] of F32 needs 16 bytes, got 12"))
+            XCTAssertEqual(
+                problem {
+                    try SafetensorsWriter.write(
+                        [
+                            TensorRecord(name: "w", shape: [3], dtype: .f32, bytes: bytes),
+                            TensorRecord(name: "w", shape: [3], dtype: .f32, bytes: bytes),
+                        ], to: path)
+                },
+                .invalidRecord(tensor: "w", reason: "duplicate name"))
         }
-        XCTAssertEqual(problem { try SafetensorsWriter.write([], to: directory + "/missing/dir/x.safetensors") },
-                       .io(operation: "cannot create", reason: "No such file or directory"))
+        XCTAssertEqual(
+            problem { try SafetensorsWriter.write([], to: directory + "/missing/dir/x.safetensors") },
+            .io(operation: "cannot create", reason: "No such file or directory"))
     }
 
     // MARK: Parameter layouts
 
     func testLayoutRecordsRoundTripAndRefuseAnotherModel() throws {
-        let layout = ParameterLayout(config: ModelConfig(vocabSize: 8, dModel: 4, heads: 2, dFF: 8, encoderLayers: 1, decoderLayers: 1))
+        let layout = ParameterLayout(
+            config: ModelConfig(vocabSize: 8, dModel: 4, heads: 2, dFF: 8, encoderLayers: 1, decoderLayers: 1))
         let values = (0..<layout.totalCount).map { Float($0) * 0.25 - 3 }
         let path = directory + "/layout.safetensors"
         try values.withUnsafeBufferPointer { pointer in
@@ -250,17 +297,24 @@ final class SafetensorsTests: XCTestCase {
         var restored = [Float](repeating: .nan, count: layout.totalCount)
         try file.read(layout: layout, into: &restored, prefix: "exp_avg.")
         for entry in layout.entries {
-            XCTAssertEqual(Array(restored[entry.offset..<(entry.offset + entry.count)]),
-                           Array(values[entry.offset..<(entry.offset + entry.count)]), entry.name)
+            XCTAssertEqual(
+                Array(restored[entry.offset..<(entry.offset + entry.count)]),
+                Array(values[entry.offset..<(entry.offset + entry.count)]), entry.name)
         }
-        XCTAssertEqual(problem { try file.read(layout: layout, into: &restored) }, .unexpectedTensor("exp_avg.embedding.weight"))
-        let untied = ParameterLayout(config: ModelConfig(vocabSize: 8, dModel: 4, heads: 2, dFF: 8, encoderLayers: 1,
-                                                         decoderLayers: 1, tieEmbeddings: false))
-        XCTAssertEqual(problem { try file.read(layout: untied, into: &restored, prefix: "exp_avg.") },
-                       .missingTensor("exp_avg.generator.weight"))
-        let smaller = ParameterLayout(config: ModelConfig(vocabSize: 8, dModel: 4, heads: 2, dFF: 8, encoderLayers: 1, decoderLayers: 0))
-        XCTAssertEqual(problem { try file.read(layout: smaller, into: &restored, prefix: "exp_avg.") },
-                       .unexpectedTensor("exp_avg.decoder.layers.0.self_attn.in_proj_weight"))
+        XCTAssertEqual(
+            problem { try file.read(layout: layout, into: &restored) }, .unexpectedTensor("exp_avg.embedding.weight"))
+        let untied = ParameterLayout(
+            config: ModelConfig(
+                vocabSize: 8, dModel: 4, heads: 2, dFF: 8, encoderLayers: 1,
+                decoderLayers: 1, tieEmbeddings: false))
+        XCTAssertEqual(
+            problem { try file.read(layout: untied, into: &restored, prefix: "exp_avg.") },
+            .missingTensor("exp_avg.generator.weight"))
+        let smaller = ParameterLayout(
+            config: ModelConfig(vocabSize: 8, dModel: 4, heads: 2, dFF: 8, encoderLayers: 1, decoderLayers: 0))
+        XCTAssertEqual(
+            problem { try file.read(layout: smaller, into: &restored, prefix: "exp_avg.") },
+            .unexpectedTensor("exp_avg.decoder.layers.0.self_attn.in_proj_weight"))
     }
 
     // MARK: Helpers

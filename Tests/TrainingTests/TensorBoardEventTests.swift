@@ -42,9 +42,13 @@ final class TensorBoardEventTests: XCTestCase {
     func testEncodingRoundTripsEdgeValues() throws {
         let events = [
             TensorBoardEvent(wallTime: 1_700_000_000.25, step: 0, fileVersion: TensorBoardEvent.version),
-            TensorBoardEvent(wallTime: 2, step: 300, scalars: [.init(tag: "train/loss", value: 2.75),
-                                                               .init(tag: "workers/1/seconds", value: -0.0),
-                                                               .init(tag: "ünïcode/tag", value: .greatestFiniteMagnitude)]),
+            TensorBoardEvent(
+                wallTime: 2, step: 300,
+                scalars: [
+                    .init(tag: "train/loss", value: 2.75),
+                    .init(tag: "workers/1/seconds", value: -0.0),
+                    .init(tag: "ünïcode/tag", value: .greatestFiniteMagnitude),
+                ]),
             TensorBoardEvent(wallTime: 3, step: Int64.max, scalars: [.init(tag: "", value: 1e-30)]),
             TensorBoardEvent(wallTime: 4, step: -1),
         ]
@@ -66,7 +70,8 @@ final class TensorBoardEventTests: XCTestCase {
         XCTAssertEqual(TFRecord.records(in: damaged).problem, .corrupt(offset: 39, reason: "data checksum mismatch"))
         var badLength = two
         badLength[39] = 0x18
-        XCTAssertEqual(TFRecord.records(in: badLength).problem, .corrupt(offset: 39, reason: "length checksum mismatch"))
+        XCTAssertEqual(
+            TFRecord.records(in: badLength).problem, .corrupt(offset: 39, reason: "length checksum mismatch"))
         for cut in [1, 11, 12, 30, 38] {
             let (records, problem) = TFRecord.records(in: Array(two.prefix(39 + cut)))
             XCTAssertEqual(records.count, 1, "cut \(cut)")
@@ -96,8 +101,12 @@ final class TensorBoardEventTests: XCTestCase {
         XCTAssertEqual(a.path, dir + "/events.out.tfevents.1700000000.node-1")
         XCTAssertEqual(b.path, dir + "/events.out.tfevents.1700000000.node-1.1")
         let written = try events(a.path)
-        XCTAssertEqual(written, [TensorBoardEvent(wallTime: 1_700_000_000.5, step: 0, fileVersion: "brain.Event:2"),
-                                 TensorBoardEvent(wallTime: 1_700_000_001, step: 10, scalars: [.init(tag: "train/loss", value: 3)])])
+        XCTAssertEqual(
+            written,
+            [
+                TensorBoardEvent(wallTime: 1_700_000_000.5, step: 0, fileVersion: "brain.Event:2"),
+                TensorBoardEvent(wallTime: 1_700_000_001, step: 10, scalars: [.init(tag: "train/loss", value: 3)]),
+            ])
         XCTAssertFalse(TensorBoardWriter.hostName().isEmpty)
         XCTAssertFalse(TensorBoardWriter.hostName().contains("/"))
     }
@@ -106,13 +115,18 @@ final class TensorBoardEventTests: XCTestCase {
         let dir = try temporaryDirectory().path
         let old = try TensorBoardWriter(directory: dir, wallTime: 100, host: "h")
         for step in [10, 20, 30] {
-            try old.write(TensorBoardEvent(wallTime: 100 + Double(step), step: Int64(step), scalars: [.init(tag: "t", value: Float(step))]))
+            try old.write(
+                TensorBoardEvent(
+                    wallTime: 100 + Double(step), step: Int64(step), scalars: [.init(tag: "t", value: Float(step))]))
         }
         try old.close()
         // A torn last record, as a kill during the write leaves it.
-        let torn = TFRecord.frame(TensorBoardEvent(wallTime: 140, step: 40, scalars: [.init(tag: "t", value: 4)]).encoded())
+        let torn = TFRecord.frame(
+            TensorBoardEvent(wallTime: 140, step: 40, scalars: [.init(tag: "t", value: 4)]).encoded())
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: old.path))
-        try handle.seekToEnd(); handle.write(Data(torn.prefix(20))); try handle.close()
+        try handle.seekToEnd()
+        handle.write(Data(torn.prefix(20)))
+        try handle.close()
         // A damaged file is left alone.
         var damaged = Self.smallRecord + Self.smallRecord
         damaged[50] ^= 0x10
@@ -124,8 +138,13 @@ final class TensorBoardEventTests: XCTestCase {
         let notes = try TensorBoardWriter.discardEvents(afterStep: 20, in: dir, keeping: current.path)
         XCTAssertEqual(notes.count, 2, "\(notes)")
         XCTAssertTrue(notes.contains { $0.hasPrefix(damagedPath) && $0.contains("left unchanged") }, "\(notes)")
-        XCTAssertTrue(notes.contains { $0.hasPrefix(old.path) && $0.hasSuffix("dropped 1 event(s) after step 20 and an incomplete last record (this run logs them again)") },
-                      "\(notes)")
+        XCTAssertTrue(
+            notes.contains {
+                $0.hasPrefix(old.path)
+                    && $0.hasSuffix(
+                        "dropped 1 event(s) after step 20 and an incomplete last record (this run logs them again)")
+            },
+            "\(notes)")
         XCTAssertEqual(try events(old.path).map(\.step), [0, 10, 20])
         XCTAssertEqual(try events(current.path).map(\.step), [0, 30])
         XCTAssertEqual([UInt8](try Data(contentsOf: URL(fileURLWithPath: damagedPath))), damaged)
@@ -135,17 +154,29 @@ final class TensorBoardEventTests: XCTestCase {
     }
 
     func testMetricsLinesBecomeTheDocumentedTags() {
-        let step: [String: Any] = ["step": 40, "loss": Double.nan, "lr": 0.001, "grad_norm": 1.25, "tokens": 900,
-                                   "tokens_per_second": 12345.5, "loss_scale": 1, "elapsed_seconds": 3.5,
-                                   "worker_seconds": ["10": 0.5, "2": 0.25, "0": Double.infinity]]
+        let step: [String: Any] = [
+            "step": 40, "loss": Double.nan, "lr": 0.001, "grad_norm": 1.25, "tokens": 900,
+            "tokens_per_second": 12345.5, "loss_scale": 1, "elapsed_seconds": 3.5,
+            "worker_seconds": ["10": 0.5, "2": 0.25, "0": Double.infinity],
+        ]
         let scalars = TensorBoardScalars.forStep(step)
-        XCTAssertEqual(scalars.map(\.tag), ["train/lr", "train/grad_norm", "train/tokens_per_second", "train/loss_scale",
-                                            "workers/2/seconds", "workers/10/seconds"])
+        XCTAssertEqual(
+            scalars.map(\.tag),
+            [
+                "train/lr", "train/grad_norm", "train/tokens_per_second", "train/loss_scale",
+                "workers/2/seconds", "workers/10/seconds",
+            ])
         XCTAssertEqual(scalars.map(\.value), [0.001, 1.25, 12345.5, 1, 0.25, 0.5])
-        let valid: [String: Any] = ["step": 40, "loss": 2.5, "perplexity": 12.18, "token_accuracy": 0.5,
-                                    "sequence_accuracy": 0.25, "bleu": 13.5, "chrf": 40.25]
-        XCTAssertEqual(TensorBoardScalars.forValidation(valid).map(\.tag),
-                       ["valid/loss", "valid/perplexity", "valid/bleu", "valid/chrf", "valid/sequence_accuracy", "valid/token_accuracy"])
+        let valid: [String: Any] = [
+            "step": 40, "loss": 2.5, "perplexity": 12.18, "token_accuracy": 0.5,
+            "sequence_accuracy": 0.25, "bleu": 13.5, "chrf": 40.25,
+        ]
+        XCTAssertEqual(
+            TensorBoardScalars.forValidation(valid).map(\.tag),
+            [
+                "valid/loss", "valid/perplexity", "valid/bleu", "valid/chrf", "valid/sequence_accuracy",
+                "valid/token_accuracy",
+            ])
         XCTAssertEqual(TensorBoardScalars.forValidation(["step": 1, "perplexity": 1e300]).count, 0)
     }
 
@@ -163,11 +194,15 @@ final class TensorBoardEventTests: XCTestCase {
         try log.discardEntries(afterStep: 20)
         log.logStep(["step": 30, "loss": 3.5, "lr": 0.5])
         let metrics = try String(contentsOf: dir.appendingPathComponent("metrics.jsonl"), encoding: .utf8)
-        XCTAssertEqual(metrics, "{\"loss\":10,\"lr\":0.5,\"step\":10}\n{\"loss\":20,\"lr\":0.5,\"step\":20}\nnot json\n"
-                           + "{\"loss\":3.5,\"lr\":0.5,\"step\":30}\n")
-        XCTAssertEqual(try String(contentsOf: dir.appendingPathComponent("valid.jsonl"), encoding: .utf8),
-                       "{\"loss\":1.5,\"step\":20}\n")
-        let files = try FileManager.default.contentsOfDirectory(atPath: dir.appendingPathComponent("tensorboard").path).sorted()
+        XCTAssertEqual(
+            metrics,
+            "{\"loss\":10,\"lr\":0.5,\"step\":10}\n{\"loss\":20,\"lr\":0.5,\"step\":20}\nnot json\n"
+                + "{\"loss\":3.5,\"lr\":0.5,\"step\":30}\n")
+        XCTAssertEqual(
+            try String(contentsOf: dir.appendingPathComponent("valid.jsonl"), encoding: .utf8),
+            "{\"loss\":1.5,\"step\":20}\n")
+        let files = try FileManager.default.contentsOfDirectory(atPath: dir.appendingPathComponent("tensorboard").path)
+            .sorted()
         XCTAssertEqual(files.count, 2)
         var points: [String: [Int64: Float]] = [:]
         for file in files {

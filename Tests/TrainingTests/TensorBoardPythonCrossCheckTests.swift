@@ -1,8 +1,8 @@
 import Foundation
 import TensorCore
+import TestSupport
 import Training
 import XCTest
-import TestSupport
 
 /// The event files of a real run, killed-and-resumed, read back by the `tensorboard` Python
 /// package: every scalar equals metrics.jsonl / valid.jsonl (as Float32, steps exact), each
@@ -34,7 +34,8 @@ final class TensorBoardPythonCrossCheckTests: XCTestCase {
         """
 
     private func read(_ directory: String, scratch: URL) throws -> [String: Any] {
-        let script = scratch.appendingPathComponent("read_events.py"), out = scratch.appendingPathComponent("events.json")
+        let script = scratch.appendingPathComponent("read_events.py"),
+            out = scratch.appendingPathComponent("events.json")
         try Data(Self.script.utf8).write(to: script)
         XCTAssertEqual(try ReferencePython.run([script.path, directory, out.path]), 0, "python failed")
         return try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: out)) as? [String: Any])
@@ -50,7 +51,8 @@ final class TensorBoardPythonCrossCheckTests: XCTestCase {
     private static func float(_ bits: Int) -> Float { Float(bitPattern: UInt32(truncatingIfNeeded: bits)) }
 
     func testResumedRunReadsBackThroughTensorBoard() throws {
-        guard (try? ReferencePython.run(["-c", "import tensorboard.backend.event_processing.event_accumulator"])) == 0 else {
+        guard (try? ReferencePython.run(["-c", "import tensorboard.backend.event_processing.event_accumulator"])) == 0
+        else {
             throw XCTSkip("Python package tensorboard is not importable with \(ReferencePython.path)")
         }
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("tb-python-\(UUID().uuidString)")
@@ -75,15 +77,16 @@ final class TensorBoardPythonCrossCheckTests: XCTestCase {
         Parallel.threads = 1
         func train(maxSteps: Int, resume: RunOptions.Resume) throws {
             let json = """
-            {"name": "tbcopy",
-             "model": {"vocab_size": 12, "d_model": 32, "heads": 2, "d_ff": 64, "encoder_layers": 1, "decoder_layers": 1,
-                       "dropout": 0.1, "max_len": 16},
-             "training": {"batch_tokens": 128, "max_steps": \(maxSteps), "warmup_steps": 10, "validate_every": 10,
-                          "checkpoint_every": 10, "keep_checkpoints": 5, "valid_size": 16, "log_every": 5},
-             "data": {"task": "copy", "copy_max_len": 6}}
-            """
+                {"name": "tbcopy",
+                 "model": {"vocab_size": 12, "d_model": 32, "heads": 2, "d_ff": 64, "encoder_layers": 1, "decoder_layers": 1,
+                           "dropout": 0.1, "max_len": 16},
+                 "training": {"batch_tokens": 128, "max_steps": \(maxSteps), "warmup_steps": 10, "validate_every": 10,
+                              "checkpoint_every": 10, "keep_checkpoints": 5, "valid_size": 16, "log_every": 5},
+                 "data": {"task": "copy", "copy_max_len": 6}}
+                """
             var options = RunOptions(runDirectory: run)
-            options.resume = resume; options.printProgress = false
+            options.resume = resume
+            options.printProgress = false
             try TrainingRun(config: try RunConfig.parse(data: Data(json.utf8), source: "test"), options: options).run()
         }
         try train(maxSteps: 30, resume: .fresh)
@@ -102,9 +105,13 @@ final class TensorBoardPythonCrossCheckTests: XCTestCase {
                 }
             }
         }
-        XCTAssertEqual(Set(expected.keys), ["train/loss", "train/lr", "train/grad_norm", "train/tokens_per_second",
-                                            "train/loss_scale", "valid/loss", "valid/perplexity",
-                                            "valid/sequence_accuracy", "valid/token_accuracy"])
+        XCTAssertEqual(
+            Set(expected.keys),
+            [
+                "train/loss", "train/lr", "train/grad_norm", "train/tokens_per_second",
+                "train/loss_scale", "valid/loss", "valid/perplexity",
+                "valid/sequence_accuracy", "valid/token_accuracy",
+            ])
 
         let result = try read(run.appendingPathComponent("tensorboard").path, scratch: scratch)
         let files = try XCTUnwrap(result["files"] as? [[String: Any]])

@@ -58,7 +58,8 @@ final class TokenizerEncodingTests: XCTestCase {
         // ▁low(19) Ω Ω ; "▁" alone is 14; "x" unknown.
         XCTAssertEqual(tokenizer.encode("lowΩΩ"), [19, 3, 3])
         XCTAssertEqual(tokenizer.encode("x"), [14, 3])
-        XCTAssertEqual(tokenizer.encode("xlow"), [14, 3, 17, 13], "lo merges; ▁+lo cannot (<unk> between), lo+w is no merge")
+        XCTAssertEqual(
+            tokenizer.encode("xlow"), [14, 3, 17, 13], "lo merges; ▁+lo cannot (<unk> between), lo+w is no merge")
         XCTAssertEqual(tokenizer.decode([19, 3, 3]), "low<unk><unk>")
         XCTAssertEqual(tokenizer.encode("e\u{301}"), [14, 5, 3], "a combining accent is its own (unknown) scalar")
     }

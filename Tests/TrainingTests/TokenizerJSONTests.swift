@@ -80,16 +80,25 @@ final class TokenizerJSONTests: XCTestCase {
         let cases: [(String, String)] = [
             ("{\"model\": ", "is not valid JSON (byte 10): unexpected end of input"),
             ("[1, 2]", "is inconsistent: the top level is not an object"),
-            ("{\"pre_tokenizer\": {\"type\": \"ByteLevel\"}}", "is not supported: pre_tokenizer of type ByteLevel (only Metaspace)"),
+            (
+                "{\"pre_tokenizer\": {\"type\": \"ByteLevel\"}}",
+                "is not supported: pre_tokenizer of type ByteLevel (only Metaspace)"
+            ),
             ("{\"normalizer\": {\"type\": \"NFKC\"}}", "is not supported: normalizer NFKC (only null)"),
-            ("{\"pre_tokenizer\": {\"type\": \"Metaspace\"}, \"model\": {\"type\": \"WordPiece\"}}",
-             "is not supported: model type WordPiece (only BPE)"),
-            ("{\"pre_tokenizer\": {\"type\": \"Metaspace\"}, \"model\": {\"unk_token\": \"<unk>\", "
-                + "\"vocab\": {\"<pad>\": 0, \"<s>\": 1, \"</s>\": 2, \"<unk>\": 3, \"a\": 4}, \"merges\": [\"a a\"]}}",
-             "is inconsistent: merge 0 produces \"aa\", which is not in the vocab"),
-            ("{\"pre_tokenizer\": {\"type\": \"Metaspace\"}, \"model\": {\"unk_token\": \"<unk>\", "
-                + "\"vocab\": {\"<s>\": 0, \"<pad>\": 1, \"</s>\": 2, \"<unk>\": 3}, \"merges\": []}}",
-             "is not supported: vocab id 0 must be <pad>"),
+            (
+                "{\"pre_tokenizer\": {\"type\": \"Metaspace\"}, \"model\": {\"type\": \"WordPiece\"}}",
+                "is not supported: model type WordPiece (only BPE)"
+            ),
+            (
+                "{\"pre_tokenizer\": {\"type\": \"Metaspace\"}, \"model\": {\"unk_token\": \"<unk>\", "
+                    + "\"vocab\": {\"<pad>\": 0, \"<s>\": 1, \"</s>\": 2, \"<unk>\": 3, \"a\": 4}, \"merges\": [\"a a\"]}}",
+                "is inconsistent: merge 0 produces \"aa\", which is not in the vocab"
+            ),
+            (
+                "{\"pre_tokenizer\": {\"type\": \"Metaspace\"}, \"model\": {\"unk_token\": \"<unk>\", "
+                    + "\"vocab\": {\"<s>\": 0, \"<pad>\": 1, \"</s>\": 2, \"<unk>\": 3}, \"merges\": []}}",
+                "is not supported: vocab id 0 must be <pad>"
+            ),
         ]
         for (index, (text, message)) in cases.enumerated() {
             let path = directory + "/bad\(index).json"

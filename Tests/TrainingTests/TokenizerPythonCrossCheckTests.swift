@@ -21,13 +21,17 @@ final class TokenizerPythonCrossCheckTests: XCTestCase {
     /// Sentences with everything that could go wrong: unseen and unknown characters, leading,
     /// trailing and repeated spaces, literal ▁, special tokens inside text, tabs, decomposed umlauts.
     static func sentences() -> [String] {
-        var lines = TokenizerTestText.german + TokenizerTestText.germanEnglish.compactMap {
-            $0.split(separator: "\t").first.map(String.init)
-        }
-        lines += ["", " ", "  leading spaces", "trailing  ", "many     spaces inside", "tab\tinside",
-                  "Gro\u{0308}ße Öl", "unknown: Ωμέγα 日本 😀 \u{00A0}nbsp", "a▁b ▁▁", "<s>Die</s> <pad>x<unk>",
-                  "<s", "</s", "<<s>>", "ÄÖÜäöüß ẞ", "\"Zitat\" – „Anführung“ «Extras» …", "x\u{000B}y",
-                  "aaaaaaaaaaaa", "ßßßßß", "e\u{301}e\u{301}é"]
+        var lines =
+            TokenizerTestText.german
+            + TokenizerTestText.germanEnglish.compactMap {
+                $0.split(separator: "\t").first.map(String.init)
+            }
+        lines += [
+            "", " ", "  leading spaces", "trailing  ", "many     spaces inside", "tab\tinside",
+            "Gro\u{0308}ße Öl", "unknown: Ωμέγα 日本 😀 \u{00A0}nbsp", "a▁b ▁▁", "<s>Die</s> <pad>x<unk>",
+            "<s", "</s", "<<s>>", "ÄÖÜäöüß ẞ", "\"Zitat\" – „Anführung“ «Extras» …", "x\u{000B}y",
+            "aaaaaaaaaaaa", "ßßßßß", "e\u{301}e\u{301}é",
+        ]
         // Deterministic word salad from the corpus vocabulary with odd spacing.
         let words = TokenizerTestText.germanEnglish.flatMap { $0.split(whereSeparator: { $0 == " " || $0 == "\t" }) }
         var state: UInt64 = 12345
@@ -58,10 +62,13 @@ final class TokenizerPythonCrossCheckTests: XCTestCase {
             try tokenizer.write(toFile: tokenizerPath)
             try Data(lines.joined(separator: "\n").utf8).write(to: URL(fileURLWithPath: directory + "/lines.txt"))
             try Data(Self.script.utf8).write(to: URL(fileURLWithPath: directory + "/check.py"))
-            let status = try ReferencePython.run([directory + "/check.py", tokenizerPath, directory + "/lines.txt",
-                                        directory + "/out.json"])
+            let status = try ReferencePython.run([
+                directory + "/check.py", tokenizerPath, directory + "/lines.txt",
+                directory + "/out.json",
+            ])
             XCTAssertEqual(status, 0, "python failed")
-            let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: directory + "/out.json")))
+            let json = try JSONSerialization.jsonObject(
+                with: Data(contentsOf: URL(fileURLWithPath: directory + "/out.json")))
             let results = try XCTUnwrap(json as? [[String: Any]])
             XCTAssertEqual(results.count, lines.count)
             var unknownSeen = false

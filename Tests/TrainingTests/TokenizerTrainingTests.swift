@@ -4,8 +4,10 @@ import XCTest
 /// BPE training: merges hand-computed on the classic Sennrich et al. corpus, determinism, errors.
 final class TokenizerTrainingTests: XCTestCase {
     /// low x5, lower x2, newest x6, widest x3 (Sennrich et al. 2016), as Metaspace words "▁low", ...
-    static let classicLines = ["low low low low low", "lower lower newest newest newest",
-                               "newest newest newest widest widest widest"]
+    static let classicLines = [
+        "low low low low low", "lower lower newest newest newest",
+        "newest newest newest widest widest widest",
+    ]
 
     private func texts(_ tokenizer: BPETokenizer, _ merges: ArraySlice<BPETokenizer.Merge>) -> [String] {
         merges.map { "\(tokenizer.token(for: $0.left) ?? "?") \(tokenizer.token(for: $0.right) ?? "?")" }
@@ -21,13 +23,16 @@ final class TokenizerTrainingTests: XCTestCase {
     /// 14 "e r" (2; ties with ▁low+e, e < ▁low)        15 "▁low er" (2). Then no pair is left.
     func testClassicCorpusMergesByHand() throws {
         let tokenizer = try BPETokenizer.train(lines: Self.classicLines, vocabSize: 100)
-        XCTAssertEqual(texts(tokenizer, tokenizer.merges[...]), [
-            "e s", "es t", "l o", "▁ lo", "▁lo w", "e w", "n ew", "▁ new", "▁new est",
-            "d est", "i dest", "w idest", "▁ widest", "e r", "▁low er",
-        ])
+        XCTAssertEqual(
+            texts(tokenizer, tokenizer.merges[...]),
+            [
+                "e s", "es t", "l o", "▁ lo", "▁lo w", "e w", "n ew", "▁ new", "▁new est",
+                "d est", "i dest", "w idest", "▁ widest", "e r", "▁low er",
+            ])
         XCTAssertEqual(tokenizer.vocabSize, 4 + 11 + 15, "stops when no pair is left")
-        XCTAssertEqual((0..<15).compactMap { tokenizer.token(for: Int32($0)) },
-                       ["<pad>", "<s>", "</s>", "<unk>", "d", "e", "i", "l", "n", "o", "r", "s", "t", "w", "▁"])
+        XCTAssertEqual(
+            (0..<15).compactMap { tokenizer.token(for: Int32($0)) },
+            ["<pad>", "<s>", "</s>", "<unk>", "d", "e", "i", "l", "n", "o", "r", "s", "t", "w", "▁"])
         XCTAssertEqual(tokenizer.token(for: 29), "▁lower")
         XCTAssertEqual(tokenizer.merges[1], BPETokenizer.Merge(left: 15, right: 12, result: 16))
         // "▁lowest": es, est, lo, ▁lo, ▁low -> ▁low(19) est(16); "▁newest" and "▁widest" are single tokens.
@@ -67,8 +72,9 @@ final class TokenizerTrainingTests: XCTestCase {
     func testTabSeparatesTheSidesOfAPair() throws {
         let tokenizer = try BPETokenizer.train(lines: ["ab\tab"], vocabSize: 100)
         // Two words "▁ab" (the TAB is not a character of the alphabet): a b ▁ then "a b", "▁ ab".
-        XCTAssertEqual((4..<tokenizer.vocabSize).compactMap { tokenizer.token(for: Int32($0)) },
-                       ["a", "b", "▁", "ab", "▁ab"])
+        XCTAssertEqual(
+            (4..<tokenizer.vocabSize).compactMap { tokenizer.token(for: Int32($0)) },
+            ["a", "b", "▁", "ab", "▁ab"])
         XCTAssertEqual(tokenizer.encode("ab\tab"), [8, 3, 7], "a TAB inside encoded text is unknown")
     }
 

@@ -3,7 +3,9 @@ import Training
 import XCTest
 
 final class ToyDataTests: XCTestCase {
-    private func task(_ kind: ToyTask.Kind = .copy, vocab: Int = 16, maxLength: Int = 16, seed: UInt64 = 1) throws -> ToyTask {
+    private func task(_ kind: ToyTask.Kind = .copy, vocab: Int = 16, maxLength: Int = 16, seed: UInt64 = 1) throws
+        -> ToyTask
+    {
         try ToyTask(kind: kind, vocabSize: vocab, maxLength: maxLength, seed: seed)
     }
 

@@ -1,11 +1,12 @@
 import Foundation
-#if canImport(FoundationXML)
-import FoundationXML
-#endif
 import TensorCore
+import TestSupport
 import Training
 import XCTest
-import TestSupport
+
+#if canImport(FoundationXML)
+    import FoundationXML
+#endif
 
 /// `transformer plot`'s SVG: valid XML whose curves hold exactly the logged points, a legend
 /// naming every run, readable axes; and clear errors for directories that are not runs.
@@ -21,8 +22,10 @@ final class TrainingPlotTests: XCTestCase {
     final class Elements: NSObject, XMLParserDelegate {
         var elements: [(name: String, attributes: [String: String], text: String)] = []
         private var open: [Int] = []
-        func parser(_ parser: XMLParser, didStartElement name: String, namespaceURI: String?, qualifiedName: String?,
-                    attributes: [String: String] = [:]) {
+        func parser(
+            _ parser: XMLParser, didStartElement name: String, namespaceURI: String?, qualifiedName: String?,
+            attributes: [String: String] = [:]
+        ) {
             open.append(elements.count)
             elements.append((name, attributes, ""))
         }
@@ -47,13 +50,13 @@ final class TrainingPlotTests: XCTestCase {
         let runDir = dir.appendingPathComponent("copy-run")
         Parallel.threads = 1
         let json = """
-        {"name": "plotcopy",
-         "model": {"vocab_size": 12, "d_model": 32, "heads": 2, "d_ff": 64, "encoder_layers": 1, "decoder_layers": 1,
-                   "dropout": 0.1, "max_len": 16},
-         "training": {"batch_tokens": 128, "max_steps": 40, "warmup_steps": 10, "validate_every": 10,
-                      "checkpoint_every": 40, "valid_size": 16, "log_every": 2},
-         "data": {"task": "copy", "copy_max_len": 6}}
-        """
+            {"name": "plotcopy",
+             "model": {"vocab_size": 12, "d_model": 32, "heads": 2, "d_ff": 64, "encoder_layers": 1, "decoder_layers": 1,
+                       "dropout": 0.1, "max_len": 16},
+             "training": {"batch_tokens": 128, "max_steps": 40, "warmup_steps": 10, "validate_every": 10,
+                          "checkpoint_every": 40, "valid_size": 16, "log_every": 2},
+             "data": {"task": "copy", "copy_max_len": 6}}
+            """
         var options = RunOptions(runDirectory: runDir)
         options.printProgress = false
         try TrainingRun(config: try RunConfig.parse(data: Data(json.utf8), source: "test"), options: options).run()
@@ -62,10 +65,13 @@ final class TrainingPlotTests: XCTestCase {
         XCTAssertEqual(real.train.map(\.step), Array(stride(from: 2, through: 40, by: 2)))
         XCTAssertEqual(real.valid.map(\.step), [10, 20, 30, 40])
         // A second, shorter run with a name that needs escaping.
-        let other = RunMetrics(name: "a&b <\"2\">",
-                               train: [(5, ["loss": 3, "lr": 1e-4, "tokens_per_second": 900]),
-                                       (10, ["loss": 2, "lr": 2e-4, "tokens_per_second": 1100])],
-                               valid: [(10, ["loss": 2.5, "sequence_accuracy": 0.25])])
+        let other = RunMetrics(
+            name: "a&b <\"2\">",
+            train: [
+                (5, ["loss": 3, "lr": 1e-4, "tokens_per_second": 900]),
+                (10, ["loss": 2, "lr": 2e-4, "tokens_per_second": 1100]),
+            ],
+            valid: [(10, ["loss": 2.5, "sequence_accuracy": 0.25])])
 
         let elements = try parse(TrainingPlot.svg(runs: [real, other]))
         let series = elements.elements.filter { $0.name == "polyline" && $0.attributes["class"] == "series" }
@@ -84,12 +90,19 @@ final class TrainingPlotTests: XCTestCase {
         XCTAssertEqual(series.count, 10, "no BLEU/chrF panels for toy runs")
         let legend = elements.elements.filter { $0.attributes["class"] == "legend-name" }.map(\.text)
         XCTAssertEqual(legend, ["copy-run", "a&b <\"2\">"])
-        let panels = elements.elements.filter { $0.attributes["class"] == "panel" }.compactMap { $0.attributes["data-title"] }
-        XCTAssertEqual(panels, ["Loss (solid: train, dashed: validation)", "Learning rate",
-                                "Validation sequence accuracy", "Training tokens/s"])
+        let panels = elements.elements.filter { $0.attributes["class"] == "panel" }.compactMap {
+            $0.attributes["data-title"]
+        }
+        XCTAssertEqual(
+            panels,
+            [
+                "Loss (solid: train, dashed: validation)", "Learning rate",
+                "Validation sequence accuracy", "Training tokens/s",
+            ])
         // Every point lies inside the page.
         let root = try XCTUnwrap(elements.elements.first { $0.name == "svg" })
-        let width = try XCTUnwrap(Double(root.attributes["width"] ?? "")), height = try XCTUnwrap(Double(root.attributes["height"] ?? ""))
+        let width = try XCTUnwrap(Double(root.attributes["width"] ?? "")),
+            height = try XCTUnwrap(Double(root.attributes["height"] ?? ""))
         for s in series {
             for pair in (s.attributes["points"] ?? "").split(separator: " ") {
                 let xy = pair.split(separator: ",").compactMap { Double($0) }
@@ -100,11 +113,15 @@ final class TrainingPlotTests: XCTestCase {
     }
 
     func testTranslationRunsGetBLEUAndChrFPanels() throws {
-        let run = RunMetrics(name: "ende", train: [(100, ["loss": 6, "lr": 5e-4, "tokens_per_second": 20000])],
-                             valid: [(100, ["loss": 5.5, "bleu": 3.25, "chrf": 20.5]), (200, ["loss": 4.5, "bleu": 7.5, "chrf": 31])])
-        XCTAssertEqual(TrainingPlot.panels(for: [run]).map(\.title),
-                       ["Loss (solid: train, dashed: validation)", "Learning rate", "Validation BLEU", "Validation chrF",
-                        "Training tokens/s"])
+        let run = RunMetrics(
+            name: "ende", train: [(100, ["loss": 6, "lr": 5e-4, "tokens_per_second": 20000])],
+            valid: [(100, ["loss": 5.5, "bleu": 3.25, "chrf": 20.5]), (200, ["loss": 4.5, "bleu": 7.5, "chrf": 31])])
+        XCTAssertEqual(
+            TrainingPlot.panels(for: [run]).map(\.title),
+            [
+                "Loss (solid: train, dashed: validation)", "Learning rate", "Validation BLEU", "Validation chrF",
+                "Training tokens/s",
+            ])
         let elements = try parse(TrainingPlot.svg(runs: [run]))
         XCTAssertEqual(elements.elements.filter { $0.attributes["data-series"] == "valid/bleu" }.count, 1)
     }
@@ -133,25 +150,32 @@ final class TrainingPlotTests: XCTestCase {
             XCTAssertEqual(error as? PlotError, .missingRunDirectory(dir.path + "/missing"))
         }
         XCTAssertThrowsError(try RunMetrics(directory: dir.path, name: "x")) { error in
-            XCTAssertEqual("\(error)", "\(dir.path)/metrics.jsonl: missing or unreadable (is \(dir.path) a run directory?)")
+            XCTAssertEqual(
+                "\(error)", "\(dir.path)/metrics.jsonl: missing or unreadable (is \(dir.path) a run directory?)")
         }
         let metrics = dir.appendingPathComponent("metrics.jsonl")
         try Data().write(to: metrics)
         XCTAssertThrowsError(try RunMetrics(directory: dir.path, name: "x")) { error in
             XCTAssertEqual("\(error)", "\(dir.path)/metrics.jsonl: no logged step yet")
         }
-        let lines = "{\"step\": 10, \"loss\": 2.5, \"lr\": null}\n{\"step\": 20, \"lo\n[1, 2]\n{\"loss\": 1}\n\n"
+        let lines =
+            "{\"step\": 10, \"loss\": 2.5, \"lr\": null}\n{\"step\": 20, \"lo\n[1, 2]\n{\"loss\": 1}\n\n"
             + "{\"step\": 20, \"loss\": 2.25}\n{\"step\": 20, \"loss\": 2.0}\n\u{FF}\u{FE}"
         try Data(lines.utf8).write(to: metrics)
         try Data("{\"step\": 10, \"loss\": 2.75}\nnull\n".utf8).write(to: dir.appendingPathComponent("valid.jsonl"))
         let run = try RunMetrics(directory: dir.path, name: "x")
-        XCTAssertEqual(run.skippedLines, ["\(dir.path)/metrics.jsonl line 2: not a JSON object",
-                                          "\(dir.path)/metrics.jsonl line 3: not a JSON object",
-                                          "\(dir.path)/metrics.jsonl line 4: no integer \"step\"",
-                                          "\(dir.path)/metrics.jsonl line 8: not a JSON object",
-                                          "\(dir.path)/valid.jsonl line 2: not a JSON object"])
+        XCTAssertEqual(
+            run.skippedLines,
+            [
+                "\(dir.path)/metrics.jsonl line 2: not a JSON object",
+                "\(dir.path)/metrics.jsonl line 3: not a JSON object",
+                "\(dir.path)/metrics.jsonl line 4: no integer \"step\"",
+                "\(dir.path)/metrics.jsonl line 8: not a JSON object",
+                "\(dir.path)/valid.jsonl line 2: not a JSON object",
+            ])
         XCTAssertEqual(run.series("loss", validation: false).map(\.step), [10, 20])
-        XCTAssertEqual(run.series("loss", validation: false).map(\.value), [2.5, 2.0], "a repeated step keeps its last line")
+        XCTAssertEqual(
+            run.series("loss", validation: false).map(\.value), [2.5, 2.0], "a repeated step keeps its last line")
         XCTAssertEqual(run.series("lr", validation: false).count, 0)
         XCTAssertEqual(run.series("loss", validation: true).map(\.value), [2.75])
         XCTAssertNoThrow(try parse(TrainingPlot.svg(runs: [run])))

@@ -1,22 +1,22 @@
 import Foundation
-import XCTest
 import TensorCore
+import TestSupport
 import Training
 import TransformerModel
-import TestSupport
+import XCTest
 
 /// In-process training runs: bitwise resume, worker/accumulation equivalence, skipped steps.
 final class TrainingRunTests: XCTestCase {
     static func config(maxSteps: Int = 30, accumulation: Int = 1, checkpointEvery: Int = 15) throws -> RunConfig {
         let json = """
-        {"name": "tinycopy",
-         "model": {"vocab_size": 12, "d_model": 32, "heads": 2, "d_ff": 64, "encoder_layers": 1, "decoder_layers": 1,
-                   "dropout": 0.1, "max_len": 16},
-         "training": {"batch_tokens": 128, "accumulation_steps": \(accumulation), "max_steps": \(maxSteps),
-                      "warmup_steps": 10, "validate_every": 15, "checkpoint_every": \(checkpointEvery),
-                      "keep_checkpoints": 5, "valid_size": 16, "log_every": 5},
-         "data": {"task": "copy", "copy_max_len": 6}}
-        """
+            {"name": "tinycopy",
+             "model": {"vocab_size": 12, "d_model": 32, "heads": 2, "d_ff": 64, "encoder_layers": 1, "decoder_layers": 1,
+                       "dropout": 0.1, "max_len": 16},
+             "training": {"batch_tokens": 128, "accumulation_steps": \(accumulation), "max_steps": \(maxSteps),
+                          "warmup_steps": 10, "validate_every": 15, "checkpoint_every": \(checkpointEvery),
+                          "keep_checkpoints": 5, "valid_size": 16, "log_every": 5},
+             "data": {"task": "copy", "copy_max_len": 6}}
+            """
         return try RunConfig.parse(data: Data(json.utf8), source: "test")
     }
 
@@ -28,9 +28,12 @@ final class TrainingRunTests: XCTestCase {
     }
 
     @discardableResult
-    func run(_ config: RunConfig, dir: URL, workers: Int = 1, resume: RunOptions.Resume = .fresh) throws -> TrainingRun {
+    func run(_ config: RunConfig, dir: URL, workers: Int = 1, resume: RunOptions.Resume = .fresh) throws -> TrainingRun
+    {
         var o = RunOptions(runDirectory: dir)
-        o.workers = workers; o.resume = resume; o.printProgress = false
+        o.workers = workers
+        o.resume = resume
+        o.printProgress = false
         let r = try TrainingRun(config: config, options: o)
         try r.run()
         return r
@@ -38,8 +41,10 @@ final class TrainingRunTests: XCTestCase {
 
     func tensorBytes(_ dir: URL, step: Int) throws -> (model: Data, optimizer: Data) {
         let c = dir.appendingPathComponent("checkpoints/\(CheckpointStore.directoryName(step: step))")
-        return (try Data(contentsOf: c.appendingPathComponent("model.safetensors")),
-                try Data(contentsOf: c.appendingPathComponent("optimizer.safetensors")))
+        return (
+            try Data(contentsOf: c.appendingPathComponent("model.safetensors")),
+            try Data(contentsOf: c.appendingPathComponent("optimizer.safetensors"))
+        )
     }
 
     /// A run stopped at step 15 (after its checkpoint) and resumed to 30 equals an uninterrupted
@@ -81,7 +86,8 @@ final class TrainingRunTests: XCTestCase {
         bytes[bytes.count - 3] ^= 0xFF
         try bytes.write(to: newest)
         var o = RunOptions(runDirectory: dir)
-        o.resume = .latest; o.printProgress = false
+        o.resume = .latest
+        o.printProgress = false
         let r = try TrainingRun(config: try Self.config(maxSteps: 30), options: o)
         XCTAssertEqual(r.progress.step, 15)
     }
@@ -92,10 +98,14 @@ final class TrainingRunTests: XCTestCase {
         let layout = ParameterLayout(config: cfg.model)
         let opt = OptimizerStep(layout: layout, config: cfg)
         let params = FloatBuffer(count: layout.totalCount), grads = FloatBuffer(count: layout.totalCount)
-        for i in 0..<layout.totalCount { params[i] = 1; grads[i] = 0.5 }
+        for i in 0..<layout.totalCount {
+            params[i] = 1
+            grads[i] = 0.5
+        }
         grads[7] = .nan
         let before = params.array
-        let outcome = opt.apply(parameters: params.pointer, gradients: grads.pointer, count: layout.totalCount, tokens: 10)
+        let outcome = opt.apply(
+            parameters: params.pointer, gradients: grads.pointer, count: layout.totalCount, tokens: 10)
         XCTAssertFalse(outcome.applied)
         XCTAssertEqual(opt.adam.step, 0)
         XCTAssertEqual(opt.skippedSteps, 1)
@@ -114,27 +124,42 @@ final class TrainingRunTests: XCTestCase {
         Parallel.threads = 1
         try run(try Self.config(maxSteps: 30), dir: dir)
         let metrics = try String(contentsOf: dir.appendingPathComponent("metrics.jsonl"), encoding: .utf8)
-            .split(separator: "\n").map { try XCTUnwrap(JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]) }
+            .split(separator: "\n").map {
+                try XCTUnwrap(JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])
+            }
         XCTAssertEqual(metrics.count, 6)
-        for key in ["step", "loss", "lr", "grad_norm", "tokens", "tokens_per_second", "elapsed_seconds", "workers", "skipped_steps"] {
+        for key in [
+            "step", "loss", "lr", "grad_norm", "tokens", "tokens_per_second", "elapsed_seconds", "workers",
+            "skipped_steps",
+        ] {
             XCTAssertNotNil(metrics[0][key], "metrics.jsonl lacks \(key)")
         }
-        let valid = try String(contentsOf: dir.appendingPathComponent("valid.jsonl"), encoding: .utf8).split(separator: "\n")
+        let valid = try String(contentsOf: dir.appendingPathComponent("valid.jsonl"), encoding: .utf8).split(
+            separator: "\n")
         XCTAssertEqual(valid.count, 2)
         let v = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(valid[0].utf8)) as? [String: Any])
-        for key in ["step", "loss", "perplexity", "token_accuracy", "sequence_accuracy"] { XCTAssertNotNil(v[key], key) }
-        let summary = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("summary.json"))) as? [String: Any])
-        for key in ["step", "train_loss", "valid_loss", "token_accuracy", "sequence_accuracy", "tokens_per_second",
-                    "wall_seconds", "peak_rss_bytes", "workers"] { XCTAssertNotNil(summary[key], "summary.json lacks \(key)") }
-        XCTAssertEqual(try String(contentsOf: dir.appendingPathComponent("checkpoints/latest"), encoding: .utf8),
-                       "step-00000030\n")
+        for key in ["step", "loss", "perplexity", "token_accuracy", "sequence_accuracy"] {
+            XCTAssertNotNil(v[key], key)
+        }
+        let summary = try XCTUnwrap(
+            JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("summary.json")))
+                as? [String: Any])
+        for key in [
+            "step", "train_loss", "valid_loss", "token_accuracy", "sequence_accuracy", "tokens_per_second",
+            "wall_seconds", "peak_rss_bytes", "workers",
+        ] { XCTAssertNotNil(summary[key], "summary.json lacks \(key)") }
+        XCTAssertEqual(
+            try String(contentsOf: dir.appendingPathComponent("checkpoints/latest"), encoding: .utf8),
+            "step-00000030\n")
         let ckpt = dir.appendingPathComponent("checkpoints/step-00000030")
         let model = try SafetensorsFile(path: ckpt.appendingPathComponent("model.safetensors").path)
         XCTAssertEqual(model["encoder.layers.0.self_attn.in_proj_weight"]?.shape, [96, 32])
         XCTAssertEqual(model["decoder.layers.0.multihead_attn.out_proj.weight"]?.shape, [32, 32])
         XCTAssertEqual(model["embedding.weight"]?.shape, [12, 32])
         XCTAssertNil(model["generator.weight"])
-        let state = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: ckpt.appendingPathComponent("state.json"))) as? [String: Any])
+        let state = try XCTUnwrap(
+            JSONSerialization.jsonObject(with: Data(contentsOf: ckpt.appendingPathComponent("state.json")))
+                as? [String: Any])
         XCTAssertEqual((state["config"] as? [String: Any])?["name"] as? String, "tinycopy")
         XCTAssertEqual(state["data_cursor"] as? Int, 30)
     }

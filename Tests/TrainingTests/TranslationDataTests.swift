@@ -16,7 +16,10 @@ final class TranslationDataTests: XCTestCase {
 
     func testLengthBucketsSortByWidthAndRespectTheBudget() {
         // Widths max(source, target + 1): 4, 2, 6, 2, 3.
-        let lengths = [(source: 4, target: 1), (source: 1, target: 1), (source: 2, target: 5), (source: 2, target: 0), (source: 3, target: 2)]
+        let lengths = [
+            (source: 4, target: 1), (source: 1, target: 1), (source: 2, target: 5), (source: 2, target: 0),
+            (source: 3, target: 2),
+        ]
         let batches = LengthBuckets.batches(lengths: lengths, tokenBudget: 8)
         // Sorted: 3 (w2, t0), 1 (w2, t1), 4 (w3), 0 (w4), 2 (w6).
         // [3, 1] (2*2=4), +4 -> 3*3=9 > 8: new batch; [4, 0] -> 2*4=8; +2 -> 3*6 > 8: new batch.
@@ -24,12 +27,14 @@ final class TranslationDataTests: XCTestCase {
     }
 
     func testAPairWiderThanTheBudgetGetsItsOwnBatch() {
-        let batches = LengthBuckets.batches(lengths: [(source: 50, target: 3), (source: 1, target: 1)], tokenBudget: 10)
+        let batches = LengthBuckets.batches(
+            lengths: [(source: 50, target: 3), (source: 1, target: 1)], tokenBudget: 10)
         XCTAssertEqual(batches, [[1], [0]])
     }
 
     func testPermutationIsAPermutationAndDependsOnTheStream() {
-        var a = RandomStream(seed: 1, stream: 7), b = RandomStream(seed: 1, stream: 7), c = RandomStream(seed: 1, stream: 8)
+        var a = RandomStream(seed: 1, stream: 7), b = RandomStream(seed: 1, stream: 7),
+            c = RandomStream(seed: 1, stream: 8)
         let p = LengthBuckets.permutation(count: 100, stream: &a)
         XCTAssertEqual(p.sorted(), Array(0..<100))
         XCTAssertEqual(p, LengthBuckets.permutation(count: 100, stream: &b))
@@ -66,20 +71,28 @@ final class TranslationDataTests: XCTestCase {
         for i in 0..<pairs {
             let n = 1 + i % 7
             let idx = (0..<n).map { (i * 7 + $0 * 3) % words.count }
-            train += idx.map { words[$0] }.joined(separator: " ") + "\t" + idx.map { german[$0] }.joined(separator: " ") + "\n"
+            train +=
+                idx.map { words[$0] }.joined(separator: " ") + "\t" + idx.map { german[$0] }.joined(separator: " ")
+                + "\n"
         }
         train += "this line has no tab\n"
         train += String(repeating: "house ", count: 40) + "\t" + "Haus\n"  // too long for max_len 32
-        for i in 0..<10 { valid += words[i] + " " + words[(i + 1) % 10] + "\t" + german[i] + " " + german[(i + 1) % 10] + "\n" }
+        for i in 0..<10 {
+            valid += words[i] + " " + words[(i + 1) % 10] + "\t" + german[i] + " " + german[(i + 1) % 10] + "\n"
+        }
         try train.write(toFile: directory + "/train.tsv", atomically: true, encoding: .utf8)
         try valid.write(toFile: directory + "/valid.tsv", atomically: true, encoding: .utf8)
         let tokenizer = try BPETokenizer.train(lines: (words + german).map { $0 + " " + $0 }, vocabSize: 60)
         try tokenizer.write(toFile: directory + "/tokenizer.json")
-        return try RunConfig(name: "t", model: ModelConfig(vocabSize: 64, dModel: 16, heads: 2, dFF: 32, encoderLayers: 1,
-                                                            decoderLayers: 1, maxLen: maxLen),
-                             training: TrainingConfig(batchTokens: batchTokens, maxSteps: 10),
-                             data: .translation(train: directory + "/train.tsv", valid: directory + "/valid.tsv",
-                                                tokenizer: directory + "/tokenizer.json"))
+        return try RunConfig(
+            name: "t",
+            model: ModelConfig(
+                vocabSize: 64, dModel: 16, heads: 2, dFF: 32, encoderLayers: 1,
+                decoderLayers: 1, maxLen: maxLen),
+            training: TrainingConfig(batchTokens: batchTokens, maxSteps: 10),
+            data: .translation(
+                train: directory + "/train.tsv", valid: directory + "/valid.tsv",
+                tokenizer: directory + "/tokenizer.json"))
     }
 
     func testEveryPairAppearsOnceAnEpochInAShuffledOrder() throws {
@@ -96,12 +109,16 @@ final class TranslationDataTests: XCTestCase {
                 let b = data.microBatch(index: epoch * n + i)
                 XCTAssertLessThanOrEqual(b.batchSize * Swift.max(b.sourceLength, b.targetLength), 64)
                 for r in 0..<b.batchSize {
-                    seen.append(Array(b.source[(r * b.sourceLength)..<((r + 1) * b.sourceLength)]).filter { $0 != SpecialTokens.pad })
+                    seen.append(
+                        Array(b.source[(r * b.sourceLength)..<((r + 1) * b.sourceLength)]).filter {
+                            $0 != SpecialTokens.pad
+                        })
                 }
             }
             XCTAssertEqual(seen.count, 200)
-            XCTAssertEqual(seen.map { $0.map(String.init).joined(separator: " ") }.sorted(),
-                           data.trainPairs.map { $0.source.map(String.init).joined(separator: " ") }.sorted())
+            XCTAssertEqual(
+                seen.map { $0.map(String.init).joined(separator: " ") }.sorted(),
+                data.trainPairs.map { $0.source.map(String.init).joined(separator: " ") }.sorted())
         }
         XCTAssertNotEqual(data.epochOrder(0), data.epochOrder(1))
         // A pure function of the index: a second instance gives the same batch.
@@ -115,15 +132,24 @@ final class TranslationDataTests: XCTestCase {
         XCTAssertEqual(data.tokenizer.decode(pair.source), data.validationText[0].source)
         XCTAssertEqual(data.tokenizer.decode(pair.target), data.validationText[0].target)
         let b = data.microBatch(index: 0)
-        XCTAssertEqual(b.targetTokens, (0..<b.batchSize).reduce(0) { total, r in
-            total + b.targetOutput[(r * b.targetLength)..<((r + 1) * b.targetLength)].filter { $0 != SpecialTokens.pad }.count
-        })
+        XCTAssertEqual(
+            b.targetTokens,
+            (0..<b.batchSize).reduce(0) { total, r in
+                total
+                    + b.targetOutput[(r * b.targetLength)..<((r + 1) * b.targetLength)].filter {
+                        $0 != SpecialTokens.pad
+                    }.count
+            })
     }
 
     func testVocabularyLargerThanTheModelIsRefused() throws {
         var config = try makeConfig(pairs: 20)
-        config = try RunConfig(name: "t", model: ModelConfig(vocabSize: 40, dModel: 16, heads: 2, dFF: 32, encoderLayers: 1, decoderLayers: 1),
-                               training: config.training, data: config.data)
-        XCTAssertThrowsError(try TranslationData(config: config)) { XCTAssertTrue("\($0)".contains("vocab_size"), "\($0)") }
+        config = try RunConfig(
+            name: "t",
+            model: ModelConfig(vocabSize: 40, dModel: 16, heads: 2, dFF: 32, encoderLayers: 1, decoderLayers: 1),
+            training: config.training, data: config.data)
+        XCTAssertThrowsError(try TranslationData(config: config)) {
+            XCTAssertTrue("\($0)".contains("vocab_size"), "\($0)")
+        }
     }
 }

@@ -1,6 +1,6 @@
-import XCTest
 import TensorCore
 import TransformerModel
+import XCTest
 
 /// Reference scores: each prefix decoded from scratch by a fresh `IncrementalDecoder` (teacher
 /// forcing; its logits equal a full forward's, see DecodingTests), log-softmax in Double. A full
@@ -12,8 +12,9 @@ struct ReferenceScorer {
     func nextLogProbabilities(source: [Int32], prefix: [Int32]) throws -> [Double] {
         let v = model.config.vocabSize
         let decoder = IncrementalDecoder(model: model)
-        try decoder.start(source: source.isEmpty ? [SpecialTokens.pad] : source, batchSize: 1,
-                          sourceLength: max(1, source.count), maxSteps: prefix.count + 1)
+        try decoder.start(
+            source: source.isEmpty ? [SpecialTokens.pad] : source, batchSize: 1,
+            sourceLength: max(1, source.count), maxSteps: prefix.count + 1)
         var logits = try decoder.step([SpecialTokens.bos])
         for t in prefix { logits = try decoder.step([t]) }
         let row = (0..<v).map { Double(logits[$0]) }
@@ -25,7 +26,9 @@ struct ReferenceScorer {
     /// Total log-probability of `tokens` (plus EOS when `endsWithEOS`).
     func logProbability(source: [Int32], tokens: [Int32], endsWithEOS: Bool) throws -> Double {
         var total = 0.0
-        for (i, t) in tokens.enumerated() { total += try nextLogProbabilities(source: source, prefix: Array(tokens[..<i]))[Int(t)] }
+        for (i, t) in tokens.enumerated() {
+            total += try nextLogProbabilities(source: source, prefix: Array(tokens[..<i]))[Int(t)]
+        }
         if endsWithEOS { total += try nextLogProbabilities(source: source, prefix: tokens)[Int(SpecialTokens.eos)] }
         return total
     }
@@ -41,9 +44,12 @@ struct ReferenceScorer {
             for (j, l) in next.enumerated() {
                 let total = logProb + l
                 if Int32(j) == SpecialTokens.eos {
-                    consider(BeamHypothesis(tokens: prefix, endsWithEOS: true, logProbability: total, score: total / lp))
+                    consider(
+                        BeamHypothesis(tokens: prefix, endsWithEOS: true, logProbability: total, score: total / lp))
                 } else if n == maxLength {
-                    consider(BeamHypothesis(tokens: prefix + [Int32(j)], endsWithEOS: false, logProbability: total, score: total / lp))
+                    consider(
+                        BeamHypothesis(
+                            tokens: prefix + [Int32(j)], endsWithEOS: false, logProbability: total, score: total / lp))
                 } else {
                     try expand(prefix + [Int32(j)], total)
                 }
@@ -61,11 +67,15 @@ struct ReferenceScorer {
 /// A small random model with a flattened, EOS-friendly output: the shared embedding is scaled by
 /// `embeddingScale` (an unmodified tiny random model mostly repeats its input token) and the EOS row
 /// by `eosScale` in addition (an unmodified random model almost never ends a sentence).
-func decodingTestModel(vocab: Int, seed: UInt64, maxLen: Int = 12, norm: NormPlacement = .pre,
-                       embeddingScale: Float = 0.3, eosScale: Float = 4) -> Transformer {
+func decodingTestModel(
+    vocab: Int, seed: UInt64, maxLen: Int = 12, norm: NormPlacement = .pre,
+    embeddingScale: Float = 0.3, eosScale: Float = 4
+) -> Transformer {
     let d = 16
-    let m = Transformer(config: ModelConfig(vocabSize: vocab, dModel: d, heads: 2, dFF: 32, encoderLayers: 1, decoderLayers: 2,
-                                            dropout: 0, maxLen: maxLen, norm: norm), seed: seed)
+    let m = Transformer(
+        config: ModelConfig(
+            vocabSize: vocab, dModel: d, heads: 2, dFF: 32, encoderLayers: 1, decoderLayers: 2,
+            dropout: 0, maxLen: maxLen, norm: norm), seed: seed)
     let table = m.arena.ref("embedding.weight").value
     for i in 0..<(vocab * d) { table[i] *= embeddingScale }
     for i in 0..<d { table[Int(SpecialTokens.eos) * d + i] *= eosScale }
@@ -87,15 +97,18 @@ final class BeamSearchTests: XCTestCase {
                 let m = decodingTestModel(vocab: vocab, seed: seed, norm: norm, eosScale: eosScale)
                 let greedy = try GreedyDecoder(model: m).decode(sources, maxLength: 9)
                 for alpha in [0.0, 0.6, 2.0] {
-                    let beam = try BeamSearchDecoder(model: m, beamWidth: 1, lengthPenalty: alpha).decode(sources, maxLength: 9)
+                    let beam = try BeamSearchDecoder(model: m, beamWidth: 1, lengthPenalty: alpha).decode(
+                        sources, maxLength: 9)
                     XCTAssertEqual(beam, greedy, "seed \(seed) vocab \(vocab) EOS scale \(eosScale) alpha \(alpha)")
                 }
-                withEOS += greedy.filter { $0.count < 9 }.count; total += greedy.count
+                withEOS += greedy.filter { $0.count < 9 }.count
+                total += greedy.count
             }
         }
         // Both endings (EOS and the length limit) are exercised.
         print("greedy outputs ending with EOS: \(withEOS) of \(total)")
-        XCTAssertGreaterThan(withEOS, 0); XCTAssertLessThan(withEOS, total)
+        XCTAssertGreaterThan(withEOS, 0)
+        XCTAssertLessThan(withEOS, total)
     }
 
     /// With K = 56 = 7 live prefixes x 8 tokens, every candidate of every non-final step is kept
@@ -106,7 +119,8 @@ final class BeamSearchTests: XCTestCase {
         let scorer = ReferenceScorer(model: m)
         var lengthChanged = 0
         for alpha in [0.0, 1.0, 3.0] {
-            let found = try BeamSearchDecoder(model: m, beamWidth: 56, lengthPenalty: alpha).search(sources, maxLength: 3)
+            let found = try BeamSearchDecoder(model: m, beamWidth: 56, lengthPenalty: alpha).search(
+                sources, maxLength: 3)
             for (s, source) in sources.enumerated() {
                 let best = try scorer.exhaustiveBest(source: source, maxLength: 3, alpha: alpha)
                 XCTAssertEqual(found[s].tokens, best.tokens, "source \(s) alpha \(alpha)")
@@ -131,7 +145,8 @@ final class BeamSearchTests: XCTestCase {
             let greedyScore = try scorer.greedyScore(source: source, output: greedy[s], maxLength: 4)
             let optimum = try scorer.exhaustiveBest(source: source, maxLength: 4, alpha: 0).logProbability
             for k in [2, 3, 4, 8] {
-                let h = try BeamSearchDecoder(model: m, beamWidth: k, lengthPenalty: 0).search([source], maxLength: 4)[0]
+                let h = try BeamSearchDecoder(model: m, beamWidth: k, lengthPenalty: 0).search([source], maxLength: 4)[
+                    0]
                 let reference = try scorer.logProbability(source: source, tokens: h.tokens, endsWithEOS: h.endsWithEOS)
                 XCTAssertEqual(h.logProbability, reference, accuracy: 1e-4, "source \(s) K \(k)")
                 // Not a theorem for beam search in general; holds for these fixed seeds.
@@ -168,7 +183,9 @@ final class BeamSearchTests: XCTestCase {
             try fresh.start(source: [4, 5, 6], batchSize: 1, sourceLength: 3, maxSteps: 4)
             var expected: UnsafeMutablePointer<Float>?
             for t in history { expected = try fresh.step([t]) }
-            for j in 0..<9 { XCTAssertEqual(logits[row * 9 + j], expected?[j] ?? .nan, accuracy: 1e-5, "row \(row) token \(j)") }
+            for j in 0..<9 {
+                XCTAssertEqual(logits[row * 9 + j], expected?[j] ?? .nan, accuracy: 1e-5, "row \(row) token \(j)")
+            }
         }
     }
 
@@ -192,14 +209,20 @@ final class BeamSearchTests: XCTestCase {
             let row = (0..<count).map { i in i % 5 == 0 ? -200 : rng.uniform() * 40 - 20 }
             let m = row.max() ?? 0
             let exact = Double(m) + log(row.reduce(0.0) { $0 + exp(Double($1) - Double(m)) })
-            let fast = row.withUnsafeBufferPointer { LogSoftmax.logNormalizer($0.baseAddress!, count: count, maximum: m) }
+            let fast = row.withUnsafeBufferPointer {
+                LogSoftmax.logNormalizer($0.baseAddress!, count: count, maximum: m)
+            }
             XCTAssertEqual(fast, exact, accuracy: 1e-6 * max(1, abs(exact)), "count \(count)")
         }
         let single: [Float] = [3]
-        XCTAssertEqual(single.withUnsafeBufferPointer { LogSoftmax.logNormalizer($0.baseAddress!, count: 1, maximum: 3) }, 3, accuracy: 1e-7)
+        XCTAssertEqual(
+            single.withUnsafeBufferPointer { LogSoftmax.logNormalizer($0.baseAddress!, count: 1, maximum: 3) }, 3,
+            accuracy: 1e-7)
         // log(e^0 + e^-ln 3 ... ) = log(1 + 1/3 + 2/3) = log 2.
         let known: [Float] = [0, -Float(log(3.0)), Float(log(2.0 / 3.0))]
-        XCTAssertEqual(known.withUnsafeBufferPointer { LogSoftmax.logNormalizer($0.baseAddress!, count: 3, maximum: 0) }, log(2.0), accuracy: 1e-7)
+        XCTAssertEqual(
+            known.withUnsafeBufferPointer { LogSoftmax.logNormalizer($0.baseAddress!, count: 3, maximum: 0) }, log(2.0),
+            accuracy: 1e-7)
     }
 
     func testLengthPenaltyValues() {

@@ -1,7 +1,7 @@
-import XCTest
 import CKernels
 import TensorCore
 import TransformerModel
+import XCTest
 
 /// The C dropout kernel against a definition written from `Philox.block` (itself checked against
 /// Random123's known answers): element i keeps its value (times 1/(1-rate)) when the i-th 16-bit
@@ -24,7 +24,9 @@ final class DropoutKernelTests: XCTestCase {
     /// Ranges that start and end inside a 64-element chunk, on chunk edges, shorter than a block,
     /// and the whole buffer: both the AVX2 path and the scalar path equal the definition exactly.
     func testMatchesDefinitionOnEveryAlignment() {
-        print("DropoutKernelTests: AVX2 path \(ckernels_dropout_uses_avx2() == 1 ? "taken" : "not available, scalar path only")")
+        print(
+            "DropoutKernelTests: AVX2 path \(ckernels_dropout_uses_avx2() == 1 ? "taken" : "not available, scalar path only")"
+        )
         let src = values(1000)
         let context = DropoutContext(seed: 0x1234_5678_9ABC, step: 7, microBatch: 3, rate: 0.3)
         let ranges = [0..<1000, 0..<64, 64..<128, 5..<7, 3..<200, 61..<67, 63..<937, 999..<1000, 128..<128]
@@ -36,9 +38,10 @@ final class DropoutKernelTests: XCTestCase {
                     Dropout.apply(s.baseAddress!, d.baseAddress!, range: range, context: context, site: 42)
                 }
                 scalar.withUnsafeMutableBufferPointer { d in
-                    ckernels_dropout_scalar(s.baseAddress!, d.baseAddress!, Int64(range.lowerBound), Int64(range.upperBound),
-                                            UInt32(truncatingIfNeeded: context.seed), UInt32(truncatingIfNeeded: context.seed >> 32),
-                                            42, 3, 7, context.threshold, context.keepScale)
+                    ckernels_dropout_scalar(
+                        s.baseAddress!, d.baseAddress!, Int64(range.lowerBound), Int64(range.upperBound),
+                        UInt32(truncatingIfNeeded: context.seed), UInt32(truncatingIfNeeded: context.seed >> 32),
+                        42, 3, 7, context.threshold, context.keepScale)
                 }
             }
             XCTAssertEqual(dispatched.map(\.bitPattern), want.map(\.bitPattern), "range \(range)")
@@ -87,14 +90,18 @@ final class DropoutKernelTests: XCTestCase {
         let h: [Float] = [0, 2, 0, 0.1, 5]
         var dh: [Float] = [1, 2, 3, -4, 5]
         dh.withUnsafeMutableBufferPointer { d in
-            h.withUnsafeBufferPointer { VectorOps.reluBackward(d.baseAddress!, output: $0.baseAddress!, count: 5, scale: 1.25) }
+            h.withUnsafeBufferPointer {
+                VectorOps.reluBackward(d.baseAddress!, output: $0.baseAddress!, count: 5, scale: 1.25)
+            }
         }
         XCTAssertEqual(dh, [0, 2.5, 0, -5, 6.25])
         // An infinite gradient where the unit is off is blocked (0), as torch's threshold_backward.
         var big: [Float] = [.infinity, -.infinity, .infinity]
         let off: [Float] = [0, 0, 1]
         big.withUnsafeMutableBufferPointer { d in
-            off.withUnsafeBufferPointer { VectorOps.reluBackward(d.baseAddress!, output: $0.baseAddress!, count: 3, scale: 1) }
+            off.withUnsafeBufferPointer {
+                VectorOps.reluBackward(d.baseAddress!, output: $0.baseAddress!, count: 3, scale: 1)
+            }
         }
         XCTAssertEqual(big, [0, 0, .infinity])
     }

@@ -1,6 +1,6 @@
-import XCTest
 import TensorCore
 import TransformerModel
+import XCTest
 
 /// Whole-model gradient checks by central finite differences on a tiny config, with padding and
 /// uneven lengths, for both norm placements and for untied/learned-position models.
@@ -40,17 +40,21 @@ final class FiniteDifferenceTests: XCTestCase {
                 let forward = (up - center) / Double(h), backward = (center - down) / Double(h)
                 if err > 1e-2, abs(forward - backward) > 1e-2 { err = min(relative(forward), relative(backward)) }
                 worst = max(worst, err)
-                XCTAssertLessThan(err, 1e-2, "\(e.name)[\(idx - e.offset)]: analytic \(a) numeric \(numeric)",
-                                  file: file, line: line)
+                XCTAssertLessThan(
+                    err, 1e-2, "\(e.name)[\(idx - e.offset)]: analytic \(a) numeric \(numeric)",
+                    file: file, line: line)
             }
         }
         XCTAssertGreaterThan(analytic.reduce(0) { $0 + abs($1) }, 0, file: file, line: line)
-        print("finite differences \(config.norm) tied=\(config.tieEmbeddings) \(config.positional): worst relative error \(worst)")
+        print(
+            "finite differences \(config.norm) tied=\(config.tieEmbeddings) \(config.positional): worst relative error \(worst)"
+        )
     }
 
     func tiny(_ norm: NormPlacement, tied: Bool = true, positional: PositionalKind = .sinusoidal) -> ModelConfig {
-        ModelConfig(vocabSize: 11, dModel: 8, heads: 2, dFF: 12, encoderLayers: 2, decoderLayers: 2,
-                    dropout: 0, maxLen: 8, norm: norm, tieEmbeddings: tied, positional: positional)
+        ModelConfig(
+            vocabSize: 11, dModel: 8, heads: 2, dFF: 12, encoderLayers: 2, decoderLayers: 2,
+            dropout: 0, maxLen: 8, norm: norm, tieEmbeddings: tied, positional: positional)
     }
 
     func testPreNorm() throws { try check(tiny(.pre)) }

@@ -1,6 +1,6 @@
-import XCTest
 import TensorCore
 import TransformerModel
+import XCTest
 
 /// `runsToMaxLength` (benchmarks) keeps decoding to the length limit; real use is unchanged.
 final class FixedLengthDecodingTests: XCTestCase {

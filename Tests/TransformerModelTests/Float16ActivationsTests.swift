@@ -1,6 +1,6 @@
-import XCTest
 import TensorCore
 import TransformerModel
+import XCTest
 
 /// Float16 activations (`Transformer.float16Activations`): the forward is the Float32 forward bit
 /// for bit (only what backward reads is stored in Float16), the gradients differ from the Float32
@@ -10,21 +10,24 @@ final class Float16ActivationsTests: XCTestCase {
     typealias MicroBatch = ActivationCheckpointingTests.MicroBatch
 
     func config(_ norm: NormPlacement, layers: Int = 3) -> ModelConfig {
-        ModelConfig(vocabSize: 13, dModel: 16, heads: 4, dFF: 24, encoderLayers: layers, decoderLayers: layers,
-                    dropout: 0.1, maxLen: 16, norm: norm, tieEmbeddings: true, positional: .sinusoidal)
+        ModelConfig(
+            vocabSize: 13, dModel: 16, heads: 4, dFF: 24, encoderLayers: layers, decoderLayers: layers,
+            dropout: 0.1, maxLen: 16, norm: norm, tieEmbeddings: true, positional: .sinusoidal)
     }
 
     /// Forward and backward of every micro-batch (loss sum(logits * R)), accumulating gradients:
     /// the logits' bits of each micro-batch and the whole gradient arena at the end.
     func step(_ model: Transformer, _ batches: [MicroBatch] = ActivationCheckpointingTests.microBatches) throws
-        -> (logits: [[UInt32]], gradients: [Float]) {
+        -> (logits: [[UInt32]], gradients: [Float])
+    {
         var logitBits: [[UInt32]] = []
         model.arena.zeroGradients()
         for (k, b) in batches.enumerated() {
             let count = b.batch * b.targetLength * model.config.vocabSize
             let r = ProjectionLoss(count: count, seed: 40 + UInt64(k)).r
-            let logits = try model.forward(source: b.source, targetInput: b.target, batchSize: b.batch,
-                                           sourceLength: b.sourceLength, targetLength: b.targetLength, dropout: b.dropout)
+            let logits = try model.forward(
+                source: b.source, targetInput: b.target, batchSize: b.batch,
+                sourceLength: b.sourceLength, targetLength: b.targetLength, dropout: b.dropout)
             logitBits.append(UnsafeBufferPointer(start: logits, count: count).map(\.bitPattern))
             for i in 0..<count { logits[i] = r[i] }
             model.backward()
@@ -45,7 +48,7 @@ final class Float16ActivationsTests: XCTestCase {
         XCTAssertFalse(half.float16Activations, "off by default")
         half.float16Activations = true
         XCTAssertTrue(half.float16Activations)
-        for round in 0..<2 {   // the second step reuses the buffers of the first
+        for round in 0..<2 {  // the second step reuses the buffers of the first
             let expected = try step(plain), actual = try step(half)
             XCTAssertEqual(actual.logits, expected.logits, "\(norm) step \(round): forward must be the Float32 forward")
             let all = expected.gradients[...], got = actual.gradients[...]
@@ -96,7 +99,7 @@ final class Float16ActivationsTests: XCTestCase {
         both.float16Activations = true
         both.activationCheckpointing = true
         XCTAssertEqual(try step(both).gradients.map(\.bitPattern), expected.gradients.map(\.bitPattern))
-        both.activationCheckpointing = false   // Float16 plan again: close, not equal
+        both.activationCheckpointing = false  // Float16 plan again: close, not equal
         let alone = try step(both)
         XCTAssertEqual(alone.logits, expected.logits)
         XCTAssertLessThan(Self.relativeError(alone.gradients[...], expected.gradients[...]), 1e-2)
@@ -106,8 +109,10 @@ final class Float16ActivationsTests: XCTestCase {
     func testEncodeBetweenSteps() throws {
         let reference = Transformer(config: config(.pre), seed: 8)
         let model = Transformer(config: config(.pre), seed: 8)
-        reference.float16Activations = true; model.float16Activations = true
-        _ = try step(reference); _ = try step(model)
+        reference.float16Activations = true
+        model.float16Activations = true
+        _ = try step(reference)
+        _ = try step(model)
         let b = ActivationCheckpointingTests.microBatches[1]
         _ = try model.encode(source: b.source, batchSize: b.batch, sourceLength: b.sourceLength)
         XCTAssertEqual(try step(model).gradients.map(\.bitPattern), try step(reference).gradients.map(\.bitPattern))
@@ -120,8 +125,9 @@ final class Float16ActivationsTests: XCTestCase {
     /// Float32 decoder-layer stash and two [N, D] carries. The last decoder layer stays live.
     func testActivationMemory() throws {
         let b = 8, s = 32, d = 64, h = 4, f = 256, v = 100, layers = 6
-        let c = ModelConfig(vocabSize: v, dModel: d, heads: h, dFF: f, encoderLayers: layers, decoderLayers: layers,
-                            dropout: 0.1, maxLen: s, norm: .pre, tieEmbeddings: true, positional: .sinusoidal)
+        let c = ModelConfig(
+            vocabSize: v, dModel: d, heads: h, dFF: f, encoderLayers: layers, decoderLayers: layers,
+            dropout: 0.1, maxLen: s, norm: .pre, tieEmbeddings: true, positional: .sinusoidal)
         var rng = RandomStream(seed: 3, stream: 1)
         let source = (0..<(b * s)).map { _ in Int32(rng.int(in: 4..<v)) }
         let target = (0..<(b * s)).map { _ in Int32(rng.int(in: 4..<v)) }
@@ -136,7 +142,7 @@ final class Float16ActivationsTests: XCTestCase {
         // norm outputs 3nd (the second sum is the output); decoder layer adds cross-attention
         // (queries nd, K/V 2nd, probs p, context nd) and a third block (2nd), again minus its output.
         let encoderHalves = 7 * n * d + p + n * f, decoderHalves = 13 * n * d + 2 * p + n * f
-        let inputs = (layers - 1) * n * d + 1   // layer 0's input buffer keeps its 1-element allocation
+        let inputs = (layers - 1) * n * d + 1  // layer 0's input buffer keeps its 1-element allocation
         let halfBytes = 2 * (layers * encoderHalves + inputs + (layers - 1) * decoderHalves + inputs)
         let statisticsBytes = 4 * (layers * 4 * n + (layers - 1) * 6 * n)
         let expected = 4 * (decoderStash + 2 * n * d + common) + halfBytes + statisticsBytes
@@ -145,9 +151,10 @@ final class Float16ActivationsTests: XCTestCase {
         for on in [false, true] {
             let model = Transformer(config: c, seed: 1)
             model.float16Activations = on
-            for _ in 0..<2 {   // steady state: the second step allocates nothing more
-                try model.forward(source: source, targetInput: target, batchSize: b, sourceLength: s, targetLength: s,
-                                  dropout: dropout)
+            for _ in 0..<2 {  // steady state: the second step allocates nothing more
+                try model.forward(
+                    source: source, targetInput: target, batchSize: b, sourceLength: s, targetLength: s,
+                    dropout: dropout)
                 model.backward()
                 if let first = measured[on] { XCTAssertEqual(model.activationBytes, first) }
                 measured[on] = model.activationBytes
@@ -157,7 +164,8 @@ final class Float16ActivationsTests: XCTestCase {
         XCTAssertEqual(half, expected)
         let reduction = 1 - Double(half) / Double(plain)
         XCTAssertGreaterThan(reduction, 0.45)
-        print("activation bytes D\(d) F\(f) \(layers)+\(layers) layers, \(b)x\(s) tokens: plain \(plain), "
-              + "float16 \(half) (\(Int((reduction * 100).rounded()))% less)")
+        print(
+            "activation bytes D\(d) F\(f) \(layers)+\(layers) layers, \(b)x\(s) tokens: plain \(plain), "
+                + "float16 \(half) (\(Int((reduction * 100).rounded()))% less)")
     }
 }

@@ -1,6 +1,6 @@
-import XCTest
 import TensorCore
 import TransformerModel
+import XCTest
 
 /// Float16 parameters (`Transformer(config:seed:float16Parameters: true)`): forward and backward
 /// equal those of a Float32 model whose matrices were rounded to Float16, the parameter memory
@@ -8,10 +8,13 @@ import TransformerModel
 final class Float16ParametersTests: XCTestCase {
     typealias MicroBatch = ActivationCheckpointingTests.MicroBatch
 
-    func config(vocab: Int, norm: NormPlacement = .pre, tied: Bool = true,
-                positional: PositionalKind = .sinusoidal) -> ModelConfig {
-        ModelConfig(vocabSize: vocab, dModel: 16, heads: 4, dFF: 24, encoderLayers: 2, decoderLayers: 2,
-                    dropout: 0.1, maxLen: 16, norm: norm, tieEmbeddings: tied, positional: positional)
+    func config(
+        vocab: Int, norm: NormPlacement = .pre, tied: Bool = true,
+        positional: PositionalKind = .sinusoidal
+    ) -> ModelConfig {
+        ModelConfig(
+            vocabSize: vocab, dModel: 16, heads: 4, dFF: 24, encoderLayers: 2, decoderLayers: 2,
+            dropout: 0.1, maxLen: 16, norm: norm, tieEmbeddings: tied, positional: positional)
     }
 
     static func rounded(_ values: [Float]) -> [Float] {
@@ -36,10 +39,11 @@ final class Float16ParametersTests: XCTestCase {
         for (k, b) in ActivationCheckpointingTests.microBatches.enumerated() {
             let count = b.batch * b.targetLength * model.config.vocabSize
             let r = ProjectionLoss(count: count, seed: 40 + UInt64(k)).r
-            let logits = try model.forward(source: b.source.map { $0 % Int32(model.config.vocabSize) },
-                                           targetInput: b.target.map { $0 % Int32(model.config.vocabSize) },
-                                           batchSize: b.batch, sourceLength: b.sourceLength,
-                                           targetLength: b.targetLength, dropout: b.dropout)
+            let logits = try model.forward(
+                source: b.source.map { $0 % Int32(model.config.vocabSize) },
+                targetInput: b.target.map { $0 % Int32(model.config.vocabSize) },
+                batchSize: b.batch, sourceLength: b.sourceLength,
+                targetLength: b.targetLength, dropout: b.dropout)
             allLogits += Array(UnsafeBufferPointer(start: logits, count: count))
             for i in 0..<count { logits[i] = r[i] }
             model.backward()
@@ -50,8 +54,10 @@ final class Float16ParametersTests: XCTestCase {
     /// Vocabulary 13: the output projection fits the staging window in one chunk, so every
     /// operation is the Float32 model's in the same order: bitwise equal, for each variant.
     func testBitwiseEqualToRoundedFloat32Model() throws {
-        for (norm, tied, positional) in [(NormPlacement.pre, true, PositionalKind.sinusoidal), (.post, true, .sinusoidal),
-                                         (.pre, false, .learned)] {
+        for (norm, tied, positional) in [
+            (NormPlacement.pre, true, PositionalKind.sinusoidal), (.post, true, .sinusoidal),
+            (.pre, false, .learned),
+        ] {
             let c = config(vocab: 13, norm: norm, tied: tied, positional: positional)
             let reference = roundedReference(c, seed: 5)
             let half = Transformer(config: c, seed: 5, float16Parameters: true)
@@ -94,8 +100,9 @@ final class Float16ParametersTests: XCTestCase {
     /// 2048 x 512 floats: 4,194,304) + the vectors in Float32 (100,352 floats: 401,408) =
     /// 101,068,800 bytes, 52.4% of Float32.
     func testBaseParameterBytesHalve() {
-        let base = ModelConfig(vocabSize: 8000, dModel: 512, heads: 8, dFF: 2048, encoderLayers: 6, decoderLayers: 6,
-                               dropout: 0.1, maxLen: 256)
+        let base = ModelConfig(
+            vocabSize: 8000, dModel: 512, heads: 8, dFF: 2048, encoderLayers: 6, decoderLayers: 6,
+            dropout: 0.1, maxLen: 256)
         let layout = ParameterLayout(config: base)
         XCTAssertEqual(layout.totalCount, 48_236_544)
         let float32 = ParameterArena(layout: layout), float16 = ParameterArena(layout: layout, float16: true)
@@ -130,8 +137,11 @@ final class Float16ParametersTests: XCTestCase {
         Half.encode(weights, &bits, count: layout.totalCount)
         let other = Transformer(config: c, seed: 98, float16Parameters: true)
         let plain = Transformer(config: c, seed: 98)
-        bits.withUnsafeBufferPointer { other.loadParameters(half: $0.baseAddress!); plain.loadParameters(half: $0.baseAddress!) }
-        let w = layout.entries[1]   // encoder.layers.0.self_attn.in_proj_weight
+        bits.withUnsafeBufferPointer {
+            other.loadParameters(half: $0.baseAddress!)
+            plain.loadParameters(half: $0.baseAddress!)
+        }
+        let w = layout.entries[1]  // encoder.layers.0.self_attn.in_proj_weight
         XCTAssertEqual(w.name, "encoder.layers.0.self_attn.in_proj_weight")
         let expected = Self.rounded(Array(weights[w.offset..<(w.offset + w.count)]))
         XCTAssertEqual(other.arena.value(w.name), expected)
@@ -147,7 +157,8 @@ extension Float16ParametersTests {
         let c = config(vocab: 13)
         let reference = roundedReference(c, seed: 12)
         let half = Transformer(config: c, seed: 12, float16Parameters: true)
-        reference.float16Activations = true; half.float16Activations = true
+        reference.float16Activations = true
+        half.float16Activations = true
         let expected = try step(reference), actual = try step(half)
         XCTAssertEqual(actual.logits.map(\.bitPattern), expected.logits.map(\.bitPattern))
         XCTAssertEqual(actual.gradients.map(\.bitPattern), expected.gradients.map(\.bitPattern))

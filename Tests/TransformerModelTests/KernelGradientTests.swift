@@ -1,6 +1,6 @@
-import XCTest
 import TensorCore
 import TransformerModel
+import XCTest
 
 /// Random values in [-scale, scale), reproducible from `seed`.
 func randomValues(_ count: Int, seed: UInt64, scale: Float = 1) -> [Float] {
@@ -13,10 +13,12 @@ func randomValues(_ count: Int, seed: UInt64, scale: Float = 1) -> [Float] {
 ///
 /// The forward runs in Float32; the loss is summed in Double. The error of each element is
 /// |numeric - analytic| / max(1, |numeric|, |analytic|).
-func assertGradients(_ inputs: [[Float]], names: [String], analytic: [[Float]], r: [Float],
-                     h: Float = 1e-3, tolerance: Double = 1e-2,
-                     forward: ([[Float]]) -> [Float],
-                     file: StaticString = #filePath, line: UInt = #line) {
+func assertGradients(
+    _ inputs: [[Float]], names: [String], analytic: [[Float]], r: [Float],
+    h: Float = 1e-3, tolerance: Double = 1e-2,
+    forward: ([[Float]]) -> [Float],
+    file: StaticString = #filePath, line: UInt = #line
+) {
     func loss(_ x: [[Float]]) -> Double {
         let out = forward(x)
         precondition(out.count == r.count, "projection size \(r.count) != output size \(out.count)")
@@ -27,8 +29,9 @@ func assertGradients(_ inputs: [[Float]], names: [String], analytic: [[Float]], 
     for a in inputs.indices {
         XCTAssertEqual(analytic[a].count, inputs[a].count, "\(names[a]) gradient size", file: file, line: line)
         // A check whose analytic gradient is all zero would pass for a backward that does nothing.
-        XCTAssertGreaterThan(analytic[a].reduce(0) { $0 + abs($1) }, 0, "\(names[a]) gradient is all zero",
-                             file: file, line: line)
+        XCTAssertGreaterThan(
+            analytic[a].reduce(0) { $0 + abs($1) }, 0, "\(names[a]) gradient is all zero",
+            file: file, line: line)
         var worst = 0.0
         var x = inputs
         for i in inputs[a].indices {
@@ -42,7 +45,8 @@ func assertGradients(_ inputs: [[Float]], names: [String], analytic: [[Float]], 
             let g = Double(analytic[a][i])
             let err = abs(numeric - g) / max(1, abs(numeric), abs(g))
             worst = max(worst, err)
-            XCTAssertLessThan(err, tolerance, "\(names[a])[\(i)]: analytic \(g) numeric \(numeric)", file: file, line: line)
+            XCTAssertLessThan(
+                err, tolerance, "\(names[a])[\(i)]: analytic \(g) numeric \(numeric)", file: file, line: line)
         }
         XCTAssertFalse(worst.isNaN, "\(names[a]) has NaN", file: file, line: line)
     }
@@ -55,44 +59,52 @@ final class KernelGradientTests: XCTestCase {
 
     func testLinearGradients() {
         let rows = 3, inF = 4, outF = 5
-        let x = randomValues(rows * inF, seed: 1), w = randomValues(outF * inF, seed: 2), b = randomValues(outF, seed: 3)
+        let x = randomValues(rows * inF, seed: 1), w = randomValues(outF * inF, seed: 2),
+            b = randomValues(outF, seed: 3)
         let r = randomValues(rows * outF, seed: 4)
         func forward(_ t: [[Float]]) -> [Float] {
             var y = [Float](repeating: .nan, count: rows * outF)
             Linear.forward(t[0], rows: rows, inFeatures: inF, outFeatures: outF, weight: t[1], bias: t[2], output: &y)
             return y
         }
-        var dx = [Float](repeating: .nan, count: rows * inF)   // overwritten when accumulateInput is false
+        var dx = [Float](repeating: .nan, count: rows * inF)  // overwritten when accumulateInput is false
         var dw = [Float](repeating: 0, count: outF * inF), db = [Float](repeating: 0, count: outF)
-        Linear.backward(r, input: x, rows: rows, inFeatures: inF, outFeatures: outF, weight: w,
-                        inputGradient: &dx, accumulateInput: false, weightGradient: &dw, biasGradient: &db)
+        Linear.backward(
+            r, input: x, rows: rows, inFeatures: inF, outFeatures: outF, weight: w,
+            inputGradient: &dx, accumulateInput: false, weightGradient: &dw, biasGradient: &db)
         // Linear in each input: differences are exact up to rounding, so the tolerance is tight.
-        assertGradients([x, w, b], names: ["dx", "dW", "db"], analytic: [dx, dw, db], r: r, tolerance: 1e-3,
-                        forward: forward)
+        assertGradients(
+            [x, w, b], names: ["dx", "dW", "db"], analytic: [dx, dw, db], r: r, tolerance: 1e-3,
+            forward: forward)
     }
 
     func testLinearForwardHandValues() {
         // x = [[1, 2]], W = [[1, 0], [0, 1], [1, 1]] ([out 3, in 2]), b = [0.5, -1, 2] -> [1.5, 1, 5].
         var y = [Float](repeating: 0, count: 3)
-        Linear.forward([1, 2], rows: 1, inFeatures: 2, outFeatures: 3, weight: [1, 0, 0, 1, 1, 1], bias: [0.5, -1, 2],
-                       output: &y)
+        Linear.forward(
+            [1, 2], rows: 1, inFeatures: 2, outFeatures: 3, weight: [1, 0, 0, 1, 1, 1], bias: [0.5, -1, 2],
+            output: &y)
         XCTAssertEqual(y, [1.5, 1, 5])
-        Linear.forward([1, 2], rows: 1, inFeatures: 2, outFeatures: 3, weight: [1, 0, 0, 1, 1, 1], bias: nil, output: &y)
+        Linear.forward(
+            [1, 2], rows: 1, inFeatures: 2, outFeatures: 3, weight: [1, 0, 0, 1, 1, 1], bias: nil, output: &y)
         XCTAssertEqual(y, [1, 2, 3])
     }
 
     func testLinearBackwardAccumulates() {
         let rows = 2, inF = 3, outF = 2
-        let x = randomValues(rows * inF, seed: 5), w = randomValues(outF * inF, seed: 6), dy = randomValues(rows * outF, seed: 7)
+        let x = randomValues(rows * inF, seed: 5), w = randomValues(outF * inF, seed: 6),
+            dy = randomValues(rows * outF, seed: 7)
         var dx1 = [Float](repeating: 0, count: rows * inF)
         var dw = [Float](repeating: 0, count: outF * inF), db = [Float](repeating: 0, count: outF)
-        Linear.backward(dy, input: x, rows: rows, inFeatures: inF, outFeatures: outF, weight: w,
-                        inputGradient: &dx1, accumulateInput: false, weightGradient: &dw, biasGradient: &db)
+        Linear.backward(
+            dy, input: x, rows: rows, inFeatures: inF, outFeatures: outF, weight: w,
+            inputGradient: &dx1, accumulateInput: false, weightGradient: &dw, biasGradient: &db)
         let dw1 = dw, db1 = db
         // A second call adds to dW, db and (with accumulateInput) dx: exactly twice the first.
         var dx2 = dx1
-        Linear.backward(dy, input: x, rows: rows, inFeatures: inF, outFeatures: outF, weight: w,
-                        inputGradient: &dx2, accumulateInput: true, weightGradient: &dw, biasGradient: &db)
+        Linear.backward(
+            dy, input: x, rows: rows, inFeatures: inF, outFeatures: outF, weight: w,
+            inputGradient: &dx2, accumulateInput: true, weightGradient: &dw, biasGradient: &db)
         XCTAssertEqual(dw, dw1.map { 2 * $0 })
         XCTAssertEqual(db, db1.map { 2 * $0 })
         XCTAssertEqual(dx2, dx1.map { 2 * $0 })
@@ -107,13 +119,17 @@ final class KernelGradientTests: XCTestCase {
         let rows = 3, d = 6
         // Rows with different means and spreads, so the mean and variance terms both matter.
         var x = randomValues(rows * d, seed: 11)
-        for j in 0..<d { x[d + j] = x[d + j] * 3 + 2; x[2 * d + j] = x[2 * d + j] * 0.5 - 1 }
+        for j in 0..<d {
+            x[d + j] = x[d + j] * 3 + 2
+            x[2 * d + j] = x[2 * d + j] * 0.5 - 1
+        }
         let gamma = randomValues(d, seed: 12).map { 1 + $0 * 0.5 }, beta = randomValues(d, seed: 13)
         let r = randomValues(rows * d, seed: 14)
         func forward(_ t: [[Float]]) -> [Float] {
             var y = [Float](repeating: .nan, count: rows * d)
             var mean = [Float](repeating: 0, count: rows), rstd = [Float](repeating: 0, count: rows)
-            LayerNormKernel.forward(t[0], rows: rows, width: d, gamma: t[1], beta: t[2], output: &y, mean: &mean, rstd: &rstd)
+            LayerNormKernel.forward(
+                t[0], rows: rows, width: d, gamma: t[1], beta: t[2], output: &y, mean: &mean, rstd: &rstd)
             return y
         }
         var y = [Float](repeating: 0, count: rows * d)
@@ -121,15 +137,18 @@ final class KernelGradientTests: XCTestCase {
         LayerNormKernel.forward(x, rows: rows, width: d, gamma: gamma, beta: beta, output: &y, mean: &mean, rstd: &rstd)
         var dx = [Float](repeating: 0, count: rows * d)
         var dgamma = [Float](repeating: 0, count: d), dbeta = [Float](repeating: 0, count: d)
-        LayerNormKernel.backward(r, input: x, rows: rows, width: d, gamma: gamma, mean: mean, rstd: rstd,
-                                 inputGradient: &dx, gammaGradient: &dgamma, betaGradient: &dbeta)
-        assertGradients([x, gamma, beta], names: ["dx", "dgamma", "dbeta"], analytic: [dx, dgamma, dbeta], r: r,
-                        forward: forward)
+        LayerNormKernel.backward(
+            r, input: x, rows: rows, width: d, gamma: gamma, mean: mean, rstd: rstd,
+            inputGradient: &dx, gammaGradient: &dgamma, betaGradient: &dbeta)
+        assertGradients(
+            [x, gamma, beta], names: ["dx", "dgamma", "dbeta"], analytic: [dx, dgamma, dbeta], r: r,
+            forward: forward)
 
         // Backward accumulates: a second call doubles every gradient.
         let dx1 = dx, dgamma1 = dgamma, dbeta1 = dbeta
-        LayerNormKernel.backward(r, input: x, rows: rows, width: d, gamma: gamma, mean: mean, rstd: rstd,
-                                 inputGradient: &dx, gammaGradient: &dgamma, betaGradient: &dbeta)
+        LayerNormKernel.backward(
+            r, input: x, rows: rows, width: d, gamma: gamma, mean: mean, rstd: rstd,
+            inputGradient: &dx, gammaGradient: &dgamma, betaGradient: &dbeta)
         XCTAssertEqual(dx, dx1.map { 2 * $0 })
         for j in 0..<d {
             XCTAssertEqual(dgamma[j], 2 * dgamma1[j], accuracy: 1e-5)
@@ -153,9 +172,11 @@ final class KernelGradientTests: XCTestCase {
 
         func inputs(seed: UInt64) -> [[Float]] {
             let s = shape
-            return [randomValues(s.batch * s.queryLength * ldq, seed: seed, scale: 1.5),
-                    randomValues(s.batch * s.keyLength * ldk, seed: seed + 1, scale: 1.5),
-                    randomValues(s.batch * s.keyLength * ldv, seed: seed + 2)]
+            return [
+                randomValues(s.batch * s.queryLength * ldq, seed: seed, scale: 1.5),
+                randomValues(s.batch * s.keyLength * ldk, seed: seed + 1, scale: 1.5),
+                randomValues(s.batch * s.keyLength * ldv, seed: seed + 2),
+            ]
         }
 
         func withMask(_ body: (UnsafePointer<Bool>?) -> Void) {
@@ -171,10 +192,11 @@ final class KernelGradientTests: XCTestCase {
             probs.withUnsafeMutableBufferPointer { p in
                 dropped.withUnsafeMutableBufferPointer { dp in
                     withMask { mask in
-                        AttentionKernel.forward(q: t[0], ldq: ldq, k: t[1], ldk: ldk, v: t[2], ldv: ldv, shape: shape,
-                                                keyMask: mask, causal: causal, probs: p.baseAddress!,
-                                                dropped: dropout.isActive ? dp.baseAddress! : p.baseAddress!,
-                                                output: &out, dropout: dropout, site: 9)
+                        AttentionKernel.forward(
+                            q: t[0], ldq: ldq, k: t[1], ldk: ldk, v: t[2], ldv: ldv, shape: shape,
+                            keyMask: mask, causal: causal, probs: p.baseAddress!,
+                            dropped: dropout.isActive ? dp.baseAddress! : p.baseAddress!,
+                            output: &out, dropout: dropout, site: 9)
                     }
                 }
             }
@@ -193,13 +215,15 @@ final class KernelGradientTests: XCTestCase {
                 dropped.withUnsafeMutableBufferPointer { dp in
                     let d = dropout.isActive ? dp.baseAddress! : p.baseAddress!
                     withMask { mask in
-                        AttentionKernel.forward(q: t[0], ldq: ldq, k: t[1], ldk: ldk, v: t[2], ldv: ldv, shape: shape,
-                                                keyMask: mask, causal: causal, probs: p.baseAddress!, dropped: d,
-                                                output: &out, dropout: dropout, site: 9)
+                        AttentionKernel.forward(
+                            q: t[0], ldq: ldq, k: t[1], ldk: ldk, v: t[2], ldv: ldv, shape: shape,
+                            keyMask: mask, causal: causal, probs: p.baseAddress!, dropped: d,
+                            output: &out, dropout: dropout, site: 9)
                     }
-                    AttentionKernel.backward(outputGradient: r, q: t[0], ldq: ldq, k: t[1], ldk: ldk, v: t[2], ldv: ldv,
-                                             probs: p.baseAddress!, dropped: d, shape: shape, dropout: dropout,
-                                             dq: &dq, dk: &dk, dv: &dv, scratch: &scratch)
+                    AttentionKernel.backward(
+                        outputGradient: r, q: t[0], ldq: ldq, k: t[1], ldk: ldk, v: t[2], ldv: ldv,
+                        probs: p.baseAddress!, dropped: d, shape: shape, dropout: dropout,
+                        dq: &dq, dk: &dk, dv: &dv, scratch: &scratch)
                 }
             }
             return [dq, dk, dv]
@@ -211,16 +235,21 @@ final class KernelGradientTests: XCTestCase {
         let r = randomValues(c.outputCount, seed: seed + 10)
         let analytic = c.backward(x, outputGradient: r)
         for g in analytic { XCTAssertFalse(g.contains { !$0.isFinite }, "non-finite gradient", file: file, line: line) }
-        assertGradients(x, names: ["dq", "dk", "dv"], analytic: analytic, r: r, forward: { c.forward($0).output },
-                        file: file, line: line)
+        assertGradients(
+            x, names: ["dq", "dk", "dv"], analytic: analytic, r: r, forward: { c.forward($0).output },
+            file: file, line: line)
         // Gradients of masked keys (visible to no query) are exactly zero.
         if let mask = c.keyMask {
             let s = c.shape
             for b in 0..<s.batch {
                 for j in 0..<s.keyLength where !mask[b * s.keyLength + j] {
                     for col in 0..<s.modelWidth {
-                        XCTAssertEqual(analytic[1][(b * s.keyLength + j) * c.ldk + col], 0, "dk of masked key", file: file, line: line)
-                        XCTAssertEqual(analytic[2][(b * s.keyLength + j) * c.ldv + col], 0, "dv of masked key", file: file, line: line)
+                        XCTAssertEqual(
+                            analytic[1][(b * s.keyLength + j) * c.ldk + col], 0, "dk of masked key", file: file,
+                            line: line)
+                        XCTAssertEqual(
+                            analytic[2][(b * s.keyLength + j) * c.ldv + col], 0, "dv of masked key", file: file,
+                            line: line)
                     }
                 }
             }
@@ -268,7 +297,9 @@ final class KernelGradientTests: XCTestCase {
         let d = s.modelWidth
         XCTAssertFalse(out.contains { !$0.isFinite })
         XCTAssertFalse(probs.contains { !$0.isFinite })
-        for i in 0..<s.queryLength { XCTAssertEqual(Array(out[(3 + i) * d ..< (4 + i) * d]), [Float](repeating: 0, count: d)) }
+        for i in 0..<s.queryLength {
+            XCTAssertEqual(Array(out[(3 + i) * d..<(4 + i) * d]), [Float](repeating: 0, count: d))
+        }
         XCTAssertEqual(Array(out[0..<d]), [Float](repeating: 0, count: d))
         // The other rows of batch entry 0 are not empty.
         XCTAssertNotEqual(Array(out[d..<(2 * d)]), [Float](repeating: 0, count: d))
@@ -318,11 +349,14 @@ final class KernelGradientTests: XCTestCase {
     func testDropoutMasksDependOnEveryCounter() {
         let base = DropoutContext(seed: 1, step: 2, microBatch: 3, rate: 0.5)
         let reference = dropoutMask(count: 256, context: base, site: 4)
-        var other = base; other.seed = 9
+        var other = base
+        other.seed = 9
         XCTAssertNotEqual(dropoutMask(count: 256, context: other, site: 4), reference, "seed")
-        other = base; other.step = 5
+        other = base
+        other.step = 5
         XCTAssertNotEqual(dropoutMask(count: 256, context: other, site: 4), reference, "step")
-        other = base; other.microBatch = 4
+        other = base
+        other.microBatch = 4
         XCTAssertNotEqual(dropoutMask(count: 256, context: other, site: 4), reference, "micro-batch")
         XCTAssertNotEqual(dropoutMask(count: 256, context: base, site: 6), reference, "site")
     }
@@ -330,14 +364,16 @@ final class KernelGradientTests: XCTestCase {
     func testDropoutBackwardUsesTheForwardMask() {
         let n = 1000
         let ctx = DropoutContext(seed: 77, step: 1, microBatch: 0, rate: 0.25)
-        let x = randomValues(n, seed: 31).map { $0 + 2 }   // never zero
+        let x = randomValues(n, seed: 31).map { $0 + 2 }  // never zero
         var y = [Float](repeating: 0, count: n)
         Dropout.apply(x, &y, count: n, context: ctx, site: 3)
         // Backward is the same call on the gradient: zero exactly where the forward dropped,
         // g/(1-rate) exactly where it kept.
         let g = randomValues(n, seed: 32).map { $0 + 2 }
         var dg = g
-        dg.withUnsafeMutableBufferPointer { Dropout.apply($0.baseAddress!, $0.baseAddress!, count: n, context: ctx, site: 3) }
+        dg.withUnsafeMutableBufferPointer {
+            Dropout.apply($0.baseAddress!, $0.baseAddress!, count: n, context: ctx, site: 3)
+        }
         var dropped = 0
         for i in 0..<n {
             if y[i] == 0 {

@@ -1,6 +1,6 @@
-import XCTest
 import TensorCore
 import TransformerModel
+import XCTest
 
 /// Structural properties of the whole model on a tiny config: masking, batch independence,
 /// permutation equivariance, determinism, gradient accumulation and the parameter layout.
@@ -8,16 +8,20 @@ final class ModelPropertyTests: XCTestCase {
     static let vocab = 11
 
     func tiny(positional: PositionalKind = .sinusoidal, dropout: Float = 0) -> ModelConfig {
-        ModelConfig(vocabSize: Self.vocab, dModel: 8, heads: 2, dFF: 16, encoderLayers: 2, decoderLayers: 2,
-                    dropout: dropout, maxLen: 16, norm: .pre, tieEmbeddings: true, positional: positional)
+        ModelConfig(
+            vocabSize: Self.vocab, dModel: 8, heads: 2, dFF: 16, encoderLayers: 2, decoderLayers: 2,
+            dropout: dropout, maxLen: 16, norm: .pre, tieEmbeddings: true, positional: positional)
     }
 
     /// Logits [B*St, V] as an array.
-    func logits(_ model: Transformer, source: [Int32], target: [Int32], batch: Int,
-                dropout: DropoutContext = .disabled) throws -> [Float] {
+    func logits(
+        _ model: Transformer, source: [Int32], target: [Int32], batch: Int,
+        dropout: DropoutContext = .disabled
+    ) throws -> [Float] {
         let sl = source.count / batch, tl = target.count / batch
-        let p = try model.forward(source: source, targetInput: target, batchSize: batch, sourceLength: sl,
-                                  targetLength: tl, dropout: dropout)
+        let p = try model.forward(
+            source: source, targetInput: target, batchSize: batch, sourceLength: sl,
+            targetLength: tl, dropout: dropout)
         return Array(UnsafeBufferPointer(start: p, count: target.count * model.config.vocabSize))
     }
 
@@ -37,12 +41,13 @@ final class ModelPropertyTests: XCTestCase {
         let reference = try logits(model, source: source, target: target, batch: 2)
         for t in 0..<(st - 1) {
             var changed = target
-            changed[t + 1] = changed[t + 1] == 10 ? 9 : 10        // sequence 0
-            if t + 1 < 4 { changed[st + t + 1] = changed[st + t + 1] == 10 ? 9 : 10 }   // sequence 1 (non-pad part)
+            changed[t + 1] = changed[t + 1] == 10 ? 9 : 10  // sequence 0
+            if t + 1 < 4 { changed[st + t + 1] = changed[st + t + 1] == 10 ? 9 : 10 }  // sequence 1 (non-pad part)
             let out = try logits(model, source: source, target: changed, batch: 2)
             for b in 0..<2 {
                 let early = (b * st * v)..<((b * st + t + 1) * v)
-                XCTAssertEqual(bits(out[early]), bits(reference[early]), "sequence \(b): position <= \(t) saw position \(t + 1)")
+                XCTAssertEqual(
+                    bits(out[early]), bits(reference[early]), "sequence \(b): position <= \(t) saw position \(t + 1)")
             }
             // The changed position itself does change (the test is not vacuous).
             let at = ((t + 1) * v)..<((t + 2) * v)
@@ -54,7 +59,7 @@ final class ModelPropertyTests: XCTestCase {
     func testPaddedRowEqualsTheSequenceAlone() throws {
         let model = Transformer(config: tiny(), seed: 2)
         let v = Self.vocab
-        let b = TestBatch.uneven(vocab: v)   // source lengths 5 and 3, target lengths 4 and 2
+        let b = TestBatch.uneven(vocab: v)  // source lengths 5 and 3, target lengths 4 and 2
         let batched = try logits(model, source: b.source, target: b.targetInput, batch: 2)
         let first = try logits(model, source: Array(b.source[0..<5]), target: Array(b.targetInput[0..<4]), batch: 1)
         let second = try logits(model, source: Array(b.source[5..<8]), target: Array(b.targetInput[4..<6]), batch: 1)
@@ -70,8 +75,9 @@ final class ModelPropertyTests: XCTestCase {
         let target: [Int32] = [1, 4, 5, 1, 6, 7, 1, 8, 0]
         let reference = try logits(model, source: source, target: target, batch: 3)
         var changed = source, changedTarget = target
-        changed[4] = 10; changed[7] = 4          // row 1's source
-        changedTarget[5] = 9                     // row 1's target
+        changed[4] = 10
+        changed[7] = 4  // row 1's source
+        changedTarget[5] = 9  // row 1's target
         let out = try logits(model, source: changed, target: changedTarget, batch: 3)
         for row in [0, 2] {
             let range = (row * 3 * v)..<((row + 1) * 3 * v)
@@ -118,17 +124,20 @@ final class ModelPropertyTests: XCTestCase {
             probs.withUnsafeMutableBufferPointer { p in
                 dropped.withUnsafeMutableBufferPointer { dp in
                     let pd = dropout.isActive ? dp.baseAddress! : p.baseAddress!
-                    AttentionKernel.forward(q: q, ldq: d, k: k, ldk: d, v: v, ldv: d, shape: s, keyMask: mask, causal: false,
-                                            probs: p.baseAddress!, dropped: pd, output: &out, dropout: dropout, site: 1)
-                    AttentionKernel.backward(outputGradient: dout, q: q, ldq: d, k: k, ldk: d, v: v, ldv: d,
-                                             probs: p.baseAddress!, dropped: pd, shape: s, dropout: dropout,
-                                             dq: &dq, dk: &dk, dv: &dv, scratch: &scratch)
+                    AttentionKernel.forward(
+                        q: q, ldq: d, k: k, ldk: d, v: v, ldv: d, shape: s, keyMask: mask, causal: false,
+                        probs: p.baseAddress!, dropped: pd, output: &out, dropout: dropout, site: 1)
+                    AttentionKernel.backward(
+                        outputGradient: dout, q: q, ldq: d, k: k, ldk: d, v: v, ldv: d,
+                        probs: p.baseAddress!, dropped: pd, shape: s, dropout: dropout,
+                        dq: &dq, dk: &dk, dv: &dv, scratch: &scratch)
                 }
             }
             for buffer in [out, probs, dq, dk, dv] { XCTAssertTrue(buffer.allSatisfy(\.isFinite)) }
             let half = s.queryLength * d, keyHalf = s.keyLength * d
             XCTAssertEqual(Array(out[half...]), [Float](repeating: 0, count: half))
-            XCTAssertEqual(Array(probs[(s.probabilityCount / 2)...]), [Float](repeating: 0, count: s.probabilityCount / 2))
+            XCTAssertEqual(
+                Array(probs[(s.probabilityCount / 2)...]), [Float](repeating: 0, count: s.probabilityCount / 2))
             XCTAssertEqual(Array(dq[half...]), [Float](repeating: 0, count: half))
             XCTAssertEqual(Array(dk[keyHalf...]), [Float](repeating: 0, count: keyHalf))
             XCTAssertEqual(Array(dv[keyHalf...]), [Float](repeating: 0, count: keyHalf))
@@ -143,8 +152,11 @@ final class ModelPropertyTests: XCTestCase {
         let out = try logits(model, source: [4, 5, 6, 0, 0, 0], target: [1, 4, 1, 5], batch: 2)
         XCTAssertTrue(out.allSatisfy(\.isFinite))
         let loss = ProjectionLoss(count: out.count, seed: 6)
-        try loss.gradients(model, TestBatch(batch: 2, sourceLength: 3, targetLength: 2, source: [4, 5, 6, 0, 0, 0],
-                                            targetInput: [1, 4, 1, 5]))
+        try loss.gradients(
+            model,
+            TestBatch(
+                batch: 2, sourceLength: 3, targetLength: 2, source: [4, 5, 6, 0, 0, 0],
+                targetInput: [1, 4, 1, 5]))
         XCTAssertTrue(model.arena.gradients.array.allSatisfy(\.isFinite))
     }
 
@@ -185,8 +197,9 @@ final class ModelPropertyTests: XCTestCase {
                 return zip(out, r).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
             }
             model.arena.zeroGradients()
-            let l = try model.forward(source: b.source, targetInput: b.targetInput, batchSize: 2, sourceLength: 5,
-                                      targetLength: 4, dropout: ctx)
+            let l = try model.forward(
+                source: b.source, targetInput: b.targetInput, batchSize: 2, sourceLength: 5,
+                targetLength: 4, dropout: ctx)
             for i in 0..<r.count { l[i] = r[i] }
             model.backward()
             let analytic = model.arena.gradients.array
@@ -224,8 +237,9 @@ final class ModelPropertyTests: XCTestCase {
         let half = 2 * tl * v
         // A sum over rows: each row's part of the loss sees its own slice of R.
         func backward(_ source: [Int32], _ target: [Int32], _ projection: ArraySlice<Float>, batch: Int) throws {
-            let l = try model.forward(source: source, targetInput: target, batchSize: batch, sourceLength: sl,
-                                      targetLength: tl, dropout: .disabled)
+            let l = try model.forward(
+                source: source, targetInput: target, batchSize: batch, sourceLength: sl,
+                targetLength: tl, dropout: .disabled)
             for (i, value) in projection.enumerated() { l[i] = value }
             model.backward()
         }
@@ -250,12 +264,13 @@ final class ModelPropertyTests: XCTestCase {
     // (g) The arena layout of the base model, counted by hand.
     func testBaseParameterCount() {
         let v = 8000, d = 512, f = 2048, layers = 6
-        let c = ModelConfig(vocabSize: v, dModel: d, heads: 8, dFF: f, encoderLayers: layers, decoderLayers: layers,
-                            dropout: 0.1, maxLen: 256, norm: .pre, tieEmbeddings: true, positional: .sinusoidal)
+        let c = ModelConfig(
+            vocabSize: v, dModel: d, heads: 8, dFF: f, encoderLayers: layers, decoderLayers: layers,
+            dropout: 0.1, maxLen: 256, norm: .pre, tieEmbeddings: true, positional: .sinusoidal)
         let layout = ParameterLayout(config: c)
-        let attention = (3 * d * d + 3 * d) + (d * d + d)        // in_proj + out_proj
-        let feedForward = (f * d + f) + (d * f + d)               // linear1 + linear2
-        let norm = 2 * d                                          // gamma + beta
+        let attention = (3 * d * d + 3 * d) + (d * d + d)  // in_proj + out_proj
+        let feedForward = (f * d + f) + (d * f + d)  // linear1 + linear2
+        let norm = 2 * d  // gamma + beta
         let encoderLayer = attention + feedForward + 2 * norm
         let decoderLayer = 2 * attention + feedForward + 3 * norm
         let expected = v * d + layers * encoderLayer + norm + layers * decoderLayer + norm

@@ -25,8 +25,9 @@ struct ProjectionLoss {
     }
 
     func value(_ model: Transformer, _ b: TestBatch) throws -> Double {
-        let logits = try model.forward(source: b.source, targetInput: b.targetInput, batchSize: b.batch,
-                                       sourceLength: b.sourceLength, targetLength: b.targetLength, dropout: .disabled)
+        let logits = try model.forward(
+            source: b.source, targetInput: b.targetInput, batchSize: b.batch,
+            sourceLength: b.sourceLength, targetLength: b.targetLength, dropout: .disabled)
         var s = 0.0
         for i in 0..<r.count { s += Double(logits[i]) * Double(r[i]) }
         return s
@@ -34,8 +35,9 @@ struct ProjectionLoss {
 
     func gradients(_ model: Transformer, _ b: TestBatch, dropout: DropoutContext = .disabled) throws {
         model.arena.zeroGradients()
-        let logits = try model.forward(source: b.source, targetInput: b.targetInput, batchSize: b.batch,
-                                       sourceLength: b.sourceLength, targetLength: b.targetLength, dropout: dropout)
+        let logits = try model.forward(
+            source: b.source, targetInput: b.targetInput, batchSize: b.batch,
+            sourceLength: b.sourceLength, targetLength: b.targetLength, dropout: dropout)
         for i in 0..<r.count { logits[i] = r[i] }
         model.backward()
     }

@@ -1,6 +1,6 @@
-import XCTest
 import TensorCore
 import TransformerModel
+import XCTest
 
 /// `BeamSearchDecoder.nBest`: ranked, exact scores, its first equal to `search`, exact top-N when
 /// the beam holds every prefix.
@@ -28,15 +28,20 @@ final class NBestTests: XCTestCase {
         let m = decodingTestModel(vocab: 12, seed: 5)
         let scorer = ReferenceScorer(model: m)
         let alpha = 0.6
-        let lists = try BeamSearchDecoder(model: m, beamWidth: 5, lengthPenalty: alpha).nBest(sources, maxLength: 7, count: 4)
+        let lists = try BeamSearchDecoder(model: m, beamWidth: 5, lengthPenalty: alpha).nBest(
+            sources, maxLength: 7, count: 4)
         for (s, list) in lists.enumerated() {
             XCTAssertEqual(list.count, 4, "source \(s)")
             XCTAssertEqual(list.map(\.score), list.map(\.score).sorted(by: >), "source \(s)")
-            XCTAssertEqual(Set(list.map { "\($0.tokens) \($0.endsWithEOS)" }).count, list.count, "distinct, source \(s)")
+            XCTAssertEqual(
+                Set(list.map { "\($0.tokens) \($0.endsWithEOS)" }).count, list.count, "distinct, source \(s)")
             for h in list {
-                let reference = try scorer.logProbability(source: sources[s], tokens: h.tokens, endsWithEOS: h.endsWithEOS)
+                let reference = try scorer.logProbability(
+                    source: sources[s], tokens: h.tokens, endsWithEOS: h.endsWithEOS)
                 XCTAssertEqual(h.logProbability, reference, accuracy: 1e-4)
-                XCTAssertEqual(h.score, h.logProbability / BeamSearchDecoder.lengthPenalty(h.predictions, alpha: alpha), accuracy: 1e-12)
+                XCTAssertEqual(
+                    h.score, h.logProbability / BeamSearchDecoder.lengthPenalty(h.predictions, alpha: alpha),
+                    accuracy: 1e-12)
             }
         }
     }
@@ -47,7 +52,8 @@ final class NBestTests: XCTestCase {
         let m = decodingTestModel(vocab: 8, seed: 2, eosScale: 8)
         let scorer = ReferenceScorer(model: m)
         for alpha in [0.0, 1.0] {
-            let lists = try BeamSearchDecoder(model: m, beamWidth: 56, lengthPenalty: alpha).nBest(sources, maxLength: 3, count: 5)
+            let lists = try BeamSearchDecoder(model: m, beamWidth: 56, lengthPenalty: alpha).nBest(
+                sources, maxLength: 3, count: 5)
             for (s, source) in sources.enumerated() {
                 var all: [BeamHypothesis] = []
                 func expand(_ prefix: [Int32], _ logProb: Double) throws {
@@ -56,9 +62,14 @@ final class NBestTests: XCTestCase {
                     for (j, l) in next.enumerated() {
                         let total = logProb + l
                         if Int32(j) == SpecialTokens.eos {
-                            all.append(BeamHypothesis(tokens: prefix, endsWithEOS: true, logProbability: total, score: total / lp))
+                            all.append(
+                                BeamHypothesis(
+                                    tokens: prefix, endsWithEOS: true, logProbability: total, score: total / lp))
                         } else if prefix.count + 1 == 3 {
-                            all.append(BeamHypothesis(tokens: prefix + [Int32(j)], endsWithEOS: false, logProbability: total, score: total / lp))
+                            all.append(
+                                BeamHypothesis(
+                                    tokens: prefix + [Int32(j)], endsWithEOS: false, logProbability: total,
+                                    score: total / lp))
                         } else {
                             try expand(prefix + [Int32(j)], total)
                         }
@@ -80,7 +91,8 @@ final class NBestTests: XCTestCase {
                 XCTAssertEqual(error as? DecodingError, .invalidNBest(n, beamWidth: 3))
             }
         }
-        XCTAssertEqual(DecodingError.invalidNBest(4, beamWidth: 3).description,
-                       "n-best 4 must be between 1 and the beam width 3 (a beam search keeps at most its width of hypotheses)")
+        XCTAssertEqual(
+            DecodingError.invalidNBest(4, beamWidth: 3).description,
+            "n-best 4 must be between 1 and the beam width 3 (a beam search keeps at most its width of hypotheses)")
     }
 }

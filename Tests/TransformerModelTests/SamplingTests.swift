@@ -1,6 +1,6 @@
-import XCTest
 import TensorCore
 import TransformerModel
+import XCTest
 
 final class SamplingTests: XCTestCase {
     private let sources: [[Int32]] = [[4, 5, 6], [7], [5, 5, 4, 7, 6], [6, 4], [], [7, 6, 5, 4]]
@@ -10,7 +10,8 @@ final class SamplingTests: XCTestCase {
             let m = decodingTestModel(vocab: 10, seed: seed)
             let greedy = try GreedyDecoder(model: m).decode(sources, maxLength: 9)
             XCTAssertEqual(try SamplingDecoder(model: m, topK: 1, seed: 7).decode(sources, maxLength: 9), greedy)
-            XCTAssertEqual(try SamplingDecoder(model: m, temperature: 1e-6, seed: 7).decode(sources, maxLength: 9), greedy)
+            XCTAssertEqual(
+                try SamplingDecoder(model: m, temperature: 1e-6, seed: 7).decode(sources, maxLength: 9), greedy)
             XCTAssertEqual(try SamplingDecoder(model: m, topP: 1e-6, seed: 7).decode(sources, maxLength: 9), greedy)
         }
     }
@@ -21,7 +22,8 @@ final class SamplingTests: XCTestCase {
         XCTAssertEqual(try SamplingDecoder(model: m, seed: 42).decode(sources, maxLength: 9), a)
         XCTAssertNotEqual(try SamplingDecoder(model: m, seed: 43).decode(sources, maxLength: 9), a)
         // A sentence's draws depend on its index, not on the rest of the batch.
-        XCTAssertEqual(try SamplingDecoder(model: m, seed: 42).decode(Array(sources.prefix(2)), maxLength: 9), Array(a.prefix(2)))
+        XCTAssertEqual(
+            try SamplingDecoder(model: m, seed: 42).decode(Array(sources.prefix(2)), maxLength: 9), Array(a.prefix(2)))
     }
 
     /// top-k 0 and top-p 1 mean unrestricted: equal to top-k = V, and to an inverse-CDF draw over
@@ -31,7 +33,9 @@ final class SamplingTests: XCTestCase {
         let scorer = ReferenceScorer(model: m)
         let t: Float = 1.5
         let sampled = try SamplingDecoder(model: m, temperature: t, seed: 9).decode(sources, maxLength: 6)
-        XCTAssertEqual(try SamplingDecoder(model: m, temperature: t, topK: 10, topP: 1, seed: 9).decode(sources, maxLength: 6), sampled)
+        XCTAssertEqual(
+            try SamplingDecoder(model: m, temperature: t, topK: 10, topP: 1, seed: 9).decode(sources, maxLength: 6),
+            sampled)
         var distinctOutputs = Set<[Int32]>()
         for (s, source) in sources.enumerated() {
             var prefix: [Int32] = []
@@ -40,7 +44,13 @@ final class SamplingTests: XCTestCase {
                 let w = logp.map { exp($0 / Double(t)) }
                 let target = Double(SamplingDecoder.uniform(seed: 9, sentence: s, step: step)) * w.reduce(0, +)
                 var cumulative = 0.0, token = Int32(w.count - 1)
-                for (j, x) in w.enumerated() { cumulative += x; if cumulative > target { token = Int32(j); break } }
+                for (j, x) in w.enumerated() {
+                    cumulative += x
+                    if cumulative > target {
+                        token = Int32(j)
+                        break
+                    }
+                }
                 if token == SpecialTokens.eos { break }
                 prefix.append(token)
             }

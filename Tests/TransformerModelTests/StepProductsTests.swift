@@ -1,5 +1,5 @@
-import XCTest
 import TransformerModel
+import XCTest
 
 final class StepProductsTests: XCTestCase {
     /// A config small enough to count by hand: V 10, D 4, 2 heads of width 2, d_ff 8, 2 encoder
@@ -31,10 +31,14 @@ final class StepProductsTests: XCTestCase {
         let c = ModelConfig(vocabSize: 8000, dModel: 512, heads: 8, dFF: 2048, encoderLayers: 6, decoderLayers: 6)
         let p = StepProducts(config: c, batch: 64, sourceLength: 32, targetLength: 32)
         XCTAssertEqual(p.backwardFLOPs, 2 * p.forwardFLOPs)
-        XCTAssertEqual(p.totalFLOPs, 598_745_284_608)   // base, 64 x (32 + 32): the "about 592 + attention"
+        XCTAssertEqual(p.totalFLOPs, 598_745_284_608)  // base, 64 x (32 + 32): the "about 592 + attention"
         let projection = p.products.filter { $0.name.hasPrefix("output projection") }.map(\.shape)
-        XCTAssertEqual(projection, [GemmShape(transB: true, m: 2048, n: 8000, k: 512),
-                                    GemmShape(transA: true, m: 8000, n: 512, k: 2048),
-                                    GemmShape(m: 2048, n: 512, k: 8000)])
+        XCTAssertEqual(
+            projection,
+            [
+                GemmShape(transB: true, m: 2048, n: 8000, k: 512),
+                GemmShape(transA: true, m: 8000, n: 512, k: 2048),
+                GemmShape(m: 2048, n: 512, k: 8000),
+            ])
     }
 }

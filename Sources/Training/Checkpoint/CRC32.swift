@@ -45,15 +45,18 @@ package struct CRC32: Sendable {
     }
 
     /// Eight bytes per iteration through eight 256-entry tables (Intel's slicing-by-8).
-    private static func run(_ start: UInt32, _ base: UnsafeRawPointer, _ count: Int,
-                            _ t: UnsafePointer<UInt32>) -> UInt32 {
+    private static func run(
+        _ start: UInt32, _ base: UnsafeRawPointer, _ count: Int,
+        _ t: UnsafePointer<UInt32>
+    ) -> UInt32 {
         var crc = start
         var p = base
         var n = count
         while n >= 8 {
             let lo = UInt32(littleEndian: p.loadUnaligned(as: UInt32.self)) ^ crc
             let hi = UInt32(littleEndian: p.loadUnaligned(fromByteOffset: 4, as: UInt32.self))
-            crc = t[7 * 256 + Int(lo & 0xFF)] ^ t[6 * 256 + Int((lo >> 8) & 0xFF)]
+            crc =
+                t[7 * 256 + Int(lo & 0xFF)] ^ t[6 * 256 + Int((lo >> 8) & 0xFF)]
                 ^ t[5 * 256 + Int((lo >> 16) & 0xFF)] ^ t[4 * 256 + Int(lo >> 24)]
                 ^ t[3 * 256 + Int(hi & 0xFF)] ^ t[2 * 256 + Int((hi >> 8) & 0xFF)]
                 ^ t[1 * 256 + Int((hi >> 16) & 0xFF)] ^ t[Int(hi >> 24)]

@@ -58,7 +58,8 @@ package enum CheckpointAveraging {
         guard count >= 1 else { throw CheckpointAveragingError.noCheckpoints }
         let listings = try CheckpointStore(runDirectory: runDirectory).list()
         guard listings.count >= count else {
-            throw CheckpointAveragingError.notEnough(requested: count, found: listings.count, runDirectory: runDirectory)
+            throw CheckpointAveragingError.notEnough(
+                requested: count, found: listings.count, runDirectory: runDirectory)
         }
         return listings.suffix(count).map(\.directory)
     }
@@ -78,15 +79,18 @@ package enum CheckpointAveraging {
         let checkpoint = try CheckpointStore.load(directory: directory)
         let state = try checkpoint.stateObject()
         guard let configObject = state["config"] else {
-            throw CheckpointAveragingError.missingConfig(directory: checkpoint.directory, reason: "state.json has no config")
+            throw CheckpointAveragingError.missingConfig(
+                directory: checkpoint.directory, reason: "state.json has no config")
         }
         let config = try RunConfig.parse(jsonObject: configObject, source: checkpoint.directory + "/state.json")
         guard let tokenizerHash = state["tokenizer_hash"] as? String else {
-            throw CheckpointAveragingError.missingConfig(directory: checkpoint.directory, reason: "state.json has no tokenizer_hash")
+            throw CheckpointAveragingError.missingConfig(
+                directory: checkpoint.directory, reason: "state.json has no tokenizer_hash")
         }
-        return Source(checkpoint: checkpoint, configObject: configObject, config: config,
-                      configHash: (state["config_hash"] as? String) ?? config.configHash, tokenizerHash: tokenizerHash,
-                      modelChecksum: (state["checksums"] as? [String: String])?[CheckpointStateFile.modelFile] ?? "")
+        return Source(
+            checkpoint: checkpoint, configObject: configObject, config: config,
+            configHash: (state["config_hash"] as? String) ?? config.configHash, tokenizerHash: tokenizerHash,
+            modelChecksum: (state["checksums"] as? [String: String])?[CheckpointStateFile.modelFile] ?? "")
     }
 
     /// Averages the checkpoints in `directories` (at least one) into a new checkpoint directory
@@ -95,9 +99,12 @@ package enum CheckpointAveraging {
     package static func average(_ directories: [String], output: String) throws -> WrittenCheckpoint {
         guard !directories.isEmpty else { throw CheckpointAveragingError.noCheckpoints }
         let outputName = (output as NSString).lastPathComponent
-        if CheckpointStore.step(fromDirectoryName: outputName) != nil || outputName == "latest" || outputName == "best" {
-            throw CheckpointAveragingError.invalidOutput(path: output, reason: "the name \(outputName) is reserved for "
-                + "training checkpoints and pointers; choose another (e.g. RUN/average-last5)")
+        if CheckpointStore.step(fromDirectoryName: outputName) != nil || outputName == "latest" || outputName == "best"
+        {
+            throw CheckpointAveragingError.invalidOutput(
+                path: output,
+                reason: "the name \(outputName) is reserved for "
+                    + "training checkpoints and pointers; choose another (e.g. RUN/average-last5)")
         }
         var seen: [String: String] = [:]
         for directory in directories {
@@ -110,16 +117,22 @@ package enum CheckpointAveraging {
         for other in sources.dropFirst() {
             let (a, b) = (first.checkpoint.directory, other.checkpoint.directory)
             if other.config.model != first.config.model {
-                throw CheckpointAveragingError.mismatch(first: a, other: b, what: "the model shapes differ "
-                    + "(\(first.config.model) vs \(other.config.model))")
+                throw CheckpointAveragingError.mismatch(
+                    first: a, other: b,
+                    what: "the model shapes differ "
+                        + "(\(first.config.model) vs \(other.config.model))")
             }
             if other.configHash != first.configHash {
-                throw CheckpointAveragingError.mismatch(first: a, other: b, what: "config hash \(first.configHash) "
-                    + "vs \(other.configHash)")
+                throw CheckpointAveragingError.mismatch(
+                    first: a, other: b,
+                    what: "config hash \(first.configHash) "
+                        + "vs \(other.configHash)")
             }
             if other.tokenizerHash != first.tokenizerHash {
-                throw CheckpointAveragingError.mismatch(first: a, other: b, what: "tokenizer hash "
-                    + "\"\(first.tokenizerHash)\" vs \"\(other.tokenizerHash)\"")
+                throw CheckpointAveragingError.mismatch(
+                    first: a, other: b,
+                    what: "tokenizer hash "
+                        + "\"\(first.tokenizerHash)\" vs \"\(other.tokenizerHash)\"")
             }
         }
 
@@ -144,8 +157,10 @@ package enum CheckpointAveraging {
             "config_hash": first.configHash,
             "tokenizer_hash": first.tokenizerHash,
             sourcesKey: sources.map { s -> [String: Any] in
-                ["directory": s.checkpoint.directory, "step": s.checkpoint.step,
-                 "model_checksum": s.modelChecksum]
+                [
+                    "directory": s.checkpoint.directory, "step": s.checkpoint.step,
+                    "model_checksum": s.modelChecksum,
+                ]
             },
             "averaging": "arithmetic mean of each parameter over \(sources.count) checkpoint(s): Float64 sum in the "
                 + "order listed, divided in Float64, rounded once to Float32; optimizer.safetensors holds no tensors",
@@ -158,8 +173,9 @@ package enum CheckpointAveraging {
         }
         return try values.withUnsafeBufferPointer { buffer in
             guard let base = buffer.baseAddress else { throw CheckpointAveragingError.noCheckpoints }
-            return try CheckpointStore.writeStandalone(directory: output, step: step, model: layout.float32Records(arena: base),
-                                                       optimizer: [], state: data)
+            return try CheckpointStore.writeStandalone(
+                directory: output, step: step, model: layout.float32Records(arena: base),
+                optimizer: [], state: data)
         }
     }
 }

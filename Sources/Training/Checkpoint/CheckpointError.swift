@@ -18,7 +18,8 @@ package enum CheckpointDefect: Error, Equatable, Sendable, CustomStringConvertib
         case .checksumMismatch(let file, let expected, let actual):
             return "\(file) checksum mismatch (expected \(expected), got \(actual))"
         case .invalidState(let reason): return "state.json is invalid: \(reason)"
-        case .unsupportedFormat(let format): return "state.json has format \(format), this program reads format \(CheckpointStore.format)"
+        case .unsupportedFormat(let format):
+            return "state.json has format \(format), this program reads format \(CheckpointStore.format)"
         case .stepMismatch(let directoryStep, let stateStep):
             return "the directory name says step \(directoryStep) but state.json says step \(stateStep)"
         case .invalidTensors(let file, let error): return "\(file) is malformed: \(error.problemDescription)"

@@ -38,8 +38,9 @@ extension CheckpointStore {
         do throws(CheckpointError) {
             if let name = try latestName(hasCheckpoints: !listings.isEmpty) {
                 tried = name
-                return CheckpointSearch(checkpoint: try Self.load(directory: checkpointsDirectory + "/" + name),
-                                        skipped: [])
+                return CheckpointSearch(
+                    checkpoint: try Self.load(directory: checkpointsDirectory + "/" + name),
+                    skipped: [])
             }
         } catch {
             skipped.append(error)
@@ -105,7 +106,9 @@ extension CheckpointStore {
             do throws(SystemCallFailure) {
                 return try Posix.readFile(directory + "/" + file)
             } catch {
-                throw .corrupt(directory: directory, error.isNotFound ? .missingFile(file) : .unreadableFile(file, reason: error.reason))
+                throw .corrupt(
+                    directory: directory,
+                    error.isNotFound ? .missingFile(file) : .unreadableFile(file, reason: error.reason))
             }
         }
         func tensors(_ file: String, checksum expected: String) throws(CheckpointError) -> SafetensorsFile {
@@ -113,7 +116,9 @@ extension CheckpointStore {
             do throws(SystemCallFailure) {
                 bytes = try FileBytes(mapping: directory + "/" + file)
             } catch {
-                throw .corrupt(directory: directory, error.isNotFound ? .missingFile(file) : .unreadableFile(file, reason: error.reason))
+                throw .corrupt(
+                    directory: directory,
+                    error.isNotFound ? .missingFile(file) : .unreadableFile(file, reason: error.reason))
             }
             let actual = CRC32.hex(CRC32.checksum(bytes.buffer))
             guard actual == expected else {
@@ -133,7 +138,8 @@ extension CheckpointStore {
         } catch {
             throw .corrupt(directory: directory, error)
         }
-        let lastComponent = String(directory[(directory.lastIndex(of: "/").map { directory.index(after: $0) } ?? directory.startIndex)...])
+        let lastComponent = String(
+            directory[(directory.lastIndex(of: "/").map { directory.index(after: $0) } ?? directory.startIndex)...])
         let nameStep = step(fromDirectoryName: lastComponent)
         let step: Int
         switch (nameStep, parsed.step) {
@@ -145,10 +151,12 @@ extension CheckpointStore {
         case let (fromName?, nil): step = fromName
         case let (nil, fromState?): step = fromState
         case (nil, nil):
-            throw .corrupt(directory: directory, .invalidState("no \"step\" field and the directory name is not step-NNNNNNNN"))
+            throw .corrupt(
+                directory: directory, .invalidState("no \"step\" field and the directory name is not step-NNNNNNNN"))
         }
         let model = try tensors(CheckpointStateFile.modelFile, checksum: parsed.modelChecksum)
         let optimizer = try tensors(CheckpointStateFile.optimizerFile, checksum: parsed.optimizerChecksum)
-        return LoadedCheckpoint(directory: directory, step: step, state: Data(stateBytes), model: model, optimizer: optimizer)
+        return LoadedCheckpoint(
+            directory: directory, step: step, state: Data(stateBytes), model: model, optimizer: optimizer)
     }
 }

@@ -26,7 +26,8 @@ package enum CheckpointStateFile {
 
         func file(modelChecksum: UInt32, optimizerChecksum: UInt32) -> [UInt8] {
             let separator = body.last == UInt8(ascii: "{") ? "" : ","
-            let suffix = separator + "\n  \"checksums\": {\"\(modelFile)\": \"\(CRC32.hex(modelChecksum))\", "
+            let suffix =
+                separator + "\n  \"checksums\": {\"\(modelFile)\": \"\(CRC32.hex(modelChecksum))\", "
                 + "\"\(optimizerFile)\": \"\(CRC32.hex(optimizerChecksum))\", "
                 + "\"state\": \"\(CRC32.hex(CRC32.checksum(body)))\"},\n"
                 + "  \"checksum_algorithm\": \"crc32\",\n  \"format\": \(CheckpointStore.format)\n}\n"
@@ -87,7 +88,9 @@ package enum CheckpointStateFile {
             return value
         }
         let expectedState = try checksum("state")
-        guard let body = callerBody(bytes) else { throw .invalidState("the checksums are not where the store writes them") }
+        guard let body = callerBody(bytes) else {
+            throw .invalidState("the checksums are not where the store writes them")
+        }
         let actualState = CRC32.hex(CRC32.checksum(body))
         guard actualState == expectedState else {
             throw .checksumMismatch(file: "state.json", expected: expectedState, actual: actualState)
@@ -97,7 +100,8 @@ package enum CheckpointStateFile {
             guard let integer = value as? Int else { throw .invalidState("\"step\" is not an integer") }
             step = integer
         }
-        return Parsed(step: step, modelChecksum: try checksum(modelFile), optimizerChecksum: try checksum(optimizerFile))
+        return Parsed(
+            step: step, modelChecksum: try checksum(modelFile), optimizerChecksum: try checksum(optimizerFile))
     }
 
     /// Recovers the `Prepared.body` the store checksummed. The caller's text precedes the

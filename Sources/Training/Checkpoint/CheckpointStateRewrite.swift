@@ -33,13 +33,18 @@ private struct TensorCopy {
             bytes += try file.bytes(of: t.name)
             entries.append((t.name, t.shape, t.dtype, start..<bytes.count))
         }
-        self.bytes = bytes; self.entries = entries
+        self.bytes = bytes
+        self.entries = entries
     }
 
     func withRecords<R>(_ body: ([TensorRecord]) throws -> R) throws -> R {
         try bytes.withUnsafeBytes { raw in
-            try body(entries.map { TensorRecord(name: $0.name, shape: $0.shape, dtype: $0.dtype,
-                                                bytes: UnsafeRawBufferPointer(rebasing: raw[$0.range])) })
+            try body(
+                entries.map {
+                    TensorRecord(
+                        name: $0.name, shape: $0.shape, dtype: $0.dtype,
+                        bytes: UnsafeRawBufferPointer(rebasing: raw[$0.range]))
+                })
         }
     }
 }

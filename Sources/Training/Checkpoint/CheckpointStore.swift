@@ -1,9 +1,9 @@
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// A checkpoint directory found by `CheckpointStore.list()`.
@@ -70,7 +70,7 @@ package struct CheckpointStore: Sendable {
     package static func step(fromDirectoryName name: String) -> Int? {
         let utf8 = Array(name.utf8)
         guard utf8.count == 13, name.hasPrefix("step-"),
-              utf8[5...].allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") })
+            utf8[5...].allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") })
         else { return nil }
         return Int(name.dropFirst(5))
     }
@@ -84,8 +84,10 @@ package struct CheckpointStore: Sendable {
     /// - Parameter state: a JSON object (UTF-8) stored verbatim in `state.json`, which adds
     ///   `checksums`, `checksum_algorithm` and `format` (so those keys are reserved).
     @discardableResult
-    package func write(step: Int, model: [TensorRecord], optimizer: [TensorRecord], state: Data,
-                      keep: Int, preserving: Set<Int> = []) throws(CheckpointError) -> WrittenCheckpoint {
+    package func write(
+        step: Int, model: [TensorRecord], optimizer: [TensorRecord], state: Data,
+        keep: Int, preserving: Set<Int> = []
+    ) throws(CheckpointError) -> WrittenCheckpoint {
         guard (0...99_999_999).contains(step) else { throw .invalidArgument("step \(step) is not in 0...99999999") }
         guard keep >= 1 else { throw .invalidArgument("keep must be at least 1, got \(keep)") }
         let prepared = try CheckpointStateFile.prepare(state, step: step)
@@ -99,9 +101,10 @@ package struct CheckpointStore: Sendable {
             try Posix.makeDirectories(checkpointsDirectory)
             try Posix.syncDirectory(runDirectory)
         }
-        let assembled = try Self.assemble(prepared, model: model, optimizer: optimizer, into: final,
-                                          temporary: checkpointsDirectory + "/.tmp-\(name)-\(pid)",
-                                          aside: checkpointsDirectory + "/.tmp-replaced-\(name)-\(pid)")
+        let assembled = try Self.assemble(
+            prepared, model: model, optimizer: optimizer, into: final,
+            temporary: checkpointsDirectory + "/.tmp-\(name)-\(pid)",
+            aside: checkpointsDirectory + "/.tmp-replaced-\(name)-\(pid)")
         var warnings = assembled.warnings
         do throws(CheckpointError) {
             try writePointer(name, to: latestPath, checkpoint: final)
@@ -113,8 +116,9 @@ package struct CheckpointStore: Sendable {
         }
         let removed = prune(keep: keep, newest: step, preserving: preserving, warnings: &warnings)
         removeStaleTemporaries(warnings: &warnings)
-        return WrittenCheckpoint(directory: final, step: step, modelChecksum: assembled.modelChecksum,
-                                 optimizerChecksum: assembled.optimizerChecksum, removed: removed, warnings: warnings)
+        return WrittenCheckpoint(
+            directory: final, step: step, modelChecksum: assembled.modelChecksum,
+            optimizerChecksum: assembled.optimizerChecksum, removed: removed, warnings: warnings)
     }
 
     /// Writes a checkpoint directory outside any run's `checkpoints/` (e.g. an averaged model):
@@ -122,14 +126,18 @@ package struct CheckpointStore: Sendable {
     /// not exist yet. `state` as for `write`; its "step" field is required, because the directory
     /// name does not carry one.
     @discardableResult
-    package static func writeStandalone(directory: String, step: Int, model: [TensorRecord], optimizer: [TensorRecord],
-                                       state: Data) throws(CheckpointError) -> WrittenCheckpoint {
+    package static func writeStandalone(
+        directory: String, step: Int, model: [TensorRecord], optimizer: [TensorRecord],
+        state: Data
+    ) throws(CheckpointError) -> WrittenCheckpoint {
         var final = directory
         while final.count > 1 && final.hasSuffix("/") { final.removeLast() }
         let slash = final.lastIndex(of: "/")
         let parent = slash.map { $0 == final.startIndex ? "/" : String(final[..<$0]) } ?? "."
         let name = slash.map { String(final[final.index(after: $0)...]) } ?? final
-        guard !name.isEmpty, name != ".", name != ".." else { throw .invalidArgument("\(directory) does not name a directory") }
+        guard !name.isEmpty, name != ".", name != ".." else {
+            throw .invalidArgument("\(directory) does not name a directory")
+        }
         let prepared = try CheckpointStateFile.prepare(state, step: step)
         let exists: Bool
         do throws(SystemCallFailure) {
@@ -138,19 +146,26 @@ package struct CheckpointStore: Sendable {
         } catch {
             throw .cannotWrite(final, error)
         }
-        guard !exists else { throw .cannotWrite(path: final, reason: "it already exists (choose another directory or remove it)") }
+        guard !exists else {
+            throw .cannotWrite(path: final, reason: "it already exists (choose another directory or remove it)")
+        }
         let pid = Posix.processID
-        let assembled = try assemble(prepared, model: model, optimizer: optimizer, into: final,
-                                     temporary: parent + "/.tmp-\(name)-\(pid)", aside: nil)
-        return WrittenCheckpoint(directory: final, step: step, modelChecksum: assembled.modelChecksum,
-                                 optimizerChecksum: assembled.optimizerChecksum, removed: [], warnings: assembled.warnings)
+        let assembled = try assemble(
+            prepared, model: model, optimizer: optimizer, into: final,
+            temporary: parent + "/.tmp-\(name)-\(pid)", aside: nil)
+        return WrittenCheckpoint(
+            directory: final, step: step, modelChecksum: assembled.modelChecksum,
+            optimizerChecksum: assembled.optimizerChecksum, removed: [], warnings: assembled.warnings)
     }
 
     /// Writes the two tensor files and `state.json` into `temporary`, fsyncs them and renames the
     /// directory to `final`. An existing `final` is moved to `aside` and deleted (nil: refused).
-    private static func assemble(_ prepared: CheckpointStateFile.Prepared, model: [TensorRecord], optimizer: [TensorRecord],
-                                 into final: String, temporary: String, aside: String?)
-        throws(CheckpointError) -> (modelChecksum: UInt32, optimizerChecksum: UInt32, warnings: [String]) {
+    private static func assemble(
+        _ prepared: CheckpointStateFile.Prepared, model: [TensorRecord], optimizer: [TensorRecord],
+        into final: String, temporary: String, aside: String?
+    )
+        throws(CheckpointError) -> (modelChecksum: UInt32, optimizerChecksum: UInt32, warnings: [String])
+    {
         func attempt<T>(_ body: () throws(SystemCallFailure) -> T) throws(CheckpointError) -> T {
             do throws(SystemCallFailure) { return try body() } catch { throw .cannotWrite(final, error) }
         }
@@ -179,7 +194,9 @@ package struct CheckpointStore: Sendable {
                 try install(temporary, as: final, aside: aside)
             }
             if let replaced {
-                do throws(SystemCallFailure) { try Posix.removeTree(replaced) } catch { warnings.append(error.description) }
+                do throws(SystemCallFailure) { try Posix.removeTree(replaced) } catch {
+                    warnings.append(error.description)
+                }
             }
             return (modelChecksum, optimizerChecksum, warnings)
         } catch {
@@ -215,8 +232,10 @@ package struct CheckpointStore: Sendable {
 
     /// `write` with the state given as a JSON-compatible dictionary (serialised with sorted keys).
     @discardableResult
-    package func write(step: Int, model: [TensorRecord], optimizer: [TensorRecord], state: [String: Any],
-                      keep: Int, preserving: Set<Int> = []) throws(CheckpointError) -> WrittenCheckpoint {
+    package func write(
+        step: Int, model: [TensorRecord], optimizer: [TensorRecord], state: [String: Any],
+        keep: Int, preserving: Set<Int> = []
+    ) throws(CheckpointError) -> WrittenCheckpoint {
         guard JSONSerialization.isValidJSONObject(state) else {
             throw .invalidState("the state dictionary is not representable as JSON")
         }
@@ -226,13 +245,16 @@ package struct CheckpointStore: Sendable {
         } catch {
             throw .invalidState("the state dictionary cannot be serialised: \(error)")
         }
-        return try write(step: step, model: model, optimizer: optimizer, state: data, keep: keep, preserving: preserving)
+        return try write(
+            step: step, model: model, optimizer: optimizer, state: data, keep: keep, preserving: preserving)
     }
 
     /// Renames the finished temporary directory to its final name and returns where an existing
     /// checkpoint of the same step (from an earlier, abandoned continuation of the run) was moved,
     /// because rename cannot replace a non-empty directory.
-    private static func install(_ temporary: String, as final: String, aside: String?) throws(SystemCallFailure) -> String? {
+    private static func install(_ temporary: String, as final: String, aside: String?) throws(SystemCallFailure)
+        -> String?
+    {
         var replaced: String?
         if try Posix.fileType(final) != nil, let aside {
             try Posix.removeTree(aside)
@@ -240,7 +262,8 @@ package struct CheckpointStore: Sendable {
             replaced = aside
         }
         try Posix.rename(temporary, final)
-        try Posix.syncDirectory((final as NSString).deletingLastPathComponent.isEmpty ? "." : (final as NSString).deletingLastPathComponent)
+        try Posix.syncDirectory(
+            (final as NSString).deletingLastPathComponent.isEmpty ? "." : (final as NSString).deletingLastPathComponent)
         return replaced
     }
 
@@ -285,7 +308,8 @@ package struct CheckpointStore: Sendable {
         guard let names = try? Posix.listDirectory(checkpointsDirectory) else { return }
         for name in names where name.hasPrefix(".tmp-") {
             guard let dash = name.lastIndex(of: "-"), let pid = Int32(name[name.index(after: dash)...]),
-                  !Posix.processExists(pid) else { continue }
+                !Posix.processExists(pid)
+            else { continue }
             do throws(SystemCallFailure) {
                 try Posix.removeTree(checkpointsDirectory + "/" + name)
             } catch {

@@ -11,7 +11,9 @@ enum CheckpointTestHook {
     static let variable = "TRANSFORMER_TEST_CHECKPOINT_PAUSE_SECONDS"
 
     static func pauseInsideWrite() {
-        guard let text = ProcessInfo.processInfo.environment[variable], let seconds = Double(text), seconds > 0 else { return }
+        guard let text = ProcessInfo.processInfo.environment[variable], let seconds = Double(text), seconds > 0 else {
+            return
+        }
         Thread.sleep(forTimeInterval: seconds)
     }
 }

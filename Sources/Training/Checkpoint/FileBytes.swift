@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// The immutable bytes of a whole file: a read-only memory map of it, or a private copy.
@@ -29,14 +29,15 @@ final class FileBytes: @unchecked Sendable {
         let size = Int(info.st_size)
         guard size > 0 else {
             // mmap rejects empty ranges; an empty file is simply zero bytes.
-            buffer = UnsafeRawBufferPointer(start: UnsafeMutableRawPointer.allocate(byteCount: 1, alignment: 8), count: 0)
+            buffer = UnsafeRawBufferPointer(
+                start: UnsafeMutableRawPointer.allocate(byteCount: 1, alignment: 8), count: 0)
             isMapped = false
             return
         }
         #if os(Linux)
-        let flags = MAP_PRIVATE | MAP_POPULATE  // Populate in one call instead of one fault per page.
+            let flags = MAP_PRIVATE | MAP_POPULATE  // Populate in one call instead of one fault per page.
         #else
-        let flags = MAP_PRIVATE
+            let flags = MAP_PRIVATE
         #endif
         let address = mmap(nil, size, PROT_READ, flags, fd, 0)
         guard let address, address != MAP_FAILED else { throw SystemCallFailure("cannot map", path) }

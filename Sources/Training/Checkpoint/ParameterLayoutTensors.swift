@@ -14,7 +14,9 @@ extension SafetensorsFile {
     /// to Float32. Every parameter must be present with its exact shape, and no tensor starting
     /// with `prefix` may be unknown to the layout (so a checkpoint of another model configuration
     /// is refused rather than half-loaded). The padding between tensors is left untouched.
-    package func read(layout: ParameterLayout, into arena: UnsafeMutablePointer<Float>, prefix: String = "") throws(SafetensorsError) {
+    package func read(layout: ParameterLayout, into arena: UnsafeMutablePointer<Float>, prefix: String = "")
+        throws(SafetensorsError)
+    {
         for tensor in tensors where tensor.name.hasPrefix(prefix) {
             if layout[String(tensor.name.dropFirst(prefix.count))] == nil {
                 throw SafetensorsError(path: path, problem: .unexpectedTensor(tensor.name))

@@ -48,8 +48,9 @@ package struct TensorRecord {
     /// A Float32 tensor of `shape.reduce(1, *)` elements starting at `pointer`.
     package init(name: String, shape: [Int], float32 pointer: UnsafePointer<Float>) {
         let count = shape.reduce(1, *)
-        self.init(name: name, shape: shape, dtype: .f32,
-                  bytes: UnsafeRawBufferPointer(start: pointer, count: count * MemoryLayout<Float>.stride))
+        self.init(
+            name: name, shape: shape, dtype: .f32,
+            bytes: UnsafeRawBufferPointer(start: pointer, count: count * MemoryLayout<Float>.stride))
     }
 }
 

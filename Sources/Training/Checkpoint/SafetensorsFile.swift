@@ -47,7 +47,8 @@ package struct SafetensorsFile: Sendable {
         let dataStart = 8 + Int(headerLength)
         let parsed: Any
         do {
-            parsed = try JSONSerialization.jsonObject(with: Data(UnsafeRawBufferPointer(rebasing: bytes[8..<dataStart])))
+            parsed = try JSONSerialization.jsonObject(
+                with: Data(UnsafeRawBufferPointer(rebasing: bytes[8..<dataStart])))
         } catch {
             throw fail(.invalidJSON(SafetensorsFile.shortReason(error)))
         }
@@ -64,8 +65,10 @@ package struct SafetensorsFile: Sendable {
             tensors.append(try SafetensorsFile.parseEntry(name: name, value: value, path: path))
         }
         // Ties (several empty tensors at one offset) are ordered by name so the order is stable.
-        tensors.sort { ($0.dataOffsets.lowerBound, $0.dataOffsets.upperBound, $0.name)
-            < ($1.dataOffsets.lowerBound, $1.dataOffsets.upperBound, $1.name) }
+        tensors.sort {
+            ($0.dataOffsets.lowerBound, $0.dataOffsets.upperBound, $0.name)
+                < ($1.dataOffsets.lowerBound, $1.dataOffsets.upperBound, $1.name)
+        }
         var cursor = 0
         var previous = ""
         for tensor in tensors {
@@ -91,7 +94,9 @@ package struct SafetensorsFile: Sendable {
         self.index = index
     }
 
-    private static func parseEntry(name: String, value: Any, path: String) throws(SafetensorsError) -> SafetensorsTensorInfo {
+    private static func parseEntry(name: String, value: Any, path: String) throws(SafetensorsError)
+        -> SafetensorsTensorInfo
+    {
         func invalid(_ reason: String) -> SafetensorsError {
             SafetensorsError(path: path, problem: .invalidEntry(tensor: name, reason: reason))
         }
@@ -117,8 +122,11 @@ package struct SafetensorsFile: Sendable {
             expected = product
         }
         if end - begin != expected {
-            throw SafetensorsError(path: path, problem: .sizeMismatch(tensor: name, expectedBytes: expected,
-                                                                      actualBytes: end - begin))
+            throw SafetensorsError(
+                path: path,
+                problem: .sizeMismatch(
+                    tensor: name, expectedBytes: expected,
+                    actualBytes: end - begin))
         }
         return SafetensorsTensorInfo(name: name, dtype: dtype, shape: shape, dataOffsets: begin..<end)
     }
@@ -157,18 +165,23 @@ package struct SafetensorsFile: Sendable {
     /// A copy of the tensor's raw bytes.
     package func bytes(of name: String) throws(SafetensorsError) -> [UInt8] {
         let info = try info(name)
-        return Array(storage.buffer[(dataStart + info.dataOffsets.lowerBound)..<(dataStart + info.dataOffsets.upperBound)])
+        return Array(
+            storage.buffer[(dataStart + info.dataOffsets.lowerBound)..<(dataStart + info.dataOffsets.upperBound)])
     }
 
     /// Copies an F32 or F16 tensor into `destination` as Float32 after checking its shape.
-    package func copyFloats(named name: String, shape: [Int], into destination: UnsafeMutablePointer<Float>) throws(SafetensorsError) {
+    package func copyFloats(named name: String, shape: [Int], into destination: UnsafeMutablePointer<Float>)
+        throws(SafetensorsError)
+    {
         let info = try info(name)
         guard info.shape == shape else {
-            throw SafetensorsError(path: path, problem: .shapeMismatch(tensor: name, expected: shape, actual: info.shape))
+            throw SafetensorsError(
+                path: path, problem: .shapeMismatch(tensor: name, expected: shape, actual: info.shape))
         }
         let count = info.elementCount
         guard info.dtype == .f32 || info.dtype == .f16 else {
-            throw SafetensorsError(path: path, problem: .dtypeMismatch(tensor: name, expected: [.f32, .f16], actual: info.dtype))
+            throw SafetensorsError(
+                path: path, problem: .dtypeMismatch(tensor: name, expected: [.f32, .f16], actual: info.dtype))
         }
         guard count > 0, let base = storage.buffer.baseAddress else { return }
         let source = base + dataStart + info.dataOffsets.lowerBound

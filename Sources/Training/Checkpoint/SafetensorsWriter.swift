@@ -13,8 +13,10 @@ package enum SafetensorsWriter {
     ///   - metadata: the header's `__metadata__` object (omitted when empty).
     ///   - sync: fsync the file before returning (the caller still syncs the directory).
     @discardableResult
-    package static func write(_ tensors: [TensorRecord], metadata: [String: String] = [:], to path: String,
-                             sync: Bool = true) throws(SafetensorsError) -> UInt32 {
+    package static func write(
+        _ tensors: [TensorRecord], metadata: [String: String] = [:], to path: String,
+        sync: Bool = true
+    ) throws(SafetensorsError) -> UInt32 {
         let header = try header(for: tensors, metadata: metadata, path: path)
         var crc = CRC32()
         do throws(SystemCallFailure) {
@@ -40,8 +42,10 @@ package enum SafetensorsWriter {
     }
 
     /// The 8-byte length followed by the space-padded JSON header, after checking the records.
-    package static func header(for tensors: [TensorRecord], metadata: [String: String] = [:],
-                              path: String = "<memory>") throws(SafetensorsError) -> [UInt8] {
+    package static func header(
+        for tensors: [TensorRecord], metadata: [String: String] = [:],
+        path: String = "<memory>"
+    ) throws(SafetensorsError) -> [UInt8] {
         var json = "{"
         var first = true
         func separator() -> String {
@@ -65,10 +69,13 @@ package enum SafetensorsWriter {
             if tensor.shape.contains(where: { $0 < 0 }) { throw invalid("negative dimension in shape \(tensor.shape)") }
             let expected = tensor.shape.reduce(tensor.dtype.byteSize, *)
             if tensor.bytes.count != expected {
-                throw invalid("shape \(tensor.shape) of \(tensor.dtype.rawValue) needs \(expected) bytes, got \(tensor.bytes.count)")
+                throw invalid(
+                    "shape \(tensor.shape) of \(tensor.dtype.rawValue) needs \(expected) bytes, got \(tensor.bytes.count)"
+                )
             }
             let shape = tensor.shape.map(String.init).joined(separator: ",")
-            json += separator() + jsonString(tensor.name) + ":{\"dtype\":\"\(tensor.dtype.rawValue)\",\"shape\":[\(shape)],"
+            json +=
+                separator() + jsonString(tensor.name) + ":{\"dtype\":\"\(tensor.dtype.rawValue)\",\"shape\":[\(shape)],"
                 + "\"data_offsets\":[\(offset),\(offset + expected)]}"
             offset += expected
         }

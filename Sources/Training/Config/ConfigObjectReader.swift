@@ -13,8 +13,10 @@ struct ConfigObjectReader {
         self.path = path
         guard case .object(let fields) = value else {
             let message = "expected an object, found \(value.foundDescription)"
-            throw ConfigError.invalid(source: source, keyPath: path, message: path.isEmpty
-                ? "expected a JSON object at the top level, found \(value.foundDescription)" : message)
+            throw ConfigError.invalid(
+                source: source, keyPath: path,
+                message: path.isEmpty
+                    ? "expected a JSON object at the top level, found \(value.foundDescription)" : message)
         }
         self.fields = fields
         let allowed = Set(allowedKeys)
@@ -138,7 +140,8 @@ struct ConfigObjectReader {
     }
 
     /// One of an enum's raw values.
-    func choice<Choice: RawRepresentable>(_ key: String, default defaultValue: Choice?, among choices: [Choice]) throws -> Choice
+    func choice<Choice: RawRepresentable>(_ key: String, default defaultValue: Choice?, among choices: [Choice]) throws
+        -> Choice
     where Choice.RawValue == String {
         guard let value = fields[key] else {
             guard let defaultValue else { throw error(key, "missing required key") }

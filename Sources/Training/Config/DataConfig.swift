@@ -39,10 +39,17 @@ public struct DataConfig: Sendable, Equatable {
     public var bleuSample: Int
 
     /// A data section as the config loader builds it; it does not validate (`RunConfig.parse` does).
-    public init(task: TaskKind, copyMaxLen: Int = 0, train: String? = nil, valid: String? = nil, tokenizer: String? = nil,
-                bleuEvery: Int = 1, bleuSample: Int = 500) {
-        self.task = task; self.copyMaxLen = copyMaxLen; self.train = train; self.valid = valid; self.tokenizer = tokenizer
-        self.bleuEvery = bleuEvery; self.bleuSample = bleuSample
+    public init(
+        task: TaskKind, copyMaxLen: Int = 0, train: String? = nil, valid: String? = nil, tokenizer: String? = nil,
+        bleuEvery: Int = 1, bleuSample: Int = 500
+    ) {
+        self.task = task
+        self.copyMaxLen = copyMaxLen
+        self.train = train
+        self.valid = valid
+        self.tokenizer = tokenizer
+        self.bleuEvery = bleuEvery
+        self.bleuSample = bleuSample
     }
 
     /// A copy or reverse task.
@@ -53,7 +60,11 @@ public struct DataConfig: Sendable, Equatable {
     }
 
     /// A translation task.
-    public static func translation(train: String, valid: String, tokenizer: String, bleuEvery: Int = 1, bleuSample: Int = 500) -> DataConfig {
-        DataConfig(task: .translation, train: train, valid: valid, tokenizer: tokenizer, bleuEvery: bleuEvery, bleuSample: bleuSample)
+    public static func translation(
+        train: String, valid: String, tokenizer: String, bleuEvery: Int = 1, bleuSample: Int = 500
+    ) -> DataConfig {
+        DataConfig(
+            task: .translation, train: train, valid: valid, tokenizer: tokenizer, bleuEvery: bleuEvery,
+            bleuSample: bleuSample)
     }
 }

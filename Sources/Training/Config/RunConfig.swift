@@ -91,13 +91,17 @@ public struct RunConfig: Sendable, Equatable {
     /// `--activation-checkpointing` and `--float16`). The overrides are written into `rawJSON`,
     /// so checkpoints record, and `configHash` covers, what actually ran. Revalidated, so e.g.
     /// `maxSteps: 0` is reported as `training.max_steps`.
-    public func with(seed: UInt64? = nil, maxSteps: Int? = nil, activationCheckpointing: Bool? = nil,
-                     float16: Float16Options? = nil) throws -> RunConfig {
+    public func with(
+        seed: UInt64? = nil, maxSteps: Int? = nil, activationCheckpointing: Bool? = nil,
+        float16: Float16Options? = nil
+    ) throws -> RunConfig {
         guard let original = try? JSONSerialization.jsonObject(with: rawJSON),
-              let parsed = ConfigJSON(foundationObject: original),
-              case .object(var root) = parsed, case .object(var training)? = root["training"] else {
+            let parsed = ConfigJSON(foundationObject: original),
+            case .object(var root) = parsed, case .object(var training)? = root["training"]
+        else {
             // rawJSON always holds a validated object; reaching this means it was corrupted in memory.
-            throw ConfigError.invalidJSON(path: "RunConfig(name: \"\(name)\")", reason: "rawJSON is not a config object")
+            throw ConfigError.invalidJSON(
+                path: "RunConfig(name: \"\(name)\")", reason: "rawJSON is not a config object")
         }
         if let seed { training["seed"] = RunConfigEncoding.unsigned(seed) }
         if let maxSteps { training["max_steps"] = .integer(Int64(maxSteps)) }
@@ -135,7 +139,12 @@ public struct RunConfig: Sendable, Equatable {
         guard let offset = Int(digits), offset <= data.count else { return detail }
         var line = 1, column = 1
         for byte in data.prefix(offset) {
-            if byte == UInt8(ascii: "\n") { line += 1; column = 1 } else { column += 1 }
+            if byte == UInt8(ascii: "\n") {
+                line += 1
+                column = 1
+            } else {
+                column += 1
+            }
         }
         return "\(detail) (line \(line), column \(column))"
     }

@@ -19,7 +19,8 @@ enum RunConfigEncoding {
             "eps": float(t.eps), "weight_decay": float(t.weightDecay), "clip_norm": float(t.clipNorm),
             "label_smoothing": float(t.labelSmoothing), "seed": unsigned(t.seed),
             "validate_every": integer(t.validateEvery), "checkpoint_every": integer(t.checkpointEvery),
-            "keep_checkpoints": integer(t.keepCheckpoints), "activation_checkpointing": .bool(t.activationCheckpointing),
+            "keep_checkpoints": integer(t.keepCheckpoints),
+            "activation_checkpointing": .bool(t.activationCheckpointing),
             "float16": float16(t.float16), "log_every": integer(t.logEvery), "valid_size": integer(t.validSize),
         ]
         // Written only when set, so configs from before these keys keep their rawJSON and hash.
@@ -32,10 +33,13 @@ enum RunConfigEncoding {
         if let valid = data.valid { dataObject["valid"] = .string(valid) }
         if let tokenizer = data.tokenizer {
             dataObject["tokenizer"] = .string(tokenizer)
-            dataObject["bleu_every"] = integer(data.bleuEvery); dataObject["bleu_sample"] = integer(data.bleuSample)
+            dataObject["bleu_every"] = integer(data.bleuEvery)
+            dataObject["bleu_sample"] = integer(data.bleuSample)
         }
-        return .object(["name": .string(name), "model": .object(modelObject),
-                        "training": .object(trainingObject), "data": .object(dataObject)])
+        return .object([
+            "name": .string(name), "model": .object(modelObject),
+            "training": .object(trainingObject), "data": .object(dataObject),
+        ])
     }
 
     static func integer(_ value: Int) -> ConfigJSON { .integer(Int64(value)) }
@@ -48,7 +52,9 @@ enum RunConfigEncoding {
     static func float(_ value: Float) -> ConfigJSON { .double(Double(value.description) ?? Double(value)) }
 
     static func float16(_ options: Float16Options) -> ConfigJSON {
-        .object(["parameters": .bool(options.parameters), "activations": .bool(options.activations),
-                 "gradients": .bool(options.gradients)])
+        .object([
+            "parameters": .bool(options.parameters), "activations": .bool(options.activations),
+            "gradients": .bool(options.gradients),
+        ])
     }
 }

@@ -5,17 +5,25 @@ import TransformerModel
 /// the same first error.
 enum RunConfigParser {
     static let rootKeys = ["name", "model", "training", "data"]
-    static let modelKeys = ["vocab_size", "d_model", "heads", "d_ff", "encoder_layers", "decoder_layers",
-                            "dropout", "max_len", "norm", "tie_embeddings", "positional"]
-    static let trainingKeys = ["batch_tokens", "accumulation_steps", "max_steps", "schedule", "lr_factor",
-                               "warmup_steps", "betas", "eps", "weight_decay", "clip_norm", "label_smoothing",
-                               "seed", "validate_every", "checkpoint_every", "keep_checkpoints",
-                               "activation_checkpointing", "float16", "log_every", "valid_size", "best_metric", "patience"]
+    static let modelKeys = [
+        "vocab_size", "d_model", "heads", "d_ff", "encoder_layers", "decoder_layers",
+        "dropout", "max_len", "norm", "tie_embeddings", "positional",
+    ]
+    static let trainingKeys = [
+        "batch_tokens", "accumulation_steps", "max_steps", "schedule", "lr_factor",
+        "warmup_steps", "betas", "eps", "weight_decay", "clip_norm", "label_smoothing",
+        "seed", "validate_every", "checkpoint_every", "keep_checkpoints",
+        "activation_checkpointing", "float16", "log_every", "valid_size", "best_metric", "patience",
+    ]
     static let float16Keys = ["parameters", "activations", "gradients"]
-    static let dataKeys = ["task", "copy_max_len", "copy_min_len", "train", "valid", "tokenizer", "bleu_every", "bleu_sample"]
+    static let dataKeys = [
+        "task", "copy_max_len", "copy_min_len", "train", "valid", "tokenizer", "bleu_every", "bleu_sample",
+    ]
     static let translationKeys = ["train", "valid", "tokenizer", "bleu_every", "bleu_sample"]
 
-    static func parse(_ document: ConfigJSON, source: String) throws -> (String, ModelConfig, TrainingConfig, DataConfig) {
+    static func parse(_ document: ConfigJSON, source: String) throws -> (
+        String, ModelConfig, TrainingConfig, DataConfig
+    ) {
         let root = try ConfigObjectReader(source: source, path: "", value: document, allowedKeys: rootKeys)
         let name = try parseName(root)
         let model = try parseModel(root.object("model", allowedKeys: modelKeys))
@@ -31,12 +39,16 @@ enum RunConfigParser {
     static func checkBestMetric(_ metric: BestMetric?, data: DataConfig, reader: ConfigObjectReader) throws {
         guard let metric, metric != .loss else { return }
         if data.task.isToy {
-            throw reader.error("best_metric", "\"\(metric.rawValue)\" needs task \"translation\": the toy task "
-                + "\"\(data.task.rawValue)\" computes no BLEU or chrF (use \"loss\")")
+            throw reader.error(
+                "best_metric",
+                "\"\(metric.rawValue)\" needs task \"translation\": the toy task "
+                    + "\"\(data.task.rawValue)\" computes no BLEU or chrF (use \"loss\")")
         }
         if data.bleuEvery == 0 {
-            throw reader.error("best_metric", "\"\(metric.rawValue)\" needs data.bleu_every >= 1: with 0 no validation "
-                + "computes BLEU or chrF (use \"loss\", or set bleu_every)")
+            throw reader.error(
+                "best_metric",
+                "\"\(metric.rawValue)\" needs data.bleu_every >= 1: with 0 no validation "
+                    + "computes BLEU or chrF (use \"loss\", or set bleu_every)")
         }
     }
 
@@ -44,11 +56,15 @@ enum RunConfigParser {
     static func parseName(_ root: ConfigObjectReader) throws -> String {
         let name = try root.string("name")
         let allowed = name.unicodeScalars.allSatisfy { scalar in
-            scalar.isASCII && (scalar.properties.isAlphabetic || ("0"..."9").contains(scalar) || "._-".unicodeScalars.contains(scalar))
+            scalar.isASCII
+                && (scalar.properties.isAlphabetic || ("0"..."9").contains(scalar)
+                    || "._-".unicodeScalars.contains(scalar))
         }
         guard allowed, !name.hasPrefix(".") else {
-            throw root.error("name", "\(ConfigJSON.string(name).canonicalText) must contain only letters, digits, "
-                + "'.', '_' and '-', and not start with '.' (it names the run directory)")
+            throw root.error(
+                "name",
+                "\(ConfigJSON.string(name).canonicalText) must contain only letters, digits, "
+                    + "'.', '_' and '-', and not start with '.' (it names the run directory)")
         }
         return name
     }
@@ -56,8 +72,10 @@ enum RunConfigParser {
     static func parseModel(_ reader: ConfigObjectReader) throws -> ModelConfig {
         let vocabSize = try reader.integer("vocab_size", minimum: 1, maximum: Int(Int32.max))
         guard vocabSize > SpecialTokens.count else {
-            throw reader.error("vocab_size", "\(vocabSize) must be greater than \(SpecialTokens.count) "
-                + "(ids 0-3 are the special tokens PAD, BOS, EOS, UNK)")
+            throw reader.error(
+                "vocab_size",
+                "\(vocabSize) must be greater than \(SpecialTokens.count) "
+                    + "(ids 0-3 are the special tokens PAD, BOS, EOS, UNK)")
         }
         let dModel = try reader.integer("d_model", minimum: 1)
         let heads = try reader.integer("heads", minimum: 1)
@@ -70,20 +88,24 @@ enum RunConfigParser {
         let norm = try reader.choice("norm", default: NormPlacement.pre, among: NormPlacement.allCases)
         let tieEmbeddings = try reader.bool("tie_embeddings", default: true)
         // `none` exists for model tests only; a trained model needs positions.
-        let positional = try reader.choice("positional", default: PositionalKind.sinusoidal, among: [.sinusoidal, .learned])
+        let positional = try reader.choice(
+            "positional", default: PositionalKind.sinusoidal, among: [.sinusoidal, .learned])
         if positional == .sinusoidal && dModel % 2 != 0 {
             throw reader.error("d_model", "\(dModel) must be even for sinusoidal positional encoding")
         }
-        return ModelConfig(vocabSize: vocabSize, dModel: dModel, heads: heads, dFF: dFF, encoderLayers: encoderLayers,
-                           decoderLayers: decoderLayers, dropout: dropout, maxLen: maxLen, norm: norm,
-                           tieEmbeddings: tieEmbeddings, positional: positional)
+        return ModelConfig(
+            vocabSize: vocabSize, dModel: dModel, heads: heads, dFF: dFF, encoderLayers: encoderLayers,
+            decoderLayers: decoderLayers, dropout: dropout, maxLen: maxLen, norm: norm,
+            tieEmbeddings: tieEmbeddings, positional: positional)
     }
 
     static func parseTraining(_ reader: ConfigObjectReader, model: ModelConfig) throws -> TrainingConfig {
         let batchTokens = try reader.integer("batch_tokens", minimum: 1)
         guard batchTokens >= model.maxLen else {
-            throw reader.error("batch_tokens", "\(batchTokens) is smaller than model.max_len \(model.maxLen) "
-                + "(a micro-batch must hold one full-length sequence)")
+            throw reader.error(
+                "batch_tokens",
+                "\(batchTokens) is smaller than model.max_len \(model.maxLen) "
+                    + "(a micro-batch must hold one full-length sequence)")
         }
         let accumulationSteps = try reader.integer("accumulation_steps", default: 1, minimum: 1)
         let maxSteps = try reader.integer("max_steps", minimum: 1)
@@ -104,27 +126,32 @@ enum RunConfigParser {
         let float16 = try parseFloat16(reader)
         let logEvery = try reader.integer("log_every", default: 10, minimum: 1)
         let validSize = try reader.integer("valid_size", default: 500, minimum: 1)
-        let bestMetric: BestMetric? = reader.contains("best_metric")
+        let bestMetric: BestMetric? =
+            reader.contains("best_metric")
             ? try reader.choice("best_metric", default: nil, among: BestMetric.allCases) : nil
         let patience = try reader.integer("patience", default: 0, minimum: 0)
-        return TrainingConfig(batchTokens: batchTokens, accumulationSteps: accumulationSteps, maxSteps: maxSteps,
-                              schedule: schedule, lrFactor: lrFactor, warmupSteps: warmupSteps, beta1: beta1,
-                              beta2: beta2, eps: eps, weightDecay: weightDecay, clipNorm: clipNorm,
-                              labelSmoothing: labelSmoothing, seed: seed, validateEvery: validateEvery,
-                              checkpointEvery: checkpointEvery, keepCheckpoints: keepCheckpoints,
-                              activationCheckpointing: activationCheckpointing, float16: float16,
-                              logEvery: logEvery, validSize: validSize, bestMetric: bestMetric, patience: patience)
+        return TrainingConfig(
+            batchTokens: batchTokens, accumulationSteps: accumulationSteps, maxSteps: maxSteps,
+            schedule: schedule, lrFactor: lrFactor, warmupSteps: warmupSteps, beta1: beta1,
+            beta2: beta2, eps: eps, weightDecay: weightDecay, clipNorm: clipNorm,
+            labelSmoothing: labelSmoothing, seed: seed, validateEvery: validateEvery,
+            checkpointEvery: checkpointEvery, keepCheckpoints: keepCheckpoints,
+            activationCheckpointing: activationCheckpointing, float16: float16,
+            logEvery: logEvery, validSize: validSize, bestMetric: bestMetric, patience: patience)
     }
 
     static func parseBetas(_ reader: ConfigObjectReader) throws -> (Float, Float) {
         guard let value = reader.fields["betas"] else { return (0.9, 0.98) }
         let problem = "expected an array of two numbers in [0, 1)"
         guard case .array(let items) = value, items.count == 2,
-              let first = items[0].numericValue, let second = items[1].numericValue else {
+            let first = items[0].numericValue, let second = items[1].numericValue
+        else {
             throw reader.error("betas", "\(problem), found \(value.canonicalText)")
         }
-        let beta1 = try reader.checkedFloat(first, text: items[0].canonicalText, key: "betas[0]", rule: ConfigRange.halfOpenUnit)
-        let beta2 = try reader.checkedFloat(second, text: items[1].canonicalText, key: "betas[1]", rule: ConfigRange.halfOpenUnit)
+        let beta1 = try reader.checkedFloat(
+            first, text: items[0].canonicalText, key: "betas[0]", rule: ConfigRange.halfOpenUnit)
+        let beta2 = try reader.checkedFloat(
+            second, text: items[1].canonicalText, key: "betas[1]", rule: ConfigRange.halfOpenUnit)
         return (beta1, beta2)
     }
 
@@ -132,13 +159,16 @@ enum RunConfigParser {
         guard let value = reader.fields["float16"] else { return .none }
         if case .bool(let all) = value { return all ? .all : .none }
         guard case .object = value else {
-            throw reader.error("float16", "expected an object {\"parameters\", \"activations\", \"gradients\"} "
-                + "or true/false, found \(value.foundDescription)")
+            throw reader.error(
+                "float16",
+                "expected an object {\"parameters\", \"activations\", \"gradients\"} "
+                    + "or true/false, found \(value.foundDescription)")
         }
         let object = try reader.object("float16", allowedKeys: float16Keys)
-        return Float16Options(parameters: try object.bool("parameters", default: false),
-                              activations: try object.bool("activations", default: false),
-                              gradients: try object.bool("gradients", default: false))
+        return Float16Options(
+            parameters: try object.bool("parameters", default: false),
+            activations: try object.bool("activations", default: false),
+            gradients: try object.bool("gradients", default: false))
     }
 
     static func parseData(_ reader: ConfigObjectReader, model: ModelConfig) throws -> DataConfig {
@@ -152,8 +182,10 @@ enum RunConfigParser {
             }
             let copyMaxLen = try reader.integer("copy_max_len", minimum: 1)
             guard copyMaxLen + 2 <= model.maxLen else {
-                throw reader.error("copy_max_len", "\(copyMaxLen) + 2 exceeds model.max_len \(model.maxLen) "
-                    + "(the target gets BOS and EOS)")
+                throw reader.error(
+                    "copy_max_len",
+                    "\(copyMaxLen) + 2 exceeds model.max_len \(model.maxLen) "
+                        + "(the target gets BOS and EOS)")
             }
             let copyMinLen = try reader.integer("copy_min_len", default: 1, minimum: 1, maximum: copyMaxLen)
             return .toy(task, copyMaxLen: copyMaxLen, copyMinLen: copyMinLen)
@@ -162,9 +194,10 @@ enum RunConfigParser {
             throw reader.error(key, "only used by tasks \"copy\" and \"reverse\", not \"translation\"")
         }
         let why = "task \"translation\" needs it"
-        return .translation(train: try reader.string("train", why: why), valid: try reader.string("valid", why: why),
-                            tokenizer: try reader.string("tokenizer", why: why),
-                            bleuEvery: try reader.integer("bleu_every", default: 1, minimum: 0),
-                            bleuSample: try reader.integer("bleu_sample", default: 500, minimum: 1))
+        return .translation(
+            train: try reader.string("train", why: why), valid: try reader.string("valid", why: why),
+            tokenizer: try reader.string("tokenizer", why: why),
+            bleuEvery: try reader.integer("bleu_every", default: 1, minimum: 0),
+            bleuSample: try reader.integer("bleu_sample", default: 500, minimum: 1))
     }
 }

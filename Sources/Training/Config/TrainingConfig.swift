@@ -37,7 +37,9 @@ public struct Float16Options: Sendable, Equatable {
 
     /// All off by default: everything Float32.
     public init(parameters: Bool = false, activations: Bool = false, gradients: Bool = false) {
-        self.parameters = parameters; self.activations = activations; self.gradients = gradients
+        self.parameters = parameters
+        self.activations = activations
+        self.gradients = gradients
     }
 
     /// Everything in Float32 (the default).
@@ -64,8 +66,10 @@ public struct Float16Options: Sendable, Equatable {
             case "activations": options.activations = true
             case "gradients": options.gradients = true
             default:
-                throw ConfigError.invalid(source: source, keyPath: "", message:
-                    "\"\(part)\" is not one of none, all, parameters, activations, gradients")
+                throw ConfigError.invalid(
+                    source: source, keyPath: "",
+                    message:
+                        "\"\(part)\" is not one of none, all, parameters, activations, gradients")
             }
         }
         return options
@@ -129,19 +133,35 @@ public struct TrainingConfig: Sendable, Equatable {
     public var betas: (Float, Float) { (beta1, beta2) }
 
     /// A training section with the config loader's defaults; it does not validate (`RunConfig.parse` does).
-    public init(batchTokens: Int, accumulationSteps: Int = 1, maxSteps: Int, schedule: ScheduleKind = .noam,
-                lrFactor: Float = 1.0, warmupSteps: Int = 4000, beta1: Float = 0.9, beta2: Float = 0.98,
-                eps: Float = 1e-9, weightDecay: Float = 0.01, clipNorm: Float = 1.0, labelSmoothing: Float = 0.1,
-                seed: UInt64 = 1, validateEvery: Int = 100, checkpointEvery: Int = 1000, keepCheckpoints: Int = 3,
-                activationCheckpointing: Bool = false, float16: Float16Options = .none, logEvery: Int = 10,
-                validSize: Int = 500, bestMetric: BestMetric? = nil, patience: Int = 0) {
-        self.batchTokens = batchTokens; self.accumulationSteps = accumulationSteps; self.maxSteps = maxSteps
-        self.schedule = schedule; self.lrFactor = lrFactor; self.warmupSteps = warmupSteps
-        self.beta1 = beta1; self.beta2 = beta2; self.eps = eps; self.weightDecay = weightDecay
-        self.clipNorm = clipNorm; self.labelSmoothing = labelSmoothing; self.seed = seed
-        self.validateEvery = validateEvery; self.checkpointEvery = checkpointEvery
-        self.keepCheckpoints = keepCheckpoints; self.activationCheckpointing = activationCheckpointing
-        self.float16 = float16; self.logEvery = logEvery; self.validSize = validSize
-        self.bestMetric = bestMetric; self.patience = patience
+    public init(
+        batchTokens: Int, accumulationSteps: Int = 1, maxSteps: Int, schedule: ScheduleKind = .noam,
+        lrFactor: Float = 1.0, warmupSteps: Int = 4000, beta1: Float = 0.9, beta2: Float = 0.98,
+        eps: Float = 1e-9, weightDecay: Float = 0.01, clipNorm: Float = 1.0, labelSmoothing: Float = 0.1,
+        seed: UInt64 = 1, validateEvery: Int = 100, checkpointEvery: Int = 1000, keepCheckpoints: Int = 3,
+        activationCheckpointing: Bool = false, float16: Float16Options = .none, logEvery: Int = 10,
+        validSize: Int = 500, bestMetric: BestMetric? = nil, patience: Int = 0
+    ) {
+        self.batchTokens = batchTokens
+        self.accumulationSteps = accumulationSteps
+        self.maxSteps = maxSteps
+        self.schedule = schedule
+        self.lrFactor = lrFactor
+        self.warmupSteps = warmupSteps
+        self.beta1 = beta1
+        self.beta2 = beta2
+        self.eps = eps
+        self.weightDecay = weightDecay
+        self.clipNorm = clipNorm
+        self.labelSmoothing = labelSmoothing
+        self.seed = seed
+        self.validateEvery = validateEvery
+        self.checkpointEvery = checkpointEvery
+        self.keepCheckpoints = keepCheckpoints
+        self.activationCheckpointing = activationCheckpointing
+        self.float16 = float16
+        self.logEvery = logEvery
+        self.validSize = validSize
+        self.bestMetric = bestMetric
+        self.patience = patience
     }
 }

@@ -26,7 +26,8 @@ package enum LengthBuckets {
             let w = Swift.max(widest, width(i))
             if !current.isEmpty && (current.count + 1) * w > tokenBudget {
                 batches.append(current)
-                current = []; widest = 0
+                current = []
+                widest = 0
             }
             current.append(i)
             widest = Swift.max(widest, width(i))

@@ -25,7 +25,8 @@ package struct ParallelCorpus: Sendable {
     package init(path: String) throws {
         let text: TextLines
         do { text = try TextLines(contentsOfFile: path) } catch {
-            throw TrainingError.invalidBatch("cannot read \(path) (\(error)); for the en-de corpus run Scripts/prepare-data")
+            throw TrainingError.invalidBatch(
+                "cannot read \(path) (\(error)); for the en-de corpus run Scripts/prepare-data")
         }
         self.init(text: text, path: path)
     }
@@ -39,12 +40,21 @@ package struct ParallelCorpus: Sendable {
         var lines = text.invalidLines
         for line in text.lines where !line.isEmpty {  // a truly empty line is not counted as a line
             lines += 1
-            guard !line.allSatisfy({ $0 == " " || $0 == "\t" }) else { skipped[.empty, default: 0] += 1; continue }
+            guard !line.allSatisfy({ $0 == " " || $0 == "\t" }) else {
+                skipped[.empty, default: 0] += 1
+                continue
+            }
             let fields = line.split(separator: "\t", omittingEmptySubsequences: false)
-            guard fields.count == 2 else { skipped[.noTab, default: 0] += 1; continue }
+            guard fields.count == 2 else {
+                skipped[.noTab, default: 0] += 1
+                continue
+            }
             let source = fields[0].trimmingCharacters(in: .whitespaces)
             let target = fields[1].trimmingCharacters(in: .whitespaces)
-            guard !source.isEmpty, !target.isEmpty else { skipped[.emptySide, default: 0] += 1; continue }
+            guard !source.isEmpty, !target.isEmpty else {
+                skipped[.emptySide, default: 0] += 1
+                continue
+            }
             pairs.append((source, target))
         }
         self.pairs = pairs
@@ -56,6 +66,7 @@ package struct ParallelCorpus: Sendable {
     package var report: String {
         let parts = SkipReason.allCases.compactMap { r in skipped[r].map { "\($0) \(r.rawValue)" } }
         let total = skipped.values.reduce(0, +)
-        return "\(path): \(lines - total) pairs of \(lines) lines" + (parts.isEmpty ? "" : " (skipped: " + parts.joined(separator: ", ") + ")")
+        return "\(path): \(lines - total) pairs of \(lines) lines"
+            + (parts.isEmpty ? "" : " (skipped: " + parts.joined(separator: ", ") + ")")
     }
 }

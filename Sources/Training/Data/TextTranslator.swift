@@ -19,7 +19,10 @@ public struct TextTranslator {
 
     /// Greedy decoding by default; `beamWidth` > 1 for beam search with GNMT penalty `lengthPenalty`.
     public init(model: Transformer, tokenizer: BPETokenizer, beamWidth: Int = 1, lengthPenalty: Double = 0.6) {
-        self.model = model; self.tokenizer = tokenizer; self.beamWidth = beamWidth; self.lengthPenalty = lengthPenalty
+        self.model = model
+        self.tokenizer = tokenizer
+        self.beamWidth = beamWidth
+        self.lengthPenalty = lengthPenalty
     }
 
     /// Output budget for a batch whose longest source has `longest` tokens: translations are
@@ -35,7 +38,9 @@ public struct TextTranslator {
     /// Translates token-id sources; sources longer than `max_len` are cut to it.
     public func translate(ids sources: [[Int32]]) throws -> [[Int32]] {
         let greedy = beamWidth == 1 ? GreedyDecoder(model: model) : nil
-        let beam = beamWidth > 1 ? try BeamSearchDecoder(model: model, beamWidth: beamWidth, lengthPenalty: lengthPenalty) : nil
+        let beam =
+            beamWidth > 1
+            ? try BeamSearchDecoder(model: model, beamWidth: beamWidth, lengthPenalty: lengthPenalty) : nil
         return try inBatches(sources, empty: []) { batch, steps in
             try greedy?.decode(batch, maxLength: steps) ?? beam?.decode(batch, maxLength: steps) ?? []
         }
@@ -46,7 +51,8 @@ public struct TextTranslator {
     /// width the first hypothesis of each source is its `translate(ids:)` output.
     public func nBest(ids sources: [[Int32]], count: Int) throws -> [[BeamHypothesis]] {
         let beam = try BeamSearchDecoder(model: model, beamWidth: beamWidth, lengthPenalty: lengthPenalty)
-        return try inBatches(sources, empty: []) { batch, steps in try beam.nBest(batch, maxLength: steps, count: count) }
+        return try inBatches(sources, empty: []) { batch, steps in try beam.nBest(batch, maxLength: steps, count: count)
+        }
     }
 
     /// The batches `translate(ids:)` and `nBest` decode, in the order they decode them.
@@ -58,21 +64,29 @@ public struct TextTranslator {
     /// a time, shortest first (ties in input order), each batch with its output budget. A pure
     /// function of its arguments, so another process plans the same batches (validation splits
     /// them over workers).
-    package static func batches(of sources: [[Int32]], maxLen: Int, batchSize: Int = 64, maxLength: Int? = nil) -> [TranslationBatch] {
+    package static func batches(of sources: [[Int32]], maxLen: Int, batchSize: Int = 64, maxLength: Int? = nil)
+        -> [TranslationBatch]
+    {
         let clipped = sources.map { $0.count > maxLen ? Array($0.prefix(maxLen)) : $0 }
-        let order = clipped.indices.sorted { clipped[$0].count != clipped[$1].count ? clipped[$0].count < clipped[$1].count : $0 < $1 }
+        let order = clipped.indices.sorted {
+            clipped[$0].count != clipped[$1].count ? clipped[$0].count < clipped[$1].count : $0 < $1
+        }
         let size = Swift.max(1, batchSize)
         return stride(from: 0, to: order.count, by: size).map { start in
             let indices = Array(order[start..<Swift.min(order.count, start + size)])
             let batch = indices.map { clipped[$0] }
-            return TranslationBatch(indices: indices, sources: batch,
-                                    outputBudget: outputBudget(longestSource: batch.map(\.count).max() ?? 1, maxLen: maxLen, maxLength: maxLength))
+            return TranslationBatch(
+                indices: indices, sources: batch,
+                outputBudget: outputBudget(
+                    longestSource: batch.map(\.count).max() ?? 1, maxLen: maxLen, maxLength: maxLength))
         }
     }
 
     /// Decodes `batches(of: sources)` one after the other and returns the results in input order.
-    private func inBatches<Output>(_ sources: [[Int32]], empty: Output,
-                                   _ decode: ([[Int32]], Int) throws -> [Output]) throws -> [Output] {
+    private func inBatches<Output>(
+        _ sources: [[Int32]], empty: Output,
+        _ decode: ([[Int32]], Int) throws -> [Output]
+    ) throws -> [Output] {
         var outputs = [Output](repeating: empty, count: sources.count)
         for batch in batches(of: sources) {
             let decoded = try decode(batch.sources, batch.outputBudget)

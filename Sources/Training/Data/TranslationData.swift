@@ -31,13 +31,15 @@ package struct TranslationData: TrainingData {
     static let epochStreamBase: UInt64 = 1 << 40
 
     package init(config: RunConfig) throws {
-        guard let train = config.data.train, let valid = config.data.valid, let tokenizerPath = config.data.tokenizer else {
+        guard let train = config.data.train, let valid = config.data.valid, let tokenizerPath = config.data.tokenizer
+        else {
             throw TrainingError.unsupported("data.task translation needs data.train, data.valid and data.tokenizer")
         }
         tokenizer = try BPETokenizer(contentsOfFile: tokenizerPath)
         guard tokenizer.vocabSize <= config.model.vocabSize else {
-            throw TrainingError.unsupported("the tokenizer \(tokenizerPath) has \(tokenizer.vocabSize) tokens but model.vocab_size is "
-                + "\(config.model.vocabSize); set model.vocab_size to at least \(tokenizer.vocabSize)")
+            throw TrainingError.unsupported(
+                "the tokenizer \(tokenizerPath) has \(tokenizer.vocabSize) tokens but model.vocab_size is "
+                    + "\(config.model.vocabSize); set model.vocab_size to at least \(tokenizer.vocabSize)")
         }
         let maxLen = config.model.maxLen
         var trainCorpus = try ParallelCorpus(path: train)
@@ -46,15 +48,20 @@ package struct TranslationData: TrainingData {
         let (validPairs, validLong) = TranslationData.tokenize(validCorpus.pairs, tokenizer, maxLen: maxLen)
         if trainLong.count > 0 { trainCorpus.skipped[.tooLong] = trainLong.count }
         if validLong.count > 0 { validCorpus.skipped[.tooLong] = validLong.count }
-        guard !trainPairs.isEmpty else { throw TrainingError.invalidBatch("\(train) has no usable sentence pairs: \(trainCorpus.report)") }
-        guard !validPairs.isEmpty else { throw TrainingError.invalidBatch("\(valid) has no usable sentence pairs: \(validCorpus.report)") }
+        guard !trainPairs.isEmpty else {
+            throw TrainingError.invalidBatch("\(train) has no usable sentence pairs: \(trainCorpus.report)")
+        }
+        guard !validPairs.isEmpty else {
+            throw TrainingError.invalidBatch("\(valid) has no usable sentence pairs: \(validCorpus.report)")
+        }
         self.trainCorpus = trainCorpus
         self.validCorpus = validCorpus
         self.trainPairs = trainPairs.map(\.ids)
         validationPairs = validPairs.map(\.ids)
         validationText = validPairs.map { validCorpus.pairs[$0.line] }
-        batches = LengthBuckets.batches(lengths: self.trainPairs.map { ($0.source.count, $0.target.count) },
-                                        tokenBudget: config.training.batchTokens)
+        batches = LengthBuckets.batches(
+            lengths: self.trainPairs.map { ($0.source.count, $0.target.count) },
+            tokenBudget: config.training.batchTokens)
         seed = config.training.seed
         bleuEvery = config.data.bleuEvery
         bleuSample = config.data.bleuSample
@@ -63,7 +70,8 @@ package struct TranslationData: TrainingData {
     /// Tokenizes pairs; those with a side longer than the model's positions (the target gets
     /// BOS/EOS) are left out and returned apart.
     static func tokenize(_ pairs: [(source: String, target: String)], _ tokenizer: BPETokenizer, maxLen: Int)
-        -> (kept: [(line: Int, ids: (source: [Int32], target: [Int32]))], tooLong: [Int]) {
+        -> (kept: [(line: Int, ids: (source: [Int32], target: [Int32]))], tooLong: [Int])
+    {
         let sources = tokenizer.encode(lines: pairs.map(\.source))
         let targets = tokenizer.encode(lines: pairs.map(\.target))
         var kept: [(line: Int, ids: (source: [Int32], target: [Int32]))] = []
@@ -71,8 +79,11 @@ package struct TranslationData: TrainingData {
         kept.reserveCapacity(pairs.count)
         for i in pairs.indices {
             let p = (source: sources[i], target: targets[i])
-            if p.source.isEmpty || p.target.isEmpty || p.source.count > maxLen || p.target.count + 1 > maxLen { tooLong.append(i) }
-            else { kept.append((i, p)) }
+            if p.source.isEmpty || p.target.isEmpty || p.source.count > maxLen || p.target.count + 1 > maxLen {
+                tooLong.append(i)
+            } else {
+                kept.append((i, p))
+            }
         }
         return (kept, tooLong)
     }
@@ -101,20 +112,25 @@ package struct TranslationData: TrainingData {
         let targets = trainPairs.reduce(0) { $0 + $1.target.count + 1 }
         return "train \(trainCorpus.report); valid \(validCorpus.report); "
             + "\(batches.count) micro-batches per epoch, \(targets) target tokens, "
-            + String(format: "%.0f%% of padded slots used; tokenizer %@ (%d tokens)",
-                     100 * Double(targets) / Double(Swift.max(padded, 1)), tokenizer.hash, tokenizer.vocabSize)
+            + String(
+                format: "%.0f%% of padded slots used; tokenizer %@ (%d tokens)",
+                100 * Double(targets) / Double(Swift.max(padded, 1)), tokenizer.hash, tokenizer.vocabSize)
     }
 
     /// The first `bleu_sample` validation pairs' sources; their greedy translations are scored
     /// every `bleu_every`-th validation and at the last step.
-    package var scoredSources: [[Int32]] { validationPairs.prefix(Swift.min(bleuSample, validationPairs.count)).map(\.source) }
+    package var scoredSources: [[Int32]] {
+        validationPairs.prefix(Swift.min(bleuSample, validationPairs.count)).map(\.source)
+    }
     package var scoreEvery: Int { bleuEvery }
 
     /// BLEU and chrF of the translations of `scoredSources` against their reference texts.
     package func score(translations: [[Int32]]) -> [String: Double] {
         let hypotheses = translations.map { tokenizer.decode($0) }
         let references = Array(validationText.prefix(hypotheses.count).map(\.target))
-        return ["bleu": CorpusBLEU.score(hypotheses: hypotheses, references: references).score,
-                "chrf": CorpusChrF.score(hypotheses: hypotheses, references: references)]
+        return [
+            "bleu": CorpusBLEU.score(hypotheses: hypotheses, references: references).score,
+            "chrf": CorpusChrF.score(hypotheses: hypotheses, references: references),
+        ]
     }
 }

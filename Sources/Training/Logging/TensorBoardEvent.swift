@@ -14,14 +14,20 @@ package struct TensorBoardEvent: Equatable {
     package struct Scalar: Equatable {
         package var tag: String
         package var value: Float
-        package init(tag: String, value: Float) { self.tag = tag; self.value = value }
+        package init(tag: String, value: Float) {
+            self.tag = tag
+            self.value = value
+        }
     }
 
     /// The version record TensorBoard expects first in every file.
     package static let version = "brain.Event:2"
 
     package init(wallTime: Double, step: Int64, fileVersion: String? = nil, scalars: [Scalar] = []) {
-        self.wallTime = wallTime; self.step = step; self.fileVersion = fileVersion; self.scalars = scalars
+        self.wallTime = wallTime
+        self.step = step
+        self.fileVersion = fileVersion
+        self.scalars = scalars
     }
 
     package func encoded() -> [UInt8] {

@@ -20,7 +20,9 @@ package enum TensorBoardScalars {
         if let workers = line["worker_seconds"] as? [String: Any] {
             let ranks = workers.keys.sorted { (Int($0) ?? .max, $0) < (Int($1) ?? .max, $1) }
             for rank in ranks {
-                if let seconds = number(workers[rank]) { scalars.append(.init(tag: "workers/\(rank)/seconds", value: seconds)) }
+                if let seconds = number(workers[rank]) {
+                    scalars.append(.init(tag: "workers/\(rank)/seconds", value: seconds))
+                }
             }
         }
         return scalars
@@ -29,18 +31,21 @@ package enum TensorBoardScalars {
     /// The curves of one validation line.
     package static func forValidation(_ line: [String: Any]) -> [TensorBoardEvent.Scalar] { pick(valid, from: line) }
 
-    private static func pick(_ keys: [(key: String, tag: String)], from line: [String: Any]) -> [TensorBoardEvent.Scalar] {
+    private static func pick(_ keys: [(key: String, tag: String)], from line: [String: Any]) -> [TensorBoardEvent
+        .Scalar]
+    {
         keys.compactMap { entry in number(line[entry.key]).map { .init(tag: entry.tag, value: $0) } }
     }
 
     /// A finite number as TensorBoard's float, whatever numeric type the line holds it in.
     private static func number(_ value: Any?) -> Float? {
-        let double: Double? = switch value {
-        case let d as Double: d
-        case let f as Float: Double(f)
-        case let i as Int: Double(i)
-        default: nil
-        }
+        let double: Double? =
+            switch value {
+            case let d as Double: d
+            case let f as Float: Double(f)
+            case let i as Int: Double(i)
+            default: nil
+            }
         guard let double, double.isFinite, Float(double).isFinite else { return nil }
         return Float(double)
     }

@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Writes one TensorBoard event file, `DIR/events.out.tfevents.<unix time>.<host>`, one record per
@@ -55,7 +55,8 @@ package final class TensorBoardWriter {
     /// is rewritten (temporary file + rename, so a crash leaves either version) without events of
     /// a later step. A cut-off last record is dropped too. A damaged file is left as it is.
     /// Returns one note per file changed or left damaged, for the log.
-    package static func discardEvents(afterStep step: Int64, in directory: String, keeping: String?) throws -> [String] {
+    package static func discardEvents(afterStep step: Int64, in directory: String, keeping: String?) throws -> [String]
+    {
         guard Posix.isDirectory(directory) else { return [] }
         var notes: [String] = []
         for name in try Posix.listDirectory(directory).sorted() where name.contains("tfevents") {
@@ -64,7 +65,8 @@ package final class TensorBoardWriter {
             let bytes = try Posix.readFile(path)
             let (records, problem) = TFRecord.records(in: bytes)
             if case .corrupt = problem {
-                notes.append("\(path): \(problem.map { "\($0)" } ?? ""); left unchanged, its later points may be duplicated")
+                notes.append(
+                    "\(path): \(problem.map { "\($0)" } ?? ""); left unchanged, its later points may be duplicated")
                 continue
             }
             let kept = records.filter { record in
@@ -80,8 +82,9 @@ package final class TensorBoardWriter {
             try Posix.writeDurably(out, to: temporary)
             try Posix.rename(temporary, path)
             try Posix.syncDirectory(directory)
-            notes.append("\(path): dropped \(records.count - kept.count) event(s) after step \(step)"
-                + (problem != nil ? " and an incomplete last record" : "") + " (this run logs them again)")
+            notes.append(
+                "\(path): dropped \(records.count - kept.count) event(s) after step \(step)"
+                    + (problem != nil ? " and an incomplete last record" : "") + " (this run logs them again)")
         }
         return notes
     }

@@ -1,10 +1,11 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import TensorCore
 import TransformerModel
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// Cross-entropy with label smoothing, defined exactly as PyTorch's
 /// `F.cross_entropy(logits, y, label_smoothing: eps, ignore_index: PAD, reduction: "sum")`:
@@ -22,8 +23,10 @@ package enum LabelSmoothedCrossEntropy {
     /// zero rows for pad targets; otherwise `logits` is left as it was. A row with a non-finite
     /// logit yields a NaN loss (and a NaN gradient row), so the trainer sees and skips the step.
     /// Targets must lie in `0..<vocab` (0 is PAD).
-    package static func evaluate(logits: UnsafeMutablePointer<Float>, targets: UnsafePointer<Int32>, rows: Int,
-                                vocab: Int, smoothing: Float, gradientScale: Float?) -> LossStatistics {
+    package static func evaluate(
+        logits: UnsafeMutablePointer<Float>, targets: UnsafePointer<Int32>, rows: Int,
+        vocab: Int, smoothing: Float, gradientScale: Float?
+    ) -> LossStatistics {
         precondition(vocab > 0 && rows >= 0, "cross-entropy needs vocab > 0 and rows >= 0")
         let blocks = (rows + blockRows - 1) / blockRows
         guard blocks > 0 else { return .zero }
@@ -35,8 +38,9 @@ package enum LabelSmoothedCrossEntropy {
                     for r in (b * blockRows)..<Swift.min(rows, (b + 1) * blockRows) {
                         let target = Int(targets[r])
                         precondition(target >= 0 && target < vocab, "target id \(target) outside 0..<\(vocab)")
-                        stats += row(logits + r * vocab, target: target, vocab: vocab, smoothing: smoothing,
-                                     gradientScale: gradientScale)
+                        stats += row(
+                            logits + r * vocab, target: target, vocab: vocab, smoothing: smoothing,
+                            gradientScale: gradientScale)
                     }
                     (partial + b).initialize(to: stats)
                 }
@@ -49,8 +53,10 @@ package enum LabelSmoothedCrossEntropy {
 
     /// One token: loss, NLL and correctness of row `z`; optionally its scaled gradient in place.
     @inline(__always)
-    static func row(_ z: UnsafeMutablePointer<Float>, target: Int, vocab: Int, smoothing: Float,
-                    gradientScale: Float?) -> LossStatistics {
+    static func row(
+        _ z: UnsafeMutablePointer<Float>, target: Int, vocab: Int, smoothing: Float,
+        gradientScale: Float?
+    ) -> LossStatistics {
         if target == Int(SpecialTokens.pad) {
             if gradientScale != nil { z.update(repeating: 0, count: vocab) }
             return .zero

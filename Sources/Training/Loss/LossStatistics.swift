@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Sums over the non-pad target tokens of one or more batches. Sums (not means) so that
@@ -26,8 +26,9 @@ package struct LossStatistics: Sendable, Equatable {
     package static let zero = LossStatistics()
 
     package static func + (a: LossStatistics, b: LossStatistics) -> LossStatistics {
-        LossStatistics(lossSum: a.lossSum + b.lossSum, nllSum: a.nllSum + b.nllSum,
-                       tokens: a.tokens + b.tokens, correct: a.correct + b.correct)
+        LossStatistics(
+            lossSum: a.lossSum + b.lossSum, nllSum: a.nllSum + b.nllSum,
+            tokens: a.tokens + b.tokens, correct: a.correct + b.correct)
     }
 
     package static func += (a: inout LossStatistics, b: LossStatistics) { a = a + b }

@@ -19,8 +19,10 @@ public struct BLEUScore: Sendable, Equatable {
     public var totals: [Int]
 
     /// A score with its figures (`CorpusBLEU.score` computes them).
-    public init(score: Double, precisions: [Double], brevityPenalty: Double, hypothesisLength: Int,
-                referenceLength: Int, matches: [Int] = [], totals: [Int] = []) {
+    public init(
+        score: Double, precisions: [Double], brevityPenalty: Double, hypothesisLength: Int,
+        referenceLength: Int, matches: [Int] = [], totals: [Int] = []
+    ) {
         self.score = score
         self.precisions = precisions
         self.brevityPenalty = brevityPenalty
@@ -63,8 +65,9 @@ public enum CorpusBLEU {
         }
         var precisions = [Double](repeating: 0, count: maxOrder)
         let result = { (score: Double) in
-            BLEUScore(score: score, precisions: precisions, brevityPenalty: bp, hypothesisLength: hypothesisLength,
-                      referenceLength: referenceLength, matches: matches, totals: totals)
+            BLEUScore(
+                score: score, precisions: precisions, brevityPenalty: bp, hypothesisLength: hypothesisLength,
+                referenceLength: referenceLength, matches: matches, totals: totals)
         }
         // No match of any order: 0 without smoothing (sacreBLEU issue #141).
         guard matches.contains(where: { $0 != 0 }) else { return result(0) }
@@ -110,8 +113,9 @@ public struct BLEUStatistics: Sendable, Equatable {
         let (hypCodes, refCodes, distinct) = PackedNGrams.codes(hyp, ref)
         for n in 1...CorpusBLEU.maxOrder { totals[n - 1] += Swift.max(0, hypCodes.count - n + 1) }
         if let bits = PackedNGrams.bits(distinctCodes: distinct, maxOrder: CorpusBLEU.maxOrder) {
-            PackedNGrams.addMatches(hypothesis: hypCodes, reference: refCodes, maxOrder: CorpusBLEU.maxOrder,
-                                    bits: bits, into: &matches)
+            PackedNGrams.addMatches(
+                hypothesis: hypCodes, reference: refCodes, maxOrder: CorpusBLEU.maxOrder,
+                bits: bits, into: &matches)
         } else {
             // More than 65535 distinct tokens in one pair: 32-bit ids in 128-bit keys.
             for n in 1...CorpusBLEU.maxOrder {
@@ -126,7 +130,8 @@ public struct BLEUStatistics: Sendable, Equatable {
 
     /// The corpus score of everything added so far.
     public var score: BLEUScore {
-        CorpusBLEU.compute(matches: matches, totals: totals, hypothesisLength: hypothesisLength,
-                           referenceLength: referenceLength)
+        CorpusBLEU.compute(
+            matches: matches, totals: totals, hypothesisLength: hypothesisLength,
+            referenceLength: referenceLength)
     }
 }

@@ -52,8 +52,9 @@ public struct ChrFStatistics: Sendable, Equatable {
         }
         let (hypCodes, refCodes, distinct) = PackedNGrams.codes(hyp, ref)
         if let bits = PackedNGrams.bits(distinctCodes: distinct, maxOrder: CorpusChrF.charOrder) {
-            PackedNGrams.addMatches(hypothesis: hypCodes, reference: refCodes, maxOrder: CorpusChrF.charOrder,
-                                    bits: bits, into: &matches)
+            PackedNGrams.addMatches(
+                hypothesis: hypCodes, reference: refCodes, maxOrder: CorpusChrF.charOrder,
+                bits: bits, into: &matches)
         } else {
             // More than 1023 distinct characters in one pair: code points in 128-bit keys.
             for n in 1...CorpusChrF.charOrder {

@@ -52,7 +52,9 @@ struct NGramKey: Comparable {
         var i = 0, j = 0, matched = 0
         while i < a.count, j < b.count {
             if a[i] == b[j] {
-                matched += 1; i += 1; j += 1
+                matched += 1
+                i += 1
+                j += 1
             } else if a[i] < b[j] {
                 i += 1
             } else {

@@ -15,8 +15,10 @@ enum PackedNGrams {
     }
 
     /// Adds the matches of order n to `matches[n - 1]`.
-    static func addMatches(hypothesis h: [UInt64], reference r: [UInt64], maxOrder: Int, bits: Int,
-                           into matches: inout [Int]) {
+    static func addMatches(
+        hypothesis h: [UInt64], reference r: [UInt64], maxOrder: Int, bits: Int,
+        into matches: inout [Int]
+    ) {
         var hypGrams = h, refGrams = r  // after step n: the n-gram starting at each position
         var counts: [UInt64: Int] = [:]
         counts.reserveCapacity(r.count)
@@ -24,13 +26,22 @@ enum PackedNGrams {
         while n <= maxOrder, n <= h.count, n <= r.count {
             if n > 1 {
                 var i = 0
-                while i + n <= h.count { hypGrams[i] = hypGrams[i] << UInt64(bits) | h[i + n - 1]; i += 1 }
+                while i + n <= h.count {
+                    hypGrams[i] = hypGrams[i] << UInt64(bits) | h[i + n - 1]
+                    i += 1
+                }
                 i = 0
-                while i + n <= r.count { refGrams[i] = refGrams[i] << UInt64(bits) | r[i + n - 1]; i += 1 }
+                while i + n <= r.count {
+                    refGrams[i] = refGrams[i] << UInt64(bits) | r[i + n - 1]
+                    i += 1
+                }
             }
             counts.removeAll(keepingCapacity: true)
             var i = 0
-            while i + n <= r.count { counts[refGrams[i], default: 0] += 1; i += 1 }
+            while i + n <= r.count {
+                counts[refGrams[i], default: 0] += 1
+                i += 1
+            }
             var matched = 0
             i = 0
             while i + n <= h.count {

@@ -7,7 +7,7 @@ enum PythonText {
     static func isSpace(_ s: Unicode.Scalar) -> Bool {
         switch s.value {
         case 0x09...0x0D, 0x1C...0x20, 0x85, 0xA0, 0x1680, 0x2000...0x200A,
-             0x2028, 0x2029, 0x202F, 0x205F, 0x3000:
+            0x2028, 0x2029, 0x202F, 0x205F, 0x3000:
             return true
         default:
             return false
@@ -28,7 +28,10 @@ enum PythonText {
         var start = -1
         for i in s.indices {
             if isSpace(s[i]) {
-                if start >= 0 { tokens.append(s[start..<i]); start = -1 }
+                if start >= 0 {
+                    tokens.append(s[start..<i])
+                    start = -1
+                }
             } else if start < 0 {
                 start = i
             }
@@ -46,7 +49,9 @@ enum PythonText {
     }
 
     /// `s.replace(old, new)`: left to right, non-overlapping, like Python.
-    static func replace(_ s: [Unicode.Scalar], _ pattern: [Unicode.Scalar], _ replacement: [Unicode.Scalar]) -> [Unicode.Scalar] {
+    static func replace(_ s: [Unicode.Scalar], _ pattern: [Unicode.Scalar], _ replacement: [Unicode.Scalar]) -> [Unicode
+        .Scalar]
+    {
         guard let first = pattern.first, s.count >= pattern.count, s.contains(first) else { return s }
         var out: [Unicode.Scalar] = []
         out.reserveCapacity(s.count)

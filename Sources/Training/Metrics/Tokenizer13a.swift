@@ -35,7 +35,9 @@ public enum Tokenizer13a {
     private static let replacements = [("<skipped>", ""), ("-\n", ""), ("\n", " ")].map { (scalars($0), scalars($1)) }
 
     /// HTML entities, replaced only when the line contains "&" (in this order: "&amp;lt;" becomes "<").
-    private static let entities = [("&quot;", "\""), ("&amp;", "&"), ("&lt;", "<"), ("&gt;", ">")].map { (scalars($0), scalars($1)) }
+    private static let entities = [("&quot;", "\""), ("&amp;", "&"), ("&lt;", "<"), ("&gt;", ">")].map {
+        (scalars($0), scalars($1))
+    }
 
     /// `[\{-\~\[-\` -\&\(-\+\:-\@\/]`: ASCII symbols that always become separate tokens
     /// (`{|}~ [\]^_` space!"#$%& ()*+ :;<=>?@ /`, but not `'` `-` `.` `,`).
@@ -59,7 +61,9 @@ public enum Tokenizer13a {
         var periodOrComma = false, dash = false
         for c in input {
             if isSymbol(c) {
-                a.append(space); a.append(c); a.append(space)
+                a.append(space)
+                a.append(c)
+                a.append(space)
             } else {
                 a.append(c)
                 if isPeriodOrComma(c) { periodOrComma = true } else if c == "-" { dash = true }
@@ -75,10 +79,14 @@ public enum Tokenizer13a {
         var i = 0
         while i < a.count {
             if i + 1 < a.count, !isDigit(a[i]), isPeriodOrComma(a[i + 1]) {
-                b.append(a[i]); b.append(space); b.append(a[i + 1]); b.append(space)
+                b.append(a[i])
+                b.append(space)
+                b.append(a[i + 1])
+                b.append(space)
                 i += 2
             } else {
-                b.append(a[i]); i += 1
+                b.append(a[i])
+                i += 1
             }
         }
         // 3. `([\.,])([^0-9])` -> ` \1 \2`: period and comma unless followed by a digit.
@@ -87,10 +95,14 @@ public enum Tokenizer13a {
         i = 0
         while i < b.count {
             if i + 1 < b.count, isPeriodOrComma(b[i]), !isDigit(b[i + 1]) {
-                c.append(space); c.append(b[i]); c.append(space); c.append(b[i + 1])
+                c.append(space)
+                c.append(b[i])
+                c.append(space)
+                c.append(b[i + 1])
                 i += 2
             } else {
-                c.append(b[i]); i += 1
+                c.append(b[i])
+                i += 1
             }
         }
         return dash ? separateDigitDash(c) : c
@@ -104,10 +116,14 @@ public enum Tokenizer13a {
         var i = 0
         while i < c.count {
             if i + 1 < c.count, isDigit(c[i]), c[i + 1] == "-" {
-                d.append(c[i]); d.append(space); d.append("-"); d.append(space)
+                d.append(c[i])
+                d.append(space)
+                d.append("-")
+                d.append(space)
                 i += 2
             } else {
-                d.append(c[i]); i += 1
+                d.append(c[i])
+                i += 1
             }
         }
         return d

@@ -1,10 +1,11 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import TensorCore
 import TransformerModel
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// PyTorch's `torch.optim.AdamW` (single-tensor path, amsgrad off) over one flat parameter arena.
 ///
@@ -69,8 +70,9 @@ package final class AdamW {
 
     /// The same optimizer from Float hyperparameters (each widened exactly to Double).
     package convenience init(layout: ParameterLayout, beta1: Float, beta2: Float, eps: Float, weightDecay: Float) {
-        self.init(layout: layout, beta1: Double(beta1), beta2: Double(beta2), eps: Double(eps),
-                  weightDecay: Double(weightDecay))
+        self.init(
+            layout: layout, beta1: Double(beta1), beta2: Double(beta2), eps: Double(eps),
+            weightDecay: Double(weightDecay))
     }
 
     /// One update with a Float learning rate (widened exactly to Double).

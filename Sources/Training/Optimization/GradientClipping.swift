@@ -29,7 +29,9 @@ package enum GradientClipping {
     /// clipping and the factor applied (1 when nothing was done). `maxNorm <= 0` disables
     /// clipping. A non-finite norm leaves the gradients untouched: the trainer skips such a step.
     @discardableResult
-    package static func clip(_ g: UnsafeMutablePointer<Float>, count: Int, maxNorm: Float) -> (norm: Double, coefficient: Float) {
+    package static func clip(_ g: UnsafeMutablePointer<Float>, count: Int, maxNorm: Float) -> (
+        norm: Double, coefficient: Float
+    ) {
         let norm = globalNorm(g, count: count)
         guard maxNorm > 0, norm.isFinite else { return (norm, 1) }
         let coefficient = Float(Double(maxNorm) / (norm + 1e-6))

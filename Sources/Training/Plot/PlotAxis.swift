@@ -14,14 +14,24 @@ package struct PlotAxis {
     /// natural baseline) and ends at a round number.
     package static func linear(_ values: [Double], includingZero: Bool = true) -> PlotAxis {
         var lo = values.min() ?? 0, hi = values.max() ?? 1
-        if includingZero { lo = Swift.min(lo, 0); hi = Swift.max(hi, 0) }
-        if hi - lo < 1e-12 * Swift.max(abs(hi), 1) { hi = lo == 0 ? 1 : lo + abs(lo) * 0.5; if lo != 0 { lo -= abs(lo) * 0.5 } }
+        if includingZero {
+            lo = Swift.min(lo, 0)
+            hi = Swift.max(hi, 0)
+        }
+        if hi - lo < 1e-12 * Swift.max(abs(hi), 1) {
+            hi = lo == 0 ? 1 : lo + abs(lo) * 0.5
+            if lo != 0 { lo -= abs(lo) * 0.5 }
+        }
         let step = niceStep((hi - lo) / 5)
         let lower = (lo / step).rounded(.down) * step, upper = (hi / step).rounded(.up) * step
         var ticks: [Double] = []
         var i = (lower / step).rounded()
-        while i * step <= upper + step * 1e-9 { ticks.append(i * step == 0 ? 0 : i * step); i += 1 }
-        return PlotAxis(scale: .linear, lower: lower, upper: upper, ticks: ticks, labels: linearLabels(ticks, step: step))
+        while i * step <= upper + step * 1e-9 {
+            ticks.append(i * step == 0 ? 0 : i * step)
+            i += 1
+        }
+        return PlotAxis(
+            scale: .linear, lower: lower, upper: upper, ticks: ticks, labels: linearLabels(ticks, step: step))
     }
 
     /// A logarithmic axis over positive `values` (losses from several nats down to hundredths),
@@ -66,8 +76,12 @@ package struct PlotAxis {
     /// scientific notation, otherwise as many decimals as the step needs.
     private static func linearLabels(_ ticks: [Double], step: Double) -> [String] {
         let largest = ticks.map(abs).max() ?? 0
-        if largest >= 1e6 { return ticks.map { trimmed($0 / 1e6, decimals: digitsAfterPoint(step / 1e6)) + ($0 == 0 ? "" : "M") } }
-        if largest >= 1e4 { return ticks.map { trimmed($0 / 1e3, decimals: digitsAfterPoint(step / 1e3)) + ($0 == 0 ? "" : "k") } }
+        if largest >= 1e6 {
+            return ticks.map { trimmed($0 / 1e6, decimals: digitsAfterPoint(step / 1e6)) + ($0 == 0 ? "" : "M") }
+        }
+        if largest >= 1e4 {
+            return ticks.map { trimmed($0 / 1e3, decimals: digitsAfterPoint(step / 1e3)) + ($0 == 0 ? "" : "k") }
+        }
         if step < 1e-3 { return ticks.map { $0 == 0 ? "0" : scientific($0) } }
         return ticks.map { $0 == 0 ? "0" : trimmed($0, decimals: digitsAfterPoint(step)) }
     }

@@ -54,18 +54,27 @@ package struct RunMetrics: Equatable {
         guard !train.isEmpty else { throw .noMetrics(path: metricsPath, reason: "no logged step yet") }
         let validPath = (directory as NSString).appendingPathComponent("valid.jsonl")
         var skipped = skippedLines
-        valid = FileManager.default.contents(atPath: validPath).map { Self.parse($0, path: validPath, skipped: &skipped) } ?? []
+        valid =
+            FileManager.default.contents(atPath: validPath).map { Self.parse($0, path: validPath, skipped: &skipped) }
+            ?? []
         skippedLines = skipped
     }
 
-    package init(name: String, train: [(step: Int, values: [String: Double])],
-                 valid: [(step: Int, values: [String: Double])]) {
-        self.name = name; self.train = train; self.valid = valid; skippedLines = []
+    package init(
+        name: String, train: [(step: Int, values: [String: Double])],
+        valid: [(step: Int, values: [String: Double])]
+    ) {
+        self.name = name
+        self.train = train
+        self.valid = valid
+        skippedLines = []
     }
 
     /// JSON lines with an integer `step`; a step logged twice (by a run resumed before
     /// `metrics.jsonl` was deduplicated on resume) keeps its last line.
-    private static func parse(_ data: Data, path: String, skipped: inout [String]) -> [(step: Int, values: [String: Double])] {
+    private static func parse(_ data: Data, path: String, skipped: inout [String]) -> [(
+        step: Int, values: [String: Double]
+    )] {
         var byStep: [Int: [String: Double]] = [:]
         for (index, line) in data.split(separator: 0x0A, omittingEmptySubsequences: false).enumerated() {
             if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
@@ -79,7 +88,9 @@ package struct RunMetrics: Equatable {
             }
             var values: [String: Double] = [:]
             for (key, value) in object {
-                if let number = (value as? Double) ?? (value as? Int).map(Double.init), number.isFinite { values[key] = number }
+                if let number = (value as? Double) ?? (value as? Int).map(Double.init), number.isFinite {
+                    values[key] = number
+                }
             }
             byStep[step] = values
         }

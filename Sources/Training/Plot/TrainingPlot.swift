@@ -20,11 +20,16 @@ package enum TrainingPlot {
         func logged(_ key: String, validation: Bool) -> Bool {
             runs.contains { !$0.series(key, validation: validation).isEmpty }
         }
-        var panels = [Panel(title: "Loss (solid: train, dashed: validation)",
-                            curves: [("loss", false), ("loss", true)], logScale: true),
-                      Panel(title: "Learning rate", curves: [("lr", false)], logScale: false)]
-        for (key, title) in [("bleu", "Validation BLEU"), ("chrf", "Validation chrF"),
-                             ("sequence_accuracy", "Validation sequence accuracy")] where logged(key, validation: true) {
+        var panels = [
+            Panel(
+                title: "Loss (solid: train, dashed: validation)",
+                curves: [("loss", false), ("loss", true)], logScale: true),
+            Panel(title: "Learning rate", curves: [("lr", false)], logScale: false),
+        ]
+        for (key, title) in [
+            ("bleu", "Validation BLEU"), ("chrf", "Validation chrF"),
+            ("sequence_accuracy", "Validation sequence accuracy"),
+        ] where logged(key, validation: true) {
             panels.append(Panel(title: title, curves: [(key, true)], logScale: false))
         }
         panels.append(Panel(title: "Training tokens/s", curves: [("tokens_per_second", false)], logScale: false))
@@ -49,7 +54,10 @@ package enum TrainingPlot {
         var x = 16.0, row = 0
         for (index, run) in runs.enumerated() {
             let entryWidth = 30 + textWidth(run.name) + 24
-            if x + entryWidth > width - 16 && x > 16 { x = 16; row += 1 }
+            if x + entryWidth > width - 16 && x > 16 {
+                x = 16
+                row += 1
+            }
             legend.append((x, row, run.name, colours[index % colours.count]))
             x += entryWidth
         }
@@ -57,18 +65,20 @@ package enum TrainingPlot {
         let rows = (panels.count + columns - 1) / columns
         let height = header + Double(rows) * panelHeight + 8
         var out = """
-        <?xml version="1.0" encoding="UTF-8"?>
-        <svg xmlns="http://www.w3.org/2000/svg" width="\(n(width))" height="\(n(height))" viewBox="0 0 \(n(width)) \(n(height))" \
-        font-family="DejaVu Sans, Helvetica, Arial, sans-serif" font-size="\(n(fontSize))">
-        <rect x="0" y="0" width="\(n(width))" height="\(n(height))" fill="#ffffff"/>
-        <text x="16" y="24" font-size="16" font-weight="bold">Training curves (\(runs.count) run\(runs.count == 1 ? "" : "s"))</text>
+            <?xml version="1.0" encoding="UTF-8"?>
+            <svg xmlns="http://www.w3.org/2000/svg" width="\(n(width))" height="\(n(height))" viewBox="0 0 \(n(width)) \(n(height))" \
+            font-family="DejaVu Sans, Helvetica, Arial, sans-serif" font-size="\(n(fontSize))">
+            <rect x="0" y="0" width="\(n(width))" height="\(n(height))" fill="#ffffff"/>
+            <text x="16" y="24" font-size="16" font-weight="bold">Training curves (\(runs.count) run\(runs.count == 1 ? "" : "s"))</text>
 
-        """
+            """
         out += "<g class=\"legend\">\n"
         for entry in legend {
             let y = 36 + Double(entry.row) * legendRowHeight + legendRowHeight / 2
-            out += "<line x1=\"\(n(entry.x))\" y1=\"\(n(y))\" x2=\"\(n(entry.x + 24))\" y2=\"\(n(y))\" stroke=\"\(entry.colour)\" stroke-width=\"3\"/>"
-            out += "<text class=\"legend-name\" x=\"\(n(entry.x + 30))\" y=\"\(n(y + 4))\">\(escaped(entry.name))</text>\n"
+            out +=
+                "<line x1=\"\(n(entry.x))\" y1=\"\(n(y))\" x2=\"\(n(entry.x + 24))\" y2=\"\(n(y))\" stroke=\"\(entry.colour)\" stroke-width=\"3\"/>"
+            out +=
+                "<text class=\"legend-name\" x=\"\(n(entry.x + 30))\" y=\"\(n(y + 4))\">\(escaped(entry.name))</text>\n"
         }
         out += "</g>\n"
         let steps = runs.flatMap { $0.train.map(\.step) + $0.valid.map(\.step) }
@@ -81,10 +91,14 @@ package enum TrainingPlot {
         return out + "</svg>\n"
     }
 
-    private static func drawPanel(_ panel: Panel, runs: [RunMetrics], xAxis: PlotAxis, left: Double, top: Double) -> String {
+    private static func drawPanel(_ panel: Panel, runs: [RunMetrics], xAxis: PlotAxis, left: Double, top: Double)
+        -> String
+    {
         let plotLeft = left + margin.left, plotRight = left + width / Double(columns) - margin.right
         let plotTop = top + margin.top, plotBottom = top + panelHeight - margin.bottom
-        let values = runs.flatMap { run in panel.curves.flatMap { run.series($0.key, validation: $0.validation).map(\.value) } }
+        let values = runs.flatMap { run in
+            panel.curves.flatMap { run.series($0.key, validation: $0.validation).map(\.value) }
+        }
         let useLog = panel.logScale && !values.isEmpty && values.allSatisfy { $0 > 0 }
         let yAxis = useLog ? PlotAxis.log(values) : PlotAxis.linear(values)
         func px(_ step: Int) -> Double { plotLeft + xAxis.fraction(Double(step)) * (plotRight - plotLeft) }
@@ -92,22 +106,30 @@ package enum TrainingPlot {
 
         let title = panel.title + (useLog ? " [log scale]" : "")
         var out = "<g class=\"panel\" data-title=\"\(escaped(panel.title))\">\n"
-        out += "<text x=\"\(n(plotLeft))\" y=\"\(n(top + 20))\" font-size=\"14\" font-weight=\"bold\">\(escaped(title))</text>\n"
+        out +=
+            "<text x=\"\(n(plotLeft))\" y=\"\(n(top + 20))\" font-size=\"14\" font-weight=\"bold\">\(escaped(title))</text>\n"
         // Grid and tick labels.
         for (tick, label) in zip(yAxis.ticks, yAxis.labels) {
             let y = py(tick)
-            out += "<line x1=\"\(n(plotLeft))\" y1=\"\(n(y))\" x2=\"\(n(plotRight))\" y2=\"\(n(y))\" stroke=\"#e4e4e4\"/>"
-            out += "<text x=\"\(n(plotLeft - 6))\" y=\"\(n(y + 4))\" text-anchor=\"end\" fill=\"#333\">\(escaped(label))</text>\n"
+            out +=
+                "<line x1=\"\(n(plotLeft))\" y1=\"\(n(y))\" x2=\"\(n(plotRight))\" y2=\"\(n(y))\" stroke=\"#e4e4e4\"/>"
+            out +=
+                "<text x=\"\(n(plotLeft - 6))\" y=\"\(n(y + 4))\" text-anchor=\"end\" fill=\"#333\">\(escaped(label))</text>\n"
         }
         for (tick, label) in zip(xAxis.ticks, xAxis.labels) {
             let x = plotLeft + xAxis.fraction(tick) * (plotRight - plotLeft)
-            out += "<line x1=\"\(n(x))\" y1=\"\(n(plotTop))\" x2=\"\(n(x))\" y2=\"\(n(plotBottom))\" stroke=\"#f0f0f0\"/>"
-            out += "<text x=\"\(n(x))\" y=\"\(n(plotBottom + 16))\" text-anchor=\"middle\" fill=\"#333\">\(escaped(label))</text>\n"
+            out +=
+                "<line x1=\"\(n(x))\" y1=\"\(n(plotTop))\" x2=\"\(n(x))\" y2=\"\(n(plotBottom))\" stroke=\"#f0f0f0\"/>"
+            out +=
+                "<text x=\"\(n(x))\" y=\"\(n(plotBottom + 16))\" text-anchor=\"middle\" fill=\"#333\">\(escaped(label))</text>\n"
         }
-        out += "<rect x=\"\(n(plotLeft))\" y=\"\(n(plotTop))\" width=\"\(n(plotRight - plotLeft))\" height=\"\(n(plotBottom - plotTop))\" fill=\"none\" stroke=\"#888\"/>\n"
-        out += "<text x=\"\(n((plotLeft + plotRight) / 2))\" y=\"\(n(plotBottom + 36))\" text-anchor=\"middle\" fill=\"#333\">step</text>\n"
+        out +=
+            "<rect x=\"\(n(plotLeft))\" y=\"\(n(plotTop))\" width=\"\(n(plotRight - plotLeft))\" height=\"\(n(plotBottom - plotTop))\" fill=\"none\" stroke=\"#888\"/>\n"
+        out +=
+            "<text x=\"\(n((plotLeft + plotRight) / 2))\" y=\"\(n(plotBottom + 36))\" text-anchor=\"middle\" fill=\"#333\">step</text>\n"
         if values.isEmpty {
-            out += "<text x=\"\(n((plotLeft + plotRight) / 2))\" y=\"\(n((plotTop + plotBottom) / 2))\" text-anchor=\"middle\" fill=\"#888\">no data</text>\n"
+            out +=
+                "<text x=\"\(n((plotLeft + plotRight) / 2))\" y=\"\(n((plotTop + plotBottom) / 2))\" text-anchor=\"middle\" fill=\"#888\">no data</text>\n"
         }
         // Curves: validation dashed with a marker per point (validations are sparse).
         for (index, run) in runs.enumerated() {
@@ -117,7 +139,8 @@ package enum TrainingPlot {
                 guard !points.isEmpty else { continue }
                 let name = (curve.validation ? "valid/" : "train/") + curve.key
                 let coordinates = points.map { "\(n(px($0.step))),\(n(py($0.value)))" }.joined(separator: " ")
-                out += "<polyline class=\"series\" data-run=\"\(escaped(run.name))\" data-series=\"\(name)\" "
+                out +=
+                    "<polyline class=\"series\" data-run=\"\(escaped(run.name))\" data-series=\"\(name)\" "
                     + "data-points=\"\(points.count)\" points=\"\(coordinates)\" fill=\"none\" stroke=\"\(colour)\" "
                     + "stroke-width=\"\(curve.validation ? "2" : "1.6")\" stroke-linejoin=\"round\""
                     + (curve.validation ? " stroke-dasharray=\"6 4\"" : "") + "/>\n"

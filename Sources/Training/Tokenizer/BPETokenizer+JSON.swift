@@ -7,11 +7,13 @@ extension BPETokenizer {
     public func jsonText() -> String {
         var out = "{\n  \"version\": \"1.0\",\n  \"truncation\": null,\n  \"padding\": null,\n  \"added_tokens\": [\n"
         for (id, special) in Metaspace.specialTokens.enumerated() {
-            out += "    {\"id\": \(id), \"content\": \(JSONText.quoted(special)), \"single_word\": false, "
+            out +=
+                "    {\"id\": \(id), \"content\": \(JSONText.quoted(special)), \"single_word\": false, "
                 + "\"lstrip\": false, \"rstrip\": false, \"normalized\": false, \"special\": true}"
             out += id + 1 < Metaspace.specialTokens.count ? ",\n" : "\n"
         }
-        let metaspace = "{\"type\": \"Metaspace\", \"replacement\": \"\u{2581}\", \"prepend_scheme\": \"always\", \"split\": true}"
+        let metaspace =
+            "{\"type\": \"Metaspace\", \"replacement\": \"\u{2581}\", \"prepend_scheme\": \"always\", \"split\": true}"
         out += "  ],\n  \"normalizer\": null,\n  \"pre_tokenizer\": \(metaspace),\n  \"post_processor\": null,\n"
         out += "  \"decoder\": \(metaspace),\n"
         out += "  \"model\": {\n    \"type\": \"BPE\",\n    \"dropout\": null,\n    \"unk_token\": \"<unk>\",\n"
@@ -49,8 +51,10 @@ extension BPETokenizer {
         do {
             data = try Data(contentsOf: URL(fileURLWithPath: path))
         } catch {
-            throw .cannotRead(path: path, reason: FileManager.default.fileExists(atPath: path)
-                                ? error.localizedDescription : "no such file")
+            throw .cannotRead(
+                path: path,
+                reason: FileManager.default.fileExists(atPath: path)
+                    ? error.localizedDescription : "no such file")
         }
         try self.init(jsonBytes: Array(data), path: path)
     }
@@ -93,7 +97,9 @@ private struct TokenizerJSONReader {
             throw unsupported("\(role) replacement other than \"\u{2581}\"")
         }
         if let scheme = value["prepend_scheme"]?.stringValue {
-            guard scheme == "always" else { throw unsupported("\(role) prepend_scheme \"\(scheme)\" (only \"always\")") }
+            guard scheme == "always" else {
+                throw unsupported("\(role) prepend_scheme \"\(scheme)\" (only \"always\")")
+            }
         } else if value["add_prefix_space"]?.boolValue == false {
             throw unsupported("\(role) without add_prefix_space")
         }
@@ -133,7 +139,8 @@ private struct TokenizerJSONReader {
         for member in members {
             let key = member.key, idValue = member.value
             guard let number = idValue.numberValue, number >= 0, number < Double(members.count),
-                  number == number.rounded() else {
+                number == number.rounded()
+            else {
                 throw invalid("vocab id of \(JSONText.quoted(key)) is not an integer in 0..<\(members.count)")
             }
             let id = Int(number)
@@ -155,9 +162,11 @@ private struct TokenizerJSONReader {
         guard case let .array(entries) = value else { throw invalid("added_tokens is not an array") }
         for entry in entries {
             guard let content = entry["content"]?.stringValue, let id = entry["id"]?.numberValue,
-                  id >= 0, id < Double(Metaspace.specialTokens.count),
-                  Metaspace.specialTokens[Int(id)] == content else {
-                throw unsupported("added token \(entry["content"]?.stringValue ?? "?") (only <pad> <s> </s> <unk> at 0...3)")
+                id >= 0, id < Double(Metaspace.specialTokens.count),
+                Metaspace.specialTokens[Int(id)] == content
+            else {
+                throw unsupported(
+                    "added token \(entry["content"]?.stringValue ?? "?") (only <pad> <s> </s> <unk> at 0...3)")
             }
             for flag in ["single_word", "lstrip", "rstrip"] where entry[flag]?.boolValue == true {
                 throw unsupported("added token \(content) with \(flag) true")
@@ -166,7 +175,8 @@ private struct TokenizerJSONReader {
     }
 
     func mergeList(_ value: TokenizerJSONValue?, idOfToken: [[UInt32]: Int32]) throws(TokenizerError)
-        -> [BPETokenizer.Merge] {
+        -> [BPETokenizer.Merge]
+    {
         guard let value, case let .array(entries) = value else { throw invalid("model.merges is not an array") }
         var merges: [BPETokenizer.Merge] = []
         merges.reserveCapacity(entries.count)
@@ -184,7 +194,8 @@ private struct TokenizerJSONReader {
                 throw invalid("merge \(rank) uses a token that is not in the vocab")
             }
             guard let result = idOfToken[left + right] else {
-                throw invalid("merge \(rank) produces \(JSONText.quoted(parts[0] + parts[1])), which is not in the vocab")
+                throw invalid(
+                    "merge \(rank) produces \(JSONText.quoted(parts[0] + parts[1])), which is not in the vocab")
             }
             merges.append(BPETokenizer.Merge(left: l, right: r, result: result))
         }

@@ -1,4 +1,5 @@
 import Foundation
+
 /// A byte-pair-encoding tokenizer with a shared source/target vocabulary, bit-compatible with the
 /// Hugging Face `tokenizers` library (BPE model, Metaspace pre-tokenizer and decoder, no normalizer).
 ///
@@ -97,7 +98,9 @@ public struct BPETokenizer: Sendable {
         }
         mix(UInt32(merges.count))
         for m in merges {
-            mix(UInt32(bitPattern: m.left)); mix(UInt32(bitPattern: m.right)); mix(UInt32(bitPattern: m.result))
+            mix(UInt32(bitPattern: m.left))
+            mix(UInt32(bitPattern: m.right))
+            mix(UInt32(bitPattern: m.result))
         }
         let hex = String(h, radix: 16)
         return String(repeating: "0", count: 16 - hex.count) + hex
@@ -122,7 +125,8 @@ public struct BPETokenizer: Sendable {
     public func encode(lines: [String]) -> [[Int32]] {
         // `encode` keeps no state, so large inputs (a whole corpus) are spread over the cores;
         // each chunk writes only its own slots.
-        let n = lines.count, chunks = Swift.max(1, Swift.min(ProcessInfo.processInfo.activeProcessorCount * 2, n / 1000))
+        let n = lines.count,
+            chunks = Swift.max(1, Swift.min(ProcessInfo.processInfo.activeProcessorCount * 2, n / 1000))
         guard chunks > 1 else { return lines.map { encode($0) } }
         var results = [[Int32]](repeating: [], count: n)
         results.withUnsafeMutableBufferPointer { buffer in
@@ -140,7 +144,8 @@ public struct BPETokenizer: Sendable {
     func encodeWord(_ word: ArraySlice<UInt32>, into ids: inout [Int32]) {
         let start = ids.count
         for scalar in word {
-            ids.append(scalar < Self.directScalars ? directScalarIDs[Int(scalar)] : otherScalarIDs[scalar] ?? Self.unkID)
+            ids.append(
+                scalar < Self.directScalars ? directScalarIDs[Int(scalar)] : otherScalarIDs[scalar] ?? Self.unkID)
         }
         while ids.count - start > 1 {
             var bestRank = Int32.max

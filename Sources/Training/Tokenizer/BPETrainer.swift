@@ -94,8 +94,10 @@ struct PairState {
     mutating func popBest() -> (Int32, Int32)? {
         while let entry = heap.pop() {
             guard let current = pairCounts[entry.key], current == entry.count, current > 0 else { continue }
-            return (Int32(truncatingIfNeeded: Int64(entry.key >> 32)),
-                    Int32(bitPattern: UInt32(truncatingIfNeeded: entry.key)))
+            return (
+                Int32(truncatingIfNeeded: Int64(entry.key >> 32)),
+                Int32(bitPattern: UInt32(truncatingIfNeeded: entry.key))
+            )
         }
         return nil
     }
@@ -168,7 +170,10 @@ struct PairHeap {
     mutating func build(_ entries: [Entry]) {
         items = entries
         var i = items.count / 2
-        while i > 0 { i -= 1; siftDown(i) }
+        while i > 0 {
+            i -= 1
+            siftDown(i)
+        }
     }
 
     mutating func push(_ entry: Entry) {

@@ -94,10 +94,15 @@ struct TokenizerJSONParser {
         index += 1
         var members: [TokenizerJSONMember] = []
         skipWhitespace()
-        if index < bytes.count, bytes[index] == UInt8(ascii: "}") { index += 1; return .object(members) }
+        if index < bytes.count, bytes[index] == UInt8(ascii: "}") {
+            index += 1
+            return .object(members)
+        }
         while true {
             skipWhitespace()
-            guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { throw failure("expected a string key") }
+            guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else {
+                throw failure("expected a string key")
+            }
             let key = try parseString()
             skipWhitespace()
             guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw failure("expected ':'") }
@@ -106,8 +111,14 @@ struct TokenizerJSONParser {
             members.append(TokenizerJSONMember(key: key, value: try parseValue()))
             skipWhitespace()
             guard index < bytes.count else { throw failure("unexpected end of input in an object") }
-            if bytes[index] == UInt8(ascii: ",") { index += 1; continue }
-            if bytes[index] == UInt8(ascii: "}") { index += 1; return .object(members) }
+            if bytes[index] == UInt8(ascii: ",") {
+                index += 1
+                continue
+            }
+            if bytes[index] == UInt8(ascii: "}") {
+                index += 1
+                return .object(members)
+            }
             throw failure("expected ',' or '}'")
         }
     }
@@ -118,14 +129,23 @@ struct TokenizerJSONParser {
         index += 1
         var elements: [TokenizerJSONValue] = []
         skipWhitespace()
-        if index < bytes.count, bytes[index] == UInt8(ascii: "]") { index += 1; return .array(elements) }
+        if index < bytes.count, bytes[index] == UInt8(ascii: "]") {
+            index += 1
+            return .array(elements)
+        }
         while true {
             skipWhitespace()
             elements.append(try parseValue())
             skipWhitespace()
             guard index < bytes.count else { throw failure("unexpected end of input in an array") }
-            if bytes[index] == UInt8(ascii: ",") { index += 1; continue }
-            if bytes[index] == UInt8(ascii: "]") { index += 1; return .array(elements) }
+            if bytes[index] == UInt8(ascii: ",") {
+                index += 1
+                continue
+            }
+            if bytes[index] == UInt8(ascii: "]") {
+                index += 1
+                return .array(elements)
+            }
             throw failure("expected ',' or ']'")
         }
     }
@@ -154,9 +174,16 @@ struct TokenizerJSONParser {
         while true {
             guard index < bytes.count else { throw failure("unterminated string") }
             let c = bytes[index]
-            if c == UInt8(ascii: "\"") { index += 1; break }
+            if c == UInt8(ascii: "\"") {
+                index += 1
+                break
+            }
             if c < 0x20 { throw failure("control character in a string") }
-            if c != UInt8(ascii: "\\") { utf8.append(c); index += 1; continue }
+            if c != UInt8(ascii: "\\") {
+                utf8.append(c)
+                index += 1
+                continue
+            }
             index += 1
             guard index < bytes.count else { throw failure("unterminated escape") }
             let e = bytes[index]
@@ -173,7 +200,8 @@ struct TokenizerJSONParser {
             case UInt8(ascii: "u"):
                 var code = try parseHex4()
                 if (0xD800...0xDBFF).contains(code) {
-                    guard index + 2 <= bytes.count, bytes[index] == UInt8(ascii: "\\"), bytes[index + 1] == UInt8(ascii: "u")
+                    guard index + 2 <= bytes.count, bytes[index] == UInt8(ascii: "\\"),
+                        bytes[index + 1] == UInt8(ascii: "u")
                     else { throw failure("unpaired surrogate in \\u escape") }
                     index += 2
                     let low = try parseHex4()
@@ -193,7 +221,8 @@ struct TokenizerJSONParser {
         let start = index
         while index < bytes.count, "+-0123456789.eE".utf8.contains(bytes[index]) { index += 1 }
         guard index > start, let text = String(validating: bytes[start..<index], as: UTF8.self),
-              let value = Double(text) else {
+            let value = Double(text)
+        else {
             index = start
             throw failure("unexpected character")
         }

@@ -17,7 +17,9 @@ public struct BestValidation: Sendable, Equatable {
 
     /// The best `value` of `metric` so far, reached at `step`.
     public init(metric: BestMetric, value: Double, step: Int) {
-        self.metric = metric; self.value = value; self.step = step
+        self.metric = metric
+        self.value = value
+        self.step = step
     }
 
     /// `step-NNNNNNNN`, the checkpoint directory of `step`.
@@ -37,7 +39,8 @@ struct BestTracker: Sendable, Equatable {
     private(set) var validationsSinceBest = 0
 
     init(metric: BestMetric, patience: Int) {
-        self.metric = metric; self.patience = patience
+        self.metric = metric
+        self.patience = patience
     }
 
     /// The metric's value in one validation's figures: the loss always, BLEU and chrF when that
@@ -70,9 +73,12 @@ struct BestTracker: Sendable, Equatable {
         var fields: [String: Any] = ["validations_since_best": validationsSinceBest]
         if let best {
             let bits = String(best.value.bitPattern, radix: 16)
-            fields["best"] = ["metric": best.metric.rawValue, "value": best.value, "step": best.step,
-                              "checkpoint": best.checkpointName,
-                              "value_bits": String(repeating: "0", count: 16 - bits.count) + bits] as [String: Any]
+            fields["best"] =
+                [
+                    "metric": best.metric.rawValue, "value": best.value, "step": best.step,
+                    "checkpoint": best.checkpointName,
+                    "value_bits": String(repeating: "0", count: 16 - bits.count) + bits,
+                ] as [String: Any]
         }
         return fields
     }
@@ -92,12 +98,14 @@ struct BestTracker: Sendable, Equatable {
             return nil
         }
         guard let object = saved as? [String: Any], let name = object["metric"] as? String,
-              let savedMetric = BestMetric(rawValue: name), let step = (object["step"] as? NSNumber)?.intValue,
-              let bitsText = object["value_bits"] as? String, let bits = UInt64(bitsText, radix: 16) else {
+            let savedMetric = BestMetric(rawValue: name), let step = (object["step"] as? NSNumber)?.intValue,
+            let bitsText = object["value_bits"] as? String, let bits = UInt64(bitsText, radix: 16)
+        else {
             throw TrainingError.resume("\(source): \"best\" is not an object with metric, step and value_bits")
         }
         guard savedMetric == metric else {
-            return "best_metric changed from \(savedMetric.rawValue) to \(metric.rawValue) since \(source) was written: "
+            return
+                "best_metric changed from \(savedMetric.rawValue) to \(metric.rawValue) since \(source) was written: "
                 + "the best so far and the patience counter start afresh"
         }
         best = BestValidation(metric: metric, value: Double(bitPattern: bits), step: step)

@@ -24,11 +24,14 @@ public struct CheckpointModel {
         } else if !fm.fileExists(atPath: path + "/state.json") {
             let run = fm.fileExists(atPath: path + "/checkpoints") ? path : (path as NSString).deletingLastPathComponent
             guard fm.fileExists(atPath: run + "/checkpoints") else {
-                throw TrainingError.resume("\(path) is neither a checkpoint directory nor a run directory with checkpoints")
+                throw TrainingError.resume(
+                    "\(path) is neither a checkpoint directory nor a run directory with checkpoints")
             }
             let search = try CheckpointStore(runDirectory: run).latestValid()
             for s in search.skipped { printError("warning: skipping \(s)") }
-            guard let c = search.checkpoint else { throw TrainingError.resume("no valid checkpoint under \(run)/checkpoints") }
+            guard let c = search.checkpoint else {
+                throw TrainingError.resume("no valid checkpoint under \(run)/checkpoints")
+            }
             dir = c.directory
         }
         let loaded = try CheckpointStore.load(directory: dir)

@@ -11,7 +11,10 @@ package enum Float16Rounding {
     /// True when every value is finite after rounding to Float16 (|x| < 65520; NaN fails).
     package static func isFiniteAfterRounding(_ values: UnsafePointer<Float>, count: Int) -> Bool {
         var ok = true
-        for i in 0..<count where !(abs(values[i]) < overflowThreshold) { ok = false; break }
+        for i in 0..<count where !(abs(values[i]) < overflowThreshold) {
+            ok = false
+            break
+        }
         return ok
     }
 

@@ -20,8 +20,10 @@ package struct LossScalePolicy: Sendable, Equatable {
     package var minimumScale: Float
     package var maximumScale: Float
 
-    package init(initialScale: Float = 65536, growthInterval: Int = 2000, hysteresis: Int = 2,
-                minimumScale: Float = 1, maximumScale: Float = 16_777_216) {
+    package init(
+        initialScale: Float = 65536, growthInterval: Int = 2000, hysteresis: Int = 2,
+        minimumScale: Float = 1, maximumScale: Float = 16_777_216
+    ) {
         self.initialScale = initialScale
         self.growthInterval = Swift.max(1, growthInterval)
         self.hysteresis = Swift.max(1, hysteresis)
@@ -49,12 +51,20 @@ package struct LossScaleState: Sendable, Equatable {
     package var hysteresisLeft: Int
 
     /// Static scale 1 (Float32 gradients).
-    package init() { isDynamic = false; scale = 1; cleanSteps = 0; hysteresisLeft = 1 }
+    package init() {
+        isDynamic = false
+        scale = 1
+        cleanSteps = 0
+        hysteresisLeft = 1
+    }
 
     /// The start of a run: dynamic at `policy.initialScale` when `dynamic`, else static 1.
     package init(dynamic: Bool, policy: LossScalePolicy = .standard) {
         self.init()
-        if dynamic { isDynamic = true; scale = policy.initialScale }
+        if dynamic {
+            isDynamic = true
+            scale = policy.initialScale
+        }
     }
 
     /// What an update did to the scale.
@@ -91,7 +101,9 @@ package struct LossScaleState: Sendable, Equatable {
     /// Reads the `state.json` form; `source` names the file in error messages.
     package init(jsonObject o: [String: Any], source: String) throws(TrainingError) {
         func number(_ key: String) throws(TrainingError) -> NSNumber {
-            guard let n = o[key] as? NSNumber else { throw .resume("\(source): loss_scale.\(key) is missing or not a number") }
+            guard let n = o[key] as? NSNumber else {
+                throw .resume("\(source): loss_scale.\(key) is missing or not a number")
+            }
             return n
         }
         self.init()
@@ -99,7 +111,9 @@ package struct LossScaleState: Sendable, Equatable {
         scale = try number("scale").floatValue
         cleanSteps = try number("clean_steps").intValue
         hysteresisLeft = try number("hysteresis_left").intValue
-        guard scale.isFinite, scale >= 1 else { throw .resume("\(source): loss_scale.scale \(scale) is not a finite number >= 1") }
+        guard scale.isFinite, scale >= 1 else {
+            throw .resume("\(source): loss_scale.scale \(scale) is not a finite number >= 1")
+        }
         guard cleanSteps >= 0, hysteresisLeft >= 1 else {
             throw .resume("\(source): loss_scale counters must be clean_steps >= 0 and hysteresis_left >= 1")
         }

@@ -30,8 +30,9 @@ package final class OptimizerStep {
         case .noam:
             schedule = .noam(dModel: config.model.dModel, warmup: t.warmupSteps, factor: t.lrFactor)
         case .warmupCosine:
-            schedule = .warmupCosine(dModel: config.model.dModel, warmup: t.warmupSteps, factor: t.lrFactor,
-                                     totalSteps: t.maxSteps)
+            schedule = .warmupCosine(
+                dModel: config.model.dModel, warmup: t.warmupSteps, factor: t.lrFactor,
+                totalSteps: t.maxSteps)
         }
         clipNorm = t.clipNorm
     }
@@ -44,8 +45,10 @@ package final class OptimizerStep {
 
     /// `gradients` holds the sum over all tokens times `gradientMultiplier` (what the workers
     /// multiplied by, `TrainingSession.gradientMultiplier`; 1 without loss scaling); it is unscaled and averaged in place, in Float32.
-    package func apply(parameters: UnsafeMutablePointer<Float>, gradients: UnsafeMutablePointer<Float>, count: Int,
-                      tokens: Int, gradientMultiplier: Float = 1, lossIsFinite: Bool = true) -> StepOutcome {
+    package func apply(
+        parameters: UnsafeMutablePointer<Float>, gradients: UnsafeMutablePointer<Float>, count: Int,
+        tokens: Int, gradientMultiplier: Float = 1, lossIsFinite: Bool = true
+    ) -> StepOutcome {
         let lr = schedule.rate(step: adam.step + 1)
         guard tokens > 0 else {
             skippedSteps += 1

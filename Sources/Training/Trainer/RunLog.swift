@@ -16,14 +16,16 @@ package final class RunLog {
         do {
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         } catch {
-            throw TrainingError.runDirectory(path: directory.path, reason: "cannot create it (\(error.localizedDescription))")
+            throw TrainingError.runDirectory(
+                path: directory.path, reason: "cannot create it (\(error.localizedDescription))")
         }
         metrics = try RunLog.openAppending(directory.appendingPathComponent("metrics.jsonl"))
         valid = try RunLog.openAppending(directory.appendingPathComponent("valid.jsonl"))
         do {
             tensorBoard = try TensorBoardWriter(directory: tensorBoardDirectory, wallTime: Date().timeIntervalSince1970)
         } catch {
-            throw TrainingError.runDirectory(path: directory.path, reason: "cannot start a TensorBoard event file (\(error))")
+            throw TrainingError.runDirectory(
+                path: directory.path, reason: "cannot start a TensorBoard event file (\(error))")
         }
     }
 
@@ -32,8 +34,9 @@ package final class RunLog {
     private static func openAppending(_ url: URL) throws -> FileHandle {
         if !FileManager.default.fileExists(atPath: url.path) {
             guard FileManager.default.createFile(atPath: url.path, contents: nil) else {
-                throw TrainingError.runDirectory(path: url.deletingLastPathComponent().path,
-                                                 reason: "cannot create \(url.lastPathComponent) (is it writable?)")
+                throw TrainingError.runDirectory(
+                    path: url.deletingLastPathComponent().path,
+                    reason: "cannot create \(url.lastPathComponent) (is it writable?)")
             }
         }
         do {
@@ -41,8 +44,9 @@ package final class RunLog {
             try h.seekToEnd()
             return h
         } catch {
-            throw TrainingError.runDirectory(path: url.deletingLastPathComponent().path,
-                                             reason: "cannot open \(url.lastPathComponent) for writing")
+            throw TrainingError.runDirectory(
+                path: url.deletingLastPathComponent().path,
+                reason: "cannot open \(url.lastPathComponent) for writing")
         }
     }
 
@@ -84,8 +88,10 @@ package final class RunLog {
         } catch {
             guard !warned else { return }
             warned = true
-            printError("warning: cannot append to \(directory.appendingPathComponent(name).path): "
-                + "\(Self.reason(error)); training continues, lines that cannot be written are left out (warned once)")
+            printError(
+                "warning: cannot append to \(directory.appendingPathComponent(name).path): "
+                    + "\(Self.reason(error)); training continues, lines that cannot be written are left out (warned once)"
+            )
         }
     }
 
@@ -102,7 +108,8 @@ package final class RunLog {
     private func logTensorBoard(_ object: [String: Any], _ scalars: [TensorBoardEvent.Scalar]) {
         guard let writer = tensorBoard, let step = object["step"] as? Int, !scalars.isEmpty else { return }
         do {
-            try writer.write(TensorBoardEvent(wallTime: Date().timeIntervalSince1970, step: Int64(step), scalars: scalars))
+            try writer.write(
+                TensorBoardEvent(wallTime: Date().timeIntervalSince1970, step: Int64(step), scalars: scalars))
         } catch {
             printError("warning: TensorBoard curves stop at step \(step): \(error)")
             tensorBoard = nil
@@ -117,12 +124,15 @@ package final class RunLog {
         metrics = try RunLog.rewrite(metrics, directory.appendingPathComponent("metrics.jsonl"), keepingStepsUpTo: step)
         valid = try RunLog.rewrite(valid, directory.appendingPathComponent("valid.jsonl"), keepingStepsUpTo: step)
         do {
-            for note in try TensorBoardWriter.discardEvents(afterStep: Int64(step), in: tensorBoardDirectory,
-                                                            keeping: tensorBoard?.path) {
+            for note in try TensorBoardWriter.discardEvents(
+                afterStep: Int64(step), in: tensorBoardDirectory,
+                keeping: tensorBoard?.path)
+            {
                 printError("tensorboard: \(note)")
             }
         } catch {
-            throw TrainingError.runDirectory(path: directory.path, reason: "cannot rewrite a TensorBoard event file (\(error))")
+            throw TrainingError.runDirectory(
+                path: directory.path, reason: "cannot rewrite a TensorBoard event file (\(error))")
         }
     }
 
@@ -136,14 +146,19 @@ package final class RunLog {
         let lines = data.split(separator: 0x0A, omittingEmptySubsequences: true)
         let kept = lines.filter { line in
             guard let object = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any],
-                  let lineStep = object["step"] as? Int else { return true }
+                let lineStep = object["step"] as? Int
+            else { return true }
             return lineStep <= step
         }
         guard kept.count < lines.count else { return handle }
         var out = Data()
-        for line in kept { out.append(contentsOf: line); out.append(0x0A) }
+        for line in kept {
+            out.append(contentsOf: line)
+            out.append(0x0A)
+        }
         do { try out.write(to: url, options: .atomic) } catch {
-            throw TrainingError.runDirectory(path: url.deletingLastPathComponent().path, reason: "cannot rewrite \(name)")
+            throw TrainingError.runDirectory(
+                path: url.deletingLastPathComponent().path, reason: "cannot rewrite \(name)")
         }
         try? handle.close()
         return try openAppending(url)
@@ -151,7 +166,8 @@ package final class RunLog {
 
     package func writeSummary(_ object: [String: Any]) throws {
         let url = directory.appendingPathComponent("summary.json")
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted])) ?? Data()
+        let data =
+            (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted])) ?? Data()
         do { try data.write(to: url, options: .atomic) } catch {
             throw TrainingError.runDirectory(path: directory.path, reason: "cannot write summary.json")
         }

@@ -16,12 +16,17 @@ package struct StepPlan: Sendable, Equatable {
     package let positions: [Int: Range<Int>]
 
     package init(step: Int, cursor: Int, microBatches: Int, ranks: [Int]) {
-        self.step = step; self.cursor = cursor; self.microBatches = microBatches
+        self.step = step
+        self.cursor = cursor
+        self.microBatches = microBatches
         let sorted = ranks.sorted()
         var a: [Int: [Int]] = [:], p: [Int: Range<Int>] = [:]
         for (i, r) in sorted.enumerated() {
             let lo = microBatches * i / sorted.count, hi = microBatches * (i + 1) / sorted.count
-            if hi > lo { a[r] = Array((cursor + lo)..<(cursor + hi)); p[r] = lo..<hi }
+            if hi > lo {
+                a[r] = Array((cursor + lo)..<(cursor + hi))
+                p[r] = lo..<hi
+            }
         }
         assignments = a
         positions = p

@@ -1,7 +1,8 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// Graceful stop on SIGINT/SIGTERM: the first signal asks the training loop to finish the current
 /// step, write a checkpoint and the summary, and exit; a second signal ends the process at once.
@@ -18,7 +19,7 @@ package enum StopSignal {
         for sig in [SIGINT, SIGTERM] {
             signal(sig) { s in
                 if StopSignal.requested.exchange(true, ordering: .relaxed) {
-                    _exit(128 + s)   // second signal: leave now
+                    _exit(128 + s)  // second signal: leave now
                 }
                 let msg = "\nstop requested: finishing this step and writing a checkpoint (signal again to quit now)\n"
                 _ = msg.withCString { write(2, $0, strlen($0)) }

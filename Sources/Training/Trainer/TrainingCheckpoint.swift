@@ -28,9 +28,11 @@ package struct TrainingCheckpoint {
     /// `extraState` adds fields to `state.json` (the best validation); `preserving` lists steps
     /// whose checkpoints `keep_checkpoints` must not delete (the best one).
     @discardableResult
-    package func save(progress p: TrainingProgress, parameters: UnsafePointer<Float>, optimizer: OptimizerStep,
-                     workers: Int, lossScale: LossScaleState, tokenizerHash: String,
-                     extraState: [String: Any] = [:], preserving: Set<Int> = []) throws -> WrittenCheckpoint {
+    package func save(
+        progress p: TrainingProgress, parameters: UnsafePointer<Float>, optimizer: OptimizerStep,
+        workers: Int, lossScale: LossScaleState, tokenizerHash: String,
+        extraState: [String: Any] = [:], preserving: Set<Int> = []
+    ) throws -> WrittenCheckpoint {
         let layout = ParameterLayout(config: config.model)
         let configObject = (try? JSONSerialization.jsonObject(with: config.rawJSON)) ?? [String: Any]()
         var state: [String: Any] = [
@@ -51,10 +53,11 @@ package struct TrainingCheckpoint {
         ]
         for (key, value) in extraState { state[key] = value }
         let m = optimizer.adam.m.pointer, v = optimizer.adam.v.pointer
-        return try store.write(step: p.step, model: layout.float32Records(arena: parameters),
-                               optimizer: layout.float32Records(arena: m, prefix: "exp_avg.")
-                                   + layout.float32Records(arena: v, prefix: "exp_avg_sq."),
-                               state: state, keep: config.training.keepCheckpoints, preserving: preserving)
+        return try store.write(
+            step: p.step, model: layout.float32Records(arena: parameters),
+            optimizer: layout.float32Records(arena: m, prefix: "exp_avg.")
+                + layout.float32Records(arena: v, prefix: "exp_avg_sq."),
+            state: state, keep: config.training.keepCheckpoints, preserving: preserving)
     }
 
     /// Finds the checkpoint to resume from: `directory`, or the newest valid one of the run.
@@ -67,26 +70,33 @@ package struct TrainingCheckpoint {
     }
 
     /// Loads weights and moments into the given buffers and returns the counters.
-    package func restore(_ c: LoadedCheckpoint, parameters: UnsafeMutablePointer<Float>, optimizer: OptimizerStep,
-                        lossScale: inout LossScaleState) throws -> TrainingProgress {
+    package func restore(
+        _ c: LoadedCheckpoint, parameters: UnsafeMutablePointer<Float>, optimizer: OptimizerStep,
+        lossScale: inout LossScaleState
+    ) throws -> TrainingProgress {
         let layout = ParameterLayout(config: config.model)
         let state = try c.stateObject()
         if state[CheckpointAveraging.sourcesKey] != nil {
-            throw TrainingError.resume("\(c.directory) is an average of checkpoints (made by `transformer average`) and "
-                + "holds no optimizer moments or data position; use it with translate or evaluate, and resume from one "
-                + "of the checkpoints it averages")
+            throw TrainingError.resume(
+                "\(c.directory) is an average of checkpoints (made by `transformer average`) and "
+                    + "holds no optimizer moments or data position; use it with translate or evaluate, and resume from one "
+                    + "of the checkpoints it averages")
         }
         if let saved = state["config"] {
             let savedConfig = try RunConfig.parse(jsonObject: saved, source: c.directory + "/state.json")
             guard savedConfig.model == config.model else {
-                throw TrainingError.resume("\(c.directory) was written for a different model (\(savedConfig.model)) than the config (\(config.model))")
+                throw TrainingError.resume(
+                    "\(c.directory) was written for a different model (\(savedConfig.model)) than the config (\(config.model))"
+                )
             }
         }
         try c.model.read(layout: layout, into: parameters)
         try c.optimizer.read(layout: layout, into: optimizer.adam.m.pointer, prefix: "exp_avg.")
         try c.optimizer.read(layout: layout, into: optimizer.adam.v.pointer, prefix: "exp_avg_sq.")
         func int(_ key: String) throws -> Int {
-            guard let n = state[key] as? NSNumber else { throw TrainingError.resume("\(c.directory)/state.json: missing \(key)") }
+            guard let n = state[key] as? NSNumber else {
+                throw TrainingError.resume("\(c.directory)/state.json: missing \(key)")
+            }
             return n.intValue
         }
         var p = TrainingProgress()

@@ -46,9 +46,10 @@ package struct ToyTrainingData: TrainingData {
         case .reverse: kind = .reverse
         case .translation: throw TrainingError.unsupported("data.task translation is not available yet")
         }
-        task = try ToyTask(kind: kind, vocabSize: config.model.vocabSize, maxLength: config.data.copyMaxLen,
-                           minLength: config.data.copyMinLen,
-                           seed: config.training.seed)
+        task = try ToyTask(
+            kind: kind, vocabSize: config.model.vocabSize, maxLength: config.data.copyMaxLen,
+            minLength: config.data.copyMinLen,
+            seed: config.training.seed)
         tokenBudget = config.training.batchTokens
         validationPairs = task.validationSet(count: config.training.validSize)
     }

@@ -88,7 +88,8 @@ package final class TrainingSession {
     private var lastTrainLoss = Double.nan
 
     package init(config: RunConfig, options: RunOptions) throws {
-        self.config = config; self.options = options
+        self.config = config
+        self.options = options
         data = try makeTrainingData(config)
         model = ReplicaTrainer.model(for: config)
         optimizer = OptimizerStep(layout: model.arena.layout, config: config)
@@ -102,8 +103,9 @@ package final class TrainingSession {
         case .latest, .from:
             let dir: String? = if case .from(let d) = options.resume { d } else { nil }
             if let c = try checkpoint.find(directory: dir) {
-                progress = try checkpoint.restore(c, parameters: model.arena.values.pointer, optimizer: optimizer,
-                                                  lossScale: &lossScale)
+                progress = try checkpoint.restore(
+                    c, parameters: model.arena.values.pointer, optimizer: optimizer,
+                    lossScale: &lossScale)
                 checkpointedStep = progress.step
                 say("resumed from \(c.directory) at step \(progress.step)")
                 try restoreBest(from: c)
@@ -141,8 +143,9 @@ package final class TrainingSession {
         guard let best = bestTracker.best else { return }
         let store = checkpoint.store
         guard Posix.isDirectory(store.checkpointsDirectory + "/" + best.checkpointName) else {
-            printError("warning: the best checkpoint \(best.checkpointName) recorded in \(c.directory)/state.json no longer "
-                + "exists; \(store.bestPath) will name the next improvement")
+            printError(
+                "warning: the best checkpoint \(best.checkpointName) recorded in \(c.directory)/state.json no longer "
+                    + "exists; \(store.bestPath) will name the next improvement")
             return
         }
         bestOnDisk = best.step
@@ -165,12 +168,15 @@ package final class TrainingSession {
 
     /// Starts the wall clock (call right before the first step).
     package func begin(workers: Int) {
-        started = Date(); elapsedBefore = progress.elapsedSeconds; window.start = Date()
+        started = Date()
+        elapsedBefore = progress.elapsedSeconds
+        window.start = Date()
         tokensAtBegin = progress.targetTokensSeen
         status.begin(step: progress.step)
         let t = config.training
-        say("training \(config.name): \(model.parameterCount) parameters, \(workers) worker(s) x \(t.accumulationSteps) "
-            + "micro-batch(es) of \(t.batchTokens) tokens, steps \(progress.step + 1)...\(t.maxSteps)")
+        say(
+            "training \(config.name): \(model.parameterCount) parameters, \(workers) worker(s) x \(t.accumulationSteps) "
+                + "micro-batch(es) of \(t.batchTokens) tokens, steps \(progress.step + 1)...\(t.maxSteps)")
     }
 
     /// Applies one step from the summed gradient (`gradients`, overwritten) of `microBatches`
@@ -179,11 +185,14 @@ package final class TrainingSession {
     /// optimizer (the coordinator broadcasts weights there); what it returns, plus `extra`, goes
     /// into the step's metrics line (e.g. time spent communicating, bytes moved).
     @discardableResult
-    package func completeStep(gradients: UnsafeMutablePointer<Float>, statistics stats: LossStatistics, microBatches: Int,
-                             workers: Int, extra: [String: Any] = [:],
-                             afterApply: () -> [String: Any] = { [:] }) throws -> StepOutcome {
-        let applied = applyStep(gradients: gradients, statistics: stats, microBatches: microBatches, workers: workers,
-                                extra: extra, afterApply: afterApply)
+    package func completeStep(
+        gradients: UnsafeMutablePointer<Float>, statistics stats: LossStatistics, microBatches: Int,
+        workers: Int, extra: [String: Any] = [:],
+        afterApply: () -> [String: Any] = { [:] }
+    ) throws -> StepOutcome {
+        let applied = applyStep(
+            gradients: gradients, statistics: stats, microBatches: microBatches, workers: workers,
+            extra: extra, afterApply: afterApply)
         guard let work = applied.validation else { return try finishStep(applied, validation: nil) }
         let start = Date()
         let parts = try work.computeAll(model: model)
@@ -192,15 +201,18 @@ package final class TrainingSession {
 
     /// The optimizer step and its metrics line: the first half of `completeStep`. Compute the
     /// returned step's `validation` units (if any) with the new weights, then call `finishStep`.
-    package func applyStep(gradients: UnsafeMutablePointer<Float>, statistics stats: LossStatistics, microBatches: Int,
-                          workers: Int, extra: [String: Any] = [:],
-                          afterApply: () -> [String: Any] = { [:] }) -> AppliedStep {
+    package func applyStep(
+        gradients: UnsafeMutablePointer<Float>, statistics stats: LossStatistics, microBatches: Int,
+        workers: Int, extra: [String: Any] = [:],
+        afterApply: () -> [String: Any] = { [:] }
+    ) -> AppliedStep {
         let t = config.training
         let step = progress.step + 1
-        let outcome = optimizer.apply(parameters: model.arena.values.pointer, gradients: gradients,
-                                      count: parameterCount, tokens: stats.tokens,
-                                      gradientMultiplier: gradientMultiplier(microBatches: microBatches),
-                                      lossIsFinite: stats.lossSum.isFinite)
+        let outcome = optimizer.apply(
+            parameters: model.arena.values.pointer, gradients: gradients,
+            count: parameterCount, tokens: stats.tokens,
+            gradientMultiplier: gradientMultiplier(microBatches: microBatches),
+            lossIsFinite: stats.lossSum.isFinite)
         let scaleUsed = lossScale.scale
         lossScale.update(overflow: outcome.nonFinite)
         var extra = extra
@@ -212,28 +224,37 @@ package final class TrainingSession {
         progress.elapsedSeconds = elapsedBefore + Date().timeIntervalSince(started)
         if !outcome.applied {
             let scaling = lossScale.isDynamic ? "; loss scale now \(lossScale.scale)" : ""
-            printError("step \(step): non-finite loss or gradient; step skipped (\(optimizer.skippedSteps) so far\(scaling))")
+            printError(
+                "step \(step): non-finite loss or gradient; step skipped (\(optimizer.skippedSteps) so far\(scaling))")
         }
         window.tokens += stats.tokens
-        if stats.lossSum.isFinite { window.loss += stats.lossSum; window.lossTokens += stats.tokens }
+        if stats.lossSum.isFinite {
+            window.loss += stats.lossSum
+            window.lossTokens += stats.tokens
+        }
         if step % t.logEvery == 0 || step == t.maxSteps {
             let seconds = Date().timeIntervalSince(window.start)
             let loss = window.lossTokens > 0 ? window.loss / Double(window.lossTokens) : .nan
             lastTrainLoss = loss
             let tps = Double(window.tokens) / Swift.max(seconds, 1e-9)
-            var line: [String: Any] = ["step": step, "loss": loss, "lr": Double(outcome.learningRate),
-                                       "grad_norm": outcome.gradNorm, "tokens": stats.tokens, "tokens_per_second": tps,
-                                       "elapsed_seconds": progress.elapsedSeconds, "workers": workers,
-                                       "skipped_steps": optimizer.skippedSteps, "loss_scale": Double(scaleUsed)]
+            var line: [String: Any] = [
+                "step": step, "loss": loss, "lr": Double(outcome.learningRate),
+                "grad_norm": outcome.gradNorm, "tokens": stats.tokens, "tokens_per_second": tps,
+                "elapsed_seconds": progress.elapsedSeconds, "workers": workers,
+                "skipped_steps": optimizer.skippedSteps, "loss_scale": Double(scaleUsed),
+            ]
             for (k, v) in extra { line[k] = v }
             log.logStep(line)
-            say(String(format: "step %d/%d | loss %.4f | lr %.3e | grad_norm %.3f | %.0f tok/s | %.1f s",
-                       step, t.maxSteps, loss, outcome.learningRate, outcome.gradNorm, tps, progress.elapsedSeconds))
+            say(
+                String(
+                    format: "step %d/%d | loss %.4f | lr %.3e | grad_norm %.3f | %.0f tok/s | %.1f s",
+                    step, t.maxSteps, loss, outcome.learningRate, outcome.gradNorm, tps, progress.elapsedSeconds))
             window = (Date(), 0, 0, 0)
         }
         let due = step % t.validateEvery == 0 || step == t.maxSteps
-        return AppliedStep(step: step, outcome: outcome, statistics: stats, workers: workers,
-                           validation: due ? validationWork(step: step) : nil)
+        return AppliedStep(
+            step: step, outcome: outcome, statistics: stats, workers: workers,
+            validation: due ? validationWork(step: step) : nil)
     }
 
     /// The validation due at `step`: every validation scores loss (and the toy tasks' exact
@@ -249,11 +270,14 @@ package final class TrainingSession {
     /// `applied.validation`, in unit order, and how long they took), then checkpoints, stops and
     /// writes `status.json` as due.
     @discardableResult
-    package func finishStep(_ applied: AppliedStep, validation: (parts: [ValidationPart], seconds: Double)?) throws -> StepOutcome {
+    package func finishStep(_ applied: AppliedStep, validation: (parts: [ValidationPart], seconds: Double)?) throws
+        -> StepOutcome
+    {
         let t = config.training
         let step = applied.step
         precondition(step == progress.step, "finishStep for step \(step) after step \(progress.step) was applied")
-        precondition((applied.validation == nil) == (validation == nil), "a due validation needs its results (and only then)")
+        precondition(
+            (applied.validation == nil) == (validation == nil), "a due validation needs its results (and only then)")
         let stopping = StopSignal.isRequested
         var improved = false
         if let work = applied.validation, let validation {
@@ -272,9 +296,11 @@ package final class TrainingSession {
         // After validation and checkpoint, so the file says what the step led to.
         let stats = applied.statistics
         let stepLoss = stats.tokens > 0 && stats.lossSum.isFinite ? stats.lossSum / Double(stats.tokens) : .nan
-        status.update(step: step, maxSteps: t.maxSteps, loss: stepLoss, learningRate: Double(applied.outcome.learningRate),
-                      tokensPerSecond: Double(progress.targetTokensSeen - tokensAtBegin) / Swift.max(Date().timeIntervalSince(started), 1e-9),
-                      workers: workerStatus, lastValidation: lastValidationLine)
+        status.update(
+            step: step, maxSteps: t.maxSteps, loss: stepLoss, learningRate: Double(applied.outcome.learningRate),
+            tokensPerSecond: Double(progress.targetTokensSeen - tokensAtBegin)
+                / Swift.max(Date().timeIntervalSince(started), 1e-9),
+            workers: workerStatus, lastValidation: lastValidationLine)
         return applied.outcome
     }
 
@@ -283,13 +309,21 @@ package final class TrainingSession {
     private func recordValidation(step: Int, work: ValidationWork, parts: [ValidationPart], seconds: Double) -> Bool {
         let (v, translations) = work.combine(parts)
         lastValidation = v
-        var o: [String: Any] = ["step": step, "loss": v.loss, "perplexity": v.perplexity, "token_accuracy": v.tokenAccuracy,
-                                "seconds": seconds]
-        var line = String(format: "validation @ %d | loss %.4f | ppl %.3f | token acc %.4f", step, v.loss, v.perplexity, v.tokenAccuracy)
-        if let s = v.sequenceAccuracy { o["sequence_accuracy"] = s; line += String(format: " | sequence acc %.4f", s) }
+        var o: [String: Any] = [
+            "step": step, "loss": v.loss, "perplexity": v.perplexity, "token_accuracy": v.tokenAccuracy,
+            "seconds": seconds,
+        ]
+        var line = String(
+            format: "validation @ %d | loss %.4f | ppl %.3f | token acc %.4f", step, v.loss, v.perplexity,
+            v.tokenAccuracy)
+        if let s = v.sequenceAccuracy {
+            o["sequence_accuracy"] = s
+            line += String(format: " | sequence acc %.4f", s)
+        }
         let extras = work.translationBatches.isEmpty ? [:] : data.score(translations: translations)
         for (key, value) in extras.sorted(by: { $0.key < $1.key }) {
-            o[key] = value; line += String(format: " | %@ %.2f", key, value)
+            o[key] = value
+            line += String(format: " | %@ %.2f", key, value)
             if key == "bleu" { lastValidation?.bleu = value }
         }
         log.logValidation(o)
@@ -301,7 +335,8 @@ package final class TrainingSession {
                 line += " | new best"
             } else if let best = bestTracker.best {
                 let patience = config.training.patience > 0 ? "/\(config.training.patience)" : ""
-                line += " | best \(best.formattedValue) @ \(best.step), \(bestTracker.validationsSinceBest)\(patience) without improvement"
+                line +=
+                    " | best \(best.formattedValue) @ \(best.step), \(bestTracker.validationsSinceBest)\(patience) without improvement"
             }
         }
         say(line)
@@ -322,13 +357,15 @@ package final class TrainingSession {
         let store = checkpoint.store
         let w: WrittenCheckpoint
         do {
-            w = try checkpoint.save(progress: progress, parameters: model.arena.values.pointer, optimizer: optimizer,
-                                    workers: workers, lossScale: lossScale, tokenizerHash: data.tokenizerHash,
-                                    extraState: bestTracker.stateFields, preserving: preserving)
+            w = try checkpoint.save(
+                progress: progress, parameters: model.arena.values.pointer, optimizer: optimizer,
+                workers: workers, lossScale: lossScale, tokenizerHash: data.tokenizerHash,
+                extraState: bestTracker.stateFields, preserving: preserving)
         } catch let error as CheckpointError {
             guard case .cannotWrite = error else { throw error }
             let latest = (try? CheckpointStore.pointerName(store.latestPath, missingIsNil: true)).flatMap { $0 }
-            reportUnwritten("\(error); \(store.latestPath) " + (latest.map { "still names \($0)" } ?? "does not exist yet"))
+            reportUnwritten(
+                "\(error); \(store.latestPath) " + (latest.map { "still names \($0)" } ?? "does not exist yet"))
             return
         }
         checkpointFailure = nil
@@ -336,12 +373,14 @@ package final class TrainingSession {
         checkpointedStep = progress.step
         say("checkpoint \(w.directory)")
         if let best = bestTracker.best, best.step != bestOnDisk,
-           Posix.isDirectory(store.checkpointsDirectory + "/" + best.checkpointName) {
+            Posix.isDirectory(store.checkpointsDirectory + "/" + best.checkpointName)
+        {
             do throws(CheckpointError) {
                 try store.writeBestPointer(step: best.step)
                 bestOnDisk = best.step
             } catch {
-                let old = bestOnDisk.map { "still names \(CheckpointStore.directoryName(step: $0))" } ?? "is not written"
+                let old =
+                    bestOnDisk.map { "still names \(CheckpointStore.directoryName(step: $0))" } ?? "is not written"
                 reportUnwritten("\(store.bestPath) not moved to \(best.checkpointName): \(error); it \(old)")
             }
         }
@@ -360,19 +399,23 @@ package final class TrainingSession {
         let t = config.training, step = progress.step
         let isFinal = stopped || StopSignal.isRequested || bestTracker.isExhausted || step >= t.maxSteps
         let next = Swift.min((step / t.checkpointEvery + 1) * t.checkpointEvery, t.maxSteps)
-        printError("error: \(failure); " + (isFinal
-            ? "this was the run's final checkpoint; \(lastCheckpointDescription)"
-            : "training continues and the next checkpoint (step \(next), or a new best before it) retries"))
+        printError(
+            "error: \(failure); "
+                + (isFinal
+                    ? "this was the run's final checkpoint; \(lastCheckpointDescription)"
+                    : "training continues and the next checkpoint (step \(next), or a new best before it) retries"))
         checkpointFailure = "the checkpoint of step \(step) could not be written (\(failure))"
     }
 
     /// The line that ends a run stopped by `training.patience`.
     private var earlyStopNote: String? {
         guard stoppedEarly else { return nil }
-        var note = "early stop at step \(progress.step): no improvement of valid \(config.bestMetric.rawValue) for "
+        var note =
+            "early stop at step \(progress.step): no improvement of valid \(config.bestMetric.rawValue) for "
             + "\(bestTracker.validationsSinceBest) validations"
         if let best = bestTracker.best {
-            note += "; best \(best.formattedValue) at step \(best.step), \(checkpoint.store.checkpointsDirectory)/\(best.checkpointName)"
+            note +=
+                "; best \(best.formattedValue) at step \(best.step), \(checkpoint.store.checkpointsDirectory)/\(best.checkpointName)"
         }
         return note
     }
@@ -389,27 +432,33 @@ package final class TrainingSession {
 
     /// Writes `summary.json` and returns the figures.
     package func finish(workers: Int) throws -> RunSummary {
-        let s = RunSummary(step: progress.step, trainLoss: lastTrainLoss, validation: lastValidation,
-                           tokensPerSecond: Double(progress.targetTokensSeen) / Swift.max(progress.elapsedSeconds, 1e-9),
-                           wallSeconds: progress.elapsedSeconds, skippedSteps: progress.skippedSteps,
-                           best: bestTracker.best, earlyStopNote: earlyStopNote)
-        var o: [String: Any] = ["step": s.step, "train_loss": s.trainLoss.isFinite ? s.trainLoss : NSNull(),
-                                "tokens_per_second": s.tokensPerSecond, "wall_seconds": s.wallSeconds,
-                                "peak_rss_bytes": peakResidentBytes(), "workers": workers, "skipped_steps": s.skippedSteps]
+        let s = RunSummary(
+            step: progress.step, trainLoss: lastTrainLoss, validation: lastValidation,
+            tokensPerSecond: Double(progress.targetTokensSeen) / Swift.max(progress.elapsedSeconds, 1e-9),
+            wallSeconds: progress.elapsedSeconds, skippedSteps: progress.skippedSteps,
+            best: bestTracker.best, earlyStopNote: earlyStopNote)
+        var o: [String: Any] = [
+            "step": s.step, "train_loss": s.trainLoss.isFinite ? s.trainLoss : NSNull(),
+            "tokens_per_second": s.tokensPerSecond, "wall_seconds": s.wallSeconds,
+            "peak_rss_bytes": peakResidentBytes(), "workers": workers, "skipped_steps": s.skippedSteps,
+        ]
         if let v = s.validation {
-            o["valid_loss"] = v.loss; o["token_accuracy"] = v.tokenAccuracy; o["perplexity"] = v.perplexity
+            o["valid_loss"] = v.loss
+            o["token_accuracy"] = v.tokenAccuracy
+            o["perplexity"] = v.perplexity
             if let seq = v.sequenceAccuracy { o["sequence_accuracy"] = seq }
             if let bleu = v.bleu { o["valid_bleu"] = bleu }
         }
         o["best_metric"] = config.bestMetric.rawValue
         o["early_stopped"] = stoppedEarly
         if let best = s.best {
-            o["best_step"] = best.step; o["best_value"] = best.value
+            o["best_step"] = best.step
+            o["best_value"] = best.value
             // A best whose checkpoint could not be written (disk full) has none to name.
             let directory = checkpoint.store.checkpointsDirectory + "/" + best.checkpointName
             o["best_checkpoint"] = Posix.isDirectory(directory) ? directory : NSNull()
         }
-        do { try log.writeSummary(o) } catch where checkpointFailure != nil {
+        do { try log.writeSummary(o) } catch  where checkpointFailure != nil {
             printError("error: \(error)")  // The checkpoint failure below is the one to act on.
         }
         say("summary: \(options.runDirectory.path)/summary.json")

@@ -28,7 +28,9 @@ package struct ValidationWork: Sendable {
     /// - Parameters:
     ///   - translating: the scored sources, or [] when this validation scores no translations.
     ///   - maxLen: the model's `max_len` (sources are cut to it, as `TextTranslator` does).
-    package init(pairs: [(source: [Int32], target: [Int32])], decodesPairs: Bool, translating sources: [[Int32]], maxLen: Int) {
+    package init(
+        pairs: [(source: [Int32], target: [Int32])], decodesPairs: Bool, translating sources: [[Int32]], maxLen: Int
+    ) {
         self.pairs = pairs
         self.decodesPairs = decodesPairs
         translationBatches = TextTranslator.batches(of: sources, maxLen: maxLen, batchSize: Self.translationBatchSize)
@@ -37,8 +39,9 @@ package struct ValidationWork: Sendable {
 
     /// The work of the validation of `data` that scores translations or not (see `TrainingSession.validationWork`).
     package init(data: any TrainingData, translating: Bool, maxLen: Int) {
-        self.init(pairs: data.validationPairs, decodesPairs: data.reportsSequenceAccuracy,
-                  translating: translating ? data.scoredSources : [], maxLen: maxLen)
+        self.init(
+            pairs: data.validationPairs, decodesPairs: data.reportsSequenceAccuracy,
+            translating: translating ? data.scoredSources : [], maxLen: maxLen)
     }
 
     /// Computes unit `unit` with `model` (evaluation mode). `decoder` is reused across units when
@@ -53,13 +56,15 @@ package struct ValidationWork: Sendable {
         let start = unit * Self.chunkPairs
         let chunk = Array(pairs[start..<Swift.min(pairs.count, start + Self.chunkPairs)])
         let batch = Batch(pairs: chunk)
-        let logits = try model.forward(source: batch.source, targetInput: batch.targetInput, batchSize: batch.batchSize,
-                                       sourceLength: batch.sourceLength, targetLength: batch.targetLength,
-                                       dropout: .disabled)
+        let logits = try model.forward(
+            source: batch.source, targetInput: batch.targetInput, batchSize: batch.batchSize,
+            sourceLength: batch.sourceLength, targetLength: batch.targetLength,
+            dropout: .disabled)
         let stats = batch.targetOutput.withUnsafeBufferPointer { t in
-            LabelSmoothedCrossEntropy.evaluate(logits: logits, targets: t.baseAddress!,
-                                               rows: batch.batchSize * batch.targetLength,
-                                               vocab: model.config.vocabSize, smoothing: 0, gradientScale: nil)
+            LabelSmoothedCrossEntropy.evaluate(
+                logits: logits, targets: t.baseAddress!,
+                rows: batch.batchSize * batch.targetLength,
+                vocab: model.config.vocabSize, smoothing: 0, gradientScale: nil)
         }
         var exact = 0
         if decodesPairs {
@@ -82,9 +87,15 @@ package struct ValidationWork: Sendable {
             let start = unit * Self.chunkPairs
             let chunk = Array(pairs[start..<Swift.min(pairs.count, start + Self.chunkPairs)])
             let tokens = Batch(pairs: chunk).targetOutput.reduce(0) { $0 + ($1 == SpecialTokens.pad ? 0 : 1) }
-            guard stats.tokens == tokens else { return "loss unit \(unit) counts \(stats.tokens) target tokens; it has \(tokens)" }
-            guard stats.correct >= 0, stats.correct <= tokens else { return "loss unit \(unit) has \(stats.correct) correct of \(tokens) tokens" }
-            guard exact >= 0, exact <= (decodesPairs ? chunk.count : 0) else { return "loss unit \(unit) has \(exact) exact decodes of \(chunk.count)" }
+            guard stats.tokens == tokens else {
+                return "loss unit \(unit) counts \(stats.tokens) target tokens; it has \(tokens)"
+            }
+            guard stats.correct >= 0, stats.correct <= tokens else {
+                return "loss unit \(unit) has \(stats.correct) correct of \(tokens) tokens"
+            }
+            guard exact >= 0, exact <= (decodesPairs ? chunk.count : 0) else {
+                return "loss unit \(unit) has \(exact) exact decodes of \(chunk.count)"
+            }
         case .translations(let outputs):
             guard unit >= lossUnitCount else { return "unit \(unit) is a loss chunk, not a translation batch" }
             let batch = translationBatches[unit - lossUnitCount]
@@ -93,7 +104,8 @@ package struct ValidationWork: Sendable {
             }
             for output in outputs {
                 guard output.count <= batch.outputBudget else {
-                    return "translation unit \(unit) has a translation of \(output.count) tokens (budget \(batch.outputBudget))"
+                    return
+                        "translation unit \(unit) has a translation of \(output.count) tokens (budget \(batch.outputBudget))"
                 }
                 if let bad = output.first(where: { $0 < 0 || Int($0) >= vocab }) {
                     return "translation unit \(unit) has token id \(bad) outside 0..<\(vocab)"
@@ -111,14 +123,17 @@ package struct ValidationWork: Sendable {
         var translations = [[Int32]](repeating: [], count: translationCount)
         for (unit, part) in parts.enumerated() {
             switch part {
-            case let .loss(s, e): stats += s; exact += e
+            case let .loss(s, e):
+                stats += s
+                exact += e
             case .translations(let outputs):
                 let batch = translationBatches[unit - lossUnitCount]
                 for (k, i) in batch.indices.enumerated() where k < outputs.count { translations[i] = outputs[k] }
             }
         }
-        let result = ValidationResult(loss: stats.meanNLL, perplexity: stats.perplexity, tokenAccuracy: stats.tokenAccuracy,
-                                      sequenceAccuracy: decodesPairs ? Double(exact) / Double(Swift.max(1, pairs.count)) : nil)
+        let result = ValidationResult(
+            loss: stats.meanNLL, perplexity: stats.perplexity, tokenAccuracy: stats.tokenAccuracy,
+            sequenceAccuracy: decodesPairs ? Double(exact) / Double(Swift.max(1, pairs.count)) : nil)
         return (result, translations)
     }
 

@@ -22,7 +22,8 @@ package struct Validator {
     package let decode: Bool
 
     package init(pairs: [(source: [Int32], target: [Int32])], decode: Bool) {
-        self.pairs = pairs; self.decode = decode
+        self.pairs = pairs
+        self.decode = decode
     }
 
     package func run(_ model: Transformer) throws -> ValidationResult {

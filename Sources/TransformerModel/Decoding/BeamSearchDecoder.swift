@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// One finished beam-search hypothesis.
@@ -17,7 +17,10 @@ public struct BeamHypothesis: Equatable, Sendable {
 
     /// A finished hypothesis with its scores.
     public init(tokens: [Int32], endsWithEOS: Bool, logProbability: Double, score: Double) {
-        self.tokens = tokens; self.endsWithEOS = endsWithEOS; self.logProbability = logProbability; self.score = score
+        self.tokens = tokens
+        self.endsWithEOS = endsWithEOS
+        self.logProbability = logProbability
+        self.score = score
     }
 
     /// Number of predicted tokens the score covers (tokens, plus EOS when predicted).
@@ -91,13 +94,14 @@ public struct BeamSearchDecoder {
         let b = sources.count, k = beamWidth, v = decoder.model.config.vocabSize, rows = b * k
         let steps = Swift.min(maxLength, decoder.model.config.maxLen)
         guard steps > 0 else {
-            return Array(repeating: [BeamHypothesis(tokens: [], endsWithEOS: false, logProbability: 0, score: 0)], count: b)
+            return Array(
+                repeating: [BeamHypothesis(tokens: [], endsWithEOS: false, logProbability: 0, score: 0)], count: b)
         }
         let (padded, sourceLength) = paddedSourceBatch(sources)
         try decoder.start(source: padded, batchSize: b, sourceLength: sourceLength, maxSteps: steps, repeats: k)
         let w = workspace
         w.reset(rows: rows, steps: steps, perRow: Swift.min(k + 1, v))
-        for s in 0..<b { w.beamScore[s * k] = 0 }   // the K copies of BOS are one hypothesis
+        for s in 0..<b { w.beamScore[s * k] = 0 }  // the K copies of BOS are one hypothesis
         var finished = [[BeamHypothesis]](repeating: [], count: b)
         // The keep-th best finished score of each sentence (-inf until `keep` have finished).
         var bestFinished = [Double](repeating: -.infinity, count: b)
@@ -119,7 +123,9 @@ public struct BeamSearchDecoder {
                         if i < k && !runsToMaxLength {
                             finished[s].append(finalize(c, step: t))
                             if finished[s].count >= keep {
-                                bestFinished[s] = keep == 1 ? Swift.max(bestFinished[s], finished[s][finished[s].count - 1].score)
+                                bestFinished[s] =
+                                    keep == 1
+                                    ? Swift.max(bestFinished[s], finished[s][finished[s].count - 1].score)
                                     : finished[s].map(\.score).sorted(by: >)[keep - 1]
                             }
                         }
@@ -133,8 +139,11 @@ public struct BeamSearchDecoder {
                 var bestLive = -Double.infinity
                 for j in 0..<k {
                     let r = s * k + j, (parent, token, score) = w.nextRow[r]
-                    w.parents[r] = Int32(parent); w.feed[r] = token; w.beamScore[r] = score
-                    w.tokenAt[t * rows + r] = token; w.parentAt[t * rows + r] = Int32(parent)
+                    w.parents[r] = Int32(parent)
+                    w.feed[r] = token
+                    w.beamScore[r] = score
+                    w.tokenAt[t * rows + r] = token
+                    w.parentAt[t * rows + r] = Int32(parent)
                     bestLive = Swift.max(bestLive, score)
                 }
                 if finished[s].count >= k || bestLive == -.infinity || bestFinished[s] >= bestLive / boundPenalty {
@@ -197,13 +206,22 @@ final class BeamWorkspace {
     private var topValue: [Float] = [], topToken: [Int32] = []
 
     func reset(rows: Int, steps: Int, perRow: Int) {
-        rowCount = rows; self.perRow = perRow
-        func fill<T>(_ a: inout [T], _ value: T, _ n: Int) { a.removeAll(keepingCapacity: true); a.append(contentsOf: repeatElement(value, count: n)) }
-        fill(&beamScore, -.infinity, rows); fill(&feed, SpecialTokens.bos, rows); fill(&parents, 0, rows)
-        fill(&tokenAt, SpecialTokens.pad, rows * steps); fill(&parentAt, 0, rows * steps)
+        rowCount = rows
+        self.perRow = perRow
+        func fill<T>(_ a: inout [T], _ value: T, _ n: Int) {
+            a.removeAll(keepingCapacity: true)
+            a.append(contentsOf: repeatElement(value, count: n))
+        }
+        fill(&beamScore, -.infinity, rows)
+        fill(&feed, SpecialTokens.bos, rows)
+        fill(&parents, 0, rows)
+        fill(&tokenAt, SpecialTokens.pad, rows * steps)
+        fill(&parentAt, 0, rows * steps)
         fill(&nextRow, (0, SpecialTokens.pad, -.infinity), rows)
-        fill(&topValue, 0, perRow); fill(&topToken, 0, perRow)
-        candidates.removeAll(keepingCapacity: true); candidates.reserveCapacity(rows * perRow)
+        fill(&topValue, 0, perRow)
+        fill(&topToken, 0, perRow)
+        candidates.removeAll(keepingCapacity: true)
+        candidates.reserveCapacity(rows * perRow)
     }
 
     /// Fills `candidates` with the best `perRow` tokens of each live beam of sentence `s`, sorted
@@ -218,7 +236,8 @@ final class BeamWorkspace {
             let n = selectTop(row, count: v)
             let logNorm = LogSoftmax.logNormalizer(row, count: v, maximum: topValue[0])
             for i in 0..<n {
-                insert(BeamCandidate(score: base + (Double(topValue[i]) - logNorm), row: r, rank: i, token: topToken[i]))
+                insert(
+                    BeamCandidate(score: base + (Double(topValue[i]) - logNorm), row: r, rank: i, token: topToken[i]))
             }
         }
     }
@@ -234,8 +253,13 @@ final class BeamWorkspace {
                     if n == cap && !(x > threshold) { continue }
                     var p = n < cap ? n : cap - 1
                     if n < cap { n += 1 }
-                    while p > 0 && value[p - 1] < x { value[p] = value[p - 1]; token[p] = token[p - 1]; p -= 1 }
-                    value[p] = x; token[p] = Int32(i)
+                    while p > 0 && value[p - 1] < x {
+                        value[p] = value[p - 1]
+                        token[p] = token[p - 1]
+                        p -= 1
+                    }
+                    value[p] = x
+                    token[p] = Int32(i)
                     if n == cap { threshold = value[cap - 1] }
                 }
                 return n
@@ -247,7 +271,10 @@ final class BeamWorkspace {
     private func insert(_ c: BeamCandidate) {
         candidates.append(c)
         var p = candidates.count - 1
-        while p > 0 && c.precedes(candidates[p - 1]) { candidates[p] = candidates[p - 1]; p -= 1 }
+        while p > 0 && c.precedes(candidates[p - 1]) {
+            candidates[p] = candidates[p - 1]
+            p -= 1
+        }
         candidates[p] = c
     }
 }

@@ -22,7 +22,8 @@ public enum DecodingError: Error, Equatable, CustomStringConvertible {
         case let .invalidTopK(k): return "top-k \(k) must be >= 0 (0 = no top-k restriction)"
         case let .invalidTopP(p): return "top-p \(p) must be in (0, 1] (1 = no nucleus restriction)"
         case let .invalidNBest(n, k):
-            return "n-best \(n) must be between 1 and the beam width \(k) (a beam search keeps at most its width of hypotheses)"
+            return
+                "n-best \(n) must be between 1 and the beam width \(k) (a beam search keeps at most its width of hypotheses)"
         }
     }
 }

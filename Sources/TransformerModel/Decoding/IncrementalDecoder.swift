@@ -34,14 +34,19 @@ package final class IncrementalDecoder {
     /// With `repeats` K > 1 every source is encoded once and its cross-attention keys/values and
     /// key mask are copied to K consecutive decoder rows (row `s * K + k`), so a beam search runs
     /// B*K hypotheses as one batch without encoding each source K times.
-    package func start(source: [Int32], batchSize: Int, sourceLength: Int, maxSteps: Int,
-                      repeats: Int = 1) throws(ModelInputError) {
+    package func start(
+        source: [Int32], batchSize: Int, sourceLength: Int, maxSteps: Int,
+        repeats: Int = 1
+    ) throws(ModelInputError) {
         guard maxSteps <= model.config.maxLen else {
             throw .sequenceTooLong(sequence: "target", length: maxSteps, maxLen: model.config.maxLen)
         }
         guard repeats >= 1 else { throw .shapeMismatch(sequence: "decoder repeats", expected: 1, actual: repeats) }
         let (memory, mask) = try model.encode(source: source, batchSize: batchSize, sourceLength: sourceLength)
-        batch = batchSize * repeats; self.sourceLength = sourceLength; capacity = maxSteps; position = 0
+        batch = batchSize * repeats
+        self.sourceLength = sourceLength
+        capacity = maxSteps
+        position = 0
         let block = sourceLength * 2 * d
         if repeats == 1 {
             memoryMask = mask
@@ -73,7 +78,9 @@ package final class IncrementalDecoder {
     /// overwritten are saved first, so the cost is proportional to the rows that change, times the
     /// positions decoded so far.
     package func reorder(parents: UnsafeBufferPointer<Int32>) throws(ModelInputError) {
-        guard parents.count == batch else { throw .shapeMismatch(sequence: "reorder parents", expected: batch, actual: parents.count) }
+        guard parents.count == batch else {
+            throw .shapeMismatch(sequence: "reorder parents", expected: batch, actual: parents.count)
+        }
         guard position > 0 else { return }
         savedSlot.removeAll(keepingCapacity: true)
         savedSlot.append(contentsOf: repeatElement(-1, count: batch))
@@ -82,18 +89,24 @@ package final class IncrementalDecoder {
             let p = Int(parents[r])
             precondition(p >= 0 && p < batch, "reorder parent \(p) outside [0, \(batch))")
             // A parent must be saved when another row copies it and its own row is rewritten.
-            if p != r && Int(parents[p]) != p && savedSlot[p] < 0 { savedSlot[p] = savedRows.count; savedRows.append(p) }
+            if p != r && Int(parents[p]) != p && savedSlot[p] < 0 {
+                savedSlot[p] = savedRows.count
+                savedRows.append(p)
+            }
         }
         let span = position * 2 * d, rowStride = capacity * 2 * d
         reorderScratch.resize(Swift.max(1, savedRows.count * span))
         let scratch = reorderScratch.pointer
         for cache in caches.prefix(model.decoderLayers.count) {
             let c = cache.selfKeyValues.pointer
-            for (slot, p) in savedRows.enumerated() { (scratch + slot * span).update(from: c + p * rowStride, count: span) }
+            for (slot, p) in savedRows.enumerated() {
+                (scratch + slot * span).update(from: c + p * rowStride, count: span)
+            }
             for r in 0..<batch {
                 let p = Int(parents[r])
                 guard p != r else { continue }
-                let from = savedSlot[p] >= 0 ? UnsafePointer(scratch + savedSlot[p] * span) : UnsafePointer(c + p * rowStride)
+                let from =
+                    savedSlot[p] >= 0 ? UnsafePointer(scratch + savedSlot[p] * span) : UnsafePointer(c + p * rowStride)
                 (c + r * rowStride).update(from: from, count: span)
             }
         }
@@ -103,8 +116,12 @@ package final class IncrementalDecoder {
     /// logits [B, V] for the following token.
     @discardableResult
     package func step(_ tokens: [Int32]) throws(ModelInputError) -> UnsafeMutablePointer<Float> {
-        guard tokens.count == batch else { throw .shapeMismatch(sequence: "step tokens", expected: batch, actual: tokens.count) }
-        guard position < capacity else { throw .sequenceTooLong(sequence: "target", length: position + 1, maxLen: capacity) }
+        guard tokens.count == batch else {
+            throw .shapeMismatch(sequence: "step tokens", expected: batch, actual: tokens.count)
+        }
+        guard position < capacity else {
+            throw .sequenceTooLong(sequence: "target", length: position + 1, maxLen: capacity)
+        }
         for (i, t) in tokens.enumerated() where t < 0 || Int(t) >= model.config.vocabSize {
             throw .tokenOutOfRange(sequence: "target", index: i, token: t, vocabSize: model.config.vocabSize)
         }
@@ -112,8 +129,10 @@ package final class IncrementalDecoder {
         // The training forward's own layers, one position at a time: decoding cannot drift from it.
         model.discardForward()
         var x = tokens.withUnsafeBufferPointer { tok in
-            UnsafePointer(model.decoderEmbedding.forward(tok.baseAddress!, batch: batch, length: 1, positionOffset: position,
-                                                         dropout: .disabled))
+            UnsafePointer(
+                model.decoderEmbedding.forward(
+                    tok.baseAddress!, batch: batch, length: 1, positionOffset: position,
+                    dropout: .disabled))
         }
         for (layer, cache) in zip(model.decoderLayers, caches) {
             x = layer.step(x, batch: batch, position: position, cache: cache, sourceMask: memoryMask)

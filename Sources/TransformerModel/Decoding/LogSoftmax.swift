@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// The log-softmax normaliser of a logits row, vectorised: beam search needs it for every row of
@@ -47,7 +47,8 @@ package enum LogSoftmax {
         p = p * r + 1.666_666_55e-1
         p = p * r + 5.000_000_12e-1
         let y = p * (r * r) + r + 1
-        let exponent = (unsafeBitCast(t, to: SIMD8<UInt32>.self) &+ SIMD8<UInt32>(repeating: 127 &- 0x4B40_0000))
+        let exponent =
+            (unsafeBitCast(t, to: SIMD8<UInt32>.self) &+ SIMD8<UInt32>(repeating: 127 &- 0x4B40_0000))
             &<< SIMD8<UInt32>(repeating: 23)
         return y * unsafeBitCast(exponent, to: SIMD8<Float>.self)
     }

@@ -1,8 +1,9 @@
 import TensorCore
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Batched ancestral sampling with the KV cache, with temperature, top-k and nucleus (top-p)
@@ -27,18 +28,24 @@ public struct SamplingDecoder {
     private let workspace = SamplingWorkspace()
 
     /// - Throws: `DecodingError` for temperature <= 0, topK < 0 or topP outside (0, 1].
-    public init(model: Transformer, temperature: Float = 1, topK: Int = 0, topP: Float = 1, seed: UInt64) throws(DecodingError) {
+    public init(model: Transformer, temperature: Float = 1, topK: Int = 0, topP: Float = 1, seed: UInt64)
+        throws(DecodingError)
+    {
         guard temperature.isFinite, temperature > 0 else { throw .invalidTemperature(temperature) }
         guard topK >= 0 else { throw .invalidTopK(topK) }
         guard topP > 0, topP <= 1 else { throw .invalidTopP(topP) }
         decoder = IncrementalDecoder(model: model)
-        self.temperature = temperature; self.topK = topK; self.topP = topP; self.seed = seed
+        self.temperature = temperature
+        self.topK = topK
+        self.topP = topP
+        self.seed = seed
     }
 
     /// The uniform number in [0, 1) that draws sentence `sentence`'s token at step `step`.
     package static func uniform(seed: UInt64, sentence: Int, step: Int) -> Float {
-        let words = Philox(seed: seed).block(UInt32(truncatingIfNeeded: step), UInt32(truncatingIfNeeded: sentence),
-                                             UInt32(truncatingIfNeeded: sentence >> 32), 0x5341_4D50)
+        let words = Philox(seed: seed).block(
+            UInt32(truncatingIfNeeded: step), UInt32(truncatingIfNeeded: sentence),
+            UInt32(truncatingIfNeeded: sentence >> 32), 0x5341_4D50)
         return Philox.unit(words.0)
     }
 
@@ -59,7 +66,8 @@ public struct SamplingDecoder {
             let logits = try decoder.step(tokens)
             for r in 0..<b where !finished[r] {
                 let u = SamplingDecoder.uniform(seed: seed, sentence: r, step: t)
-                let token = workspace.sample(logits + r * v, count: v, temperature: temperature, topK: topK, topP: topP, uniform: u)
+                let token = workspace.sample(
+                    logits + r * v, count: v, temperature: temperature, topK: topK, topP: topP, uniform: u)
                 tokens[r] = token
                 if token == SpecialTokens.eos { finished[r] = true } else { outputs[r].append(token) }
             }
@@ -75,11 +83,16 @@ final class SamplingWorkspace {
     private var kept: [Bool] = []
 
     func reset(vocabSize v: Int) {
-        if order.count != v { order = (0..<v).map { Int32($0) }; kept = [Bool](repeating: false, count: v) }
+        if order.count != v {
+            order = (0..<v).map { Int32($0) }
+            kept = [Bool](repeating: false, count: v)
+        }
     }
 
     /// Draws one token from softmax(row / temperature) restricted by top-k / top-p, using `u`.
-    func sample(_ row: UnsafePointer<Float>, count v: Int, temperature: Float, topK: Int, topP: Float, uniform u: Float) -> Int32 {
+    func sample(_ row: UnsafePointer<Float>, count v: Int, temperature: Float, topK: Int, topP: Float, uniform u: Float)
+        -> Int32
+    {
         var m = row[0]
         for i in 1..<v where row[i] > m { m = row[i] }
         let invT = 1 / Double(temperature)
@@ -97,14 +110,21 @@ final class SamplingWorkspace {
         }
         for i in 0..<v { order[i] = Int32(i) }
         var n = v
-        if restrictK { partialSelect(first: topK, by: before); n = topK }
+        if restrictK {
+            partialSelect(first: topK, by: before)
+            n = topK
+        }
         if restrictP {
             order[0..<n].sort(by: before)
             var total = 0.0
             for i in 0..<n { total += weight(Int(order[i])) }
             let target = Double(topP) * total
             var cumulative = 0.0, keep = 0
-            while keep < n { cumulative += weight(Int(order[keep])); keep += 1; if cumulative >= target { break } }
+            while keep < n {
+                cumulative += weight(Int(order[keep]))
+                keep += 1
+                if cumulative >= target { break }
+            }
             n = keep
         }
         for i in 0..<v { kept[i] = false }
@@ -121,7 +141,8 @@ final class SamplingWorkspace {
         for i in 0..<v {
             let w = weight(i)
             guard w > 0 else { continue }
-            cumulative += w; last = i
+            cumulative += w
+            last = i
             if cumulative > target { return Int32(i) }
         }
         return Int32(last)
@@ -136,7 +157,11 @@ final class SamplingWorkspace {
             while i <= j {
                 while before(order[i], pivot) { i += 1 }
                 while before(pivot, order[j]) { j -= 1 }
-                if i <= j { order.swapAt(i, j); i += 1; j -= 1 }
+                if i <= j {
+                    order.swapAt(i, j)
+                    i += 1
+                    j -= 1
+                }
             }
             if k - 1 <= j { hi = j } else if k - 1 >= i { lo = i } else { return }
         }

@@ -33,7 +33,9 @@ final class Float16ActivationStash {
     init(config c: ModelConfig) {
         encoder = (0..<c.encoderLayers).map { _ in PackedLayerState() }
         decoder = (0..<c.decoderLayers).map { _ in PackedLayerState() }
-        heads = c.heads; dModel = c.dModel; dFF = c.dFF
+        heads = c.heads
+        dModel = c.dModel
+        dFF = c.dFF
     }
 
     /// Forgets every packed layer (a new forward begins).
@@ -84,8 +86,10 @@ final class Float16ActivationStash {
     /// Copies a layer's `output` ([count] floats, inside `shared`) to the stack's carry buffer, which
     /// the next layer (or the final LayerNorm) reads; when a next layer exists, also packs it as
     /// that layer's input.
-    func carry(_ output: UnsafePointer<Float>, count: Int, into carry: FloatBuffer,
-               nextLayer: PackedLayerState?) -> UnsafePointer<Float> {
+    func carry(
+        _ output: UnsafePointer<Float>, count: Int, into carry: FloatBuffer,
+        nextLayer: PackedLayerState?
+    ) -> UnsafePointer<Float> {
         carry.resize(count)
         carry.pointer.update(from: output, count: count)
         nextLayer?.input.store(output, count: count)
@@ -111,7 +115,9 @@ extension Float16ActivationStash: MemoryPlan {
         if backward { shared.reserve(rows: rows, probabilities: rows * heads * longest, dModel: dModel, dFF: dFF) }
     }
 
-    func afterForward(layer i: Int, of stack: LayerStack, output: UnsafePointer<Float>, count: Int) -> UnsafePointer<Float> {
+    func afterForward(layer i: Int, of stack: LayerStack, output: UnsafePointer<Float>, count: Int) -> UnsafePointer<
+        Float
+    > {
         let states = stack == .encoder ? encoder : decoder
         let last = i == states.count - 1
         if stack == .encoder {
@@ -130,8 +136,10 @@ extension Float16ActivationStash: MemoryPlan {
         liveDecoderLayer = nil
     }
 
-    func beforeBackward(layer i: Int, of stack: LayerStack, embedded: UnsafePointer<Float>, restore: () -> Void,
-                        recompute: (UnsafePointer<Float>) -> Void) {
+    func beforeBackward(
+        layer i: Int, of stack: LayerStack, embedded: UnsafePointer<Float>, restore: () -> Void,
+        recompute: (UnsafePointer<Float>) -> Void
+    ) {
         let states = stack == .encoder ? encoder : decoder
         // The final LayerNorm (or the layer above) has read the carry: it now takes this layer's input back.
         if i > 0 { states[i].input.load(into: (stack == .encoder ? encoderCarry : decoderCarry).pointer) }

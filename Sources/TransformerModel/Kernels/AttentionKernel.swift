@@ -1,6 +1,7 @@
 import TensorCore
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Sizes of one scaled dot-product attention call. Heads are column blocks of width `headDim`
@@ -19,8 +20,13 @@ package struct AttentionShape: Sendable, Equatable {
     package var keyBatchRows: Int
 
     package init(batch: Int, heads: Int, queryLength: Int, keyLength: Int, headDim: Int, queryOffset: Int = 0) {
-        self.batch = batch; self.heads = heads; self.queryLength = queryLength; self.keyLength = keyLength
-        self.headDim = headDim; self.queryOffset = queryOffset; keyBatchRows = keyLength
+        self.batch = batch
+        self.heads = heads
+        self.queryLength = queryLength
+        self.keyLength = keyLength
+        self.headDim = headDim
+        self.queryOffset = queryOffset
+        keyBatchRows = keyLength
     }
 
     package var modelWidth: Int { heads * headDim }
@@ -48,19 +54,22 @@ package enum AttentionKernel {
             for b in batches {
                 for h in 0..<s.heads {
                     let p = probs + (b * s.heads + h) * block
-                    BLAS.gemmSerial(transB: true, m: sq, n: sk, k: dk, alpha: scale,
-                              a: q + b * sq * ldq + h * dk, lda: ldq, b: k + b * s.keyBatchRows * ldk + h * dk, ldb: ldk,
-                              beta: 0, c: p, ldc: sk)
-                    softmaxRows(p, rows: sq, columns: sk, keyMask: keyMask.map { $0 + b * sk },
-                                causal: causal, queryOffset: s.queryOffset)
+                    BLAS.gemmSerial(
+                        transB: true, m: sq, n: sk, k: dk, alpha: scale,
+                        a: q + b * sq * ldq + h * dk, lda: ldq, b: k + b * s.keyBatchRows * ldk + h * dk, ldb: ldk,
+                        beta: 0, c: p, ldc: sk)
+                    softmaxRows(
+                        p, rows: sq, columns: sk, keyMask: keyMask.map { $0 + b * sk },
+                        causal: causal, queryOffset: s.queryOffset)
                     let pd = dropped + (b * s.heads + h) * block
                     if dropout.isActive {
                         let start = (b * s.heads + h) * block
                         Dropout.apply(probs, dropped, range: start..<(start + block), context: dropout, site: site)
                     }
-                    BLAS.gemmSerial(m: sq, n: dk, k: sk, a: dropout.isActive ? pd : p, lda: sk,
-                              b: v + b * s.keyBatchRows * ldv + h * dk, ldb: ldv, beta: 0,
-                              c: output + b * sq * d + h * dk, ldc: d)
+                    BLAS.gemmSerial(
+                        m: sq, n: dk, k: sk, a: dropout.isActive ? pd : p, lda: sk,
+                        b: v + b * s.keyBatchRows * ldv + h * dk, ldb: ldv, beta: 0,
+                        c: output + b * sq * d + h * dk, ldc: d)
                 }
             }
         }
@@ -68,8 +77,10 @@ package enum AttentionKernel {
 
     /// In-place masked softmax of each row (Float32, max subtracted).
     @inline(__always)
-    static func softmaxRows(_ p: UnsafeMutablePointer<Float>, rows: Int, columns: Int,
-                            keyMask: UnsafePointer<Bool>?, causal: Bool, queryOffset: Int) {
+    static func softmaxRows(
+        _ p: UnsafeMutablePointer<Float>, rows: Int, columns: Int,
+        keyMask: UnsafePointer<Bool>?, causal: Bool, queryOffset: Int
+    ) {
         for i in 0..<rows {
             let row = p + i * columns
             let limit = causal ? Swift.min(columns, i + queryOffset + 1) : columns
@@ -116,9 +127,11 @@ package enum AttentionKernel {
                     let dctx = dout + b * sq * d + h * dk
                     let vb = v + b * sk * ldv + h * dk, kb = k + b * sk * ldk + h * dk, qb = q + b * sq * ldq + h * dk
                     // d(dropped probs) = dctx V^T ; dV = dropped^T dctx
-                    BLAS.gemmSerial(transB: true, m: sq, n: sk, k: dk, a: dctx, lda: d, b: vb, ldb: ldv, beta: 0, c: ds, ldc: sk)
-                    BLAS.gemmSerial(transA: true, m: sk, n: dk, k: sq, a: pd, lda: sk, b: dctx, ldb: d,
-                              beta: 0, c: dv + b * sk * ldv + h * dk, ldc: ldv)
+                    BLAS.gemmSerial(
+                        transB: true, m: sq, n: sk, k: dk, a: dctx, lda: d, b: vb, ldb: ldv, beta: 0, c: ds, ldc: sk)
+                    BLAS.gemmSerial(
+                        transA: true, m: sk, n: dk, k: sq, a: pd, lda: sk, b: dctx, ldb: d,
+                        beta: 0, c: dv + b * sk * ldv + h * dk, ldc: ldv)
                     // Through dropout (kept entries are exactly the non-zero ones) and softmax.
                     for i in 0..<sq {
                         let pr = p + i * sk, dr = ds + i * sk, pdr = pd + i * sk
@@ -129,10 +142,12 @@ package enum AttentionKernel {
                         }
                         for j in 0..<sk { dr[j] = pr[j] * (dr[j] - dot) }
                     }
-                    BLAS.gemmSerial(m: sq, n: dk, k: sk, alpha: scale, a: ds, lda: sk, b: kb, ldb: ldk,
-                              beta: 0, c: dq + b * sq * ldq + h * dk, ldc: ldq)
-                    BLAS.gemmSerial(transA: true, m: sk, n: dk, k: sq, alpha: scale, a: ds, lda: sk, b: qb, ldb: ldq,
-                              beta: 0, c: dK + b * sk * ldk + h * dk, ldc: ldk)
+                    BLAS.gemmSerial(
+                        m: sq, n: dk, k: sk, alpha: scale, a: ds, lda: sk, b: kb, ldb: ldk,
+                        beta: 0, c: dq + b * sq * ldq + h * dk, ldc: ldq)
+                    BLAS.gemmSerial(
+                        transA: true, m: sk, n: dk, k: sq, alpha: scale, a: ds, lda: sk, b: qb, ldb: ldq,
+                        beta: 0, c: dK + b * sk * ldk + h * dk, ldc: ldk)
                 }
             }
         }

@@ -18,7 +18,10 @@ public struct DropoutContext: Sendable, Equatable {
 
     /// The dropout of one forward pass.
     public init(seed: UInt64, step: Int, microBatch: Int, rate: Float) {
-        self.seed = seed; self.step = step; self.microBatch = microBatch; self.rate = rate
+        self.seed = seed
+        self.step = step
+        self.microBatch = microBatch
+        self.rate = rate
     }
 
     /// No dropout (evaluation, or a rate of zero).
@@ -44,29 +47,37 @@ package enum DropoutSite {
 package enum Dropout {
     /// dst[i] = src[i] * keep(i) / (1 - rate) for i in `range` (src and dst may alias). Used both in
     /// forward and, on the gradient, in backward: the mask is regenerated rather than stored.
-    package static func apply(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, range: Range<Int>,
-                             context: DropoutContext, site: UInt32) {
+    package static func apply(
+        _ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, range: Range<Int>,
+        context: DropoutContext, site: UInt32
+    ) {
         guard context.isActive else {
-            if UnsafePointer(dst) != src { (dst + range.lowerBound).update(from: src + range.lowerBound, count: range.count) }
+            if UnsafePointer(dst) != src {
+                (dst + range.lowerBound).update(from: src + range.lowerBound, count: range.count)
+            }
             return
         }
         // Philox4x32-10 in C (AVX2 when available): 8 16-bit uniforms per block, as `Philox.block`.
-        ckernels_dropout(src, dst, Int64(range.lowerBound), Int64(range.upperBound),
-                         UInt32(truncatingIfNeeded: context.seed), UInt32(truncatingIfNeeded: context.seed >> 32),
-                         site, UInt32(truncatingIfNeeded: context.microBatch), UInt32(truncatingIfNeeded: context.step),
-                         context.threshold, context.keepScale)
+        ckernels_dropout(
+            src, dst, Int64(range.lowerBound), Int64(range.upperBound),
+            UInt32(truncatingIfNeeded: context.seed), UInt32(truncatingIfNeeded: context.seed >> 32),
+            site, UInt32(truncatingIfNeeded: context.microBatch), UInt32(truncatingIfNeeded: context.step),
+            context.threshold, context.keepScale)
     }
 
     /// Applies dropout to `count` elements, in parallel.
-    package static func apply(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, count: Int,
-                             context: DropoutContext, site: UInt32) {
+    package static func apply(
+        _ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, count: Int,
+        context: DropoutContext, site: UInt32
+    ) {
         guard context.isActive else {
             if UnsafePointer(dst) != src { dst.update(from: src, count: count) }
             return
         }
         let blocks = (count + 7) / 8
         Parallel.rows(blocks, costPerRow: 256) { r in
-            apply(src, dst, range: (r.lowerBound * 8)..<Swift.min(count, r.upperBound * 8), context: context, site: site)
+            apply(
+                src, dst, range: (r.lowerBound * 8)..<Swift.min(count, r.upperBound * 8), context: context, site: site)
         }
     }
 }

@@ -5,10 +5,12 @@ package enum LayerNormKernel {
     package static let epsilon: Float = 1e-5
 
     /// y = (x - mean) * rstd * gamma + beta per row; stores mean and rstd per row for backward.
-    package static func forward(_ x: UnsafePointer<Float>, rows: Int, width d: Int,
-                               gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>,
-                               output y: UnsafeMutablePointer<Float>,
-                               mean: UnsafeMutablePointer<Float>, rstd: UnsafeMutablePointer<Float>) {
+    package static func forward(
+        _ x: UnsafePointer<Float>, rows: Int, width d: Int,
+        gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>,
+        output y: UnsafeMutablePointer<Float>,
+        mean: UnsafeMutablePointer<Float>, rstd: UnsafeMutablePointer<Float>
+    ) {
         Parallel.rows(rows, costPerRow: 8 * d) { range in
             for r in range {
                 let xr = x + r * d, yr = y + r * d
@@ -16,7 +18,10 @@ package enum LayerNormKernel {
                 for j in 0..<d { sum += xr[j] }
                 let mu = sum / Float(d)
                 var sq: Float = 0
-                for j in 0..<d { let t = xr[j] - mu; sq += t * t }
+                for j in 0..<d {
+                    let t = xr[j] - mu
+                    sq += t * t
+                }
                 let rs = 1 / (sq / Float(d) + epsilon).squareRoot()
                 mean[r] = mu
                 rstd[r] = rs
@@ -26,11 +31,13 @@ package enum LayerNormKernel {
     }
 
     /// dx += LN'(x)^T dy; dgamma += sum dy*xhat; dbeta += sum dy.
-    package static func backward(_ dy: UnsafePointer<Float>, input x: UnsafePointer<Float>, rows: Int, width d: Int,
-                                gamma: UnsafePointer<Float>, mean: UnsafePointer<Float>, rstd: UnsafePointer<Float>,
-                                inputGradient dx: UnsafeMutablePointer<Float>,
-                                gammaGradient dgamma: UnsafeMutablePointer<Float>,
-                                betaGradient dbeta: UnsafeMutablePointer<Float>) {
+    package static func backward(
+        _ dy: UnsafePointer<Float>, input x: UnsafePointer<Float>, rows: Int, width d: Int,
+        gamma: UnsafePointer<Float>, mean: UnsafePointer<Float>, rstd: UnsafePointer<Float>,
+        inputGradient dx: UnsafeMutablePointer<Float>,
+        gammaGradient dgamma: UnsafeMutablePointer<Float>,
+        betaGradient dbeta: UnsafeMutablePointer<Float>
+    ) {
         Parallel.rows(rows, costPerRow: 10 * d) { range in
             for r in range {
                 let xr = x + r * d, gr = dy + r * d, dxr = dx + r * d

@@ -4,36 +4,45 @@ import TensorCore
 package enum Linear {
     /// y[rows, outF] = x[rows, inF] * W^T + bias.
     @inline(__always)
-    package static func forward(_ x: UnsafePointer<Float>, rows: Int, inFeatures: Int, outFeatures: Int,
-                               weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
-                               output y: UnsafeMutablePointer<Float>) {
+    package static func forward(
+        _ x: UnsafePointer<Float>, rows: Int, inFeatures: Int, outFeatures: Int,
+        weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+        output y: UnsafeMutablePointer<Float>
+    ) {
         if let bias {
             // Seed every row with the bias, then let sgemm accumulate onto it (beta = 1).
             for r in 0..<rows { (y + r * outFeatures).update(from: bias, count: outFeatures) }
         }
-        BLAS.gemm(transB: true, m: rows, n: outFeatures, k: inFeatures, a: x, lda: inFeatures,
-                  b: weight, ldb: inFeatures, beta: bias == nil ? 0 : 1, c: y, ldc: outFeatures)
+        BLAS.gemm(
+            transB: true, m: rows, n: outFeatures, k: inFeatures, a: x, lda: inFeatures,
+            b: weight, ldb: inFeatures, beta: bias == nil ? 0 : 1, c: y, ldc: outFeatures)
     }
 
     /// Accumulates dW += dy^T x and db += sum_rows dy; writes (or adds, if `accumulateInput`) dx = dy W.
     @inline(__always)
-    package static func backward(_ dy: UnsafePointer<Float>, input x: UnsafePointer<Float>, rows: Int,
-                                inFeatures: Int, outFeatures: Int, weight: UnsafePointer<Float>,
-                                inputGradient dx: UnsafeMutablePointer<Float>?, accumulateInput: Bool,
-                                weightGradient dw: UnsafeMutablePointer<Float>,
-                                biasGradient db: UnsafeMutablePointer<Float>?) {
-        BLAS.gemm(transA: true, m: outFeatures, n: inFeatures, k: rows, a: dy, lda: outFeatures,
-                  b: x, ldb: inFeatures, beta: 1, c: dw, ldc: inFeatures)
+    package static func backward(
+        _ dy: UnsafePointer<Float>, input x: UnsafePointer<Float>, rows: Int,
+        inFeatures: Int, outFeatures: Int, weight: UnsafePointer<Float>,
+        inputGradient dx: UnsafeMutablePointer<Float>?, accumulateInput: Bool,
+        weightGradient dw: UnsafeMutablePointer<Float>,
+        biasGradient db: UnsafeMutablePointer<Float>?
+    ) {
+        BLAS.gemm(
+            transA: true, m: outFeatures, n: inFeatures, k: rows, a: dy, lda: outFeatures,
+            b: x, ldb: inFeatures, beta: 1, c: dw, ldc: inFeatures)
         if let db { columnSums(dy, rows: rows, columns: outFeatures, into: db) }
         if let dx {
-            BLAS.gemm(m: rows, n: inFeatures, k: outFeatures, a: dy, lda: outFeatures, b: weight, ldb: inFeatures,
-                      beta: accumulateInput ? 1 : 0, c: dx, ldc: inFeatures)
+            BLAS.gemm(
+                m: rows, n: inFeatures, k: outFeatures, a: dy, lda: outFeatures, b: weight, ldb: inFeatures,
+                beta: accumulateInput ? 1 : 0, c: dx, ldc: inFeatures)
         }
     }
 
     /// out[c] += sum_r m[r, c], split across threads by column so the sum order is fixed.
-    package static func columnSums(_ m: UnsafePointer<Float>, rows: Int, columns: Int,
-                                  into out: UnsafeMutablePointer<Float>) {
+    package static func columnSums(
+        _ m: UnsafePointer<Float>, rows: Int, columns: Int,
+        into out: UnsafeMutablePointer<Float>
+    ) {
         Parallel.rows(columns, costPerRow: rows) { cols in
             guard !cols.isEmpty else { return }
             for r in 0..<rows {

@@ -49,10 +49,12 @@ extension ActivationCheckpoints: MemoryPlan {
     func stash(forLayer i: Int, of stack: LayerStack) -> LayerActivations { shared }
 
     func beginForward(rows: Int, longest: Int, backward: Bool) {
-        liveDecoderLayer = nil   // the encoder layers overwrite the shared stash
+        liveDecoderLayer = nil  // the encoder layers overwrite the shared stash
     }
 
-    func afterForward(layer i: Int, of stack: LayerStack, output: UnsafePointer<Float>, count: Int) -> UnsafePointer<Float> {
+    func afterForward(layer i: Int, of stack: LayerStack, output: UnsafePointer<Float>, count: Int) -> UnsafePointer<
+        Float
+    > {
         let outputs = stack == .encoder ? encoderOutputs : decoderOutputs
         if stack == .decoder && i == outputs.count - 1 { liveDecoderLayer = i }
         return save(output, count: count, into: outputs[i])
@@ -63,9 +65,12 @@ extension ActivationCheckpoints: MemoryPlan {
         liveDecoderLayer = nil
     }
 
-    func beforeBackward(layer i: Int, of stack: LayerStack, embedded: UnsafePointer<Float>, restore: () -> Void,
-                        recompute: (UnsafePointer<Float>) -> Void) {
+    func beforeBackward(
+        layer i: Int, of stack: LayerStack, embedded: UnsafePointer<Float>, restore: () -> Void,
+        recompute: (UnsafePointer<Float>) -> Void
+    ) {
         if stack == .decoder && i == liveInBackward { return }
-        recompute(i == 0 ? embedded : UnsafePointer((stack == .encoder ? encoderOutputs : decoderOutputs)[i - 1].pointer))
+        recompute(
+            i == 0 ? embedded : UnsafePointer((stack == .encoder ? encoderOutputs : decoderOutputs)[i - 1].pointer))
     }
 }

@@ -1,6 +1,7 @@
 import TensorCore
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Token embedding scaled by sqrt(D), plus positions (sinusoidal table or learned), plus dropout.
@@ -21,23 +22,31 @@ final class Embedding {
     init(_ arena: ParameterArena, config c: ModelConfig, site: UInt32) {
         table = arena.ref("embedding.weight")
         positional = c.positional == .learned ? arena.ref("positional.weight") : nil
-        d = c.dModel; self.site = site
-        sinusoids = c.positional == .sinusoidal
+        d = c.dModel
+        self.site = site
+        sinusoids =
+            c.positional == .sinusoidal
             ? FloatBuffer(PositionalEncoding.sinusoids(length: c.maxLen, width: c.dModel)) : FloatBuffer()
     }
 
     /// Embeds `tokens` [batch, length] whose first position is `positionOffset`.
     @discardableResult
-    func forward(_ tokens: UnsafePointer<Int32>, batch: Int, length: Int, positionOffset: Int = 0,
-                 dropout: DropoutContext) -> UnsafeMutablePointer<Float> {
-        self.tokens = tokens; rows = batch * length; self.length = length; self.dropout = dropout
+    func forward(
+        _ tokens: UnsafePointer<Int32>, batch: Int, length: Int, positionOffset: Int = 0,
+        dropout: DropoutContext
+    ) -> UnsafeMutablePointer<Float> {
+        self.tokens = tokens
+        rows = batch * length
+        self.length = length
+        self.dropout = dropout
         output.resize(rows * d)
         let scale = Float(d).squareRoot(), out = output.pointer
         // Float16 parameters: the table is never converted whole, only the rows looked up.
         let halfTable = table.halfValues
         if halfTable != nil { rowScratch.resize(d) }
         let e = halfTable == nil ? table.value : rowScratch.pointer
-        let pos: UnsafePointer<Float>? = positional.map { UnsafePointer($0.value) }
+        let pos: UnsafePointer<Float>? =
+            positional.map { UnsafePointer($0.value) }
             ?? (sinusoids.count > 0 ? UnsafePointer(sinusoids.pointer) : nil)
         for r in 0..<rows {
             let row: UnsafeMutablePointer<Float>

@@ -16,7 +16,8 @@ final class KeyValueCache {
     /// Sizes the cache for `rows` sequences of up to `capacity` positions over `sourceLength`
     /// source positions, of width `dModel` (contents unspecified until written).
     func reset(rows: Int, capacity: Int, sourceLength: Int, dModel d: Int) {
-        self.capacity = capacity; self.sourceLength = sourceLength
+        self.capacity = capacity
+        self.sourceLength = sourceLength
         selfKeyValues.resize(rows * capacity * 2 * d)
         crossKeyValues.resize(rows * sourceLength * 2 * d)
     }

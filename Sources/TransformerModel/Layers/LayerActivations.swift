@@ -92,12 +92,17 @@ final class LayerActivations {
             b.resize(kept)
         }
         grow(selfAttention.projections, n * 3 * d)
-        grow(selfAttention.probs, probabilities); grow(selfAttention.dropped, probabilities)
-        grow(selfAttention.context, n * d); grow(selfAttention.output, n * d)
-        grow(feedForward.hidden, n * f); grow(feedForward.output, n * d)
+        grow(selfAttention.probs, probabilities)
+        grow(selfAttention.dropped, probabilities)
+        grow(selfAttention.context, n * d)
+        grow(selfAttention.output, n * d)
+        grow(feedForward.hidden, n * f)
+        grow(feedForward.output, n * d)
         for block in blocks.prefix(2) {
-            grow(block.sum, n * d); grow(block.norm.output, n * d)
-            grow(block.norm.mean, n); grow(block.norm.rstd, n)
+            grow(block.sum, n * d)
+            grow(block.norm.output, n * d)
+            grow(block.norm.mean, n)
+            grow(block.norm.rstd, n)
         }
     }
 }

@@ -19,14 +19,17 @@ protocol MemoryPlan: AnyObject {
     func beginForward(rows: Int, longest: Int, backward: Bool)
     /// Called with layer i's `output` ([count] floats) right after its forward; returns where the
     /// next layer (or the stack's final LayerNorm) reads its input.
-    func afterForward(layer i: Int, of stack: LayerStack, output: UnsafePointer<Float>, count: Int) -> UnsafePointer<Float>
+    func afterForward(layer i: Int, of stack: LayerStack, output: UnsafePointer<Float>, count: Int) -> UnsafePointer<
+        Float
+    >
     /// Called once before the first layer's backward.
     func beginBackward()
     /// Makes layer i's stash what its forward left, right before its backward. `embedded` is the
     /// stack's embedding output (layer 0's input); `restore` rebuilds the layer's dropped-out
     /// probabilities; `recompute` runs the layer's forward again from a given input.
-    func beforeBackward(layer i: Int, of stack: LayerStack, embedded: UnsafePointer<Float>, restore: () -> Void,
-                        recompute: (UnsafePointer<Float>) -> Void)
+    func beforeBackward(
+        layer i: Int, of stack: LayerStack, embedded: UnsafePointer<Float>, restore: () -> Void,
+        recompute: (UnsafePointer<Float>) -> Void)
     /// Bytes allocated by the layer stashes and whatever the plan keeps between forward and backward.
     var allocatedBytes: Int { get }
 }
@@ -41,14 +44,20 @@ final class PerLayerStashes: MemoryPlan {
         decoder = (0..<decoderLayers).map { _ in LayerActivations() }
     }
 
-    func stash(forLayer i: Int, of stack: LayerStack) -> LayerActivations { stack == .encoder ? encoder[i] : decoder[i] }
+    func stash(forLayer i: Int, of stack: LayerStack) -> LayerActivations {
+        stack == .encoder ? encoder[i] : decoder[i]
+    }
     func beginForward(rows: Int, longest: Int, backward: Bool) {}
-    func afterForward(layer i: Int, of stack: LayerStack, output: UnsafePointer<Float>, count: Int) -> UnsafePointer<Float> {
+    func afterForward(layer i: Int, of stack: LayerStack, output: UnsafePointer<Float>, count: Int) -> UnsafePointer<
+        Float
+    > {
         output
     }
     func beginBackward() {}
-    func beforeBackward(layer i: Int, of stack: LayerStack, embedded: UnsafePointer<Float>, restore: () -> Void,
-                        recompute: (UnsafePointer<Float>) -> Void) {}
+    func beforeBackward(
+        layer i: Int, of stack: LayerStack, embedded: UnsafePointer<Float>, restore: () -> Void,
+        recompute: (UnsafePointer<Float>) -> Void
+    ) {}
 
     var allocatedBytes: Int { (encoder + decoder).reduce(0) { $0 + $1.allocatedBytes } }
 }

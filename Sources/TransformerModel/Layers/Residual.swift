@@ -14,16 +14,24 @@ final class Residual {
     private var rows = 0
 
     init(norm: LayerNorm, placement: NormPlacement, site: UInt32) {
-        self.norm = norm; self.placement = placement; self.site = site
+        self.norm = norm
+        self.placement = placement
+        self.site = site
         norm.activations = activations.norm
     }
 
     /// Points this block (and its LayerNorm) at another stash.
-    func use(_ a: ResidualActivations) { activations = a; norm.activations = a.norm }
+    func use(_ a: ResidualActivations) {
+        activations = a
+        norm.activations = a.norm
+    }
 
-    func forward(_ x: UnsafePointer<Float>, rows: Int, dropout: DropoutContext,
-                 _ sublayer: (UnsafePointer<Float>) -> UnsafeMutablePointer<Float>) -> UnsafePointer<Float> {
-        self.rows = rows; self.dropout = dropout
+    func forward(
+        _ x: UnsafePointer<Float>, rows: Int, dropout: DropoutContext,
+        _ sublayer: (UnsafePointer<Float>) -> UnsafeMutablePointer<Float>
+    ) -> UnsafePointer<Float> {
+        self.rows = rows
+        self.dropout = dropout
         let n = rows * norm.width
         let sum = activations.sum
         sum.resize(n)
@@ -36,10 +44,13 @@ final class Residual {
 
     /// Turns `flow` = d(out) into d(x), in place. `sublayerBackward(dy, dx, accumulate)` must write
     /// (or add to) dx the gradient of the sublayer's input.
-    func backward(_ flow: UnsafeMutablePointer<Float>, workspace ws: Workspace,
-                  _ sublayerBackward: (UnsafePointer<Float>, UnsafeMutablePointer<Float>, Bool) -> Void) {
+    func backward(
+        _ flow: UnsafeMutablePointer<Float>, workspace ws: Workspace,
+        _ sublayerBackward: (UnsafePointer<Float>, UnsafeMutablePointer<Float>, Bool) -> Void
+    ) {
         let n = rows * norm.width
-        ws.sublayer.resize(n); ws.normInput.resize(n)
+        ws.sublayer.resize(n)
+        ws.normInput.resize(n)
         let ds = ws.sublayer.pointer, dn = ws.normInput.pointer
         switch placement {
         case .pre:

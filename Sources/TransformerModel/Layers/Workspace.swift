@@ -7,13 +7,13 @@ package final class Workspace {
     let flow = FloatBuffer()
     /// d(memory) accumulated by every cross-attention, [B*Ss, D].
     let memoryGradient = FloatBuffer()
-    let sublayer = FloatBuffer()      // [N, D]
-    let normInput = FloatBuffer()     // [N, D]
-    let context = FloatBuffer()       // [N, D]
-    let projections = FloatBuffer()   // [N, 3D] (self) or [N, D] (cross queries)
-    let keyValues = FloatBuffer()     // [Nk, 2D]
-    let scores = FloatBuffer()        // [B, H, Sq, Sk]
-    let hidden = FloatBuffer()        // [N, F]
+    let sublayer = FloatBuffer()  // [N, D]
+    let normInput = FloatBuffer()  // [N, D]
+    let context = FloatBuffer()  // [N, D]
+    let projections = FloatBuffer()  // [N, 3D] (self) or [N, D] (cross queries)
+    let keyValues = FloatBuffer()  // [Nk, 2D]
+    let scores = FloatBuffer()  // [B, H, Sq, Sk]
+    let hidden = FloatBuffer()  // [N, F]
 
     package init() {}
 
