@@ -69,6 +69,14 @@ final class GradientStreamingTests: XCTestCase {
                 XCTAssertLessThan(t.buckets[0].seconds, t.buckets[t.buckets.count - 1].seconds, what)
                 XCTAssertGreaterThanOrEqual(t.statisticsSent, t.computeEnded, what)
             }
+            if InProcessCluster.verbose {
+                // The overlap, for measurements (CLUSTER_TEST_VERBOSE=1): how long before the end of
+                // the compute the first bucket left, and what was left to send after it.
+                let lead = steps.map { $0.computeEnded - $0.buckets[0].seconds }
+                let tail = steps.map { $0.statisticsSent - $0.computeEnded }
+                print("\(what): first bucket \(lead.map { String(format: "%.1f", $0 * 1e3) }) ms before compute end; "
+                      + "statistics \(tail.map { String(format: "%.2f", $0 * 1e3) }) ms after")
+            }
             Parallel.threads = 1
             let local = try InProcessCluster.temporaryDirectory(for: self, prefix: "stream-local")
             var o = RunOptions(runDirectory: local)

@@ -8,13 +8,14 @@ import Training
 /// backward has finished, the tree push done range by range, and the replica's report of final
 /// node sums. Each must give exactly the bits of the computation without reports.
 final class StreamedBackwardTests: XCTestCase {
-    static func config(tied: Bool, learnedPositions: Bool = false) throws -> RunConfig {
+    static func config(tied: Bool, learnedPositions: Bool = false, checkpointing: Bool = false) throws -> RunConfig {
         let json = """
         {"name": "stream", "model": {"vocab_size": 12, "d_model": 16, "heads": 2, "d_ff": 32, "encoder_layers": 2,
                                      "decoder_layers": 2, "dropout": 0.1, "max_len": 16, "tie_embeddings": \(tied),
                                      "positional": "\(learnedPositions ? "learned" : "sinusoidal")"},
          "training": {"batch_tokens": 48, "accumulation_steps": 8, "max_steps": 2, "warmup_steps": 1,
-                      "validate_every": 1000, "valid_size": 4, "log_every": 1},
+                      "validate_every": 1000, "valid_size": 4, "log_every": 1,
+                      "activation_checkpointing": \(checkpointing)},
          "data": {"task": "copy", "copy_max_len": 6}}
         """
         return try RunConfig.parse(data: Data(json.utf8), source: "test")
@@ -27,8 +28,9 @@ final class StreamedBackwardTests: XCTestCase {
     /// Every value backward reports final is the value it ends with; the reports go from the end
     /// of the arena down to 0, a layer at a time (the generator first when it is not tied).
     func testBackwardReportsOnlyFinalValues() throws {
-        for (tied, learned) in [(true, false), (false, false), (false, true)] {
-            let config = try Self.config(tied: tied, learnedPositions: learned)
+        // Checkpointing recomputes each layer's forward inside backward: it must write no gradient.
+        for (tied, learned, checkpointing) in [(true, false, false), (false, false, false), (false, true, false), (true, false, true)] {
+            let config = try Self.config(tied: tied, learnedPositions: learned, checkpointing: checkpointing)
             let replica = try Self.replica(config)
             let layout = replica.model.arena.layout
             let count = layout.totalCount

@@ -44,7 +44,7 @@ final class GradientStream {
     }
 
     /// Sends the buckets of `node`'s sum that lie wholly at offsets >= `from` and are not sent yet.
-    func final(_ node: TreeNode, _ values: UnsafeMutablePointer<Float>, from: Int) {
+    func sendFinal(_ node: TreeNode, _ values: UnsafeMutablePointer<Float>, from: Int) {
         var b = nextBucket[node] ?? plan.bucketCount - 1
         while b >= 0, plan.bucket(b).offset >= from {
             send(node, values, bucket: plan.bucket(b))
@@ -56,7 +56,7 @@ final class GradientStream {
     /// After the compute: sends whatever was not sent yet (nothing, when the compute reported its
     /// whole arena final), then the statistics.
     func finish(parts: [(node: TreeNode, values: UnsafeMutablePointer<Float>)], stats: LossStatistics) {
-        for part in parts { final(part.node, part.values, from: 0) }
+        for part in parts { sendFinal(part.node, part.values, from: 0) }
         socket.send(.stepStats(StepStatistics(step: step, rank: rank, attempt: attempt, loss: stats,
                                               finite: finite && stats.lossSum.isFinite)))
         timeline.statisticsSent = now()

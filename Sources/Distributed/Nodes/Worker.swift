@@ -341,7 +341,7 @@ public actor Worker {
                 let (replica, stream) = box.value
                 let stats = try replica.computeGradientParts(step: order.step, microBatches: order.microBatches,
                                                              firstPosition: order.firstPosition) { node, values, from in
-                    stream.final(node, values, from: from)
+                    stream.sendFinal(node, values, from: from)
                 }
                 stream.computeEnded = now()
                 return stats
