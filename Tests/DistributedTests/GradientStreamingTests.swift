@@ -4,6 +4,7 @@ import TensorCore
 import Training
 import TransformerModel
 import Distributed
+import TestSupport
 
 /// Workers send each gradient bucket as soon as backward has finished it, with the real actors
 /// over tcp:// on loopback: the buckets leave during backward, last bucket first, the statistics
