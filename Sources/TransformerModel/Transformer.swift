@@ -245,14 +245,34 @@ public final class Transformer {
     }
 
     /// Backpropagates the gradient the loss wrote into `logits`, accumulating into `arena.gradients`.
-    package func backward() {
+    package func backward() { backward(finalFrom: nil) }
+
+    /// `backward`, calling `finalFrom(x)` each time the gradients at arena offsets >= x are final
+    /// (no later part of this backward writes them), with decreasing x and last x = 0: a worker
+    /// sends those gradient buckets while the rest of backward runs. Backward visits the arena
+    /// from its end (PyTorch order: embeddings, encoder layers, encoder norm, decoder layers,
+    /// decoder norm, generator), except for the shared embedding (and learned positions), which
+    /// the output projection (tied), the decoder embedding and the encoder embedding all write:
+    /// offset 0 is final only at the very end.
+    package func backward(finalFrom: ((Int) -> Void)?) {
+        // Each layer writes only the gradients of its own parameters, which sit from its first
+        // entry up to the next layer's: once it is done, everything from that first entry is final.
+        func done(_ prefix: String) {
+            guard let finalFrom else { return }
+            guard let entry = arena.layout.entries.first(where: { $0.name.hasPrefix(prefix) }) else {
+                preconditionFailure("no parameter starts with \(prefix)")
+            }
+            finalFrom(entry.offset)
+        }
         guard let decoderOutput, let memory else { preconditionFailure("Transformer.backward before forward") }
         let d = config.dModel, ns = batch * sourceLength, nt = batch * targetLength
         let ws = workspace
         ws.flow.resize(nt * d); ws.normInput.resize(nt * d, zero: true)
         OutputProjection.backward(logits.pointer, input: decoderOutput, rows: nt, weight: generator,
                                   vocabulary: config.vocabSize, width: d, inputGradient: ws.flow.pointer)
+        if !config.tieEmbeddings { done("generator.") }
         decoderNorm.backward(ws.flow.pointer, into: ws.normInput.pointer)
+        done("decoder.norm.")
         ws.flow.pointer.update(from: ws.normInput.pointer, count: nt * d)
         ws.memoryGradient.resize(ns * d, zero: true)
         plan.beginBackward()
@@ -261,17 +281,21 @@ public final class Transformer {
                                 restore: { decoderLayers[i].restoreDroppedProbabilities() },
                                 recompute: { _ = runDecoderLayer(i, $0, memory: memory) })
             decoderLayers[i].backward(ws.flow.pointer, memoryGradient: ws.memoryGradient.pointer, workspace: ws)
+            done("decoder.layers.\(i).")
         }
         decoderEmbedding.backward(ws.flow.pointer)
         ws.flow.resize(ns * d, zero: true)
         encoderNorm.backward(ws.memoryGradient.pointer, into: ws.flow.pointer)
+        done("encoder.norm.")
         for i in encoderLayers.indices.reversed() {
             plan.beforeBackward(layer: i, of: .encoder, embedded: encoderEmbedding.output.pointer,
                                 restore: { encoderLayers[i].restoreDroppedProbabilities() },
                                 recompute: { _ = runEncoderLayer(i, $0, dropout: dropout) })
             encoderLayers[i].backward(ws.flow.pointer, workspace: ws)
+            done("encoder.layers.\(i).")
         }
         encoderEmbedding.backward(ws.flow.pointer)
+        finalFrom?(0)
     }
 
     /// True when the weight matrices are stored in Float16 (set at `init`).

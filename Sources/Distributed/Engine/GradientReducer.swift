@@ -10,6 +10,23 @@ import Training
 /// for any worker count and any re-plan. A node that arrives before its turn is stashed (buffers
 /// kept from step to step: no allocation in steady state) and taken as soon as the nodes before it
 /// are in, so most of the reduction still overlaps reception.
+///
+/// Workers send each bucket as soon as their backward has finished it (`GradientStream`: the last
+/// buckets first, bucket 0 with the shared embedding at the end), so reduction overlaps the
+/// workers' backward too. The optimizer cannot start per bucket without changing bits, and so
+/// waits for the whole total (`TrainingSession.applyStep` -> `OptimizerStep.apply`): (1) it first
+/// scales the whole gradient by 1 / (global tokens x multiplier), and the global token count is
+/// the sum of every rank's statistics, which each rank sends after its last bucket; (2) the
+/// global norm is then taken over the SCALED values (`GradientClipping.globalNorm`: Double sums
+/// of squares per 64 Ki-value block, added in block order), and the norm of unscaled values
+/// times the scale is not the same number in floating point; (3) AdamW reads the clipped values
+/// (coefficient from the global norm over all buckets), and a step with a non-finite loss or norm
+/// must leave weights and moments untouched. Blocks do align with buckets (1 Mi values = 16
+/// blocks), so the per-block squared sums could be taken per bucket as its total completes,
+/// with the same bits, if the coordinator knew the step's token count before the last rank's
+/// statistics (e.g. counted from the data, which it holds): that needs an `OptimizerStep` entry
+/// point taking precomputed block sums, and saves at most the norm's pass over the arena (a
+/// part of `apply_seconds` in `metrics.jsonl`).
 package final class GradientReducer {
     /// What became of a received bucket.
     package enum Receipt: Equatable, Sendable {

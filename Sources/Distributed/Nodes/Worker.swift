@@ -29,6 +29,8 @@ public struct WorkerOptions: Sendable {
     package var fault: (step: Int, kind: WorkerFault)?
     /// Test hook: a fault this worker plays when the validation order after `step` arrives.
     package var validationFault: (step: Int, kind: WorkerFault)?
+    /// Test hook: called after each work order's statistics were sent, with when its buckets left.
+    package var gradientSendObserver: (@Sendable (GradientSendTimeline) -> Void)?
     /// CURVE keys (`--curve-secret`, `--coordinator-public`); nil connects without encryption.
     public var curve: WorkerCurve?
 
@@ -328,30 +330,27 @@ public actor Worker {
             halfWeights.withUnsafeBufferPointer { if let base = $0.baseAddress { replica.model.arena.loadParameters(half: base) } }
             halfWeightsPending = false
         }
-        let box = Exclusive(replica)
+        // Each bucket leaves as soon as backward has finished it (the last layers first), while
+        // the rest of backward still runs: see `GradientStream`.
+        let stream = GradientStream(socket: socket, plan: plan, order: order, rank: rank, type: gradientType,
+                                    injectNonFinite: order.step == options.injectNonFiniteAtStep)
+        let box = Exclusive((replica, stream))
         let stats: LossStatistics
         do {
             stats = try await ComputeQueue.run {
-                try box.value.computeGradientParts(step: order.step, microBatches: order.microBatches, firstPosition: order.firstPosition)
+                let (replica, stream) = box.value
+                let stats = try replica.computeGradientParts(step: order.step, microBatches: order.microBatches,
+                                                             firstPosition: order.firstPosition) { node, values, from in
+                    stream.sendFinal(node, values, from: from)
+                }
+                stream.computeEnded = now()
+                return stats
             }
         } catch {
             say("step \(order.step) failed: \(error)")
             return
         }
-        let parts = replica.parts
-        if order.step == options.injectNonFiniteAtStep, plan.elementCount > 0, let first = parts.first { first.values[0] = .infinity }
-        // Finite as sent: a value that overflows Float16 arrives as inf, so it counts as an overflow.
-        let finite = stats.lossSum.isFinite && parts.allSatisfy { part in
-            gradientType == .float16 ? Float16Rounding.isFiniteAfterRounding(part.values, count: plan.elementCount)
-                                     : VectorOps.allFinite(part.values, count: plan.elementCount)
-        }
-        // One sum per node of the step's tree this worker covers (one, for an aligned run).
-        for part in parts {
-            for bucket in plan {
-                socket.send(.gradients(TensorBucket(step: order.step, rank: rank, attempt: order.attempt, node: part.node, bucket: bucket,
-                                                    of: plan, from: part.values, as: gradientType)))
-            }
-        }
-        socket.send(.stepStats(StepStatistics(step: order.step, rank: rank, attempt: order.attempt, loss: stats, finite: finite)))
+        stream.finish(parts: replica.parts, stats: stats)
+        options.gradientSendObserver?(stream.timeline)
     }
 }

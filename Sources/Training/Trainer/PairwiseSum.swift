@@ -63,6 +63,8 @@ package final class PairwiseSum {
         spare.append(contentsOf: partials)
         partials.removeAll(keepingCapacity: true)
         nodes.removeAll(keepingCapacity: true)
+        pending.removeAll(keepingCapacity: true)   // a push a failed compute left unfinished
+        pendingElements = 0
         firstPosition = position
     }
 
@@ -77,22 +79,75 @@ package final class PairwiseSum {
 
     /// Adds the sum of `node`, which must start at `nextPosition` (nodes come in position order).
     package func push(_ values: UnsafePointer<Float>, node: TreeNode) {
+        beginPush(values, node: node)
+        finishPush(0..<count)
+    }
+
+    /// One element-wise operation of a push, done range by range (see `beginPush`).
+    private enum Step {
+        case copy(UnsafePointer<Float>, into: UnsafeMutablePointer<Float>)
+        case add(UnsafePointer<Float>, into: UnsafeMutablePointer<Float>)
+    }
+    /// The operations of the push under way, in order, and how many elements they still have to cover.
+    private var pending: [Step] = []
+    private var pendingElements = 0
+
+    /// Starts adding the next leaf (`values`, one micro-batch's gradient) whose elements may still be
+    /// changing: the tree's `nodes` take their final shape at once, and the arithmetic is done by
+    /// `finishPush` on each range of elements once it is final (a worker's last micro-batch, whose
+    /// backward finishes the arena from the end: see `ReplicaTrainer.computeGradientParts`).
+    package func beginPush(_ values: UnsafePointer<Float>) {
+        beginPush(values, node: TreeNode(start: nextPosition, count: 1))
+    }
+
+    /// `beginPush` of the sum of `node`, which must start at `nextPosition`.
+    ///
+    /// Every operation of a push (copy, sibling additions) is element-wise, so doing them range by
+    /// range, each range through the whole sequence in order, gives exactly the bits of doing each
+    /// over the whole vector: `push` is this with one range.
+    package func beginPush(_ values: UnsafePointer<Float>, node: TreeNode) {
         precondition(node.start == nextPosition, "tree nodes must be pushed in position order")
+        precondition(pending.isEmpty, "a push must be finished before the next")
         if let last = nodes.last, last.isLeftSibling(of: node) {
             // It would be combined into the top partial at once: add it there without the copy
             // (a + b == b + a in IEEE arithmetic, so the bits are those of the copy-then-combine).
-            VectorOps.add(values, into: partials[partials.count - 1].pointer, count: count)
+            pending.append(.add(values, into: partials[partials.count - 1].pointer))
             nodes[nodes.count - 1] = TreeNode(start: last.start, count: 2 * last.count)
         } else {
             let b = spare.popLast() ?? FloatBuffer(count: count)
             b.resize(count)
-            b.pointer.update(from: values, count: count)
+            pending.append(.copy(values, into: b.pointer))
             partials.append(b)
             nodes.append(node)
         }
         while nodes.count >= 2 && nodes[nodes.count - 2].isLeftSibling(of: nodes[nodes.count - 1]) {
-            combineTop()
+            // The top buffer goes to `spare` now but is reused only by a later push, after this
+            // one has finished reading it.
+            let top = partials.removeLast()
+            pending.append(.add(top.pointer, into: partials[partials.count - 1].pointer))
+            let right = nodes.removeLast(), left = nodes[nodes.count - 1]
+            nodes[nodes.count - 1] = TreeNode(start: left.start, count: left.count + right.count)
+            spare.append(top)
         }
+        pendingElements = count
+    }
+
+    /// Does the push under way on the elements `range` (each element exactly once over the calls;
+    /// the push is complete when all `count` are done). `partial(i)` is final on `range` after it.
+    package func finishPush(_ range: Range<Int>) {
+        precondition(range.lowerBound >= 0 && range.upperBound <= count && range.count <= pendingElements,
+                     "finishPush of \(range) outside the push under way")
+        let n = range.count, o = range.lowerBound
+        if n > 0 {
+            for step in pending {
+                switch step {
+                case let .copy(from, into): (into + o).update(from: from + o, count: n)
+                case let .add(from, into): VectorOps.add(from + o, into: into + o, count: n)
+                }
+            }
+        }
+        pendingElements -= n
+        if pendingElements == 0 { pending.removeAll(keepingCapacity: true) }
     }
 
     private func combineTop() {
@@ -109,6 +164,7 @@ package final class PairwiseSum {
     /// Writes the total into `destination` (zeros if nothing was pushed). The top-level blocks of
     /// a count that is not a power of two are folded newest into older.
     package func total(into destination: UnsafeMutablePointer<Float>) {
+        precondition(pending.isEmpty, "total during an unfinished push")
         guard !partials.isEmpty else { destination.update(repeating: 0, count: count); return }
         while partials.count > 1 { combineTop() }
         destination.update(from: partials[0].pointer, count: count)

@@ -30,7 +30,7 @@ package final class ReplicaTrainer {
     /// canonical tree with the first at position 0 (a whole step on one replica).
     package func computeGradients(step: Int, microBatches: [Int]) throws -> LossStatistics {
         let stats = try computeGradientParts(step: step, microBatches: microBatches, firstPosition: 0)
-        if parts.count > 1 { tree.total(into: model.arena.gradients.pointer) }
+        if microBatches.count > 1 { tree.total(into: model.arena.gradients.pointer) }
         if microBatches.isEmpty { model.arena.zeroGradients() }
         return stats
     }
@@ -39,45 +39,87 @@ package final class ReplicaTrainer {
     /// `firstPosition ..< firstPosition + microBatches.count`, as the sums of the canonical-tree
     /// nodes covering those positions (`TreeNode.cover`, see `PairwiseSum`): afterwards in `parts`.
     /// An aligned run (the usual case: every worker holds the same power-of-two count) is one
-    /// node, left in `model.arena.gradients`. Each micro-batch's gradient is computed on its own,
-    /// so the step's gradient does not depend on how its micro-batches are split among workers.
+    /// node. One micro-batch is left in `model.arena.gradients`, more in the tree's partial sums.
+    /// Each micro-batch's gradient is computed on its own, so the step's gradient does not depend
+    /// on how its micro-batches are split among workers.
     /// Dropout masks depend on (seed, step, global micro-batch index).
     package func computeGradientParts(step: Int, microBatches: [Int], firstPosition: Int) throws -> LossStatistics {
+        try computeGradientParts(step: step, microBatches: microBatches, firstPosition: firstPosition, whenFinal: nil)
+    }
+
+    /// `computeGradientParts`, calling `whenFinal(node, values, x)` as soon as the values of the
+    /// sum of `node` at arena offsets >= x are final, so a worker can send them while backward
+    /// goes on: the nodes before the last one when the last micro-batch starts (the last
+    /// micro-batch only adds to the last node), and the last node during that micro-batch's
+    /// backward, from the end of the arena (x decreasing, last x = 0; see
+    /// `Transformer.backward(finalFrom:)`). The last micro-batch's tree push is done range by
+    /// range as backward finishes each (`PairwiseSum.beginPush`), which gives the bits of the
+    /// whole push. `values` is the node's entry of `parts`, which holds the same pointers
+    /// afterwards; nothing writes a range of it again in this compute once it was reported final.
+    package func computeGradientParts(step: Int, microBatches: [Int], firstPosition: Int,
+                                      whenFinal: ((TreeNode, UnsafeMutablePointer<Float>, Int) -> Void)?) throws -> LossStatistics {
         var stats = LossStatistics.zero
         let grads = model.arena.gradients
+        let count = model.arena.layout.totalCount
+        let tree = self.tree
         tree.reset(startingAt: firstPosition)
         parts.removeAll(keepingCapacity: true)
-        for index in microBatches {
+        let nodes = TreeNode.cover(firstPosition..<(firstPosition + microBatches.count))
+        for (n, index) in microBatches.enumerated() {
+            let isLast = n == microBatches.count - 1
+            if isLast, let whenFinal, microBatches.count > 1 {
+                // Every node but the last is complete: the tree holds them, bottom first.
+                precondition(tree.nodes.starts(with: nodes.dropLast()), "the tree's nodes are the cover of the run")
+                for (i, node) in nodes.dropLast().enumerated() { whenFinal(node, tree.partial(i), 0) }
+            }
             model.arena.zeroGradients()
             let batch = data.microBatch(index: index)
             let dropout = DropoutContext(seed: seed, step: step, microBatch: index, rate: model.config.dropout)
-            stats += try accumulate(batch, dropout: dropout)
-            // One micro-batch is its own leaf: no copy into the tree.
-            if microBatches.count > 1 { tree.push(grads.pointer) }
-        }
-        if microBatches.count == 1 {
-            parts = [(TreeNode(start: firstPosition, count: 1), grads.pointer)]
-        } else if tree.nodes.count == 1 {
-            let node = tree.nodes[0]
-            tree.total(into: grads.pointer)
-            parts = [(node, grads.pointer)]
-        } else {
-            parts = tree.nodes.indices.map { (tree.nodes[$0], tree.partial($0)) }
+            stats += try forwardAndLoss(batch, dropout: dropout)
+            guard isLast, let node = nodes.last else {
+                // One micro-batch is its own leaf: no copy into the tree.
+                model.backward()
+                if microBatches.count > 1 { tree.push(grads.pointer) }
+                continue
+            }
+            if microBatches.count == 1 {
+                parts = [(node, grads.pointer)]
+                model.backward(finalFrom: whenFinal.map { report in { report(node, grads.pointer, $0) } })
+            } else {
+                tree.beginPush(grads.pointer)
+                precondition(tree.nodes == nodes, "the tree's nodes are the cover of the run")
+                parts = nodes.indices.map { (nodes[$0], tree.partial($0)) }
+                let values = tree.partial(nodes.count - 1)
+                // What is already pushed: the range [done, count) (the end of the arena finishes first).
+                var done = count
+                model.backward { final in
+                    guard final < done else { return }
+                    tree.finishPush(final..<done)
+                    done = final
+                    whenFinal?(node, values, final)
+                }
+                precondition(done == 0, "backward reports the whole arena final at its end")
+            }
         }
         return stats
     }
 
     /// Forward, loss (overwriting logits with their gradient) and backward for one batch.
     package func accumulate(_ batch: Batch, dropout: DropoutContext) throws -> LossStatistics {
+        let stats = try forwardAndLoss(batch, dropout: dropout)
+        model.backward()
+        return stats
+    }
+
+    /// Forward and loss of one batch: afterwards `model.logits` holds d(loss)/d(logits).
+    private func forwardAndLoss(_ batch: Batch, dropout: DropoutContext) throws -> LossStatistics {
         let logits = try model.forward(source: batch.source, targetInput: batch.targetInput, batchSize: batch.batchSize,
                                        sourceLength: batch.sourceLength, targetLength: batch.targetLength, dropout: dropout)
-        let stats = batch.targetOutput.withUnsafeBufferPointer { targets in
+        return batch.targetOutput.withUnsafeBufferPointer { targets in
             LabelSmoothedCrossEntropy.evaluate(logits: logits, targets: targets.baseAddress!,
                                                rows: batch.batchSize * batch.targetLength, vocab: model.config.vocabSize,
                                                smoothing: labelSmoothing, gradientScale: gradientMultiplier)
         }
-        model.backward()
-        return stats
     }
 }
 
