@@ -44,8 +44,11 @@ public final class Transformer {
         get { checkpoints != nil }
         set {
             guard newValue != activationCheckpointing else { return }
-            checkpoints = newValue ? ActivationCheckpoints(encoderLayers: encoderLayers.count,
-                                                           decoderLayers: decoderLayers.count) : nil
+            checkpoints =
+                newValue
+                ? ActivationCheckpoints(
+                    encoderLayers: encoderLayers.count,
+                    decoderLayers: decoderLayers.count) : nil
             rebindStashes()
         }
     }
@@ -80,7 +83,7 @@ public final class Transformer {
         for (i, layer) in encoderLayers.enumerated() { layer.use(plan.stash(forLayer: i, of: .encoder)) }
         for (i, layer) in decoderLayers.enumerated() { layer.use(plan.stash(forLayer: i, of: .decoder)) }
         halfStash?.invalidate()
-        decoderOutput = nil   // what forward stashed is gone: backward needs a new forward
+        decoderOutput = nil  // what forward stashed is gone: backward needs a new forward
     }
 
     /// Bytes allocated in the buffers that hold forward activations: embedding outputs, the layer
@@ -89,7 +92,8 @@ public final class Transformer {
     /// LayerNorms and the logits. Parameters, gradients and `workspaceBytes` are not included.
     package var activationBytes: Int {
         let layers = plan.allocatedBytes
-        let own = [encoderEmbedding.output, decoderEmbedding.output, logits]
+        let own =
+            [encoderEmbedding.output, decoderEmbedding.output, logits]
             + encoderNorm.activations.buffers + decoderNorm.activations.buffers
         return own.reduce(layers) { $0 + $1.allocatedBytes }
     }
@@ -144,8 +148,10 @@ public final class Transformer {
     }
 
     /// Checks token ids and lengths before anything touches memory.
-    package func validate(source: [Int32], targetInput: [Int32], batchSize: Int, sourceLength: Int,
-                         targetLength: Int, checkTargetShape: Bool = true) throws(ModelInputError) {
+    package func validate(
+        source: [Int32], targetInput: [Int32], batchSize: Int, sourceLength: Int,
+        targetLength: Int, checkTargetShape: Bool = true
+    ) throws(ModelInputError) {
         guard batchSize > 0, sourceLength > 0, targetLength > 0 else { throw .empty }
         for (name, tokens, len) in [("source", source, sourceLength), ("target", targetInput, targetLength)] {
             if name == "target" && !checkTargetShape { continue }
@@ -162,13 +168,20 @@ public final class Transformer {
     /// Runs encoder and decoder on a padded batch (PAD = 0) and returns the logits [B*St, V].
     /// Dropout is applied when `dropout.rate > 0` (training); pass `.disabled` for evaluation.
     @discardableResult
-    public func forward(source: [Int32], targetInput: [Int32], batchSize: Int, sourceLength: Int, targetLength: Int,
-                        dropout: DropoutContext) throws(ModelInputError) -> UnsafeMutablePointer<Float> {
-        try validate(source: source, targetInput: targetInput, batchSize: batchSize, sourceLength: sourceLength,
-                     targetLength: targetLength)
-        sourceTokens.removeAll(keepingCapacity: true); sourceTokens.append(contentsOf: source)
-        targetTokens.removeAll(keepingCapacity: true); targetTokens.append(contentsOf: targetInput)
-        batch = batchSize; self.sourceLength = sourceLength; self.targetLength = targetLength
+    public func forward(
+        source: [Int32], targetInput: [Int32], batchSize: Int, sourceLength: Int, targetLength: Int,
+        dropout: DropoutContext
+    ) throws(ModelInputError) -> UnsafeMutablePointer<Float> {
+        try validate(
+            source: source, targetInput: targetInput, batchSize: batchSize, sourceLength: sourceLength,
+            targetLength: targetLength)
+        sourceTokens.removeAll(keepingCapacity: true)
+        sourceTokens.append(contentsOf: source)
+        targetTokens.removeAll(keepingCapacity: true)
+        targetTokens.append(contentsOf: targetInput)
+        batch = batchSize
+        self.sourceLength = sourceLength
+        self.targetLength = targetLength
         return sourceTokens.withUnsafeBufferPointer { src in
             targetTokens.withUnsafeBufferPointer { tgt in
                 runForward(src.baseAddress!, tgt.baseAddress!, dropout: dropout)
@@ -176,8 +189,10 @@ public final class Transformer {
         }
     }
 
-    private func runForward(_ src: UnsafePointer<Int32>, _ tgt: UnsafePointer<Int32>,
-                            dropout: DropoutContext) -> UnsafeMutablePointer<Float> {
+    private func runForward(
+        _ src: UnsafePointer<Int32>, _ tgt: UnsafePointer<Int32>,
+        dropout: DropoutContext
+    ) -> UnsafeMutablePointer<Float> {
         let nt = batch * targetLength, longest = Swift.max(sourceLength, targetLength)
         self.dropout = dropout
         plan.beginForward(rows: batch * longest, longest: longest, backward: true)
@@ -185,7 +200,8 @@ public final class Transformer {
         targetMask.fill(fromTokens: tgt, count: nt)
         var y = UnsafePointer(decoderEmbedding.forward(tgt, batch: batch, length: targetLength, dropout: dropout))
         for i in decoderLayers.indices {
-            y = plan.afterForward(layer: i, of: .decoder, output: runDecoderLayer(i, y, memory: mem), count: nt * config.dModel)
+            y = plan.afterForward(
+                layer: i, of: .decoder, output: runDecoderLayer(i, y, memory: mem), count: nt * config.dModel)
         }
         decoderOutput = decoderHead(y, rows: nt, logits: logits)
         return logits.pointer
@@ -198,8 +214,9 @@ public final class Transformer {
     func decoderHead(_ y: UnsafePointer<Float>, rows: Int, logits out: FloatBuffer) -> UnsafePointer<Float> {
         let normed = UnsafePointer(decoderNorm.forward(y, rows: rows))
         out.resize(rows * config.vocabSize)
-        OutputProjection.forward(normed, rows: rows, weight: generator, vocabulary: config.vocabSize, width: config.dModel,
-                                 output: out.pointer)
+        OutputProjection.forward(
+            normed, rows: rows, weight: generator, vocabulary: config.vocabSize, width: config.dModel,
+            output: out.pointer)
         return normed
     }
 
@@ -213,7 +230,8 @@ public final class Transformer {
         sourceMask.fill(fromTokens: src, count: ns)
         var x = UnsafePointer(encoderEmbedding.forward(src, batch: batch, length: sourceLength, dropout: dropout))
         for i in encoderLayers.indices {
-            x = plan.afterForward(layer: i, of: .encoder, output: runEncoderLayer(i, x, dropout: dropout), count: ns * config.dModel)
+            x = plan.afterForward(
+                layer: i, of: .encoder, output: runEncoderLayer(i, x, dropout: dropout), count: ns * config.dModel)
         }
         let mem = UnsafePointer(encoderNorm.forward(x, rows: ns))
         memory = mem
@@ -226,19 +244,26 @@ public final class Transformer {
         encoderLayers[i].forward(x, batch: batch, length: sourceLength, keyMask: sourceMask.pointer, dropout: dropout)
     }
 
-    private func runDecoderLayer(_ i: Int, _ y: UnsafePointer<Float>, memory mem: UnsafePointer<Float>) -> UnsafePointer<Float> {
-        decoderLayers[i].forward(y, memory: mem, batch: batch, targetLength: targetLength, sourceLength: sourceLength,
-                                 targetMask: targetMask.pointer, sourceMask: sourceMask.pointer, dropout: dropout)
+    private func runDecoderLayer(_ i: Int, _ y: UnsafePointer<Float>, memory mem: UnsafePointer<Float>)
+        -> UnsafePointer<Float>
+    {
+        decoderLayers[i].forward(
+            y, memory: mem, batch: batch, targetLength: targetLength, sourceLength: sourceLength,
+            targetMask: targetMask.pointer, sourceMask: sourceMask.pointer, dropout: dropout)
     }
 
     /// Runs only the encoder (evaluation mode) on a padded source batch and returns the memory
     /// [B*Ss, D], valid until the next call on this model, with its key mask [B*Ss].
     package func encode(source: [Int32], batchSize: Int, sourceLength: Int) throws(ModelInputError)
-        -> (memory: UnsafePointer<Float>, mask: UnsafePointer<Bool>) {
-        try validate(source: source, targetInput: [SpecialTokens.bos], batchSize: batchSize, sourceLength: sourceLength,
-                     targetLength: 1, checkTargetShape: false)
-        sourceTokens.removeAll(keepingCapacity: true); sourceTokens.append(contentsOf: source)
-        batch = batchSize; self.sourceLength = sourceLength
+        -> (memory: UnsafePointer<Float>, mask: UnsafePointer<Bool>)
+    {
+        try validate(
+            source: source, targetInput: [SpecialTokens.bos], batchSize: batchSize, sourceLength: sourceLength,
+            targetLength: 1, checkTargetShape: false)
+        sourceTokens.removeAll(keepingCapacity: true)
+        sourceTokens.append(contentsOf: source)
+        batch = batchSize
+        self.sourceLength = sourceLength
         plan.beginForward(rows: batchSize * sourceLength, longest: sourceLength, backward: false)
         let mem = sourceTokens.withUnsafeBufferPointer { runEncoder($0.baseAddress!, dropout: .disabled) }
         return (mem, UnsafePointer(sourceMask.pointer))
@@ -267,9 +292,11 @@ public final class Transformer {
         guard let decoderOutput, let memory else { preconditionFailure("Transformer.backward before forward") }
         let d = config.dModel, ns = batch * sourceLength, nt = batch * targetLength
         let ws = workspace
-        ws.flow.resize(nt * d); ws.normInput.resize(nt * d, zero: true)
-        OutputProjection.backward(logits.pointer, input: decoderOutput, rows: nt, weight: generator,
-                                  vocabulary: config.vocabSize, width: d, inputGradient: ws.flow.pointer)
+        ws.flow.resize(nt * d)
+        ws.normInput.resize(nt * d, zero: true)
+        OutputProjection.backward(
+            logits.pointer, input: decoderOutput, rows: nt, weight: generator,
+            vocabulary: config.vocabSize, width: d, inputGradient: ws.flow.pointer)
         if !config.tieEmbeddings { done("generator.") }
         decoderNorm.backward(ws.flow.pointer, into: ws.normInput.pointer)
         done("decoder.norm.")
@@ -277,9 +304,10 @@ public final class Transformer {
         ws.memoryGradient.resize(ns * d, zero: true)
         plan.beginBackward()
         for i in decoderLayers.indices.reversed() {
-            plan.beforeBackward(layer: i, of: .decoder, embedded: decoderEmbedding.output.pointer,
-                                restore: { decoderLayers[i].restoreDroppedProbabilities() },
-                                recompute: { _ = runDecoderLayer(i, $0, memory: memory) })
+            plan.beforeBackward(
+                layer: i, of: .decoder, embedded: decoderEmbedding.output.pointer,
+                restore: { decoderLayers[i].restoreDroppedProbabilities() },
+                recompute: { _ = runDecoderLayer(i, $0, memory: memory) })
             decoderLayers[i].backward(ws.flow.pointer, memoryGradient: ws.memoryGradient.pointer, workspace: ws)
             done("decoder.layers.\(i).")
         }
@@ -288,9 +316,10 @@ public final class Transformer {
         encoderNorm.backward(ws.memoryGradient.pointer, into: ws.flow.pointer)
         done("encoder.norm.")
         for i in encoderLayers.indices.reversed() {
-            plan.beforeBackward(layer: i, of: .encoder, embedded: encoderEmbedding.output.pointer,
-                                restore: { encoderLayers[i].restoreDroppedProbabilities() },
-                                recompute: { _ = runEncoderLayer(i, $0, dropout: dropout) })
+            plan.beforeBackward(
+                layer: i, of: .encoder, embedded: encoderEmbedding.output.pointer,
+                restore: { encoderLayers[i].restoreDroppedProbabilities() },
+                recompute: { _ = runEncoderLayer(i, $0, dropout: dropout) })
             encoderLayers[i].backward(ws.flow.pointer, workspace: ws)
             done("encoder.layers.\(i).")
         }
@@ -313,7 +342,9 @@ public final class Transformer {
     package func loadParameters(half source: UnsafePointer<UInt16>) { arena.loadParameters(half: source) }
 
     /// Writes every parameter as Float32 laid out by `arena.layout` (`layout.totalCount` floats).
-    public func readParameters(into destination: UnsafeMutablePointer<Float>) { arena.readParameters(into: destination) }
+    public func readParameters(into destination: UnsafeMutablePointer<Float>) {
+        arena.readParameters(into: destination)
+    }
 
     /// Number of real parameters (a tied embedding counted once).
     public var parameterCount: Int { arena.layout.parameterCount }

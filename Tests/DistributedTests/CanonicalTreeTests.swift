@@ -1,8 +1,8 @@
+import Distributed
 import Foundation
-import XCTest
 import TensorCore
 import Training
-import Distributed
+import XCTest
 
 /// The gradient of a step is a function of the step's micro-batches alone: one canonical tree over
 /// their positions, whoever computes which leaves. So any worker count, a worker lost mid-step, a
@@ -13,12 +13,12 @@ final class CanonicalTreeTests: XCTestCase {
 
     static func config(accumulation: Int) throws -> RunConfig {
         let json = """
-        {"name": "tree", "model": {"vocab_size": 12, "d_model": 16, "heads": 2, "d_ff": 32, "encoder_layers": 1,
-                                   "decoder_layers": 1, "dropout": 0.1, "max_len": 12},
-         "training": {"batch_tokens": 24, "accumulation_steps": \(accumulation), "max_steps": \(steps), "warmup_steps": 4,
-                      "validate_every": 1000, "checkpoint_every": \(steps), "valid_size": 4, "log_every": 1},
-         "data": {"task": "copy", "copy_max_len": 5}}
-        """
+            {"name": "tree", "model": {"vocab_size": 12, "d_model": 16, "heads": 2, "d_ff": 32, "encoder_layers": 1,
+                                       "decoder_layers": 1, "dropout": 0.1, "max_len": 12},
+             "training": {"batch_tokens": 24, "accumulation_steps": \(accumulation), "max_steps": \(steps), "warmup_steps": 4,
+                          "validate_every": 1000, "checkpoint_every": \(steps), "valid_size": 4, "log_every": 1},
+             "data": {"task": "copy", "copy_max_len": 5}}
+            """
         return try RunConfig.parse(data: Data(json.utf8), source: "test")
     }
 
@@ -36,14 +36,20 @@ final class CanonicalTreeTests: XCTestCase {
     func metrics(_ dir: URL, _ key: String) throws -> [Int] { try Self.metrics(dir, key) }
 
     static func metrics(_ dir: URL, _ key: String) throws -> [Int] {
-        try String(contentsOf: dir.appendingPathComponent("metrics.jsonl"), encoding: .utf8).split(separator: "\n").map {
+        try String(contentsOf: dir.appendingPathComponent("metrics.jsonl"), encoding: .utf8).split(separator: "\n").map
+        {
             try XCTUnwrap((JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?[key] as? Int)
         }
     }
 
-    func assertSameState(_ a: [String: [UInt32]], _ b: [String: [UInt32]], _ what: String, file: StaticString = #filePath, line: UInt = #line) {
+    func assertSameState(
+        _ a: [String: [UInt32]], _ b: [String: [UInt32]], _ what: String, file: StaticString = #filePath,
+        line: UInt = #line
+    ) {
         XCTAssertEqual(a.keys.sorted(), b.keys.sorted(), what, file: file, line: line)
-        XCTAssertTrue(a.keys.contains { $0.hasPrefix("optimizer.safetensors/") }, "AdamW moments compared too", file: file, line: line)
+        XCTAssertTrue(
+            a.keys.contains { $0.hasPrefix("optimizer.safetensors/") }, "AdamW moments compared too", file: file,
+            line: line)
         let differing = a.keys.filter { a[$0] != b[$0] }.sorted()
         XCTAssertEqual(differing, [], "\(what): tensors with other bits", file: file, line: line)
     }
@@ -61,18 +67,26 @@ final class CanonicalTreeTests: XCTestCase {
     }
 
     /// Three workers with 2 micro-batches each (6 a step), over tcp with short timeouts.
-    func train(_ dir: URL, coordinator: @escaping (inout CoordinatorOptions) -> Void = { _ in },
-               worker: @escaping @Sendable (Int, inout WorkerOptions) -> Void = { _, _ in },
-               startWorker: @escaping @Sendable (Int) async -> Void = { _ in }, workers: Int = 3) async throws {
-        try await InProcessCluster.train(try Self.config(accumulation: 2), in: dir, workers: workers, over: .tcp,
-                                         coordinator: { o in
-                                             o.workers = 3; o.heartbeatInterval = 0.1; o.heartbeatTimeout = 2; o.joinTimeout = 60
-                                             coordinator(&o)
-                                         },
-                                         worker: { i, o in
-                                             o.heartbeatInterval = 0.1; o.coordinatorTimeout = 1; o.giveUpAfter = 60
-                                             worker(i, &o)
-                                         }, startWorker: startWorker)
+    func train(
+        _ dir: URL, coordinator: @escaping (inout CoordinatorOptions) -> Void = { _ in },
+        worker: @escaping @Sendable (Int, inout WorkerOptions) -> Void = { _, _ in },
+        startWorker: @escaping @Sendable (Int) async -> Void = { _ in }, workers: Int = 3
+    ) async throws {
+        try await InProcessCluster.train(
+            try Self.config(accumulation: 2), in: dir, workers: workers, over: .tcp,
+            coordinator: { o in
+                o.workers = 3
+                o.heartbeatInterval = 0.1
+                o.heartbeatTimeout = 2
+                o.joinTimeout = 60
+                coordinator(&o)
+            },
+            worker: { i, o in
+                o.heartbeatInterval = 0.1
+                o.coordinatorTimeout = 1
+                o.giveUpAfter = 60
+                worker(i, &o)
+            }, startWorker: startWorker)
     }
 
     func testLostJoinedAndTimedOutWorkersChangeNoBit() async throws {
@@ -92,18 +106,24 @@ final class CanonicalTreeTests: XCTestCase {
         // The same loss, and a fourth worker that starts once step 5 is done and takes the slot
         // from step 6 on (the coordinator waits for it there, so the test does not race the run).
         let joined = try InProcessCluster.temporaryDirectory(for: self, prefix: "joined")
-        try await train(joined, coordinator: { $0.waitForFullClusterBeforeStep = 6 },
-                        worker: { i, o in if i == 2 { o.fault = (3, .vanish) } }, startWorker: { i in
-            guard i == 3 else { return }
-            while (try? Self.metrics(joined, "step").count) ?? 0 < 5 { try? await Task.sleep(nanoseconds: 20_000_000) }
-        }, workers: 4)
+        try await train(
+            joined, coordinator: { $0.waitForFullClusterBeforeStep = 6 },
+            worker: { i, o in if i == 2 { o.fault = (3, .vanish) } },
+            startWorker: { i in
+                guard i == 3 else { return }
+                while (try? Self.metrics(joined, "step").count) ?? 0 < 5 {
+                    try? await Task.sleep(nanoseconds: 20_000_000)
+                }
+            }, workers: 4)
         assertSameState(try state(joined), want, "a worker joining mid-run")
-        XCTAssertEqual(try metrics(joined, "workers"), [3, 3, 2, 2, 2, 3, 3, 3], "the late worker took the free slot at step 6")
+        XCTAssertEqual(
+            try metrics(joined, "workers"), [3, 3, 2, 2, 2, 3, 3, 3], "the late worker took the free slot at step 6")
 
         // Rank 1 hangs on step 2's order (its heartbeats go on): the 1 s step deadline drops it,
         // the step is re-planned, and the hung worker, no longer heard from, reconnects and rejoins.
         let timedOut = try InProcessCluster.temporaryDirectory(for: self, prefix: "deadline")
-        try await train(timedOut, coordinator: { $0.stepTimeout = 1 }, worker: { i, o in if i == 1 { o.fault = (2, .stall) } })
+        try await train(
+            timedOut, coordinator: { $0.stepTimeout = 1 }, worker: { i, o in if i == 1 { o.fault = (2, .stall) } })
         assertSameState(try state(timedOut), want, "a re-plan after the step deadline")
         XCTAssertEqual(try metrics(timedOut, "attempts")[1], 2, "step 2 was re-planned")
     }

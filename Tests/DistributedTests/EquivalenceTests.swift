@@ -1,22 +1,22 @@
+import Distributed
 import Foundation
-import XCTest
 import TensorCore
+import TestSupport
 import Training
 import TransformerModel
-import Distributed
-import TestSupport
+import XCTest
 
 /// Same global batch, different splits: 1 worker x 4 micro-batches, 2 x 2 and 4 x 1 train the same
 /// model. Coordinator and workers are the real actors, in one process over inproc:// sockets.
 final class EquivalenceTests: XCTestCase {
     static func config(accumulation: Int, steps: Int) throws -> RunConfig {
         let json = """
-        {"name": "eq", "model": {"vocab_size": 12, "d_model": 32, "heads": 2, "d_ff": 64, "encoder_layers": 1,
-                                 "decoder_layers": 1, "dropout": 0.1, "max_len": 16},
-         "training": {"batch_tokens": 96, "accumulation_steps": \(accumulation), "max_steps": \(steps), "warmup_steps": 10,
-                      "validate_every": 1000, "checkpoint_every": 5, "keep_checkpoints": 100, "valid_size": 8, "log_every": 1},
-         "data": {"task": "copy", "copy_max_len": 6}}
-        """
+            {"name": "eq", "model": {"vocab_size": 12, "d_model": 32, "heads": 2, "d_ff": 64, "encoder_layers": 1,
+                                     "decoder_layers": 1, "dropout": 0.1, "max_len": 16},
+             "training": {"batch_tokens": 96, "accumulation_steps": \(accumulation), "max_steps": \(steps), "warmup_steps": 10,
+                          "validate_every": 1000, "checkpoint_every": 5, "keep_checkpoints": 100, "valid_size": 8, "log_every": 1},
+             "data": {"task": "copy", "copy_max_len": 6}}
+            """
         return try RunConfig.parse(data: Data(json.utf8), source: "test")
     }
 
@@ -25,17 +25,22 @@ final class EquivalenceTests: XCTestCase {
     /// Trains with `workers` in-process workers and returns the run directory.
     func train(workers: Int, accumulation: Int, steps: Int) async throws -> URL {
         let dir = try temporaryDirectory()
-        try await InProcessCluster.train(try Self.config(accumulation: accumulation, steps: steps), in: dir, workers: workers)
+        try await InProcessCluster.train(
+            try Self.config(accumulation: accumulation, steps: steps), in: dir, workers: workers)
         return dir
     }
 
     func weights(_ dir: URL, step: Int) throws -> [Float] {
-        let file = try SafetensorsFile(path: dir.appendingPathComponent("checkpoints/\(CheckpointStore.directoryName(step: step))/model.safetensors").path)
+        let file = try SafetensorsFile(
+            path: dir.appendingPathComponent(
+                "checkpoints/\(CheckpointStore.directoryName(step: step))/model.safetensors"
+            ).path)
         return try file.tensors.flatMap { try file.floats(named: $0.name) }
     }
 
     func losses(_ dir: URL) throws -> [Double] {
-        try String(contentsOf: dir.appendingPathComponent("metrics.jsonl"), encoding: .utf8).split(separator: "\n").map {
+        try String(contentsOf: dir.appendingPathComponent("metrics.jsonl"), encoding: .utf8).split(separator: "\n").map
+        {
             try XCTUnwrap((JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["loss"] as? Double)
         }
     }

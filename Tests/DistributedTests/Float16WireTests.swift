@@ -1,26 +1,28 @@
+import Distributed
 import Foundation
-import XCTest
 import TensorCore
+import TestSupport
 import Training
 import TransformerModel
-import Distributed
-import TestSupport
+import XCTest
 
 /// Float16 on the wire, with the real actors over tcp:// on loopback: gradients with dynamic loss
 /// scaling, the weight broadcast, the bytes they take, an injected overflow, resume, and the
 /// single-process driver's equality with one worker.
 final class Float16WireTests: XCTestCase {
-    static func config(steps: Int, parameters: Bool, gradients: Bool, activations: Bool = false, checkpointEvery: Int = 1,
-                       accumulation: Int = 1) throws -> RunConfig {
+    static func config(
+        steps: Int, parameters: Bool, gradients: Bool, activations: Bool = false, checkpointEvery: Int = 1,
+        accumulation: Int = 1
+    ) throws -> RunConfig {
         let json = """
-        {"name": "f16", "model": {"vocab_size": 12, "d_model": 32, "heads": 2, "d_ff": 64, "encoder_layers": 1,
-                                  "decoder_layers": 1, "dropout": 0.1, "max_len": 16},
-         "training": {"batch_tokens": 96, "accumulation_steps": \(accumulation), "max_steps": \(steps), "warmup_steps": 10,
-                      "validate_every": 1000, "checkpoint_every": \(checkpointEvery), "keep_checkpoints": 100,
-                      "valid_size": 8, "log_every": 1,
-                      "float16": {"parameters": \(parameters), "activations": \(activations), "gradients": \(gradients)}},
-         "data": {"task": "copy", "copy_max_len": 6}}
-        """
+            {"name": "f16", "model": {"vocab_size": 12, "d_model": 32, "heads": 2, "d_ff": 64, "encoder_layers": 1,
+                                      "decoder_layers": 1, "dropout": 0.1, "max_len": 16},
+             "training": {"batch_tokens": 96, "accumulation_steps": \(accumulation), "max_steps": \(steps), "warmup_steps": 10,
+                          "validate_every": 1000, "checkpoint_every": \(checkpointEvery), "keep_checkpoints": 100,
+                          "valid_size": 8, "log_every": 1,
+                          "float16": {"parameters": \(parameters), "activations": \(activations), "gradients": \(gradients)}},
+             "data": {"task": "copy", "copy_max_len": 6}}
+            """
         return try RunConfig.parse(data: Data(json.utf8), source: "test")
     }
 
@@ -29,15 +31,19 @@ final class Float16WireTests: XCTestCase {
     /// Trains with `workers` workers over tcp loopback; `inject` maps a worker index to the step at
     /// which it sends an infinite gradient. Returns the coordinator's final loss scale.
     @discardableResult
-    func train(_ cfg: RunConfig, dir: URL, workers: Int, inject: [Int: Int] = [:],
-               resume: RunOptions.Resume = .fresh) async throws -> LossScaleState {
-        let coordinator = try await InProcessCluster.train(cfg, in: dir, workers: workers, resume: resume, over: .tcp,
-                                                           worker: { i, o in o.injectNonFiniteAtStep = inject[i] })
+    func train(
+        _ cfg: RunConfig, dir: URL, workers: Int, inject: [Int: Int] = [:],
+        resume: RunOptions.Resume = .fresh
+    ) async throws -> LossScaleState {
+        let coordinator = try await InProcessCluster.train(
+            cfg, in: dir, workers: workers, resume: resume, over: .tcp,
+            worker: { i, o in o.injectNonFiniteAtStep = inject[i] })
         return await coordinator.lossScale
     }
 
     func metrics(_ dir: URL) throws -> [[String: Any]] {
-        try String(contentsOf: dir.appendingPathComponent("metrics.jsonl"), encoding: .utf8).split(separator: "\n").map {
+        try String(contentsOf: dir.appendingPathComponent("metrics.jsonl"), encoding: .utf8).split(separator: "\n").map
+        {
             try XCTUnwrap(JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])
         }
     }
@@ -62,7 +68,9 @@ final class Float16WireTests: XCTestCase {
         for type in [TensorElementType.float16, .float32] {
             var bits = [UInt16](repeating: 0, count: 6)
             for bucket in plan {
-                let b = values.withUnsafeBufferPointer { TensorBucket(step: 1, bucket: bucket, of: plan, from: $0.baseAddress!, as: type) }
+                let b = values.withUnsafeBufferPointer {
+                    TensorBucket(step: 1, bucket: bucket, of: plan, from: $0.baseAddress!, as: type)
+                }
                 XCTAssertEqual(b.payload.count, bucket.count * type.byteSize)
                 try bits.withUnsafeMutableBufferPointer { try b.copyHalfValues(into: $0.baseAddress!, arenaCount: 6) }
             }
@@ -82,7 +90,8 @@ final class Float16WireTests: XCTestCase {
             let lines = try metrics(dir)
             XCTAssertEqual(lines.count, 2)
             for line in lines {
-                XCTAssertEqual(line["gradient_bytes_received"] as? Int, 2 * count * bytes, "2 workers send every parameter")
+                XCTAssertEqual(
+                    line["gradient_bytes_received"] as? Int, 2 * count * bytes, "2 workers send every parameter")
                 XCTAssertEqual(line["weight_bytes_sent"] as? Int, 2 * count * bytes, "broadcast to 2 workers")
             }
         }
@@ -133,17 +142,20 @@ final class Float16WireTests: XCTestCase {
     /// logical workers compute (the same roundings of each rank's sum).
     func testSingleProcessEqualsWorkersWithFloat16() async throws {
         for (workers, accumulation) in [(1, 2), (2, 1)] {
-            let cfg = try Self.config(steps: 4, parameters: true, gradients: true, activations: true, checkpointEvery: 4,
-                                      accumulation: accumulation)
+            let cfg = try Self.config(
+                steps: 4, parameters: true, gradients: true, activations: true, checkpointEvery: 4,
+                accumulation: accumulation)
             let distributed = try temporaryDirectory(), local = try temporaryDirectory()
             try await train(cfg, dir: distributed, workers: workers)
             Parallel.threads = 1
             var o = RunOptions(runDirectory: local)
-            o.printProgress = false; o.workers = workers
+            o.printProgress = false
+            o.workers = workers
             try TrainingRun(config: cfg, options: o).run()
             XCTAssertEqual(try weights(distributed, step: 4), try weights(local, step: 4), "\(workers) worker(s)")
-            XCTAssertEqual(try metrics(distributed).compactMap { $0["loss"] as? Double },
-                           try metrics(local).compactMap { $0["loss"] as? Double })
+            XCTAssertEqual(
+                try metrics(distributed).compactMap { $0["loss"] as? Double },
+                try metrics(local).compactMap { $0["loss"] as? Double })
         }
     }
 }

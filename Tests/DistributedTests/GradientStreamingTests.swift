@@ -1,10 +1,10 @@
+import Distributed
 import Foundation
-import XCTest
 import TensorCore
+import TestSupport
 import Training
 import TransformerModel
-import Distributed
-import TestSupport
+import XCTest
 
 /// Workers send each gradient bucket as soon as backward has finished it, with the real actors
 /// over tcp:// on loopback: the buckets leave during backward, last bucket first, the statistics
@@ -15,13 +15,13 @@ final class GradientStreamingTests: XCTestCase {
     /// encoder's backward still runs.
     static func config(accumulation: Int, float16Gradients: Bool, steps: Int = 3) throws -> RunConfig {
         let json = """
-        {"name": "stream", "model": {"vocab_size": 12, "d_model": 128, "heads": 4, "d_ff": 512, "encoder_layers": 3,
-                                     "decoder_layers": 3, "dropout": 0.1, "max_len": 16},
-         "training": {"batch_tokens": 48, "accumulation_steps": \(accumulation), "max_steps": \(steps), "warmup_steps": 10,
-                      "validate_every": 1000, "checkpoint_every": \(steps), "keep_checkpoints": 10, "valid_size": 4,
-                      "log_every": 1, "float16": {"gradients": \(float16Gradients)}},
-         "data": {"task": "copy", "copy_max_len": 6}}
-        """
+            {"name": "stream", "model": {"vocab_size": 12, "d_model": 128, "heads": 4, "d_ff": 512, "encoder_layers": 3,
+                                         "decoder_layers": 3, "dropout": 0.1, "max_len": 16},
+             "training": {"batch_tokens": 48, "accumulation_steps": \(accumulation), "max_steps": \(steps), "warmup_steps": 10,
+                          "validate_every": 1000, "checkpoint_every": \(steps), "keep_checkpoints": 10, "valid_size": 4,
+                          "log_every": 1, "float16": {"gradients": \(float16Gradients)}},
+             "data": {"task": "copy", "copy_max_len": 6}}
+            """
         return try RunConfig.parse(data: Data(json.utf8), source: "test")
     }
 
@@ -29,8 +29,16 @@ final class GradientStreamingTests: XCTestCase {
     final class Timelines: @unchecked Sendable {
         private let lock = NSLock()
         private var all: [GradientSendTimeline] = []
-        func add(_ t: GradientSendTimeline) { lock.lock(); all.append(t); lock.unlock() }
-        var values: [GradientSendTimeline] { lock.lock(); defer { lock.unlock() }; return all }
+        func add(_ t: GradientSendTimeline) {
+            lock.lock()
+            all.append(t)
+            lock.unlock()
+        }
+        var values: [GradientSendTimeline] {
+            lock.lock()
+            defer { lock.unlock() }
+            return all
+        }
     }
 
     func checkpointFiles(_ dir: URL, step: Int) throws -> [String: Data] {
@@ -52,8 +60,9 @@ final class GradientStreamingTests: XCTestCase {
             XCTAssertEqual(plan.bucketCount, 2)
             let timelines = Timelines()
             let distributed = try InProcessCluster.temporaryDirectory(for: self, prefix: "stream")
-            try await InProcessCluster.train(config, in: distributed, workers: workers, over: .tcp,
-                                             worker: { _, o in o.gradientSendObserver = { timelines.add($0) } })
+            try await InProcessCluster.train(
+                config, in: distributed, workers: workers, over: .tcp,
+                worker: { _, o in o.gradientSendObserver = { timelines.add($0) } })
             let steps = timelines.values
             XCTAssertEqual(steps.count, 3 * workers, what)
             for t in steps {
@@ -75,13 +84,15 @@ final class GradientStreamingTests: XCTestCase {
                 // the compute the first bucket left, and what was left to send after it.
                 let lead = steps.map { $0.computeEnded - $0.buckets[0].seconds }
                 let tail = steps.map { $0.statisticsSent - $0.computeEnded }
-                print("\(what): first bucket \(lead.map { String(format: "%.1f", $0 * 1e3) }) ms before compute end; "
-                      + "statistics \(tail.map { String(format: "%.2f", $0 * 1e3) }) ms after")
+                print(
+                    "\(what): first bucket \(lead.map { String(format: "%.1f", $0 * 1e3) }) ms before compute end; "
+                        + "statistics \(tail.map { String(format: "%.2f", $0 * 1e3) }) ms after")
             }
             Parallel.threads = 1
             let local = try InProcessCluster.temporaryDirectory(for: self, prefix: "stream-local")
             var o = RunOptions(runDirectory: local)
-            o.printProgress = false; o.workers = workers
+            o.printProgress = false
+            o.workers = workers
             try TrainingRun(config: config, options: o).run()
             let a = try checkpointFiles(distributed, step: 3), b = try checkpointFiles(local, step: 3)
             XCTAssertTrue(a.keys.contains("model.safetensors"), what)

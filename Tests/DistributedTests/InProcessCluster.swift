@@ -1,8 +1,8 @@
+import Distributed
 import Foundation
-import XCTest
 import TensorCore
 import Training
-import Distributed
+import XCTest
 
 /// Test support: the real Coordinator and Worker actors in this process, over `inproc://` sockets
 /// (the `--single-process` path) or `tcp://` on loopback (what separate processes use, with the
@@ -27,19 +27,25 @@ enum InProcessCluster {
     /// listening, before any worker starts (e.g. to let another peer join first); each worker's
     /// task awaits `startWorker(index)` before it starts (e.g. to join in the middle of the run).
     @discardableResult
-    static func train(_ config: RunConfig, in dir: URL, workers: Int, resume: RunOptions.Resume = .fresh,
-                      over transport: Transport = .inproc,
-                      coordinator adjustCoordinator: (inout CoordinatorOptions) -> Void = { _ in },
-                      worker adjustWorker: @escaping @Sendable (Int, inout WorkerOptions) -> Void = { _, _ in },
-                      beforeWorkers: (String) async throws -> Void = { _ in },
-                      startWorker: @escaping @Sendable (Int) async -> Void = { _ in })
-        async throws -> Coordinator {
+    static func train(
+        _ config: RunConfig, in dir: URL, workers: Int, resume: RunOptions.Resume = .fresh,
+        over transport: Transport = .inproc,
+        coordinator adjustCoordinator: (inout CoordinatorOptions) -> Void = { _ in },
+        worker adjustWorker: @escaping @Sendable (Int, inout WorkerOptions) -> Void = { _, _ in },
+        beforeWorkers: (String) async throws -> Void = { _ in },
+        startWorker: @escaping @Sendable (Int) async -> Void = { _ in }
+    )
+        async throws -> Coordinator
+    {
         Parallel.threads = 1
         let context: ZMQContext? = transport == .inproc ? try ZMQContext() : nil
         var run = RunOptions(runDirectory: dir)
-        run.workers = workers; run.printProgress = verbose; run.resume = resume
-        var options = CoordinatorOptions(bind: transport == .inproc ? "inproc://test-\(UUID().uuidString)" : "tcp://127.0.0.1:*",
-                                         workers: workers)
+        run.workers = workers
+        run.printProgress = verbose
+        run.resume = resume
+        var options = CoordinatorOptions(
+            bind: transport == .inproc ? "inproc://test-\(UUID().uuidString)" : "tcp://127.0.0.1:*",
+            workers: workers)
         adjustCoordinator(&options)
         let coordinator = try Coordinator(config: config, run: run, options: options, context: context)
         let endpoint = coordinator.endpoint

@@ -22,7 +22,7 @@ final class ProtocolTests: XCTestCase {
         let bytes = header.encoded()
         XCTAssertEqual(bytes.count, 112)
         XCTAssertEqual(Array(bytes[0..<4]), Array("SWDT".utf8))
-        XCTAssertEqual(Array(bytes[4..<8]), [1, 0, 6, 2])            // version 1, kind gradients, F16
+        XCTAssertEqual(Array(bytes[4..<8]), [1, 0, 6, 2])  // version 1, kind gradients, F16
         XCTAssertEqual(Array(bytes[8..<16]), [4, 3, 2, 1, 0, 0, 0, 0])
         XCTAssertEqual(Array(bytes[16..<24]), [0x0B, 0x0A, 0, 0, 0, 0, 0, 0])
         XCTAssertEqual(bytes[24], 3)
@@ -50,15 +50,17 @@ final class ProtocolTests: XCTestCase {
         XCTAssertEqual(back, hello)
         let frames = WireMessage.hello(hello).frames()
         XCTAssertEqual(frames.count, 2)
-        XCTAssertEqual(String(decoding: frames[1].bytes, as: UTF8.self),
-                       #"{"config_hash":"1a2b\"3c\\","tokenizer_hash":null,"name":"wörker\n\u0001é","threads":2}"#)
+        XCTAssertEqual(
+            String(decoding: frames[1].bytes, as: UTF8.self),
+            #"{"config_hash":"1a2b\"3c\\","tokenizer_hash":null,"name":"wörker\n\u0001é","threads":2}"#)
     }
 
     func testWelcomeRoundTrip() throws {
         let welcome = Welcome(rank: 2, worldSize: 3, step: 60, dataCursor: 240, config: #"{"name": "copy"}"#)
         guard case .welcome(let back) = try roundTrip(.welcome(welcome)) else { return XCTFail("not a welcome") }
         XCTAssertEqual(back, welcome)
-        guard case .welcome(let bare) = try roundTrip(.welcome(Welcome(rank: 0, worldSize: 1, step: 0, dataCursor: 0))) else {
+        guard case .welcome(let bare) = try roundTrip(.welcome(Welcome(rank: 0, worldSize: 1, step: 0, dataCursor: 0)))
+        else {
             return XCTFail("not a welcome")
         }
         XCTAssertNil(bare.config)
@@ -73,7 +75,9 @@ final class ProtocolTests: XCTestCase {
     }
 
     func testWorkRoundTrip() throws {
-        let order = WorkOrder(step: 7, rank: 1, attempt: 1, gradientMultiplier: 1024, firstPosition: 6, microBatches: [28, 29, 3_000_000_000])
+        let order = WorkOrder(
+            step: 7, rank: 1, attempt: 1, gradientMultiplier: 1024, firstPosition: 6,
+            microBatches: [28, 29, 3_000_000_000])
         guard case .work(let back) = try roundTrip(.work(order)) else { return XCTFail("not work") }
         XCTAssertEqual(back, order)
         let frames = WireMessage.work(order).frames()
@@ -88,14 +92,19 @@ final class ProtocolTests: XCTestCase {
         let plain = ValidationOrder(step: 1, rank: 0, translating: false, units: [])
         guard case .validate(let plainBack) = try roundTrip(.validate(plain)) else { return XCTFail("not validate") }
         XCTAssertEqual(plainBack, plain)
-        let loss = ValidationPartMessage(step: 200, rank: 2, unit: 4,
-                                         part: .loss(LossStatistics(lossSum: 1.25, nllSum: -0.0, tokens: 900, correct: 870), exact: 120))
-        guard case .validationPart(let lossBack) = try roundTrip(.validationPart(loss)) else { return XCTFail("not a part") }
+        let loss = ValidationPartMessage(
+            step: 200, rank: 2, unit: 4,
+            part: .loss(LossStatistics(lossSum: 1.25, nllSum: -0.0, tokens: 900, correct: 870), exact: 120))
+        guard case .validationPart(let lossBack) = try roundTrip(.validationPart(loss)) else {
+            return XCTFail("not a part")
+        }
         XCTAssertEqual(lossBack, loss)
         guard case .loss(let stats, _) = lossBack.part else { return XCTFail("not a loss part") }
-        XCTAssertEqual(stats.nllSum.sign, .minus)   // bit pattern preserved
+        XCTAssertEqual(stats.nllSum.sign, .minus)  // bit pattern preserved
         let text = ValidationPartMessage(step: 3, rank: 0, unit: 9, part: .translations([[5, 6, Int32.max], [], [4]]))
-        guard case .validationPart(let textBack) = try roundTrip(.validationPart(text)) else { return XCTFail("not a part") }
+        guard case .validationPart(let textBack) = try roundTrip(.validationPart(text)) else {
+            return XCTFail("not a part")
+        }
         XCTAssertEqual(textBack, text)
         // unit, tag, count, then each length and its ids.
         XCTAssertEqual(WireMessage.validationPart(text).frames()[1].bytes.count, 8 * (3 + 4 + 1 + 2))
@@ -105,7 +114,12 @@ final class ProtocolTests: XCTestCase {
         func part(_ words: [Int64]) -> [Frame] {
             var bytes: [UInt8] = []
             for w in words { withUnsafeBytes(of: w.littleEndian) { bytes += $0 } }
-            return [header(.validationPart) { $0.payloadType = .int64; $0.elementCount = Int64(words.count) }, Frame(bytes)]
+            return [
+                header(.validationPart) {
+                    $0.payloadType = .int64
+                    $0.elementCount = Int64(words.count)
+                }, Frame(bytes),
+            ]
         }
         func field(_ name: String, _ value: Int64, _ reason: String) -> ProtocolError {
             .invalidField(kind: .validationPart, field: name, value: value, reason: reason)
@@ -120,17 +134,26 @@ final class ProtocolTests: XCTestCase {
         assertRejected(part([0, 1, 2, 1, 4, 1]), field("translation length", 1, "does not fit the payload"))
         assertRejected(part([0, 1, 1, 1, 4, 9]), field("payload words", 6, "has 1 word(s) after the last translation"))
         assertRejected(part([0, 1, 1, 1, 1 << 40]), field("token id", 1 << 40, "is not a 32-bit token id"))
-        assertRejected([header(.validate) { $0.payloadType = .int64; $0.elementCount = 1 }, Frame([UInt8](repeating: 0xFF, count: 8))],
-                       .invalidField(kind: .validate, field: "unit", value: -1, reason: "is negative"))
+        assertRejected(
+            [
+                header(.validate) {
+                    $0.payloadType = .int64
+                    $0.elementCount = 1
+                }, Frame([UInt8](repeating: 0xFF, count: 8)),
+            ],
+            .invalidField(kind: .validate, field: "unit", value: -1, reason: "is negative"))
     }
 
     func testStepStatsAndHeartbeatRoundTrip() throws {
-        let stats = StepStatistics(step: 9, rank: 2, attempt: 1,
-                                   loss: LossStatistics(lossSum: 1234.5678901234, nllSum: -0.0, tokens: 4096, correct: 4000), finite: true)
+        let stats = StepStatistics(
+            step: 9, rank: 2, attempt: 1,
+            loss: LossStatistics(lossSum: 1234.5678901234, nllSum: -0.0, tokens: 4096, correct: 4000), finite: true)
         guard case .stepStats(let back) = try roundTrip(.stepStats(stats)) else { return XCTFail("not stepStats") }
         XCTAssertEqual(back, stats)
-        XCTAssertEqual(back.loss.nllSum.sign, .minus)   // bit pattern preserved
-        let nan = StepStatistics(step: 1, rank: 0, loss: LossStatistics(lossSum: .nan, nllSum: .infinity, tokens: 1, correct: 0), finite: false)
+        XCTAssertEqual(back.loss.nllSum.sign, .minus)  // bit pattern preserved
+        let nan = StepStatistics(
+            step: 1, rank: 0, loss: LossStatistics(lossSum: .nan, nllSum: .infinity, tokens: 1, correct: 0),
+            finite: false)
         guard case .stepStats(let nanBack) = try roundTrip(.stepStats(nan)) else { return XCTFail("not stepStats") }
         XCTAssertTrue(nanBack.loss.lossSum.isNaN)
         XCTAssertEqual(nanBack.loss.nllSum, .infinity)
@@ -145,26 +168,36 @@ final class ProtocolTests: XCTestCase {
     func testFloat32BucketRoundTripIsBitExact() throws {
         let values: [Float] = [1, -2.5, .nan, .infinity, -0.0, .leastNonzeroMagnitude, 3.4e38, 0.1, 7, 8]
         let arena = FloatBuffer(values)
-        let plan = BucketPlan(elementCount: values.count, maxBucketBytes: 16)   // 4 values per bucket
-        let bucket = TensorBucket(step: 3, rank: 1, attempt: 2, node: TreeNode(start: 4, count: 2), bucket: plan.bucket(1), of: plan,
-                                  from: arena.pointer, as: .float32)
+        let plan = BucketPlan(elementCount: values.count, maxBucketBytes: 16)  // 4 values per bucket
+        let bucket = TensorBucket(
+            step: 3, rank: 1, attempt: 2, node: TreeNode(start: 4, count: 2), bucket: plan.bucket(1), of: plan,
+            from: arena.pointer, as: .float32)
         guard case .gradients(let back) = try roundTrip(.gradients(bucket)) else { return XCTFail("not gradients") }
-        XCTAssertEqual([back.step, back.rank, back.attempt, back.index, back.bucketCount, back.elementOffset, back.elementCount, back.totalCount],
-                       [3, 1, 2, 1, 3, 4, 4, 10])
+        XCTAssertEqual(
+            [
+                back.step, back.rank, back.attempt, back.index, back.bucketCount, back.elementOffset, back.elementCount,
+                back.totalCount,
+            ],
+            [3, 1, 2, 1, 3, 4, 4, 10])
         XCTAssertEqual(back.node, TreeNode(start: 4, count: 2))
         // Gradients must name an aligned power-of-two node of the step's tree.
         for (start, count) in [(0, 0), (1, 2), (0, 3), (-2, 1)] {
             var frames = WireMessage.gradients(bucket).frames()
             var header = try frames[0].withUnsafeBytes { raw in try MessageHeader(decoding: raw) }
-            header.values.0 = Int64(start); header.values.1 = Int64(count)
+            header.values.0 = Int64(start)
+            header.values.1 = Int64(count)
             frames[0] = Frame(header.encoded())
             XCTAssertThrowsError(try WireMessage(frames: frames), "node start \(start) count \(count)")
         }
         XCTAssertEqual(back.elementType, .float32)
         let target = FloatBuffer(count: values.count)
         try back.copyValues(into: target.pointer, arenaCount: values.count)
-        XCTAssertEqual(target.array.map(\.bitPattern), [0, 0, 0, 0, (-0.0 as Float).bitPattern, Float.leastNonzeroMagnitude.bitPattern,
-                                                        Float(3.4e38).bitPattern, Float(0.1).bitPattern, 0, 0])
+        XCTAssertEqual(
+            target.array.map(\.bitPattern),
+            [
+                0, 0, 0, 0, (-0.0 as Float).bitPattern, Float.leastNonzeroMagnitude.bitPattern,
+                Float(3.4e38).bitPattern, Float(0.1).bitPattern, 0, 0,
+            ])
     }
 
     func testFloat16BucketRoundsToHalfPrecision() throws {
@@ -185,13 +218,20 @@ final class ProtocolTests: XCTestCase {
     func testFloat32ValuesAreReadInPlaceWhenAligned() throws {
         let arena = FloatBuffer((0..<8).map { Float($0) })
         let plan = BucketPlan(elementCount: 8)
-        guard case .weights(let back) = try roundTrip(.weights(TensorBucket(step: 1, bucket: plan.bucket(0), of: plan,
-                                                                            from: arena.pointer, as: .float32))) else {
+        guard
+            case .weights(let back) = try roundTrip(
+                .weights(
+                    TensorBucket(
+                        step: 1, bucket: plan.bucket(0), of: plan,
+                        from: arena.pointer, as: .float32)))
+        else {
             return XCTFail("not weights")
         }
         let scratch = FloatBuffer()
         let payloadAddress = back.payload.withUnsafeBytes { $0.baseAddress }
-        let (sum, address) = back.withFloat32Values(scratch: scratch) { ($0.reduce(0, +), $0.baseAddress.map(UnsafeRawPointer.init)) }
+        let (sum, address) = back.withFloat32Values(scratch: scratch) {
+            ($0.reduce(0, +), $0.baseAddress.map(UnsafeRawPointer.init))
+        }
         XCTAssertEqual(sum, 28)
         XCTAssertEqual(address, payloadAddress)
         XCTAssertEqual(scratch.count, 0)
@@ -240,8 +280,9 @@ final class ProtocolTests: XCTestCase {
         wrongMagic[0] = UInt8(ascii: "X")
         assertRejected([Frame(wrongMagic)], .badMagic(0x5444_5758))
         assertRejected([header(.heartbeat) { $0.version = 2 }], .unsupportedVersion(received: 2, supported: 1))
-        XCTAssertEqual(ProtocolError.unsupportedVersion(received: 2, supported: 1).description,
-                       "protocol version 2 is not supported (this program speaks version 1)")
+        XCTAssertEqual(
+            ProtocolError.unsupportedVersion(received: 2, supported: 1).description,
+            "protocol version 2 is not supported (this program speaks version 1)")
         let truncated = Array(MessageHeader(kind: .heartbeat).encoded().prefix(100))
         assertRejected([Frame(truncated)], .headerSize(actual: 100, expected: 112))
         var unknownKind = MessageHeader(kind: .heartbeat).encoded()
@@ -254,38 +295,90 @@ final class ProtocolTests: XCTestCase {
 
     func testMalformedPayloadsAreRejected() {
         let tensorHeader = header(.weights) {
-            $0.payloadType = .float32; $0.elementCount = 10; $0.totalCount = 100; $0.bucketCount = 1
+            $0.payloadType = .float32
+            $0.elementCount = 10
+            $0.totalCount = 100
+            $0.bucketCount = 1
         }
-        assertRejected([tensorHeader, Frame([UInt8](repeating: 0, count: 36))],
-                       .payloadSize(kind: .weights, expectedBytes: 40, actualBytes: 36))
+        assertRejected(
+            [tensorHeader, Frame([UInt8](repeating: 0, count: 36))],
+            .payloadSize(kind: .weights, expectedBytes: 40, actualBytes: 36))
         assertRejected([tensorHeader], .frameCount(kind: .weights, expected: 2, actual: 1))
-        assertRejected([header(.weights) { $0.payloadType = .int64; $0.elementCount = 0 }, Frame([])],
-                       .wrongPayloadType(kind: .weights, expected: [.float32, .float16], actual: .int64))
-        assertRejected([header(.gradients) { $0.payloadType = .float16; $0.elementCount = 2; $0.totalCount = 4; $0.bucketCount = 2; $0.bucketIndex = 2 },
-                        Frame([0, 0, 0, 0])],
-                       .invalidField(kind: .gradients, field: "bucketIndex", value: 2, reason: "is not below bucketCount 2"))
-        assertRejected([header(.gradients) { $0.payloadType = .float32; $0.elementCount = 2; $0.elementOffset = 3; $0.totalCount = 4; $0.bucketCount = 1 },
-                        Frame([UInt8](repeating: 0, count: 8))],
-                       .invalidField(kind: .gradients, field: "elementOffset + elementCount", value: 5, reason: "exceeds totalCount 4"))
-        assertRejected([header(.heartbeat) { $0.step = -1 }], .invalidField(kind: .heartbeat, field: "step", value: -1, reason: "is negative"))
+        assertRejected(
+            [
+                header(.weights) {
+                    $0.payloadType = .int64
+                    $0.elementCount = 0
+                }, Frame([]),
+            ],
+            .wrongPayloadType(kind: .weights, expected: [.float32, .float16], actual: .int64))
+        assertRejected(
+            [
+                header(.gradients) {
+                    $0.payloadType = .float16
+                    $0.elementCount = 2
+                    $0.totalCount = 4
+                    $0.bucketCount = 2
+                    $0.bucketIndex = 2
+                },
+                Frame([0, 0, 0, 0]),
+            ],
+            .invalidField(kind: .gradients, field: "bucketIndex", value: 2, reason: "is not below bucketCount 2"))
+        assertRejected(
+            [
+                header(.gradients) {
+                    $0.payloadType = .float32
+                    $0.elementCount = 2
+                    $0.elementOffset = 3
+                    $0.totalCount = 4
+                    $0.bucketCount = 1
+                },
+                Frame([UInt8](repeating: 0, count: 8)),
+            ],
+            .invalidField(
+                kind: .gradients, field: "elementOffset + elementCount", value: 5, reason: "exceeds totalCount 4"))
+        assertRejected(
+            [header(.heartbeat) { $0.step = -1 }],
+            .invalidField(kind: .heartbeat, field: "step", value: -1, reason: "is negative"))
         assertRejected([header(.heartbeat), Frame([1])], .frameCount(kind: .heartbeat, expected: 1, actual: 2))
-        assertRejected([header(.refuse) { $0.payloadType = .utf8; $0.elementCount = 2 }, Frame([0xC3, 0x28])], .invalidText(kind: .refuse))
-        assertRejected([header(.work) { $0.payloadType = .int64; $0.elementCount = 1 }, Frame([UInt8](repeating: 0xFF, count: 8))],
-                       .invalidField(kind: .work, field: "micro-batch index", value: -1, reason: "is negative"))
+        assertRejected(
+            [
+                header(.refuse) {
+                    $0.payloadType = .utf8
+                    $0.elementCount = 2
+                }, Frame([0xC3, 0x28]),
+            ], .invalidText(kind: .refuse))
+        assertRejected(
+            [
+                header(.work) {
+                    $0.payloadType = .int64
+                    $0.elementCount = 1
+                }, Frame([UInt8](repeating: 0xFF, count: 8)),
+            ],
+            .invalidField(kind: .work, field: "micro-batch index", value: -1, reason: "is negative"))
     }
 
     func testMalformedHandshakeJSONIsRejected() {
         func hello(_ json: String) -> [Frame] {
-            [header(.hello) { $0.payloadType = .json; $0.elementCount = Int64(json.utf8.count) }, Frame(Array(json.utf8))]
+            [
+                header(.hello) {
+                    $0.payloadType = .json
+                    $0.elementCount = Int64(json.utf8.count)
+                }, Frame(Array(json.utf8)),
+            ]
         }
         assertRejected(hello("{"), .invalidJSON(kind: .hello, reason: "not JSON"))
         assertRejected(hello("[1]"), .invalidJSON(kind: .hello, reason: "not a JSON object"))
         assertRejected(hello(#"{"threads": 1}"#), .invalidJSON(kind: .hello, reason: "missing field name"))
-        assertRejected(hello(#"{"name": "w", "threads": 1.5}"#), .invalidJSON(kind: .hello, reason: "threads is not an integer"))
-        assertRejected(hello(#"{"name": "w", "threads": "2"}"#), .invalidJSON(kind: .hello, reason: "threads is not an integer"))
-        assertRejected(hello(#"{"name": "w", "threads": true}"#), .invalidJSON(kind: .hello, reason: "threads is not an integer"))
+        assertRejected(
+            hello(#"{"name": "w", "threads": 1.5}"#), .invalidJSON(kind: .hello, reason: "threads is not an integer"))
+        assertRejected(
+            hello(#"{"name": "w", "threads": "2"}"#), .invalidJSON(kind: .hello, reason: "threads is not an integer"))
+        assertRejected(
+            hello(#"{"name": "w", "threads": true}"#), .invalidJSON(kind: .hello, reason: "threads is not an integer"))
         assertRejected(hello(#"{"name": 3, "threads": 2}"#), .invalidJSON(kind: .hello, reason: "name is not a string"))
-        guard case .hello(let minimal)? = try? WireMessage(frames: hello(#"{"name": "w", "threads": 1, "extra": [1]}"#)) else {
+        guard case .hello(let minimal)? = try? WireMessage(frames: hello(#"{"name": "w", "threads": 1, "extra": [1]}"#))
+        else {
             return XCTFail("a hello with only the required fields (and an unknown one) is accepted")
         }
         XCTAssertEqual(minimal, Hello(configHash: nil, tokenizerHash: nil, name: "w", threads: 1))

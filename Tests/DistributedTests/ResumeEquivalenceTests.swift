@@ -1,9 +1,9 @@
+import Distributed
 import Foundation
-import XCTest
 import TensorCore
 import Training
 import TransformerModel
-import Distributed
+import XCTest
 
 /// A run stopped after its step-60 checkpoint and resumed to step 120 equals, byte for byte in
 /// every tensor (weights and AdamW moments), a run that went to 120 without stopping; also when
@@ -11,27 +11,29 @@ import Distributed
 final class ResumeEquivalenceTests: XCTestCase {
     static func config(accumulation: Int, steps: Int) throws -> RunConfig {
         let json = """
-        {"name": "resume", "model": {"vocab_size": 12, "d_model": 32, "heads": 2, "d_ff": 64, "encoder_layers": 1,
-                                     "decoder_layers": 1, "dropout": 0.1, "max_len": 16},
-         "training": {"batch_tokens": 64, "accumulation_steps": \(accumulation), "max_steps": \(steps), "warmup_steps": 20,
-                      "validate_every": 1000, "checkpoint_every": 60, "keep_checkpoints": 10, "valid_size": 8, "log_every": 10},
-         "data": {"task": "copy", "copy_max_len": 6}}
-        """
+            {"name": "resume", "model": {"vocab_size": 12, "d_model": 32, "heads": 2, "d_ff": 64, "encoder_layers": 1,
+                                         "decoder_layers": 1, "dropout": 0.1, "max_len": 16},
+             "training": {"batch_tokens": 64, "accumulation_steps": \(accumulation), "max_steps": \(steps), "warmup_steps": 20,
+                          "validate_every": 1000, "checkpoint_every": 60, "keep_checkpoints": 10, "valid_size": 8, "log_every": 10},
+             "data": {"task": "copy", "copy_max_len": 6}}
+            """
         return try RunConfig.parse(data: Data(json.utf8), source: "test")
     }
 
     func temporaryDirectory() throws -> URL { try InProcessCluster.temporaryDirectory(for: self, prefix: "resume") }
 
     func train(in dir: URL, workers: Int, accumulation: Int, steps: Int, resume: Bool) async throws {
-        try await InProcessCluster.train(try Self.config(accumulation: accumulation, steps: steps), in: dir, workers: workers,
-                                         resume: resume ? .latest : .fresh)
+        try await InProcessCluster.train(
+            try Self.config(accumulation: accumulation, steps: steps), in: dir, workers: workers,
+            resume: resume ? .latest : .fresh)
     }
 
     /// Every tensor of a checkpoint's model and optimizer files, by file and name.
     func tensors(_ dir: URL, step: Int) throws -> [String: [Float]] {
         var all: [String: [Float]] = [:]
         for file in ["model.safetensors", "optimizer.safetensors"] {
-            let path = dir.appendingPathComponent("checkpoints/\(CheckpointStore.directoryName(step: step))/\(file)").path
+            let path = dir.appendingPathComponent("checkpoints/\(CheckpointStore.directoryName(step: step))/\(file)")
+                .path
             let f = try SafetensorsFile(path: path)
             for t in f.tensors { all[file + ":" + t.name] = try f.floats(named: t.name) }
         }

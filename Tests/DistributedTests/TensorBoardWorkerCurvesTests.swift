@@ -1,8 +1,8 @@
+import Distributed
 import Foundation
-import XCTest
 import TensorCore
 import Training
-import Distributed
+import XCTest
 
 /// The distributed coordinator's event file has a `workers/<rank>/seconds` curve per rank, equal
 /// to the `worker_seconds` of metrics.jsonl at every logged step.
@@ -10,15 +10,18 @@ final class TensorBoardWorkerCurvesTests: XCTestCase {
     func testEveryRankHasItsStepTimeCurve() async throws {
         let dir = try InProcessCluster.temporaryDirectory(for: self, prefix: "tb-workers")
         let json = """
-        {"name": "tbworkers", "model": {"vocab_size": 12, "d_model": 32, "heads": 2, "d_ff": 64, "encoder_layers": 1,
-                                        "decoder_layers": 1, "dropout": 0.1, "max_len": 16},
-         "training": {"batch_tokens": 128, "max_steps": 6, "warmup_steps": 10, "validate_every": 6,
-                      "checkpoint_every": 100, "valid_size": 16, "log_every": 2},
-         "data": {"task": "copy", "copy_max_len": 6}}
-        """
-        try await InProcessCluster.train(try RunConfig.parse(data: Data(json.utf8), source: "test"), in: dir, workers: 2)
+            {"name": "tbworkers", "model": {"vocab_size": 12, "d_model": 32, "heads": 2, "d_ff": 64, "encoder_layers": 1,
+                                            "decoder_layers": 1, "dropout": 0.1, "max_len": 16},
+             "training": {"batch_tokens": 128, "max_steps": 6, "warmup_steps": 10, "validate_every": 6,
+                          "checkpoint_every": 100, "valid_size": 16, "log_every": 2},
+             "data": {"task": "copy", "copy_max_len": 6}}
+            """
+        try await InProcessCluster.train(
+            try RunConfig.parse(data: Data(json.utf8), source: "test"), in: dir, workers: 2)
         var expected: [String: [Int64: Float]] = [:]
-        for line in try String(contentsOf: dir.appendingPathComponent("metrics.jsonl"), encoding: .utf8).split(separator: "\n") {
+        for line in try String(contentsOf: dir.appendingPathComponent("metrics.jsonl"), encoding: .utf8).split(
+            separator: "\n")
+        {
             let object = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
             let step = Int64(try XCTUnwrap(object["step"] as? Int))
             for (rank, seconds) in try XCTUnwrap(object["worker_seconds"] as? [String: Double]) {
@@ -35,7 +38,9 @@ final class TensorBoardWorkerCurvesTests: XCTestCase {
         var seen: [String: [Int64: Float]] = [:]
         for record in records {
             let event = try TensorBoardEvent(decoding: record)
-            for scalar in event.scalars where scalar.tag.hasPrefix("workers/") { seen[scalar.tag, default: [:]][event.step] = scalar.value }
+            for scalar in event.scalars where scalar.tag.hasPrefix("workers/") {
+                seen[scalar.tag, default: [:]][event.step] = scalar.value
+            }
         }
         XCTAssertEqual(seen, expected)
         XCTAssertEqual(seen["workers/0/seconds"]?.keys.sorted(), [2, 4, 6])

@@ -11,7 +11,9 @@ struct DeadlineExceeded: Error, CustomStringConvertible {
 
 /// Runs `body`, failing with `DeadlineExceeded` if it takes longer than `seconds` (waiting on a
 /// socket's events is cancelled then, so nothing hangs).
-func withDeadline<T: Sendable>(_ seconds: Double, _ what: String, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+func withDeadline<T: Sendable>(_ seconds: Double, _ what: String, _ body: @escaping @Sendable () async throws -> T)
+    async throws -> T
+{
     try await withThrowingTaskGroup(of: T?.self) { group in
         group.addTask { try await body() }
         group.addTask {
@@ -31,14 +33,18 @@ struct UnexpectedEvent: Error, CustomStringConvertible {
 /// The next message on a socket thread's event stream.
 func nextMessage(_ events: inout AsyncStream<SocketEvent>.Iterator) async throws -> ReceivedMessage {
     guard let event = await events.next() else { throw UnexpectedEvent(description: "event stream ended") }
-    guard case .message(let message) = event else { throw UnexpectedEvent(description: "expected a message, got \(event)") }
+    guard case .message(let message) = event else {
+        throw UnexpectedEvent(description: "expected a message, got \(event)")
+    }
     return message
 }
 
 /// Stops the socket threads on another thread and fails (instead of hanging) if that takes longer
 /// than `seconds`. Returns the time it took.
 @discardableResult
-func assertStops(_ sockets: [SocketThread], within seconds: Double, file: StaticString = #filePath, line: UInt = #line) -> Double {
+func assertStops(_ sockets: [SocketThread], within seconds: Double, file: StaticString = #filePath, line: UInt = #line)
+    -> Double
+{
     let done = DispatchSemaphore(value: 0)
     let started = DispatchTime.now()
     DispatchQueue.global().async {
@@ -62,7 +68,8 @@ final class TransportTests: XCTestCase {
     private func handshake(endpoint: String, context: ZMQContext? = nil) async throws {
         let router = try SocketThread(.router(bind: endpoint), context: context)
         defer { router.stop() }
-        let dealer = try SocketThread(.dealer(connect: router.endpoint, routingID: PeerID("worker-7")), context: context)
+        let dealer = try SocketThread(
+            .dealer(connect: router.endpoint, routingID: PeerID("worker-7")), context: context)
         defer { dealer.stop() }
         try await withDeadline(5, "hello -> welcome over \(endpoint)") {
             var routerEvents = router.events.makeAsyncIterator()
@@ -71,14 +78,18 @@ final class TransportTests: XCTestCase {
             XCTAssertTrue(dealer.send(.hello(hello)))
             let request = try await nextMessage(&routerEvents)
             XCTAssertEqual(request.peer, PeerID("worker-7"))
-            guard case .hello(let received) = try request.decoded() else { throw UnexpectedEvent(description: "not a hello") }
+            guard case .hello(let received) = try request.decoded() else {
+                throw UnexpectedEvent(description: "not a hello")
+            }
             XCTAssertEqual(received, hello)
             let welcome = Welcome(rank: 1, worldSize: 2, step: 10, dataCursor: 40)
             guard let peer = request.peer else { throw UnexpectedEvent(description: "no peer") }
             XCTAssertTrue(router.send(.welcome(welcome), to: peer))
             let reply = try await nextMessage(&dealerEvents)
             XCTAssertNil(reply.peer)
-            guard case .welcome(let back) = try reply.decoded() else { throw UnexpectedEvent(description: "not a welcome") }
+            guard case .welcome(let back) = try reply.decoded() else {
+                throw UnexpectedEvent(description: "not a welcome")
+            }
             XCTAssertEqual(back, welcome)
         }
         // Counters are final once the threads have stopped (a send is counted after libzmq took it).
@@ -135,8 +146,12 @@ final class TransportTests: XCTestCase {
         XCTAssertThrowsError(try SocketThread(.router(bind: "carrier-pigeon://roof"))) { error in
             XCTAssertEqual("\(error)", "cannot bind carrier-pigeon://roof: Protocol not supported")
         }
-        XCTAssertThrowsError(try SocketThread(.dealer(connect: "tcp://127.0.0.1:1", routingID: PeerID([0, 1])))) { error in
-            XCTAssertEqual("\(error)", "cannot set socket option ZMQ_ROUTING_ID: a routing id needs 1 to 255 bytes and must not start with a zero byte")
+        XCTAssertThrowsError(try SocketThread(.dealer(connect: "tcp://127.0.0.1:1", routingID: PeerID([0, 1])))) {
+            error in
+            XCTAssertEqual(
+                "\(error)",
+                "cannot set socket option ZMQ_ROUTING_ID: a routing id needs 1 to 255 bytes and must not start with a zero byte"
+            )
         }
     }
 
@@ -147,10 +162,14 @@ final class TransportTests: XCTestCase {
         XCTAssertTrue(router.send(.shutdown(reason: "no peer")))
         try await withDeadline(5, "undeliverable events") {
             var events = router.events.makeAsyncIterator()
-            guard case .undeliverable(let peer, let error) = await events.next() else { throw UnexpectedEvent(description: "expected undeliverable") }
+            guard case .undeliverable(let peer, let error) = await events.next() else {
+                throw UnexpectedEvent(description: "expected undeliverable")
+            }
             XCTAssertEqual(peer, PeerID("ghost"))
             XCTAssertEqual("\(error)", "peer ghost is not connected")
-            guard case .undeliverable(nil, .missingPeer) = await events.next() else { throw UnexpectedEvent(description: "expected missingPeer") }
+            guard case .undeliverable(nil, .missingPeer) = await events.next() else {
+                throw UnexpectedEvent(description: "expected missingPeer")
+            }
         }
     }
 
@@ -169,8 +188,8 @@ final class TransportTests: XCTestCase {
         for _ in 0..<100 { XCTAssertTrue(dealer.send([Frame([1]), frame])) }
         try await Task.sleep(nanoseconds: 20_000_000)
         assertStops([dealer], within: 2)
-        assertStops([dealer], within: 1)                // idempotent
-        XCTAssertFalse(dealer.send([Frame([1])]))       // refused after stop
+        assertStops([dealer], within: 1)  // idempotent
+        XCTAssertFalse(dealer.send([Frame([1])]))  // refused after stop
         // Every reference libzmq and the queue took has been given back.
         XCTAssertTrue(isKnownUniquelyReferenced(&frame))
         try await withDeadline(2, "event stream finishes after stop") {
@@ -238,8 +257,10 @@ final class TransportTests: XCTestCase {
 
     /// Sends a 64 MiB arena in 4 MiB buckets (coordinator -> worker for weights, worker ->
     /// coordinator for gradients), reassembles it, checks it and returns the best seconds of `repeats`.
-    private func transferArena(over endpoint: String, _ elementType: TensorElementType, _ direction: Direction,
-                               repeats: Int = 2) async throws -> Double {
+    private func transferArena(
+        over endpoint: String, _ elementType: TensorElementType, _ direction: Direction,
+        repeats: Int = 2
+    ) async throws -> Double {
         let router = try SocketThread(.router(bind: endpoint))
         defer { router.stop() }
         let dealer = try SocketThread(.dealer(connect: router.endpoint))
@@ -248,7 +269,9 @@ final class TransportTests: XCTestCase {
             var routerEvents = router.events.makeAsyncIterator()
             var dealerEvents = dealer.events.makeAsyncIterator()
             dealer.send(.heartbeat(Heartbeat(step: 0, rank: 1, nanoseconds: 0)))
-            guard let peer = try await nextMessage(&routerEvents).peer else { throw UnexpectedEvent(description: "no peer") }
+            guard let peer = try await nextMessage(&routerEvents).peer else {
+                throw UnexpectedEvent(description: "no peer")
+            }
 
             let count = 16 << 20
             let source = FloatBuffer(count: count, zeroed: false)
@@ -262,13 +285,22 @@ final class TransportTests: XCTestCase {
                 target.zero()
                 let started = DispatchTime.now().uptimeNanoseconds
                 for bucket in plan {
-                    let tensor = TensorBucket(step: attempt, rank: 1, node: TreeNode(start: 0, count: 1), bucket: bucket, of: plan, from: source.pointer, as: elementType, pool: pool)
-                    if direction == .weights { router.send(.weights(tensor), to: peer) } else { dealer.send(.gradients(tensor)) }
+                    let tensor = TensorBucket(
+                        step: attempt, rank: 1, node: TreeNode(start: 0, count: 1), bucket: bucket, of: plan,
+                        from: source.pointer, as: elementType, pool: pool)
+                    if direction == .weights {
+                        router.send(.weights(tensor), to: peer)
+                    } else {
+                        dealer.send(.gradients(tensor))
+                    }
                 }
                 for _ in 0..<plan.bucketCount {
-                    let message = direction == .weights ? try await nextMessage(&dealerEvents) : try await nextMessage(&routerEvents)
+                    let message =
+                        direction == .weights
+                        ? try await nextMessage(&dealerEvents) : try await nextMessage(&routerEvents)
                     switch try message.decoded() {
-                    case .weights(let bucket) where direction == .weights, .gradients(let bucket) where direction == .gradients:
+                    case .weights(let bucket) where direction == .weights,
+                        .gradients(let bucket) where direction == .gradients:
                         XCTAssertEqual(bucket.step, attempt)
                         try bucket.copyValues(into: target.pointer, arenaCount: count)
                     default: throw UnexpectedEvent(description: "unexpected message")
@@ -287,8 +319,11 @@ final class TransportTests: XCTestCase {
                     if let base = buffer.baseAddress { Half.encode(source.pointer, base, count: count) }
                     initialized = count
                 }
-                half.withUnsafeBufferPointer { if let base = $0.baseAddress { Half.decode(base, expected.pointer, count: count) } }
-                XCTAssertEqual(memcmp(expected.pointer, target.pointer, bytes), 0, "F16 arena equals the F16C round trip")
+                half.withUnsafeBufferPointer {
+                    if let base = $0.baseAddress { Half.decode(base, expected.pointer, count: count) }
+                }
+                XCTAssertEqual(
+                    memcmp(expected.pointer, target.pointer, bytes), 0, "F16 arena equals the F16C round trip")
                 var worst: Float = 0
                 for i in stride(from: 0, to: count, by: 997) {
                     worst = max(worst, abs(target[i] - source[i]) / abs(source[i]))
@@ -306,8 +341,9 @@ final class TransportTests: XCTestCase {
     }
 
     private func reportThroughput(_ transport: String, _ label: String, seconds: Double, wireBytes: Int) {
-        let line = String(format: "transport throughput: %@ %@: 64 MiB arena in %.1f ms = %.2f GB/s of arena (%.2f GB/s on the wire)",
-                          transport, label, seconds * 1e3, Double(64 << 20) / seconds / 1e9, Double(wireBytes) / seconds / 1e9)
+        let line = String(
+            format: "transport throughput: %@ %@: 64 MiB arena in %.1f ms = %.2f GB/s of arena (%.2f GB/s on the wire)",
+            transport, label, seconds * 1e3, Double(64 << 20) / seconds / 1e9, Double(wireBytes) / seconds / 1e9)
         print(line)
     }
 

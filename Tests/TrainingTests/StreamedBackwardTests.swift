@@ -1,8 +1,8 @@
 import Foundation
-import XCTest
 import TensorCore
-import TransformerModel
 import Training
+import TransformerModel
+import XCTest
 
 /// The pieces that let a worker send gradient buckets during backward: the model's report of what
 /// backward has finished, the tree push done range by range, and the replica's report of final
@@ -10,14 +10,14 @@ import Training
 final class StreamedBackwardTests: XCTestCase {
     static func config(tied: Bool, learnedPositions: Bool = false, checkpointing: Bool = false) throws -> RunConfig {
         let json = """
-        {"name": "stream", "model": {"vocab_size": 12, "d_model": 16, "heads": 2, "d_ff": 32, "encoder_layers": 2,
-                                     "decoder_layers": 2, "dropout": 0.1, "max_len": 16, "tie_embeddings": \(tied),
-                                     "positional": "\(learnedPositions ? "learned" : "sinusoidal")"},
-         "training": {"batch_tokens": 48, "accumulation_steps": 8, "max_steps": 2, "warmup_steps": 1,
-                      "validate_every": 1000, "valid_size": 4, "log_every": 1,
-                      "activation_checkpointing": \(checkpointing)},
-         "data": {"task": "copy", "copy_max_len": 6}}
-        """
+            {"name": "stream", "model": {"vocab_size": 12, "d_model": 16, "heads": 2, "d_ff": 32, "encoder_layers": 2,
+                                         "decoder_layers": 2, "dropout": 0.1, "max_len": 16, "tie_embeddings": \(tied),
+                                         "positional": "\(learnedPositions ? "learned" : "sinusoidal")"},
+             "training": {"batch_tokens": 48, "accumulation_steps": 8, "max_steps": 2, "warmup_steps": 1,
+                          "validate_every": 1000, "valid_size": 4, "log_every": 1,
+                          "activation_checkpointing": \(checkpointing)},
+             "data": {"task": "copy", "copy_max_len": 6}}
+            """
         return try RunConfig.parse(data: Data(json.utf8), source: "test")
     }
 
@@ -29,7 +29,9 @@ final class StreamedBackwardTests: XCTestCase {
     /// of the arena down to 0, a layer at a time (the generator first when it is not tied).
     func testBackwardReportsOnlyFinalValues() throws {
         // Checkpointing recomputes each layer's forward inside backward: it must write no gradient.
-        for (tied, learned, checkpointing) in [(true, false, false), (false, false, false), (false, true, false), (true, false, true)] {
+        for (tied, learned, checkpointing) in [
+            (true, false, false), (false, false, false), (false, true, false), (true, false, true),
+        ] {
             let config = try Self.config(tied: tied, learnedPositions: learned, checkpointing: checkpointing)
             let replica = try Self.replica(config)
             let layout = replica.model.arena.layout
@@ -49,14 +51,16 @@ final class StreamedBackwardTests: XCTestCase {
             XCTAssertEqual(froms.first, tied ? layout.offset("decoder.norm.weight") : layout.offset("generator.weight"))
             XCTAssertEqual(froms.dropLast().last, layout.offset("encoder.layers.0.self_attn.in_proj_weight"))
             for s in snapshots {
-                XCTAssertEqual(s.values, Array(UnsafeBufferPointer(start: final + s.from, count: count - s.from)),
-                               "gradients at offsets >= \(s.from) changed after they were reported final (tied \(tied))")
+                XCTAssertEqual(
+                    s.values, Array(UnsafeBufferPointer(start: final + s.from, count: count - s.from)),
+                    "gradients at offsets >= \(s.from) changed after they were reported final (tied \(tied))")
             }
             // And the report changes nothing: the same micro-batch without reports has the same bits.
             let plain = try Self.replica(config)
             _ = try plain.computeGradientParts(step: 1, microBatches: [3], firstPosition: 0)
-            XCTAssertEqual(Array(UnsafeBufferPointer(start: plain.parts[0].values, count: count)),
-                           Array(UnsafeBufferPointer(start: final, count: count)))
+            XCTAssertEqual(
+                Array(UnsafeBufferPointer(start: plain.parts[0].values, count: count)),
+                Array(UnsafeBufferPointer(start: final, count: count)))
         }
     }
 
@@ -66,7 +70,8 @@ final class StreamedBackwardTests: XCTestCase {
         var rng = SystemRandomNumberGenerator()
         let leaves = (0..<7).map { _ in (0..<count).map { _ in Float.random(in: -1...1, using: &rng) } }
         let whole = PairwiseSum(count: count), ranged = PairwiseSum(count: count)
-        whole.reset(startingAt: 1); ranged.reset(startingAt: 1)
+        whole.reset(startingAt: 1)
+        ranged.reset(startingAt: 1)
         for leaf in leaves {
             leaf.withUnsafeBufferPointer { whole.push($0.baseAddress!) }
             leaf.withUnsafeBufferPointer { p in
@@ -75,11 +80,13 @@ final class StreamedBackwardTests: XCTestCase {
             }
             XCTAssertEqual(whole.nodes, ranged.nodes)
             for i in whole.nodes.indices {
-                XCTAssertEqual(Array(UnsafeBufferPointer(start: whole.partial(i), count: count)),
-                               Array(UnsafeBufferPointer(start: ranged.partial(i), count: count)))
+                XCTAssertEqual(
+                    Array(UnsafeBufferPointer(start: whole.partial(i), count: count)),
+                    Array(UnsafeBufferPointer(start: ranged.partial(i), count: count)))
             }
         }
-        XCTAssertEqual(whole.nodes, [TreeNode(start: 1, count: 1), TreeNode(start: 2, count: 2), TreeNode(start: 4, count: 4)])
+        XCTAssertEqual(
+            whole.nodes, [TreeNode(start: 1, count: 1), TreeNode(start: 2, count: 2), TreeNode(start: 4, count: 4)])
     }
 
     /// Several micro-batches, aligned or not: the node sums (parts) are those of summing each
@@ -91,7 +98,8 @@ final class StreamedBackwardTests: XCTestCase {
             let replica = try Self.replica(config)
             let count = replica.model.arena.layout.totalCount
             var snapshots: [(node: TreeNode, from: Int, values: [Float])] = []
-            _ = try replica.computeGradientParts(step: 2, microBatches: indices, firstPosition: first) { node, values, from in
+            _ = try replica.computeGradientParts(step: 2, microBatches: indices, firstPosition: first) {
+                node, values, from in
                 snapshots.append((node, from, Array(UnsafeBufferPointer(start: values + from, count: count - from))))
             }
             let nodes = TreeNode.cover(first..<(first + indices.count))
@@ -102,14 +110,18 @@ final class StreamedBackwardTests: XCTestCase {
             tree.reset(startingAt: first)
             for index in indices {
                 reference.model.arena.zeroGradients()
-                let dropout = DropoutContext(seed: config.training.seed, step: 2, microBatch: index, rate: config.model.dropout)
+                let dropout = DropoutContext(
+                    seed: config.training.seed, step: 2, microBatch: index, rate: config.model.dropout)
                 _ = try reference.accumulate(reference.data.microBatch(index: index), dropout: dropout)
                 tree.push(reference.model.arena.gradients.pointer)
             }
             XCTAssertEqual(tree.nodes, nodes)
-            func values(_ p: UnsafePointer<Float>, from: Int = 0) -> [Float] { Array(UnsafeBufferPointer(start: p + from, count: count - from)) }
+            func values(_ p: UnsafePointer<Float>, from: Int = 0) -> [Float] {
+                Array(UnsafeBufferPointer(start: p + from, count: count - from))
+            }
             for (i, part) in replica.parts.enumerated() {
-                XCTAssertEqual(values(part.values), values(tree.partial(i)), "node \(part.node) of \(first), \(indices)")
+                XCTAssertEqual(
+                    values(part.values), values(tree.partial(i)), "node \(part.node) of \(first), \(indices)")
             }
             for s in snapshots {
                 let i = try XCTUnwrap(nodes.firstIndex(of: s.node))

@@ -44,7 +44,7 @@ package final class GradientReducer {
     private var ranks: [Int] = []
     /// The step's nodes in position order, with the rank that sends each.
     private var sequence: [(rank: Int, node: TreeNode)] = []
-    private var sequenceIndex: [Int: [TreeNode: Int]] = [:]   // rank -> node -> index in `sequence`
+    private var sequenceIndex: [Int: [TreeNode: Int]] = [:]  // rank -> node -> index in `sequence`
     /// Per bucket: index into `sequence` of the next node to push.
     private var next: [Int] = []
     private var trees: [PairwiseSum] = []
@@ -52,7 +52,7 @@ package final class GradientReducer {
     /// node; buffers go back to the pool at the next step.
     private var stashBuffers: [Int: FloatBuffer] = [:]
     private var stashPool: [FloatBuffer] = []
-    private var stashed: [Set<Int>] = []              // bucket -> sequence indices stashed
+    private var stashed: [Set<Int>] = []  // bucket -> sequence indices stashed
     /// Per sequence index: buckets received (taken or stashed).
     private var received: [Set<Int>] = []
     private var pendingStats: [Int: LossStatistics] = [:]
@@ -94,14 +94,17 @@ package final class GradientReducer {
     /// True if `rank` has a part in the current step.
     package func expects(rank: Int) -> Bool { sequenceIndex[rank] != nil }
 
-    package func range(ofBucket b: Int) -> Range<Int> { (b * bucketElements)..<Swift.min(count, (b + 1) * bucketElements) }
+    package func range(ofBucket b: Int) -> Range<Int> {
+        (b * bucketElements)..<Swift.min(count, (b + 1) * bucketElements)
+    }
 
     /// Takes (or stashes) the values of bucket `b` of `rank`'s sum of `node`. Reads nothing unless
     /// `values` holds exactly `range(ofBucket: b).count` floats of a node that rank owes.
     @discardableResult
     package func receive(rank: Int, node: TreeNode, bucket b: Int, values: UnsafeBufferPointer<Float>) -> Receipt {
         guard b >= 0, b < bucketCount, let i = sequenceIndex[rank]?[node],
-              values.count == range(ofBucket: b).count, let values = values.baseAddress else { return .unexpected }
+            values.count == range(ofBucket: b).count, let values = values.baseAddress
+        else { return .unexpected }
         guard received[i].insert(b).inserted else { return .duplicate }
         let offset = range(ofBucket: b).lowerBound
         if next[b] == i {
@@ -146,7 +149,8 @@ package final class GradientReducer {
 
     /// True when every bucket and the statistics of every rank are in.
     package var isComplete: Bool {
-        pendingStats.count == ranks.filter({ sequenceIndex[$0] != nil }).count && next.allSatisfy { $0 == sequence.count }
+        pendingStats.count == ranks.filter({ sequenceIndex[$0] != nil }).count
+            && next.allSatisfy { $0 == sequence.count }
     }
 
     /// Ranks whose contribution is still missing (for deadline messages).

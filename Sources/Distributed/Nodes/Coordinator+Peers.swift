@@ -41,7 +41,9 @@ extension Coordinator {
             case .validationPart(let v): receiveValidationPart(v, from: id)
             case .heartbeat: break
             case .welcome, .refuse, .weights, .work, .validate, .shutdown:
-                if peers[id] != nil { violation(by: id, "sent a \(message.kind) message, which only a coordinator sends") }
+                if peers[id] != nil {
+                    violation(by: id, "sent a \(message.kind) message, which only a coordinator sends")
+                }
             }
         case .undeliverable(let peer, let error):
             guard let peer else { return }
@@ -61,10 +63,17 @@ extension Coordinator {
     /// step or attempt) and second copies are ignored; anything else is a protocol violation.
     private func receiveGradients(_ b: TensorBucket, from id: PeerID) {
         guard let p = peers[id], b.step == currentStep, b.attempt == attempt else { return }
-        guard b.rank == p.rank else { return violation(by: id, "sent gradients as rank \(b.rank); it is rank \(p.rank)") }
-        guard reducer.expects(rank: p.rank) else { return violation(by: id, "sent gradients for a step it has no part in") }
+        guard b.rank == p.rank else {
+            return violation(by: id, "sent gradients as rank \(b.rank); it is rank \(p.rank)")
+        }
+        guard reducer.expects(rank: p.rank) else {
+            return violation(by: id, "sent gradients for a step it has no part in")
+        }
         guard let node = b.node, reducer.nodes(of: p.rank).contains(node) else {
-            return violation(by: id, "sent the sum of tree node \(b.node.map(\.description) ?? "none"); it owes \(reducer.nodes(of: p.rank))")
+            return violation(
+                by: id,
+                "sent the sum of tree node \(b.node.map(\.description) ?? "none"); it owes \(reducer.nodes(of: p.rank))"
+            )
         }
         do { try plan.check(b, kind: .gradients, elementType: gradientType) } catch {
             return violation(by: id, "sent a bad gradient bucket: \(error)")
@@ -81,7 +90,9 @@ extension Coordinator {
     /// A rank's loss sums, which its worker sends after its last bucket (earlier ones are ignored).
     private func receiveStatistics(_ s: StepStatistics, from id: PeerID) {
         guard let p = peers[id], s.step == currentStep, s.attempt == attempt else { return }
-        guard s.rank == p.rank else { return violation(by: id, "sent step statistics as rank \(s.rank); it is rank \(p.rank)") }
+        guard s.rank == p.rank else {
+            return violation(by: id, "sent step statistics as rank \(s.rank); it is rank \(p.rank)")
+        }
         guard reducer.receiveStatistics(rank: p.rank, s.loss) else { return }
         if !s.finite { allFinite = false }
         rankSeconds[p.rank] = now() - attemptStart
@@ -104,7 +115,7 @@ extension Coordinator {
     // MARK: - Joining and leaving
 
     func admit(_ id: PeerID, _ h: Hello) {
-        if peers[id] != nil || spares.contains(where: { $0.id == id }) { return }   // a repeated hello
+        if peers[id] != nil || spares.contains(where: { $0.id == id }) { return }  // a repeated hello
         // A worker (re)joining while the run ends would wait for work that never comes, then give
         // up with an error: tell it the run is over.
         if finishing {
@@ -114,13 +125,15 @@ extension Coordinator {
         let name = Self.printable(h.name)
         let config = session.config
         if let theirs = h.configHash, theirs != config.configHash {
-            let reason = "config hash differs: worker \(Self.printable(theirs)), coordinator \(config.configHash) (start the worker without --config to use the coordinator's, or with the same file)"
+            let reason =
+                "config hash differs: worker \(Self.printable(theirs)), coordinator \(config.configHash) (start the worker without --config to use the coordinator's, or with the same file)"
             socket.send(.refuse(reason: reason), to: id)
             say("refused worker \(name): \(reason)")
             return
         }
         if let theirs = h.tokenizerHash, theirs != session.data.tokenizerHash {
-            let reason = "tokenizer hash differs: worker \(Self.printable(theirs)), coordinator \(session.data.tokenizerHash)"
+            let reason =
+                "tokenizer hash differs: worker \(Self.printable(theirs)), coordinator \(session.data.tokenizerHash)"
             socket.send(.refuse(reason: reason), to: id)
             say("refused worker \(name): \(reason)")
             return
@@ -134,9 +147,12 @@ extension Coordinator {
         } else if spares.count < options.maxSpares {
             spares.append(Spare(id: id, hello: h))
             socket.keepAlive(id, with: heartbeatFrames(rank: 0))
-            say("worker \(name) waits as a spare (the run has its \(options.workers) worker(s)); it takes the place of the next one lost")
+            say(
+                "worker \(name) waits as a spare (the run has its \(options.workers) worker(s)); it takes the place of the next one lost"
+            )
         } else {
-            let reason = "the run has its \(options.workers) worker(s) and \(spares.count) spare(s) waiting; try again later"
+            let reason =
+                "the run has its \(options.workers) worker(s) and \(spares.count) spare(s) waiting; try again later"
             socket.send(.refuse(reason: reason), to: id)
             if strangerLines.allow(now()) { say("refused worker \(name): \(reason)\(strangerLines.suppressedNote)") }
         }
@@ -147,11 +163,16 @@ extension Coordinator {
         nextRank += 1
         peers[id] = Peer(id: id, rank: rank, name: Self.printable(h.name), threads: h.threads)
         socket.keepAlive(id, with: heartbeatFrames(rank: rank))
-        socket.send(.welcome(Welcome(rank: rank, worldSize: options.workers, step: session.progress.step,
-                                     dataCursor: session.progress.dataCursor,
-                                     config: String(decoding: session.config.rawJSON, as: UTF8.self))), to: id)
+        socket.send(
+            .welcome(
+                Welcome(
+                    rank: rank, worldSize: options.workers, step: session.progress.step,
+                    dataCursor: session.progress.dataCursor,
+                    config: String(decoding: session.config.rawJSON, as: UTF8.self))), to: id)
         sendWeights(to: [id])
-        say("worker \(Self.printable(h.name)) joined as rank \(rank) (\(peers.count)/\(options.workers), \(h.threads) thread(s))")
+        say(
+            "worker \(Self.printable(h.name)) joined as rank \(rank) (\(peers.count)/\(options.workers), \(h.threads) thread(s))"
+        )
         wake()
     }
 
@@ -187,7 +208,9 @@ extension Coordinator {
                 }
             }
             spares.removeAll { spare in
-                guard let silent = socket.secondsSinceHeard(spare.id), silent > options.heartbeatTimeout else { return false }
+                guard let silent = socket.secondsSinceHeard(spare.id), silent > options.heartbeatTimeout else {
+                    return false
+                }
                 socket.stopKeepingAlive(spare.id)
                 say("spare \(Self.printable(spare.hello.name)) gone: silent for \(Int(silent)) s")
                 return true
@@ -198,9 +221,11 @@ extension Coordinator {
     /// A peer's name or hash for a log line: printable ASCII only, at most 64 characters (a peer
     /// must not be able to write control sequences or megabytes into the coordinator's log).
     static func printable(_ s: String) -> String {
-        let clean = String(String.UnicodeScalarView(s.unicodeScalars.prefix(64).map {
-            $0.value >= 0x20 && $0.value < 0x7f ? $0 : "?"
-        }))
+        let clean = String(
+            String.UnicodeScalarView(
+                s.unicodeScalars.prefix(64).map {
+                    $0.value >= 0x20 && $0.value < 0x7f ? $0 : "?"
+                }))
         return s.unicodeScalars.count > 64 ? clean + "..." : clean
     }
 }
@@ -215,7 +240,10 @@ struct LineLimiter {
     init(interval: Double) { self.interval = interval }
 
     mutating func allow(_ t: Double) -> Bool {
-        guard t - last >= interval else { suppressed += 1; return false }
+        guard t - last >= interval else {
+            suppressed += 1
+            return false
+        }
         last = t
         suppressedSinceLast = suppressed
         suppressed = 0

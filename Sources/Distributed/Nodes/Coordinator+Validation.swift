@@ -36,8 +36,9 @@ extension Coordinator {
             return try work.computeAll(model: session.model)
         }
         let translating = !work.translationBatches.isEmpty
-        validation = ValidationRound(step: step, work: work, translating: translating,
-                                     parts: [ValidationPart?](repeating: nil, count: work.unitCount))
+        validation = ValidationRound(
+            step: step, work: work, translating: translating,
+            parts: [ValidationPart?](repeating: nil, count: work.unitCount))
         defer { validation = nil }
         var deadline = now() + options.stepTimeout
         while let round = validation, !round.isComplete {
@@ -59,7 +60,8 @@ extension Coordinator {
             if now() > deadline {
                 for (rank, units) in validation?.owed ?? [:] where !units.isEmpty {
                     if let id = peer(rank: rank) {
-                        drop(id, reason: "no validation result within the step deadline (\(Int(options.stepTimeout)) s)")
+                        drop(
+                            id, reason: "no validation result within the step deadline (\(Int(options.stepTimeout)) s)")
                     }
                 }
                 continue
@@ -78,7 +80,8 @@ extension Coordinator {
             guard let id = peer(rank: rank) else { continue }
             validation?.owed[rank, default: []].formUnion(list)
             validation?.assigned[rank, default: []].formUnion(list)
-            socket.send(.validate(ValidationOrder(step: step, rank: rank, translating: translating, units: list)), to: id)
+            socket.send(
+                .validate(ValidationOrder(step: step, rank: rank, translating: translating, units: list)), to: id)
         }
     }
 
@@ -87,7 +90,9 @@ extension Coordinator {
     /// ignored, anything malformed is a protocol violation.
     func receiveValidationPart(_ m: ValidationPartMessage, from id: PeerID) {
         guard let p = peers[id], let round = validation, m.step == round.step else { return }
-        guard m.rank == p.rank else { return violation(by: id, "sent a validation result as rank \(m.rank); it is rank \(p.rank)") }
+        guard m.rank == p.rank else {
+            return violation(by: id, "sent a validation result as rank \(m.rank); it is rank \(p.rank)")
+        }
         guard round.assigned[p.rank]?.contains(m.unit) == true else {
             return violation(by: id, "sent the result of validation unit \(m.unit), which it was not given")
         }

@@ -31,7 +31,9 @@ public struct CoordinatorOptions: Sendable {
 
     /// Defaults for everything but the endpoint and the number of workers.
     public init(bind: String, workers: Int) {
-        self.bind = bind; self.workers = workers; maxSpares = Swift.max(1, workers)
+        self.bind = bind
+        self.workers = workers
+        maxSpares = Swift.max(1, workers)
     }
 }
 
@@ -46,7 +48,8 @@ public enum CoordinatorError: Error, CustomStringConvertible {
     public var description: String {
         switch self {
         case let .notEnoughWorkers(j, w, s):
-            return "only \(j) of \(w) workers joined within \(Int(s)) s (start them with `worker --coordinator ENDPOINT`)"
+            return
+                "only \(j) of \(w) workers joined within \(Int(s)) s (start them with `worker --coordinator ENDPOINT`)"
         case .transport(let m): return "transport failure: \(m)"
         }
     }
@@ -57,8 +60,16 @@ public enum CoordinatorError: Error, CustomStringConvertible {
 /// applies the optimizer through `TrainingSession`, broadcasts the new weights, and keeps going
 /// when workers die or join.
 public actor Coordinator {
-    struct Peer { let id: PeerID; let rank: Int; let name: String; let threads: Int }
-    struct Spare { let id: PeerID; let hello: Hello }
+    struct Peer {
+        let id: PeerID
+        let rank: Int
+        let name: String
+        let threads: Int
+    }
+    struct Spare {
+        let id: PeerID
+        let hello: Hello
+    }
 
     /// The network and liveness settings it was started with.
     public let options: CoordinatorOptions
@@ -116,8 +127,9 @@ public actor Coordinator {
         socketOptions.heartbeatInterval = options.heartbeatInterval
         socketOptions.maxMessageBytes = BucketPlan.maxFrameBytes
         let log: @Sendable (String) -> Void = { [quiet = !run.printProgress] in if !quiet { printLine($0) } }
-        (socket, curveGuard) = try CoordinatorSocket.bind(options.bind, options: socketOptions, curve: options.curve,
-                                                          context: context, log: log)
+        (socket, curveGuard) = try CoordinatorSocket.bind(
+            options.bind, options: socketOptions, curve: options.curve,
+            context: context, log: log)
         plan = BucketPlan(elementCount: session.parameterCount)
         reducer = GradientReducer(count: plan.elementCount, bucketElements: plan.elementsPerBucket)
         weightType = config.training.float16.parameters ? .float16 : .float32
@@ -131,7 +143,10 @@ public actor Coordinator {
 
     private var waitGeneration = 0
 
-    func wake() { waiter?.resume(); waiter = nil }
+    func wake() {
+        waiter?.resume()
+        waiter = nil
+    }
 
     /// Suspends until an event changes state or `timeout` passes. The timer wakes only the wait
     /// that armed it, and only if its sleep ran to the end (a cancelled timer must not wake the
@@ -156,7 +171,10 @@ public actor Coordinator {
     public func run() async throws -> RunSummary {
         let events = Task { await self.consumeEvents() }
         let liveness = Task { await self.livenessLoop() }
-        defer { events.cancel(); liveness.cancel() }
+        defer {
+            events.cancel()
+            liveness.cancel()
+        }
         say("coordinator listening on \(socket.endpoint); waiting for \(options.workers) worker(s)")
         try await waitForWorkers { self.peers.count >= self.options.workers || StopSignal.isRequested }
         session.begin(workers: options.workers)
@@ -188,11 +206,13 @@ public actor Coordinator {
             if let failure { throw CoordinatorError.transport(failure) }
             let t = now()
             if t - start > options.joinTimeout {
-                throw CoordinatorError.notEnoughWorkers(joined: peers.count, wanted: options.workers, seconds: options.joinTimeout)
+                throw CoordinatorError.notEnoughWorkers(
+                    joined: peers.count, wanted: options.workers, seconds: options.joinTimeout)
             }
             if t >= nextReport {
-                say("still waiting for workers after \(Int(t - start)) s (\(peers.count)/\(options.workers) joined; "
-                    + "giving up after \(Int(options.joinTimeout)) s)")
+                say(
+                    "still waiting for workers after \(Int(t - start)) s (\(peers.count)/\(options.workers) joined; "
+                        + "giving up after \(Int(options.joinTimeout)) s)")
                 nextReport += 30
             }
             await waitForChange(timeout: 1)
@@ -208,8 +228,9 @@ public actor Coordinator {
         let before = socket.statistics
         guard let attempts = try await gatherGradients(microBatches: microBatches) else { return }
         let gathered = now()
-        let applied = applyGradients(microBatches: microBatches, attempts: attempts, start: start, gathered: gathered,
-                                     socketBefore: before)
+        let applied = applyGradients(
+            microBatches: microBatches, attempts: attempts, start: start, gathered: gathered,
+            socketBefore: before)
         var validated: (parts: [ValidationPart], seconds: Double)?
         if let work = applied.validation {
             let t0 = now()
@@ -231,14 +252,20 @@ public actor Coordinator {
             if let failure { throw CoordinatorError.transport(failure) }
             // A stop request this step cannot honour (it lost workers, or has none) ends the run at
             // the last completed step instead of re-planning or waiting for new workers.
-            if StopSignal.isRequested && (attempts > 0 || activeRanks.isEmpty) { try endAtCompletedStep(); return nil }
+            if StopSignal.isRequested && (attempts > 0 || activeRanks.isEmpty) {
+                try endAtCompletedStep()
+                return nil
+            }
             if session.nextStep == options.waitForFullClusterBeforeStep {
                 try await waitForWorkers { self.peers.count >= self.options.workers }
             }
             if activeRanks.isEmpty {
                 say("step \(session.nextStep): no workers left; waiting for one to join")
                 try await waitForWorkers { !self.activeRanks.isEmpty || StopSignal.isRequested }
-                if StopSignal.isRequested { try endAtCompletedStep(); return nil }
+                if StopSignal.isRequested {
+                    try endAtCompletedStep()
+                    return nil
+                }
             }
             attempts += 1
             let stepPlan = dispatch(microBatches: microBatches)
@@ -253,17 +280,21 @@ public actor Coordinator {
         let ranks = activeRanks
         attempt += 1
         currentStep = session.nextStep
-        let stepPlan = StepPlan(step: currentStep, cursor: session.progress.dataCursor, microBatches: microBatches, ranks: ranks)
+        let stepPlan = StepPlan(
+            step: currentStep, cursor: session.progress.dataCursor, microBatches: microBatches, ranks: ranks)
         reducer.begin(positions: stepPlan.positions)
         allFinite = true
         rankSeconds.removeAll()
         attemptStart = now()
         for (rank, indices) in stepPlan.assignments {
             guard let id = peer(rank: rank) else { continue }
-            socket.send(.work(WorkOrder(step: currentStep, rank: rank, attempt: attempt,
-                                        gradientMultiplier: session.gradientMultiplier(microBatches: microBatches),
-                                        firstPosition: stepPlan.positions[rank]?.lowerBound ?? 0,
-                                        microBatches: indices)), to: id)
+            socket.send(
+                .work(
+                    WorkOrder(
+                        step: currentStep, rank: rank, attempt: attempt,
+                        gradientMultiplier: session.gradientMultiplier(microBatches: microBatches),
+                        firstPosition: stepPlan.positions[rank]?.lowerBound ?? 0,
+                        microBatches: indices)), to: id)
         }
         return stepPlan
     }
@@ -276,7 +307,9 @@ public actor Coordinator {
             if stepPlan.ranks.contains(where: { peer(rank: $0) == nil }) { return false }
             if now() > deadline {
                 for r in reducer.missingRanks {
-                    if let id = peer(rank: r) { drop(id, reason: "no gradient within the step deadline (\(Int(options.stepTimeout)) s)") }
+                    if let id = peer(rank: r) {
+                        drop(id, reason: "no gradient within the step deadline (\(Int(options.stepTimeout)) s)")
+                    }
                 }
                 return false
             }
@@ -288,31 +321,38 @@ public actor Coordinator {
     /// Applies the gathered gradient (AdamW through `TrainingSession.applyStep`) and broadcasts the
     /// new weights from inside it, so that the step's metrics line carries the step's timings and
     /// byte counts since `start`.
-    private func applyGradients(microBatches: Int, attempts: Int, start: Double, gathered: Double,
-                                socketBefore before: SocketThread.Statistics) -> AppliedStep {
+    private func applyGradients(
+        microBatches: Int, attempts: Int, start: Double, gathered: Double,
+        socketBefore before: SocketThread.Statistics
+    ) -> AppliedStep {
         var stats = reducer.statistics
         if !allFinite { stats.lossSum = .nan }
         // Timings of this step go into its metrics line: compute (the slowest worker's compute plus
         // sending its gradient), the part of it spent reducing, AdamW, and the weight broadcast.
         let reduced = reduceSeconds
         session.workerStatus = peers.values.sorted { $0.rank < $1.rank }.map { p in
-            WorkerStatus(rank: p.rank, name: p.name, threads: p.threads, lastStepSeconds: rankSeconds[p.rank],
-                         secondsSinceHeard: socket.secondsSinceHeard(p.id))
+            WorkerStatus(
+                rank: p.rank, name: p.name, threads: p.threads, lastStepSeconds: rankSeconds[p.rank],
+                secondsSinceHeard: socket.secondsSinceHeard(p.id))
         }
-        return session.applyStep(gradients: reducer.total.pointer, statistics: stats, microBatches: microBatches,
-                                 workers: activeRanks.count) {
+        return session.applyStep(
+            gradients: reducer.total.pointer, statistics: stats, microBatches: microBatches,
+            workers: activeRanks.count
+        ) {
             let applied = now()
             let weightBytesBefore = weightPayloadBytes
             sendWeights(to: Array(peers.keys))
             let sent = now()
             let after = socket.statistics
-            return ["compute_seconds": gathered - start - reduced, "reduce_seconds": reduced,
-                    "apply_seconds": applied - gathered, "broadcast_seconds": sent - applied,
-                    "bytes_received": after.bytesReceived - before.bytesReceived,
-                    "bytes_sent": after.bytesSent - before.bytesSent, "attempts": attempts,
-                    "worker_seconds": Dictionary(uniqueKeysWithValues: rankSeconds.map { (String($0.key), $0.value) }),
-                    "gradient_bytes_received": gradientPayloadBytes,
-                    "weight_bytes_sent": weightPayloadBytes - weightBytesBefore]
+            return [
+                "compute_seconds": gathered - start - reduced, "reduce_seconds": reduced,
+                "apply_seconds": applied - gathered, "broadcast_seconds": sent - applied,
+                "bytes_received": after.bytesReceived - before.bytesReceived,
+                "bytes_sent": after.bytesSent - before.bytesSent, "attempts": attempts,
+                "worker_seconds": Dictionary(uniqueKeysWithValues: rankSeconds.map { (String($0.key), $0.value) }),
+                "gradient_bytes_received": gradientPayloadBytes,
+                "weight_bytes_sent": weightPayloadBytes - weightBytesBefore,
+            ]
         }
     }
 
@@ -321,7 +361,9 @@ public actor Coordinator {
     private nonisolated func blockThread(seconds: Double) { Thread.sleep(forTimeInterval: seconds) }
 
     private func endAtCompletedStep() throws {
-        say("step \(session.nextStep): stop requested and its workers are gone; ending at step \(session.progress.step)")
+        say(
+            "step \(session.nextStep): stop requested and its workers are gone; ending at step \(session.progress.step)"
+        )
         try session.stopAtCompletedStep(workers: options.workers)
     }
 

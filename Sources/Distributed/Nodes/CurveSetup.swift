@@ -10,12 +10,15 @@ public struct CoordinatorCurve: Sendable, Equatable {
 
     /// CURVE with `keyPair` admitting `allowedWorkers`.
     public init(keyPair: CurveKeyPair, allowedWorkers: CurveAllowList) {
-        self.keyPair = keyPair; self.allowedWorkers = allowedWorkers
+        self.keyPair = keyPair
+        self.allowedWorkers = allowedWorkers
     }
 
     /// Reads the secret key file and the allow list.
     public static func load(secretFile: String, allowWorkers: String) throws(CurveKeyError) -> CoordinatorCurve {
-        CoordinatorCurve(keyPair: try CurveKeyPair.load(secretFile: secretFile), allowedWorkers: try CurveAllowList.load(allowWorkers))
+        CoordinatorCurve(
+            keyPair: try CurveKeyPair.load(secretFile: secretFile),
+            allowedWorkers: try CurveAllowList.load(allowWorkers))
     }
 }
 
@@ -28,13 +31,15 @@ public struct WorkerCurve: Sendable, Equatable {
 
     /// CURVE with `keyPair` towards the coordinator holding `coordinatorPublicKey`.
     public init(keyPair: CurveKeyPair, coordinatorPublicKey: CurveKey) {
-        self.keyPair = keyPair; self.coordinatorPublicKey = coordinatorPublicKey
+        self.keyPair = keyPair
+        self.coordinatorPublicKey = coordinatorPublicKey
     }
 
     /// Reads the worker's secret key file and the coordinator's public key file.
     public static func load(secretFile: String, coordinatorPublic: String) throws(CurveKeyError) -> WorkerCurve {
-        WorkerCurve(keyPair: try CurveKeyPair.load(secretFile: secretFile),
-                    coordinatorPublicKey: try CurveKeyPair.load(publicFile: coordinatorPublic))
+        WorkerCurve(
+            keyPair: try CurveKeyPair.load(secretFile: secretFile),
+            coordinatorPublicKey: try CurveKeyPair.load(publicFile: coordinatorPublic))
     }
 }
 
@@ -44,7 +49,10 @@ package final class CurveServerGuard: Sendable {
     package let zap: ZAPHandler
     private let monitor: HandshakeMonitor
 
-    init(zap: ZAPHandler, monitor: HandshakeMonitor) { self.zap = zap; self.monitor = monitor }
+    init(zap: ZAPHandler, monitor: HandshakeMonitor) {
+        self.zap = zap
+        self.monitor = monitor
+    }
 
     package func stop() {
         monitor.stop()
@@ -54,14 +62,21 @@ package final class CurveServerGuard: Sendable {
 
 /// The coordinator's ROUTER and, with CURVE, what guards it.
 package enum CoordinatorSocket {
-    package static func bind(_ endpoint: String, options: SocketOptions = SocketOptions(), curve: CoordinatorCurve?,
-                             context: ZMQContext?, log: @escaping @Sendable (String) -> Void) throws(TransportError)
-        -> (socket: SocketThread, curveGuard: CurveServerGuard?) {
-        guard let curve else { return (try SocketThread(.router(bind: endpoint), options: options, context: context), nil) }
+    package static func bind(
+        _ endpoint: String, options: SocketOptions = SocketOptions(), curve: CoordinatorCurve?,
+        context: ZMQContext?, log: @escaping @Sendable (String) -> Void
+    ) throws(TransportError)
+        -> (socket: SocketThread, curveGuard: CurveServerGuard?)
+    {
+        guard let curve else {
+            return (try SocketThread(.router(bind: endpoint), options: options, context: context), nil)
+        }
         let shared = try sharedContext(context)
         let zap = try ZAPHandler(context: shared, allowed: curve.allowedWorkers) { refusal in
             if let key = refusal.publicKey {
-                log("refused a worker at \(refusal.address) with CURVE public key \(key.z85): \(refusal.reason) (add its .public file there to admit it; further attempts with this key are refused silently)")
+                log(
+                    "refused a worker at \(refusal.address) with CURVE public key \(key.z85): \(refusal.reason) (add its .public file there to admit it; further attempts with this key are refused silently)"
+                )
             } else {
                 log("refused a connection from \(refusal.address): \(refusal.reason)")
             }
@@ -72,7 +87,9 @@ package enum CoordinatorSocket {
         let monitorEndpoint = HandshakeMonitor.makeEndpoint("coordinator")
         let monitor = try HandshakeMonitor(context: shared, endpoint: monitorEndpoint) { event, _ in
             guard case .protocolError(let code) = event, seen.withLock({ $0.insert(code).inserted }) else { return }
-            log("a peer failed the CURVE handshake: \(HandshakeEvent.explain(code)) (a worker needs --curve-secret and this coordinator's .public as --coordinator-public; further failures of this kind are not logged)")
+            log(
+                "a peer failed the CURVE handshake: \(HandshakeEvent.explain(code)) (a worker needs --curve-secret and this coordinator's .public as --coordinator-public; further failures of this kind are not logged)"
+            )
         }
         var secured = options
         secured.curve = .server(curve.keyPair)
@@ -102,10 +119,13 @@ package final class WorkerLink: Sendable {
     /// coordinator that restarts mid-handshake, hence more than one.
     static let silentFailuresAllowed = 3
 
-    package init(endpoint: String, routingID: PeerID, options: SocketOptions = SocketOptions(), curve: WorkerCurve?,
-                 context: ZMQContext?) throws(TransportError) {
+    package init(
+        endpoint: String, routingID: PeerID, options: SocketOptions = SocketOptions(), curve: WorkerCurve?,
+        context: ZMQContext?
+    ) throws(TransportError) {
         if endpoint.hasPrefix("inproc://") {
-            socket = try SocketThread(.dealer(connect: endpoint, routingID: routingID), options: options, context: context)
+            socket = try SocketThread(
+                .dealer(connect: endpoint, routingID: routingID), options: options, context: context)
             monitor = nil
             verdict = Verdict(curve: curve, endpoint: endpoint)
             return
@@ -113,12 +133,17 @@ package final class WorkerLink: Sendable {
         let shared = try sharedContext(context)
         let verdict = Verdict(curve: curve, endpoint: endpoint)
         let monitorEndpoint = HandshakeMonitor.makeEndpoint("worker")
-        let monitor = try HandshakeMonitor(context: shared, endpoint: monitorEndpoint) { event, _ in verdict.observe(event) }
+        let monitor = try HandshakeMonitor(context: shared, endpoint: monitorEndpoint) { event, _ in
+            verdict.observe(event)
+        }
         var secured = options
         if let curve { secured.curve = .client(curve.keyPair, serverPublicKey: curve.coordinatorPublicKey) }
         secured.monitorEndpoint = monitorEndpoint
         let socket: SocketThread
-        do { socket = try SocketThread(.dealer(connect: endpoint, routingID: routingID), options: secured, context: shared) } catch {
+        do {
+            socket = try SocketThread(
+                .dealer(connect: endpoint, routingID: routingID), options: secured, context: shared)
+        } catch {
             monitor.stop()
             throw error
         }
@@ -150,7 +175,10 @@ package final class WorkerLink: Sendable {
         private let curve: WorkerCurve?
         private let endpoint: String
 
-        init(curve: WorkerCurve?, endpoint: String) { self.curve = curve; self.endpoint = endpoint }
+        init(curve: WorkerCurve?, endpoint: String) {
+            self.curve = curve
+            self.endpoint = endpoint
+        }
 
         var failure: WorkerError? { state.withLock { $0.failure } }
 
@@ -173,11 +201,23 @@ package final class WorkerLink: Sendable {
                 case .refused(let status):
                     s.failure = .curveKeyRefused(publicKey: key, status: status)
                 case .protocolError where event.isMechanismMismatch && curve == nil:
-                    s.failure = .curveHandshakeFailed(endpoint: endpoint, reason: "the coordinator requires CURVE: start this worker with --curve-secret FILE --coordinator-public FILE (`transformer keygen` makes the pair; the coordinator's operator adds the .public file to its --allow-workers)")
+                    s.failure = .curveHandshakeFailed(
+                        endpoint: endpoint,
+                        reason:
+                            "the coordinator requires CURVE: start this worker with --curve-secret FILE --coordinator-public FILE (`transformer keygen` makes the pair; the coordinator's operator adds the .public file to its --allow-workers)"
+                    )
                 case .protocolError where event.isMechanismMismatch:
-                    s.failure = .curveHandshakeFailed(endpoint: endpoint, reason: "the coordinator does not use CURVE (start it with --curve-secret and --allow-workers, or start this worker without --curve-secret)")
+                    s.failure = .curveHandshakeFailed(
+                        endpoint: endpoint,
+                        reason:
+                            "the coordinator does not use CURVE (start it with --curve-secret and --allow-workers, or start this worker without --curve-secret)"
+                    )
                 case .protocolError(let code):
-                    s.failure = .curveHandshakeFailed(endpoint: endpoint, reason: "protocol error 0x\(String(code, radix: 16)): is --coordinator-public the coordinator's key?")
+                    s.failure = .curveHandshakeFailed(
+                        endpoint: endpoint,
+                        reason:
+                            "protocol error 0x\(String(code, radix: 16)): is --coordinator-public the coordinator's key?"
+                    )
                 case .failedWithoutDetail:
                     // libzmq reports a wrong server key this way, and sometimes a server without
                     // CURVE too, so the reason names both. Without CURVE there is no key to blame: a coordinator that dies mid-handshake
@@ -185,7 +225,11 @@ package final class WorkerLink: Sendable {
                     guard curve != nil else { return nil }
                     s.silentFailures += 1
                     guard s.silentFailures >= WorkerLink.silentFailuresAllowed else { return nil }
-                    s.failure = .curveHandshakeFailed(endpoint: endpoint, reason: "the coordinator closed the connection during \(s.silentFailures) handshakes in a row: is --coordinator-public the coordinator's key? (or the coordinator does not use CURVE: libzmq does not always say which)")
+                    s.failure = .curveHandshakeFailed(
+                        endpoint: endpoint,
+                        reason:
+                            "the coordinator closed the connection during \(s.silentFailures) handshakes in a row: is --coordinator-public the coordinator's key? (or the coordinator does not use CURVE: libzmq does not always say which)"
+                    )
                 case .disconnected, .monitorStopped, .other:
                     return nil
                 }
@@ -221,7 +265,10 @@ package enum BindSecurity {
         }
         if host == "localhost" || host == "::1" { return true }
         let parts = host.split(separator: ".", omittingEmptySubsequences: false)
-        guard parts.count == 4, parts.allSatisfy({ !$0.isEmpty && $0.count <= 3 && $0.allSatisfy(\.isNumber) && Int($0).map { $0 <= 255 } == true })
+        guard parts.count == 4,
+            parts.allSatisfy({
+                !$0.isEmpty && $0.count <= 3 && $0.allSatisfy(\.isNumber) && Int($0).map { $0 <= 255 } == true
+            })
         else { return false }
         return parts[0] == "127"
     }
@@ -239,7 +286,8 @@ package enum BindSecurityError: Error, Equatable, CustomStringConvertible {
     package var description: String {
         switch self {
         case .insecure(let e):
-            return "refusing to bind \(e) without CURVE: anyone who reaches it could join, read the weights and write gradients. "
+            return
+                "refusing to bind \(e) without CURVE: anyone who reaches it could join, read the weights and write gradients. "
                 + "Create keys with `transformer keygen --output keys/coordinator` (and one per worker), then start the coordinator with "
                 + "--curve-secret keys/coordinator.secret --allow-workers DIR_OF_WORKER_PUBLIC_KEYS and each worker with "
                 + "--curve-secret keys/NAME.secret --coordinator-public keys/coordinator.public; "

@@ -35,10 +35,17 @@ final class GradientStream {
         set { timeline.computeEnded = newValue }
     }
 
-    init(socket: SocketThread, plan: BucketPlan, order: WorkOrder, rank: Int, type: TensorElementType, injectNonFinite: Bool) {
-        self.socket = socket; self.plan = plan
-        step = order.step; self.rank = rank; attempt = order.attempt
-        self.type = type; self.injectNonFinite = injectNonFinite
+    init(
+        socket: SocketThread, plan: BucketPlan, order: WorkOrder, rank: Int, type: TensorElementType,
+        injectNonFinite: Bool
+    ) {
+        self.socket = socket
+        self.plan = plan
+        step = order.step
+        self.rank = rank
+        attempt = order.attempt
+        self.type = type
+        self.injectNonFinite = injectNonFinite
         timeline = GradientSendTimeline(step: order.step, rank: rank)
         firstNode = TreeNode.cover(order.firstPosition..<(order.firstPosition + order.microBatches.count)).first
     }
@@ -57,8 +64,11 @@ final class GradientStream {
     /// whole arena final), then the statistics.
     func finish(parts: [(node: TreeNode, values: UnsafeMutablePointer<Float>)], stats: LossStatistics) {
         for part in parts { sendFinal(part.node, part.values, from: 0) }
-        socket.send(.stepStats(StepStatistics(step: step, rank: rank, attempt: attempt, loss: stats,
-                                              finite: finite && stats.lossSum.isFinite)))
+        socket.send(
+            .stepStats(
+                StepStatistics(
+                    step: step, rank: rank, attempt: attempt, loss: stats,
+                    finite: finite && stats.lossSum.isFinite)))
         timeline.statisticsSent = now()
     }
 
@@ -66,11 +76,16 @@ final class GradientStream {
         if injectNonFinite, node == firstNode, bucket.index == 0, bucket.count > 0 { values[0] = .infinity }
         let start = values + bucket.offset
         // Finite as sent: a value that overflows Float16 arrives as inf, so it counts as an overflow.
-        let ok = type == .float16 ? Float16Rounding.isFiniteAfterRounding(start, count: bucket.count)
-                                  : VectorOps.allFinite(start, count: bucket.count)
+        let ok =
+            type == .float16
+            ? Float16Rounding.isFiniteAfterRounding(start, count: bucket.count)
+            : VectorOps.allFinite(start, count: bucket.count)
         if !ok { finite = false }
-        socket.send(.gradients(TensorBucket(step: step, rank: rank, attempt: attempt, node: node, bucket: bucket,
-                                            of: plan, from: values, as: type)))
+        socket.send(
+            .gradients(
+                TensorBucket(
+                    step: step, rank: rank, attempt: attempt, node: node, bucket: bucket,
+                    of: plan, from: values, as: type)))
         timeline.buckets.append(.init(node: node, bucket: bucket.index, seconds: now()))
     }
 }

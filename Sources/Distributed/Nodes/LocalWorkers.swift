@@ -13,7 +13,8 @@ package final class LocalWorkers: @unchecked Sendable {
         let me = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
         let exe = me.deletingLastPathComponent().appendingPathComponent("worker")
         guard FileManager.default.isExecutableFile(atPath: exe.path) else {
-            throw CoordinatorError.transport("--spawn-local needs the worker executable at \(exe.path) (swift build -c release)")
+            throw CoordinatorError.transport(
+                "--spawn-local needs the worker executable at \(exe.path) (swift build -c release)")
         }
         var env = ProcessInfo.processInfo.environment
         env["OPENBLAS_NUM_THREADS"] = "1"

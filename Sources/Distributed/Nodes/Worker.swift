@@ -36,7 +36,10 @@ public struct WorkerOptions: Sendable {
 
     /// Defaults for everything but where to connect, the name, threads and the config.
     public init(endpoint: String, name: String, threads: Int, config: RunConfig? = nil) {
-        self.endpoint = endpoint; self.name = name; self.threads = threads; self.config = config
+        self.endpoint = endpoint
+        self.name = name
+        self.threads = threads
+        self.config = config
     }
 }
 
@@ -67,10 +70,12 @@ public enum WorkerError: Error, CustomStringConvertible, Equatable {
         switch self {
         case .refused(let r): return "the coordinator refused this worker: \(r)"
         case let .coordinatorUnreachable(e, s):
-            return "no coordinator answered at \(e) for \(Int(s)) s; giving up (is it running, and is the endpoint right?)"
+            return
+                "no coordinator answered at \(e) for \(Int(s)) s; giving up (is it running, and is the endpoint right?)"
         case .badConfig(let m): return "cannot use the coordinator's config: \(m)"
         case let .curveKeyRefused(key, status):
-            return "the coordinator refused this worker's CURVE key \(key) (ZAP status \(status)): add this worker's .public file to the coordinator's --allow-workers"
+            return
+                "the coordinator refused this worker's CURVE key \(key) (ZAP status \(status)): add this worker's .public file to the coordinator's --allow-workers"
         case let .curveHandshakeFailed(e, r): return "CURVE handshake with the coordinator at \(e) failed: \(r)"
         }
     }
@@ -108,7 +113,8 @@ public actor Worker {
 
     /// `context` is needed for `inproc://` endpoints (shared with the coordinator in one process).
     public init(options: WorkerOptions, context: ZMQContext? = nil) {
-        self.options = options; self.context = context
+        self.options = options
+        self.context = context
     }
 
     private func say(_ s: String) { if options.printProgress { printLine("[\(options.name)] \(s)") } }
@@ -124,7 +130,11 @@ public actor Worker {
         while true {
             let outcome = try await session(attempt: connection)
             if outcome { return }
-            if joinedOnce { lostSince = now(); joinedOnce = false; failures = 0 }
+            if joinedOnce {
+                lostSince = now()
+                joinedOnce = false
+                failures = 0
+            }
             if now() - lostSince > options.giveUpAfter {
                 throw WorkerError.coordinatorUnreachable(endpoint: options.endpoint, seconds: options.giveUpAfter)
             }
@@ -148,20 +158,30 @@ public actor Worker {
         var socketOptions = SocketOptions()
         socketOptions.heartbeatInterval = options.heartbeatInterval
         socketOptions.maxMessageBytes = BucketPlan.maxFrameBytes
-        let link = try WorkerLink(endpoint: options.endpoint, routingID: id, options: socketOptions, curve: options.curve, context: context)
+        let link = try WorkerLink(
+            endpoint: options.endpoint, routingID: id, options: socketOptions, curve: options.curve, context: context)
         let socket = link.socket
         self.socket = socket
-        defer { link.close(); self.socket = nil }
+        defer {
+            link.close()
+            self.socket = nil
+        }
         pending.removeAll()
-        socket.send(.hello(Hello(configHash: options.config?.configHash, tokenizerHash: nil, name: options.name,
-                                 threads: options.threads)))
+        socket.send(
+            .hello(
+                Hello(
+                    configHash: options.config?.configHash, tokenizerHash: nil, name: options.name,
+                    threads: options.threads)))
         // The socket thread sends the heartbeats and notes every arrival, so neither depends on
         // this actor (or the coordinator's) being free; this task only watches the silence.
         socket.keepAlive(nil, with: heartbeatFrames(rank: 0))
         let watch = Task { [options] in
             while !Task.isCancelled {
                 try? await Task.sleep(nanoseconds: UInt64(Swift.min(options.heartbeatInterval, 1) * 1e9))
-                if let silent = socket.secondsSinceHeard(nil), silent > options.coordinatorTimeout { socket.stop(); return }
+                if let silent = socket.secondsSinceHeard(nil), silent > options.coordinatorTimeout {
+                    socket.stop()
+                    return
+                }
             }
         }
         defer { watch.cancel() }
@@ -180,7 +200,10 @@ public actor Worker {
             case .weights(let bucket): receiveWeights(bucket)
             case .work(let order):
                 if let fault = testFault(options.fault, step: order.step, at: "step \(order.step)") {
-                    if fault == .vanish { finished = true; return true }
+                    if fault == .vanish {
+                        finished = true
+                        return true
+                    }
                     continue
                 }
                 if let problem = check(order) {
@@ -190,8 +213,13 @@ public actor Worker {
                 pending.append(.gradient(order))
                 startComputing()
             case .validate(let order):
-                if let fault = testFault(options.validationFault, step: order.step, at: "the validation after step \(order.step)") {
-                    if fault == .vanish { finished = true; return true }
+                if let fault = testFault(
+                    options.validationFault, step: order.step, at: "the validation after step \(order.step)")
+                {
+                    if fault == .vanish {
+                        finished = true
+                        return true
+                    }
                     continue
                 }
                 guard replica != nil, order.rank == rank else {
@@ -228,8 +256,10 @@ public actor Worker {
         guard replica != nil, rank >= 0 else { return "it came before the welcome" }
         guard order.rank == rank else { return "it is for rank \(order.rank); this worker is rank \(rank)" }
         guard !order.microBatches.isEmpty, order.microBatches.count <= maxMicroBatches,
-              order.firstPosition <= maxMicroBatches - order.microBatches.count else {
-            return "it has micro-batches at positions \(order.firstPosition)..<\(order.firstPosition + order.microBatches.count) (a step has at most \(maxMicroBatches))"
+            order.firstPosition <= maxMicroBatches - order.microBatches.count
+        else {
+            return
+                "it has micro-batches at positions \(order.firstPosition)..<\(order.firstPosition + order.microBatches.count) (a step has at most \(maxMicroBatches))"
         }
         guard order.gradientMultiplier.isFinite, order.gradientMultiplier > 0 else {
             return "its gradient multiplier \(order.gradientMultiplier) is not positive"
@@ -242,7 +272,9 @@ public actor Worker {
         joinedOnce = true
         if replica == nil {
             let config: RunConfig
-            if let own = options.config { config = own } else {
+            if let own = options.config {
+                config = own
+            } else {
                 guard let text = w.config else { throw WorkerError.badConfig("the coordinator sent no config") }
                 do { config = try RunConfig.parse(data: Data(text.utf8), source: "coordinator config") } catch {
                     throw WorkerError.badConfig("\(error)")
@@ -299,7 +331,8 @@ public actor Worker {
     /// the step: the broadcast came before the order) and sends each unit's result as it is done.
     private func validate(_ order: ValidationOrder) async {
         guard let replica, let socket else { return }
-        let work = ValidationWork(data: replica.data, translating: order.translating, maxLen: replica.model.config.maxLen)
+        let work = ValidationWork(
+            data: replica.data, translating: order.translating, maxLen: replica.model.config.maxLen)
         if let bad = order.units.first(where: { $0 >= work.unitCount }) {
             return say("ignoring a validation order: unit \(bad) is outside 0..<\(work.unitCount)")
         }
@@ -315,7 +348,8 @@ public actor Worker {
                 let decoder = GreedyDecoder(model: model)
                 for unit in order.units {
                     let part = try work.compute(unit: unit, model: model, decoder: decoder)
-                    socket.send(.validationPart(ValidationPartMessage(step: order.step, rank: rank, unit: unit, part: part)))
+                    socket.send(
+                        .validationPart(ValidationPartMessage(step: order.step, rank: rank, unit: unit, part: part)))
                 }
             }
         } catch {
@@ -327,20 +361,25 @@ public actor Worker {
         guard let replica, let plan, let socket else { return }
         replica.gradientMultiplier = order.gradientMultiplier
         if halfWeightsPending {
-            halfWeights.withUnsafeBufferPointer { if let base = $0.baseAddress { replica.model.arena.loadParameters(half: base) } }
+            halfWeights.withUnsafeBufferPointer {
+                if let base = $0.baseAddress { replica.model.arena.loadParameters(half: base) }
+            }
             halfWeightsPending = false
         }
         // Each bucket leaves as soon as backward has finished it (the last layers first), while
         // the rest of backward still runs: see `GradientStream`.
-        let stream = GradientStream(socket: socket, plan: plan, order: order, rank: rank, type: gradientType,
-                                    injectNonFinite: order.step == options.injectNonFiniteAtStep)
+        let stream = GradientStream(
+            socket: socket, plan: plan, order: order, rank: rank, type: gradientType,
+            injectNonFinite: order.step == options.injectNonFiniteAtStep)
         let box = Exclusive((replica, stream))
         let stats: LossStatistics
         do {
             stats = try await ComputeQueue.run {
                 let (replica, stream) = box.value
-                let stats = try replica.computeGradientParts(step: order.step, microBatches: order.microBatches,
-                                                             firstPosition: order.firstPosition) { node, values, from in
+                let stats = try replica.computeGradientParts(
+                    step: order.step, microBatches: order.microBatches,
+                    firstPosition: order.firstPosition
+                ) { node, values, from in
                     stream.sendFinal(node, values, from: from)
                 }
                 stream.computeEnded = now()

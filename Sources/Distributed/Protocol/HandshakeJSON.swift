@@ -1,5 +1,5 @@
-import Training
 import Foundation
+import Training
 
 /// The JSON payloads of `hello` and `welcome`: flat objects of strings and integers.
 enum HandshakeJSON {
@@ -37,12 +37,16 @@ enum HandshakeJSON {
             do { parsed = try JSONSerialization.jsonObject(with: Data(bytes)) } catch {
                 throw .invalidJSON(kind: kind, reason: "not JSON")
             }
-            guard let object = parsed as? [String: Any] else { throw .invalidJSON(kind: kind, reason: "not a JSON object") }
+            guard let object = parsed as? [String: Any] else {
+                throw .invalidJSON(kind: kind, reason: "not a JSON object")
+            }
             fields = object
         }
 
         func string(_ key: String) throws(ProtocolError) -> String {
-            guard let value = try optionalString(key) else { throw .invalidJSON(kind: kind, reason: "missing field \(key)") }
+            guard let value = try optionalString(key) else {
+                throw .invalidJSON(kind: kind, reason: "missing field \(key)")
+            }
             return value
         }
 

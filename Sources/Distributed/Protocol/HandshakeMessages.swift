@@ -19,18 +19,21 @@ package struct Hello: Sendable, Equatable {
 
     init(header: MessageHeader, payload: Frame) throws(ProtocolError) {
         let json = try HandshakeJSON.Object(payload.bytes, kind: .hello)
-        self.init(configHash: try json.optionalString("config_hash"), tokenizerHash: try json.optionalString("tokenizer_hash"),
-                  name: try json.string("name"), threads: try json.int("threads"))
+        self.init(
+            configHash: try json.optionalString("config_hash"),
+            tokenizerHash: try json.optionalString("tokenizer_hash"),
+            name: try json.string("name"), threads: try json.int("threads"))
     }
 
     func encode(into header: inout MessageHeader) -> Frame {
         header.payloadType = .json
-        return Frame(HandshakeJSON.encode([
-            ("config_hash", configHash.map { .string($0) } ?? .null),
-            ("tokenizer_hash", tokenizerHash.map { .string($0) } ?? .null),
-            ("name", .string(name)),
-            ("threads", .int(threads)),
-        ]))
+        return Frame(
+            HandshakeJSON.encode([
+                ("config_hash", configHash.map { .string($0) } ?? .null),
+                ("tokenizer_hash", tokenizerHash.map { .string($0) } ?? .null),
+                ("name", .string(name)),
+                ("threads", .int(threads)),
+            ]))
     }
 }
 
@@ -56,8 +59,9 @@ package struct Welcome: Sendable, Equatable {
 
     init(header: MessageHeader, payload: Frame) throws(ProtocolError) {
         let json = try HandshakeJSON.Object(payload.bytes, kind: .welcome)
-        self.init(rank: try json.int("rank"), worldSize: try json.int("world_size"), step: try json.int("step"),
-                  dataCursor: try json.int("data_cursor"), config: try json.optionalString("config"))
+        self.init(
+            rank: try json.int("rank"), worldSize: try json.int("world_size"), step: try json.int("step"),
+            dataCursor: try json.int("data_cursor"), config: try json.optionalString("config"))
         for (field, value) in [("rank", rank), ("world_size", worldSize), ("step", step), ("data_cursor", dataCursor)] {
             _ = try header.nonNegative(field, Int64(value))
         }
@@ -67,12 +71,13 @@ package struct Welcome: Sendable, Equatable {
         header.payloadType = .json
         header.rank = Int64(rank)
         header.step = Int64(step)
-        return Frame(HandshakeJSON.encode([
-            ("rank", .int(rank)),
-            ("world_size", .int(worldSize)),
-            ("step", .int(step)),
-            ("data_cursor", .int(dataCursor)),
-            ("config", config.map { .string($0) } ?? .null),
-        ]))
+        return Frame(
+            HandshakeJSON.encode([
+                ("rank", .int(rank)),
+                ("world_size", .int(worldSize)),
+                ("step", .int(step)),
+                ("data_cursor", .int(dataCursor)),
+                ("config", config.map { .string($0) } ?? .null),
+            ]))
     }
 }

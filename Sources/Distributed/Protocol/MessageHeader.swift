@@ -16,7 +16,7 @@
 /// ```
 /// A second frame, when present, holds `elementCount` elements of `payloadType`, raw.
 package struct MessageHeader: Sendable, Equatable {
-    package static let magic: UInt32 = 0x5444_5753   // bytes "SWDT"
+    package static let magic: UInt32 = 0x5444_5753  // bytes "SWDT"
     package static let currentVersion: UInt16 = 1
     package static let byteCount = 112
 
@@ -50,9 +50,13 @@ package struct MessageHeader: Sendable, Equatable {
             raw[6] = kind.rawValue
             raw[7] = payloadType.rawValue
             raw.storeBytes(of: flags.littleEndian, toByteOffset: 8, as: UInt32.self)
-            let fields = [step, rank, attempt, bucketIndex, bucketCount, elementOffset, elementCount, totalCount,
-                          values.0, values.1, values.2, values.3]
-            for (i, field) in fields.enumerated() { raw.storeBytes(of: field.littleEndian, toByteOffset: 16 + 8 * i, as: Int64.self) }
+            let fields = [
+                step, rank, attempt, bucketIndex, bucketCount, elementOffset, elementCount, totalCount,
+                values.0, values.1, values.2, values.3,
+            ]
+            for (i, field) in fields.enumerated() {
+                raw.storeBytes(of: field.littleEndian, toByteOffset: 16 + 8 * i, as: Int64.self)
+            }
         }
         return bytes
     }
@@ -65,17 +69,26 @@ package struct MessageHeader: Sendable, Equatable {
         let magic = UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 0, as: UInt32.self))
         guard magic == Self.magic else { throw .badMagic(magic) }
         version = UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: 4, as: UInt16.self))
-        guard version == Self.currentVersion else { throw .unsupportedVersion(received: Int(version), supported: Int(Self.currentVersion)) }
+        guard version == Self.currentVersion else {
+            throw .unsupportedVersion(received: Int(version), supported: Int(Self.currentVersion))
+        }
         guard raw.count == Self.byteCount else { throw .headerSize(actual: raw.count, expected: Self.byteCount) }
         guard let kind = MessageKind(rawValue: raw[6]) else { throw .unknownKind(raw[6]) }
         guard let payloadType = PayloadType(rawValue: raw[7]) else { throw .unknownPayloadType(raw[7]) }
         self.kind = kind
         self.payloadType = payloadType
         flags = UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 8, as: UInt32.self))
-        func field(_ i: Int) -> Int64 { Int64(littleEndian: raw.loadUnaligned(fromByteOffset: 16 + 8 * i, as: Int64.self)) }
-        step = field(0); rank = field(1); attempt = field(2)
-        bucketIndex = field(3); bucketCount = field(4)
-        elementOffset = field(5); elementCount = field(6); totalCount = field(7)
+        func field(_ i: Int) -> Int64 {
+            Int64(littleEndian: raw.loadUnaligned(fromByteOffset: 16 + 8 * i, as: Int64.self))
+        }
+        step = field(0)
+        rank = field(1)
+        attempt = field(2)
+        bucketIndex = field(3)
+        bucketCount = field(4)
+        elementOffset = field(5)
+        elementCount = field(6)
+        totalCount = field(7)
         values = (field(8), field(9), field(10), field(11))
     }
 

@@ -26,17 +26,21 @@ package enum ProtocolError: Error, Equatable, Sendable, CustomStringConvertible 
         case .noFrames: return "empty message"
         case .headerSize(let actual, let expected): return "header frame has \(actual) bytes, expected \(expected)"
         case .badMagic(let magic):
-            return "not a message of this protocol (magic 0x\(String(magic, radix: 16)), expected 0x\(String(MessageHeader.magic, radix: 16)))"
+            return
+                "not a message of this protocol (magic 0x\(String(magic, radix: 16)), expected 0x\(String(MessageHeader.magic, radix: 16)))"
         case .unsupportedVersion(let received, let supported):
             return "protocol version \(received) is not supported (this program speaks version \(supported))"
         case .unknownKind(let code): return "unknown message kind \(code)"
         case .unknownPayloadType(let code): return "unknown payload type \(code)"
         case .wrongPayloadType(let kind, let expected, let actual):
-            return "\(kind) message carries \(actual) payload, expected \(expected.map(\.description).joined(separator: " or "))"
-        case .frameCount(let kind, let expected, let actual): return "\(kind) message has \(actual) frames, expected \(expected)"
+            return
+                "\(kind) message carries \(actual) payload, expected \(expected.map(\.description).joined(separator: " or "))"
+        case .frameCount(let kind, let expected, let actual):
+            return "\(kind) message has \(actual) frames, expected \(expected)"
         case .payloadSize(let kind, let expectedBytes, let actualBytes):
             return "\(kind) payload has \(actualBytes) bytes but its header announces \(expectedBytes)"
-        case .invalidField(let kind, let field, let value, let reason): return "\(kind) message: \(field) = \(value) \(reason)"
+        case .invalidField(let kind, let field, let value, let reason):
+            return "\(kind) message: \(field) = \(value) \(reason)"
         case .invalidText(let kind): return "\(kind) message: payload is not valid UTF-8"
         case .invalidJSON(let kind, let reason): return "\(kind) message: invalid JSON payload: \(reason)"
         case .arenaSizeMismatch(let message, let local):

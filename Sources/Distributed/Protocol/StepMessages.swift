@@ -21,7 +21,10 @@ package struct WorkOrder: Sendable, Equatable {
     /// Global micro-batch indices, in the order they are to be accumulated.
     package var microBatches: [Int]
 
-    package init(step: Int, rank: Int, attempt: Int = 0, gradientMultiplier: Float = 1, firstPosition: Int = 0, microBatches: [Int]) {
+    package init(
+        step: Int, rank: Int, attempt: Int = 0, gradientMultiplier: Float = 1, firstPosition: Int = 0,
+        microBatches: [Int]
+    ) {
         self.step = step
         self.rank = rank
         self.attempt = attempt
@@ -36,10 +39,11 @@ package struct WorkOrder: Sendable, Equatable {
             throw .invalidField(kind: .work, field: "micro-batch index", value: bad, reason: "is negative")
         }
         let (multiplierBits, firstPosition, _, _) = header.values
-        self.init(step: try header.nonNegative("step", header.step), rank: try header.nonNegative("rank", header.rank),
-                  attempt: try header.nonNegative("attempt", header.attempt),
-                  gradientMultiplier: Float(bitPattern: UInt32(truncatingIfNeeded: multiplierBits)),
-                  firstPosition: try header.nonNegative("first position", firstPosition), microBatches: words.map { Int($0) })
+        self.init(
+            step: try header.nonNegative("step", header.step), rank: try header.nonNegative("rank", header.rank),
+            attempt: try header.nonNegative("attempt", header.attempt),
+            gradientMultiplier: Float(bitPattern: UInt32(truncatingIfNeeded: multiplierBits)),
+            firstPosition: try header.nonNegative("first position", firstPosition), microBatches: words.map { Int($0) })
     }
 
     func encode(into header: inout MessageHeader) -> Frame {
@@ -74,11 +78,13 @@ package struct StepStatistics: Sendable, Equatable {
 
     init(header: MessageHeader) throws(ProtocolError) {
         let (tokens, correct, lossBits, nllBits) = header.values
-        let loss = LossStatistics(lossSum: Double(bitPattern: UInt64(bitPattern: lossBits)),
-                                  nllSum: Double(bitPattern: UInt64(bitPattern: nllBits)),
-                                  tokens: try header.nonNegative("tokens", tokens), correct: try header.nonNegative("correct", correct))
-        self.init(step: try header.nonNegative("step", header.step), rank: try header.nonNegative("rank", header.rank),
-                  attempt: try header.nonNegative("attempt", header.attempt), loss: loss, finite: header.flags & 1 != 0)
+        let loss = LossStatistics(
+            lossSum: Double(bitPattern: UInt64(bitPattern: lossBits)),
+            nllSum: Double(bitPattern: UInt64(bitPattern: nllBits)),
+            tokens: try header.nonNegative("tokens", tokens), correct: try header.nonNegative("correct", correct))
+        self.init(
+            step: try header.nonNegative("step", header.step), rank: try header.nonNegative("rank", header.rank),
+            attempt: try header.nonNegative("attempt", header.attempt), loss: loss, finite: header.flags & 1 != 0)
     }
 
     func encode(into header: inout MessageHeader) {
@@ -86,8 +92,10 @@ package struct StepStatistics: Sendable, Equatable {
         header.rank = Int64(rank)
         header.attempt = Int64(attempt)
         header.flags = finite ? 1 : 0
-        header.values = (Int64(loss.tokens), Int64(loss.correct),
-                         Int64(bitPattern: loss.lossSum.bitPattern), Int64(bitPattern: loss.nllSum.bitPattern))
+        header.values = (
+            Int64(loss.tokens), Int64(loss.correct),
+            Int64(bitPattern: loss.lossSum.bitPattern), Int64(bitPattern: loss.nllSum.bitPattern)
+        )
     }
 }
 
@@ -107,8 +115,9 @@ package struct Heartbeat: Sendable, Equatable {
     }
 
     init(header: MessageHeader) throws(ProtocolError) {
-        self.init(step: try header.nonNegative("step", header.step), rank: try header.nonNegative("rank", header.rank),
-                  nanoseconds: UInt64(bitPattern: header.values.0))
+        self.init(
+            step: try header.nonNegative("step", header.step), rank: try header.nonNegative("rank", header.rank),
+            nanoseconds: UInt64(bitPattern: header.values.0))
     }
 
     func encode(into header: inout MessageHeader) {

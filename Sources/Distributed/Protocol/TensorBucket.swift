@@ -1,5 +1,5 @@
-import Training
 import TensorCore
+import Training
 
 /// One bucket of a parameter or gradient arena on the wire: values `elementOffset ..<
 /// elementOffset + elementCount` of an arena of `totalCount` Float32 values, carried as Float32 or
@@ -30,8 +30,11 @@ package struct TensorBucket: Sendable {
     /// The values are copied (Float32) or converted with F16C (Float16) into a frame of their own,
     /// from `pool` if given, so the arena may change as soon as this returns, while the frame is
     /// still being sent (to any number of peers, without further copies).
-    package init(step: Int, rank: Int = 0, attempt: Int = 0, node: TreeNode? = nil, bucket: BucketPlan.Bucket, of plan: BucketPlan,
-                from arena: UnsafePointer<Float>, as elementType: TensorElementType, pool: FramePool? = nil) {
+    package init(
+        step: Int, rank: Int = 0, attempt: Int = 0, node: TreeNode? = nil, bucket: BucketPlan.Bucket,
+        of plan: BucketPlan,
+        from arena: UnsafePointer<Float>, as elementType: TensorElementType, pool: FramePool? = nil
+    ) {
         self.step = step
         self.rank = rank
         self.attempt = attempt
@@ -66,21 +69,25 @@ package struct TensorBucket: Sendable {
         let total = try header.nonNegative("totalCount", header.totalCount)
         let count = try header.nonNegative("elementCount", header.elementCount)
         guard offset <= total, count <= total - offset else {
-            throw .invalidField(kind: kind, field: "elementOffset + elementCount", value: header.elementOffset &+ header.elementCount,
-                                reason: "exceeds totalCount \(total)")
+            throw .invalidField(
+                kind: kind, field: "elementOffset + elementCount", value: header.elementOffset &+ header.elementCount,
+                reason: "exceeds totalCount \(total)")
         }
         bucketCount = try header.nonNegative("bucketCount", header.bucketCount)
         index = try header.nonNegative("bucketIndex", header.bucketIndex)
         guard index < bucketCount else {
-            throw .invalidField(kind: kind, field: "bucketIndex", value: header.bucketIndex, reason: "is not below bucketCount \(bucketCount)")
+            throw .invalidField(
+                kind: kind, field: "bucketIndex", value: header.bucketIndex,
+                reason: "is not below bucketCount \(bucketCount)")
         }
         let (nodeStartValue, nodeCountValue, _, _) = header.values
         let nodeStart = try header.nonNegative("node start", nodeStartValue)
         let nodeCount = try header.nonNegative("node leaf count", nodeCountValue)
         if kind == .gradients {
             guard nodeCount > 0, nodeCount & (nodeCount - 1) == 0, nodeStart % nodeCount == 0 else {
-                throw .invalidField(kind: kind, field: "node", value: nodeCountValue,
-                                    reason: "is not an aligned power-of-two block of leaves (start \(nodeStart))")
+                throw .invalidField(
+                    kind: kind, field: "node", value: nodeCountValue,
+                    reason: "is not an aligned power-of-two block of leaves (start \(nodeStart))")
             }
         }
         node = nodeCount > 0 ? TreeNode(start: nodeStart, count: nodeCount) : nil
@@ -100,7 +107,10 @@ package struct TensorBucket: Sendable {
         header.bucketCount = Int64(bucketCount)
         header.elementOffset = Int64(elementOffset)
         header.totalCount = Int64(totalCount)
-        if let node { header.values.0 = Int64(node.start); header.values.1 = Int64(node.count) }
+        if let node {
+            header.values.0 = Int64(node.start)
+            header.values.1 = Int64(node.count)
+        }
         return payload
     }
 
@@ -114,16 +124,21 @@ package struct TensorBucket: Sendable {
     /// a Float16 payload bit for bit, a Float32 one rounded to nearest even.
     package func copyHalfValues(into arena: UnsafeMutablePointer<UInt16>, arenaCount: Int) throws(ProtocolError) {
         guard totalCount == arenaCount else { throw .arenaSizeMismatch(message: totalCount, local: arenaCount) }
-        copyPayload(into: arena + elementOffset, native: .float16, converting: Float.self) { Half.encode($0, $1, count: $2) }
+        copyPayload(into: arena + elementOffset, native: .float16, converting: Float.self) {
+            Half.encode($0, $1, count: $2)
+        }
     }
 
     /// Calls `body` with the values as Float32 (`elementCount` of them): in place when they
     /// arrived as aligned Float32, otherwise converted into `scratch` (resized, no allocation
     /// once it is large enough).
-    package func withFloat32Values<R, E: Error>(scratch: FloatBuffer,
-                                                _ body: (UnsafeBufferPointer<Float>) throws(E) -> R) throws(E) -> R {
+    package func withFloat32Values<R, E: Error>(
+        scratch: FloatBuffer,
+        _ body: (UnsafeBufferPointer<Float>) throws(E) -> R
+    ) throws(E) -> R {
         if elementType == .float32, let start = payload.start,
-           Int(bitPattern: start) % MemoryLayout<Float>.alignment == 0 {
+            Int(bitPattern: start) % MemoryLayout<Float>.alignment == 0
+        {
             return try body(UnsafeBufferPointer(start: start.assumingMemoryBound(to: Float.self), count: elementCount))
         }
         scratch.resize(elementCount)
@@ -137,8 +152,10 @@ package struct TensorBucket: Sendable {
 
     /// Copies the payload into `destination` as `D`: byte for byte when it already holds `D`
     /// (`native`), otherwise through `convert` from `S`.
-    private func copyPayload<S, D>(into destination: UnsafeMutablePointer<D>, native: TensorElementType, converting _: S.Type,
-                                   _ convert: (UnsafePointer<S>, UnsafeMutablePointer<D>, Int) -> Void) {
+    private func copyPayload<S, D>(
+        into destination: UnsafeMutablePointer<D>, native: TensorElementType, converting _: S.Type,
+        _ convert: (UnsafePointer<S>, UnsafeMutablePointer<D>, Int) -> Void
+    ) {
         let count = elementCount
         payload.withUnsafeBytes { raw in
             guard let base = raw.baseAddress, count > 0 else { return }

@@ -14,7 +14,10 @@ package struct ValidationOrder: Sendable, Equatable {
     package var units: [Int]
 
     package init(step: Int, rank: Int, translating: Bool, units: [Int]) {
-        self.step = step; self.rank = rank; self.translating = translating; self.units = units
+        self.step = step
+        self.rank = rank
+        self.translating = translating
+        self.units = units
     }
 
     init(header: MessageHeader, payload: Frame) throws(ProtocolError) {
@@ -46,7 +49,10 @@ package struct ValidationPartMessage: Sendable, Equatable {
     package var part: ValidationPart
 
     package init(step: Int, rank: Int, unit: Int, part: ValidationPart) {
-        self.step = step; self.rank = rank; self.unit = unit; self.part = part
+        self.step = step
+        self.rank = rank
+        self.unit = unit
+        self.part = part
     }
 
     private enum Tag: Int64 { case loss = 0, translations = 1 }
@@ -67,9 +73,10 @@ package struct ValidationPartMessage: Sendable, Equatable {
             for (i, name) in [(2, "tokens"), (3, "correct"), (6, "exact")] where words[i] < 0 {
                 throw bad(name, words[i], "is negative")
             }
-            let stats = LossStatistics(lossSum: Double(bitPattern: UInt64(bitPattern: words[4])),
-                                       nllSum: Double(bitPattern: UInt64(bitPattern: words[5])),
-                                       tokens: Int(words[2]), correct: Int(words[3]))
+            let stats = LossStatistics(
+                lossSum: Double(bitPattern: UInt64(bitPattern: words[4])),
+                nllSum: Double(bitPattern: UInt64(bitPattern: words[5])),
+                tokens: Int(words[2]), correct: Int(words[3]))
             part = .loss(stats, exact: Int(words[6]))
         case .translations:
             guard words.count >= 3, words[2] >= 0, words[2] <= Int64(words.count - 3) else {
@@ -92,7 +99,10 @@ package struct ValidationPartMessage: Sendable, Equatable {
                 outputs.append(ids)
                 at += 1 + length
             }
-            guard at == words.count else { throw bad("payload words", Int64(words.count), "has \(words.count - at) word(s) after the last translation") }
+            guard at == words.count else {
+                throw bad(
+                    "payload words", Int64(words.count), "has \(words.count - at) word(s) after the last translation")
+            }
             part = .translations(outputs)
         case nil:
             throw bad("tag", words[1], "is neither 0 (loss chunk) nor 1 (translation batch)")
@@ -107,11 +117,16 @@ package struct ValidationPartMessage: Sendable, Equatable {
         var words: [Int64] = [Int64(unit)]
         switch part {
         case let .loss(stats, exact):
-            words += [Tag.loss.rawValue, Int64(stats.tokens), Int64(stats.correct),
-                      Int64(bitPattern: stats.lossSum.bitPattern), Int64(bitPattern: stats.nllSum.bitPattern), Int64(exact)]
+            words += [
+                Tag.loss.rawValue, Int64(stats.tokens), Int64(stats.correct),
+                Int64(bitPattern: stats.lossSum.bitPattern), Int64(bitPattern: stats.nllSum.bitPattern), Int64(exact),
+            ]
         case .translations(let outputs):
             words += [Tag.translations.rawValue, Int64(outputs.count)]
-            for ids in outputs { words.append(Int64(ids.count)); words += ids.map { Int64($0) } }
+            for ids in outputs {
+                words.append(Int64(ids.count))
+                words += ids.map { Int64($0) }
+            }
         }
         return Frame(int64Words: words)
     }

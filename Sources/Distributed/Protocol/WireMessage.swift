@@ -90,8 +90,12 @@ package enum WireMessage: Sendable {
             header.payloadType = .utf8
         case .weights(let bucket), .gradients(let bucket): payload = bucket.encode(into: &header)
         case .work(let order): payload = order.encode(into: &header)
-        case .stepStats(let stats): stats.encode(into: &header); payload = nil
-        case .heartbeat(let beat): beat.encode(into: &header); payload = nil
+        case .stepStats(let stats):
+            stats.encode(into: &header)
+            payload = nil
+        case .heartbeat(let beat):
+            beat.encode(into: &header)
+            payload = nil
         case .validate(let order): payload = order.encode(into: &header)
         case .validationPart(let part): payload = part.encode(into: &header)
         }

@@ -1,9 +1,10 @@
 import CZMQ
 import Foundation
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// A Curve25519 key (public or secret) for CurveZMQ: 32 bytes, written as 40 Z85 characters.
@@ -40,7 +41,8 @@ public struct CurveKey: Sendable, Hashable {
     }
 
     /// The 85 characters of Z85 (ZeroMQ RFC 32).
-    private static let alphabet = Set("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#".utf8)
+    private static let alphabet = Set(
+        "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#".utf8)
     private static func isZ85(_ c: UInt8) -> Bool { alphabet.contains(c) }
 }
 
@@ -70,14 +72,18 @@ public struct CurveKeyPair: Sendable, Equatable, CustomStringConvertible {
         var pub = [CChar](repeating: 0, count: 41)
         let secretText = Array(secret.z85.utf8CString)
         guard zmq_curve_public(&pub, secretText) == 0,
-              let p = CurveKey(z85: String(decoding: pub.prefix(40).map { UInt8(bitPattern: $0) }, as: UTF8.self)) else {
+            let p = CurveKey(z85: String(decoding: pub.prefix(40).map { UInt8(bitPattern: $0) }, as: UTF8.self))
+        else {
             throw .unavailable("zmq_curve_public failed: \(zmqLastError().reason)")
         }
         publicKey = p
         secretKey = secret
     }
 
-    private init(publicKey: CurveKey, secretKey: CurveKey) { self.publicKey = publicKey; self.secretKey = secretKey }
+    private init(publicKey: CurveKey, secretKey: CurveKey) {
+        self.publicKey = publicKey
+        self.secretKey = secretKey
+    }
 
     /// Never prints the secret.
     public var description: String { "CurveKeyPair(public: \(publicKey.z85))" }
@@ -150,18 +156,23 @@ public struct CurveKeyPair: Sendable, Equatable, CustomStringConvertible {
             throw .io(path: path, reason: "cannot read: \(error.localizedDescription)")
         }
         // A key file is 41 bytes; refuse to decode anything much larger before looking at it.
-        guard data.count <= 64 else { throw .malformed(path: path, reason: "\(data.count) bytes; a key file holds one 40-character Z85 key") }
+        guard data.count <= 64 else {
+            throw .malformed(path: path, reason: "\(data.count) bytes; a key file holds one 40-character Z85 key")
+        }
         var bytes = [UInt8](data)
         if bytes.last == UInt8(ascii: "\n") { bytes.removeLast() }
         if bytes.last == UInt8(ascii: "\r") { bytes.removeLast() }
         guard let text = String(bytes: bytes, encoding: .utf8), let key = CurveKey(z85: text) else {
-            throw .malformed(path: path, reason: "expected one line of 40 Z85 characters (as written by `transformer keygen`)")
+            throw .malformed(
+                path: path, reason: "expected one line of 40 Z85 characters (as written by `transformer keygen`)")
         }
         return key
     }
 
     private static func requireCurve() throws(CurveKeyError) {
-        if zmq_has("curve") == 0 { throw .unavailable("this libzmq is built without CURVE (libsodium); install a libzmq with CURVE support") }
+        if zmq_has("curve") == 0 {
+            throw .unavailable("this libzmq is built without CURVE (libsodium); install a libzmq with CURVE support")
+        }
     }
 }
 
@@ -205,7 +216,8 @@ public struct CurveAllowList: Sendable, Equatable {
                 let line = raw.trimmingCharacters(in: .whitespaces)
                 if line.isEmpty || line.hasPrefix("#") { continue }
                 guard let key = CurveKey(z85: line) else {
-                    throw .malformed(path: "\(path):\(index + 1)", reason: "expected a 40-character Z85 public key or a # comment")
+                    throw .malformed(
+                        path: "\(path):\(index + 1)", reason: "expected a 40-character Z85 public key or a # comment")
                 }
                 keys.insert(key)
             }
@@ -233,7 +245,8 @@ public enum CurveKeyError: Error, Equatable, Sendable, CustomStringConvertible {
     /// The message printed to the user, naming the key file involved.
     public var description: String {
         switch self {
-        case .exists(let p): return "\(p) already exists; refusing to overwrite a key (choose another --output or remove it)"
+        case .exists(let p):
+            return "\(p) already exists; refusing to overwrite a key (choose another --output or remove it)"
         case let .io(p, r): return "\(p): \(r)"
         case let .malformed(p, r): return "\(p): not a CURVE key file: \(r)"
         case let .unprotected(p, m):

@@ -39,7 +39,9 @@ package final class Frame: @unchecked Sendable {
     /// A frame holding a copy of `bytes`.
     package convenience init(copying bytes: UnsafeRawBufferPointer) {
         self.init(byteCount: bytes.count) { destination in
-            if let base = bytes.baseAddress, let target = destination.baseAddress { target.copyMemory(from: base, byteCount: bytes.count) }
+            if let base = bytes.baseAddress, let target = destination.baseAddress {
+                target.copyMemory(from: base, byteCount: bytes.count)
+            }
         }
     }
 
@@ -48,8 +50,10 @@ package final class Frame: @unchecked Sendable {
     /// With a `pool` whose buffers are large enough, the memory is a recycled buffer that goes
     /// back to the pool when the frame is released (after libzmq has sent it), so steady-state
     /// sending allocates nothing. Memory is 64-byte aligned.
-    package init(byteCount: Int, pool: FramePool? = nil,
-                initializingWith initialize: (UnsafeMutableRawBufferPointer) throws -> Void) rethrows {
+    package init(
+        byteCount: Int, pool: FramePool? = nil,
+        initializingWith initialize: (UnsafeMutableRawBufferPointer) throws -> Void
+    ) rethrows {
         count = max(0, byteCount)
         if count == 0 {
             start = nil

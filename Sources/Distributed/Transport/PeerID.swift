@@ -12,11 +12,14 @@ public struct PeerID: Hashable, Sendable, CustomStringConvertible {
 
     /// Printable names as they are, other ids in hex.
     public var description: String {
-        if !bytes.isEmpty, bytes.allSatisfy({ $0 >= 0x21 && $0 < 0x7f }) { return String(decoding: bytes, as: UTF8.self) }
-        return "0x" + bytes.map { byte in
-            let hex = String(byte, radix: 16)
-            return byte < 16 ? "0" + hex : hex
-        }.joined()
+        if !bytes.isEmpty, bytes.allSatisfy({ $0 >= 0x21 && $0 < 0x7f }) {
+            return String(decoding: bytes, as: UTF8.self)
+        }
+        return "0x"
+            + bytes.map { byte in
+                let hex = String(byte, radix: 16)
+                return byte < 16 ? "0" + hex : hex
+            }.joined()
     }
 }
 

@@ -19,10 +19,12 @@ final class ServiceThread: Sendable {
     ///   - setup: binds or connects the new socket (its errors are thrown from `init`).
     ///   - handle: called on the thread for each message; may reply on the socket it is given.
     ///   - failed: called on the thread if the socket breaks (the thread then exits).
-    init(_ kind: ZMQSocket.Kind, context: ZMQContext, name: String,
-         setup: @escaping @Sendable (ZMQSocket) throws(TransportError) -> Void,
-         handle: @escaping @Sendable (ReceivedMessage, ZMQSocket) -> Next,
-         failed: @escaping @Sendable (TransportError) -> Void) throws(TransportError) {
+    init(
+        _ kind: ZMQSocket.Kind, context: ZMQContext, name: String,
+        setup: @escaping @Sendable (ZMQSocket) throws(TransportError) -> Void,
+        handle: @escaping @Sendable (ReceivedMessage, ZMQSocket) -> Next,
+        failed: @escaping @Sendable (TransportError) -> Void
+    ) throws(TransportError) {
         let mailbox = try SocketMailbox()
         self.mailbox = mailbox
         let ready = DispatchSemaphore(value: 0)
@@ -62,8 +64,10 @@ final class ServiceThread: Sendable {
         finished.signal()
     }
 
-    private static func serve(_ socket: ZMQSocket, mailbox: SocketMailbox,
-                              handle: (ReceivedMessage, ZMQSocket) -> Next, failed: (TransportError) -> Void) {
+    private static func serve(
+        _ socket: ZMQSocket, mailbox: SocketMailbox,
+        handle: (ReceivedMessage, ZMQSocket) -> Next, failed: (TransportError) -> Void
+    ) {
         var nothing: [OutgoingMessage] = []
         defer {
             mailbox.close()

@@ -48,7 +48,8 @@ struct SocketLoop: Sendable {
                 }
                 var timeout = blocked ? Self.blockedRetryMilliseconds : -1
                 if interval != nil {
-                    let wait = nextHeartbeat > DispatchTime.now().uptimeNanoseconds
+                    let wait =
+                        nextHeartbeat > DispatchTime.now().uptimeNanoseconds
                         ? Int((nextHeartbeat - DispatchTime.now().uptimeNanoseconds) / 1_000_000) + 1 : 0
                     timeout = timeout < 0 ? wait : Swift.min(timeout, wait)
                 }

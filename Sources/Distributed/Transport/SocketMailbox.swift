@@ -1,8 +1,9 @@
 import Synchronization
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// One message waiting to be sent by a socket thread.
@@ -55,7 +56,9 @@ final class SocketMailbox: Sendable {
 
     init() throws(TransportError) {
         var descriptors: [Int32] = [-1, -1]
-        guard pipe(&descriptors) == 0 else { throw .setup(reason: "cannot create a wake-up pipe: \(String(cString: strerror(errno)))") }
+        guard pipe(&descriptors) == 0 else {
+            throw .setup(reason: "cannot create a wake-up pipe: \(String(cString: strerror(errno)))")
+        }
         for descriptor in descriptors {
             // Non-blocking: a full pipe already means "wake up", and draining must not block.
             // Close-on-exec: worker processes spawned by the coordinator must not inherit it.
@@ -95,7 +98,9 @@ final class SocketMailbox: Sendable {
     /// Starts (or updates the frames of) the keep-alive of `peer`. A new peer counts as heard now.
     func keepAlive(_ peer: PeerID?, frames: [Frame], now: UInt64) {
         state.withLock { s in
-            if s.keepAlive[peer] != nil { s.keepAlive[peer]?.frames = frames } else {
+            if s.keepAlive[peer] != nil {
+                s.keepAlive[peer]?.frames = frames
+            } else {
                 s.keepAlive[peer] = KeepAlive(frames: frames, lastHeard: now)
             }
         }
@@ -137,8 +142,9 @@ final class SocketMailbox: Sendable {
         while read(wakeReadDescriptor, &sink, sink.count) > 0 {}
         let (posted, requests) = state.withLock { s in
             s.wakePending = false
-            let requests = Requests(discardedPeers: s.discardedPeers, stopRequested: s.stopRequested,
-                                    lingerMilliseconds: s.lingerMilliseconds)
+            let requests = Requests(
+                discardedPeers: s.discardedPeers, stopRequested: s.stopRequested,
+                lingerMilliseconds: s.lingerMilliseconds)
             let posted = s.outbox
             s.outbox = []
             s.discardedPeers = []

@@ -32,7 +32,8 @@ package enum HandshakeEvent: Sendable, Equatable {
     package static func explain(_ code: UInt32) -> String {
         switch Int32(bitPattern: code) {
         case ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH: return "it does not use CURVE"
-        case ZMQ_PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC: return "its HELLO cannot be decrypted (it holds another coordinator public key)"
+        case ZMQ_PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC:
+            return "its HELLO cannot be decrypted (it holds another coordinator public key)"
         default: return "protocol error 0x\(String(code, radix: 16))"
         }
     }
@@ -74,15 +75,20 @@ package final class HandshakeMonitor: Sendable {
     }
     private static let counter = Atomic<Int>(0)
 
-    package init(context: ZMQContext, endpoint: String,
-                onEvent: @escaping @Sendable (HandshakeEvent, String) -> Void) throws(TransportError) {
-        thread = try ServiceThread(.pair, context: context, name: "zmq-monitor", setup: { socket throws(TransportError) in
-            try socket.connect(endpoint)
-        }, handle: { message, _ in
-            guard let (event, address) = HandshakeEvent.decode(message.frames) else { return .keepGoing }
-            onEvent(event, address)
-            return event == .monitorStopped ? .finish : .keepGoing
-        }, failed: { _ in })
+    package init(
+        context: ZMQContext, endpoint: String,
+        onEvent: @escaping @Sendable (HandshakeEvent, String) -> Void
+    ) throws(TransportError) {
+        thread = try ServiceThread(
+            .pair, context: context, name: "zmq-monitor",
+            setup: { socket throws(TransportError) in
+                try socket.connect(endpoint)
+            },
+            handle: { message, _ in
+                guard let (event, address) = HandshakeEvent.decode(message.frames) else { return .keepGoing }
+                onEvent(event, address)
+                return event == .monitorStopped ? .finish : .keepGoing
+            }, failed: { _ in })
     }
 
     deinit { stop() }

@@ -49,7 +49,9 @@ package final class SocketThread: Sendable {
     ///
     /// - Parameter context: nil gives the socket a context of its own, terminated when it stops.
     ///   Pass a shared context for `inproc://` endpoints (they only reach sockets of the same context).
-    package init(_ role: Role, options: SocketOptions = SocketOptions(), context: ZMQContext? = nil) throws(TransportError) {
+    package init(_ role: Role, options: SocketOptions = SocketOptions(), context: ZMQContext? = nil)
+        throws(TransportError)
+    {
         let zmqContext: ZMQContext
         if let context { zmqContext = context } else { zmqContext = try ZMQContext() }
         let socket: ZMQSocket
@@ -72,7 +74,8 @@ package final class SocketThread: Sendable {
         self.events = events
 
         let handOver = SocketHandOver(socket)
-        let loop = SocketLoop(mailbox: mailbox, continuation: continuation, heartbeatInterval: options.heartbeatInterval)
+        let loop = SocketLoop(
+            mailbox: mailbox, continuation: continuation, heartbeatInterval: options.heartbeatInterval)
         let finished = self.finished
         let thread = Thread {
             if let socket = handOver.take() { loop.run(socket) }
@@ -107,7 +110,7 @@ package final class SocketThread: Sendable {
     package func stop(lingerMilliseconds: Int = 0) {
         mailbox.requestStop(lingerMilliseconds: lingerMilliseconds)
         finished.wait()
-        finished.signal()   // let any later (or concurrent) stop() return too
+        finished.signal()  // let any later (or concurrent) stop() return too
     }
 
     // MARK: Liveness
@@ -131,10 +134,11 @@ package final class SocketThread: Sendable {
     }
 
     package var statistics: Statistics {
-        Statistics(bytesSent: mailbox.bytesSent.load(ordering: .relaxed),
-                   bytesReceived: mailbox.bytesReceived.load(ordering: .relaxed),
-                   messagesSent: mailbox.messagesSent.load(ordering: .relaxed),
-                   messagesReceived: mailbox.messagesReceived.load(ordering: .relaxed))
+        Statistics(
+            bytesSent: mailbox.bytesSent.load(ordering: .relaxed),
+            bytesReceived: mailbox.bytesReceived.load(ordering: .relaxed),
+            messagesSent: mailbox.messagesSent.load(ordering: .relaxed),
+            messagesReceived: mailbox.messagesReceived.load(ordering: .relaxed))
     }
 }
 

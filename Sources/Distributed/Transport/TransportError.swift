@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import CZMQ
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// Why a ZeroMQ operation failed, with the endpoint or option involved and the system's reason.
 public enum TransportError: Error, Equatable, Sendable, CustomStringConvertible {

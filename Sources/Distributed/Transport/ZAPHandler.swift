@@ -35,28 +35,40 @@ package final class ZAPHandler: Sendable {
     ///
     /// - Parameter refused: called (on the handler's thread) the first time each unknown key is
     ///   refused, and for every malformed or non-CURVE request.
-    package init(context: ZMQContext, allowed: CurveAllowList,
-                refused: @escaping @Sendable (Refusal) -> Void) throws(TransportError) {
+    package init(
+        context: ZMQContext, allowed: CurveAllowList,
+        refused: @escaping @Sendable (Refusal) -> Void
+    ) throws(TransportError) {
         let state = Locked(State())
         self.state = state
-        thread = try ServiceThread(.rep, context: context, name: "zmq-zap", setup: { socket throws(TransportError) in
-            try socket.bind(ZAPHandler.endpoint)
-        }, handle: { message, socket in
-            let (reply, refusal) = ZAPHandler.answer(message.frames.map(\.bytes), allowed: allowed)
-            let firstTime = state.withLock { s -> Bool in
-                guard let refusal else { s.admissions += 1; return false }
-                s.refusals += 1
-                guard let key = refusal.publicKey else { return true }
-                return s.logged.insert(key).inserted
-            }
-            if let refusal, firstTime { refused(refusal) }
-            // A REP socket must reply before it can receive again; if the reply cannot be sent
-            // libzmq drops that handshake, which refuses the client too.
-            _ = try? socket.send(reply.map { Frame($0) })
-            return .keepGoing
-        }, failed: { error in
-            refused(Refusal(publicKey: nil, address: "-", reason: "the ZAP handler stopped (\(error)); no worker can join now"))
-        })
+        thread = try ServiceThread(
+            .rep, context: context, name: "zmq-zap",
+            setup: { socket throws(TransportError) in
+                try socket.bind(ZAPHandler.endpoint)
+            },
+            handle: { message, socket in
+                let (reply, refusal) = ZAPHandler.answer(message.frames.map(\.bytes), allowed: allowed)
+                let firstTime = state.withLock { s -> Bool in
+                    guard let refusal else {
+                        s.admissions += 1
+                        return false
+                    }
+                    s.refusals += 1
+                    guard let key = refusal.publicKey else { return true }
+                    return s.logged.insert(key).inserted
+                }
+                if let refusal, firstTime { refused(refusal) }
+                // A REP socket must reply before it can receive again; if the reply cannot be sent
+                // libzmq drops that handshake, which refuses the client too.
+                _ = try? socket.send(reply.map { Frame($0) })
+                return .keepGoing
+            },
+            failed: { error in
+                refused(
+                    Refusal(
+                        publicKey: nil, address: "-",
+                        reason: "the ZAP handler stopped (\(error)); no worker can join now"))
+            })
     }
 
     deinit { stop() }
@@ -89,8 +101,10 @@ package final class ZAPHandler: Sendable {
             return (reply("400", why), Refusal(publicKey: nil, address: address, reason: why))
         }
         guard allowed.keys.contains(key) else {
-            return (reply("400", "public key not allowed"),
-                    Refusal(publicKey: key, address: address, reason: "its public key is not in --allow-workers"))
+            return (
+                reply("400", "public key not allowed"),
+                Refusal(publicKey: key, address: address, reason: "its public key is not in --allow-workers")
+            )
         }
         // The user id (the Z85 key) is what libzmq attaches to the peer's messages as "User-Id".
         return (reply("200", "OK", user: key.z85), nil)

@@ -1,8 +1,9 @@
 import CZMQ
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// A ZeroMQ context: the I/O threads that move bytes for the sockets created in it.

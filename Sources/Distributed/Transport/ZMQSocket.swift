@@ -1,8 +1,9 @@
 import CZMQ
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// One ZeroMQ socket: a thin wrapper that turns libzmq's return codes into `TransportError`s.
@@ -79,14 +80,17 @@ package final class ZMQSocket {
 
     private func setOption(_ option: Int32, pointer: UnsafeRawPointer, size: Int, name: String) throws(TransportError) {
         guard let handle else { throw .option(name: name, reason: "the socket is closed") }
-        if zmq_setsockopt(handle, option, pointer, size) != 0 { throw .option(name: name, reason: zmqLastError().reason) }
+        if zmq_setsockopt(handle, option, pointer, size) != 0 {
+            throw .option(name: name, reason: zmqLastError().reason)
+        }
     }
 
     /// DEALER: the id the ROUTER will see (1...255 bytes, not starting with 0). Set before connecting.
     package func setRoutingID(_ id: PeerID) throws(TransportError) {
         // libzmq accepts a leading zero byte, but ROUTERs reserve those ids for the ones they make up.
         guard (1...255).contains(id.bytes.count), id.bytes[0] != 0 else {
-            throw .option(name: "ZMQ_ROUTING_ID", reason: "a routing id needs 1 to 255 bytes and must not start with a zero byte")
+            throw .option(
+                name: "ZMQ_ROUTING_ID", reason: "a routing id needs 1 to 255 bytes and must not start with a zero byte")
         }
         try setOption(ZMQ_ROUTING_ID, bytes: id.bytes, name: "ZMQ_ROUTING_ID")
     }
@@ -101,16 +105,27 @@ package final class ZMQSocket {
         }
         if let keepalive = options.tcpKeepalive {
             try setOption(ZMQ_TCP_KEEPALIVE, 1, name: "ZMQ_TCP_KEEPALIVE")
-            try setOption(ZMQ_TCP_KEEPALIVE_IDLE, Int32(clamping: keepalive.idleSeconds), name: "ZMQ_TCP_KEEPALIVE_IDLE")
-            try setOption(ZMQ_TCP_KEEPALIVE_INTVL, Int32(clamping: keepalive.intervalSeconds), name: "ZMQ_TCP_KEEPALIVE_INTVL")
+            try setOption(
+                ZMQ_TCP_KEEPALIVE_IDLE, Int32(clamping: keepalive.idleSeconds), name: "ZMQ_TCP_KEEPALIVE_IDLE")
+            try setOption(
+                ZMQ_TCP_KEEPALIVE_INTVL, Int32(clamping: keepalive.intervalSeconds), name: "ZMQ_TCP_KEEPALIVE_INTVL")
             try setOption(ZMQ_TCP_KEEPALIVE_CNT, Int32(clamping: keepalive.probes), name: "ZMQ_TCP_KEEPALIVE_CNT")
         }
         if kind != .router { try setOption(ZMQ_IMMEDIATE, options.immediate ? 1 : 0, name: "ZMQ_IMMEDIATE") }
-        try setOption(ZMQ_RECONNECT_IVL, Int32(clamping: options.reconnectIntervalMilliseconds), name: "ZMQ_RECONNECT_IVL")
-        try setOption(ZMQ_RECONNECT_IVL_MAX, Int32(clamping: options.reconnectIntervalMaxMilliseconds), name: "ZMQ_RECONNECT_IVL_MAX")
-        if let limit = options.maxMessageBytes { try setOption(ZMQ_MAXMSGSIZE, int64: Int64(limit), name: "ZMQ_MAXMSGSIZE") }
-        if let bytes = options.kernelSendBufferBytes { try setOption(ZMQ_SNDBUF, Int32(clamping: bytes), name: "ZMQ_SNDBUF") }
-        if let bytes = options.kernelReceiveBufferBytes { try setOption(ZMQ_RCVBUF, Int32(clamping: bytes), name: "ZMQ_RCVBUF") }
+        try setOption(
+            ZMQ_RECONNECT_IVL, Int32(clamping: options.reconnectIntervalMilliseconds), name: "ZMQ_RECONNECT_IVL")
+        try setOption(
+            ZMQ_RECONNECT_IVL_MAX, Int32(clamping: options.reconnectIntervalMaxMilliseconds),
+            name: "ZMQ_RECONNECT_IVL_MAX")
+        if let limit = options.maxMessageBytes {
+            try setOption(ZMQ_MAXMSGSIZE, int64: Int64(limit), name: "ZMQ_MAXMSGSIZE")
+        }
+        if let bytes = options.kernelSendBufferBytes {
+            try setOption(ZMQ_SNDBUF, Int32(clamping: bytes), name: "ZMQ_SNDBUF")
+        }
+        if let bytes = options.kernelReceiveBufferBytes {
+            try setOption(ZMQ_RCVBUF, Int32(clamping: bytes), name: "ZMQ_RCVBUF")
+        }
         zeroCopyMinimumBytes = max(1, options.zeroCopyMinimumBytes)
         if let curve = options.curve { try apply(curve) }
         if let endpoint = options.monitorEndpoint { try monitor(on: endpoint) }
@@ -205,7 +220,9 @@ package final class ZMQSocket {
         guard !frames.isEmpty else { throw .send(reason: "a message needs at least one frame") }
         if kind == .router {
             guard let peer else { throw .missingPeer }
-            let rc = peer.bytes.withUnsafeBytes { zmq_send(handle, $0.baseAddress, $0.count, ZMQ_DONTWAIT | ZMQ_SNDMORE) }
+            let rc = peer.bytes.withUnsafeBytes {
+                zmq_send(handle, $0.baseAddress, $0.count, ZMQ_DONTWAIT | ZMQ_SNDMORE)
+            }
             if rc < 0 {
                 let error = zmqLastError()
                 switch error.code {
@@ -217,8 +234,10 @@ package final class ZMQSocket {
         }
         for (i, frame) in frames.enumerated() {
             let flags = ZMQ_DONTWAIT | (i + 1 < frames.count ? ZMQ_SNDMORE : 0)
-            let rc = frame.count >= zeroCopyMinimumBytes ? sendByReference(frame, handle: handle, flags: flags)
-                                                         : sendCopy(frame, handle: handle, flags: flags)
+            let rc =
+                frame.count >= zeroCopyMinimumBytes
+                ? sendByReference(frame, handle: handle, flags: flags)
+                : sendCopy(frame, handle: handle, flags: flags)
             if rc < 0 {
                 // After the first frame libzmq accepts the rest of a multipart message (its queue
                 // limits count whole messages), so EAGAIN can only come from the first frame.
@@ -240,9 +259,11 @@ package final class ZMQSocket {
         // The retain is balanced by the free callback, which libzmq calls (on its I/O thread) once
         // the bytes are written, or at once if the message is dropped.
         let owner = Unmanaged.passRetained(frame).toOpaque()
-        let rc = zmq_msg_init_data(&message, frame.start, frame.count, { _, hint in
-            if let hint { Unmanaged<Frame>.fromOpaque(hint).release() }
-        }, owner)
+        let rc = zmq_msg_init_data(
+            &message, frame.start, frame.count,
+            { _, hint in
+                if let hint { Unmanaged<Frame>.fromOpaque(hint).release() }
+            }, owner)
         guard rc == 0 else {
             Unmanaged<Frame>.fromOpaque(owner).release()
             return rc
@@ -279,7 +300,8 @@ package final class ZMQSocket {
             } else if zmq_msg_size(message) >= zeroCopyMinimumBytes {
                 frames.append(Frame(takingMessage: message))
             } else {
-                frames.append(Frame(copying: UnsafeRawBufferPointer(start: zmq_msg_data(message), count: zmq_msg_size(message))))
+                frames.append(
+                    Frame(copying: UnsafeRawBufferPointer(start: zmq_msg_data(message), count: zmq_msg_size(message))))
                 zmq_msg_close(message)
                 message.deallocate()
             }
@@ -291,7 +313,8 @@ package final class ZMQSocket {
     /// Waits up to `timeoutMilliseconds` (-1: forever) until a message can be received or, if
     /// given, `fileDescriptor` is readable. Returns which; an interrupted wait returns neither.
     package func poll(alsoReadable fileDescriptor: Int32? = nil, timeoutMilliseconds: Int) throws(TransportError)
-        -> (socket: Bool, fileDescriptor: Bool) {
+        -> (socket: Bool, fileDescriptor: Bool)
+    {
         guard let handle else { throw .poll(reason: "the socket is closed") }
         let readable = Int16(ZMQ_POLLIN)
         // On the stack: the socket thread polls once per turn and should not allocate for it.

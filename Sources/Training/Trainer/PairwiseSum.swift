@@ -14,7 +14,10 @@ package struct TreeNode: Sendable, Hashable, CustomStringConvertible {
     package let start: Int
     package let count: Int
 
-    package init(start: Int, count: Int) { self.start = start; self.count = count }
+    package init(start: Int, count: Int) {
+        self.start = start
+        self.count = count
+    }
 
     package var end: Int { start + count }
     package var description: String { "[\(start), \(end))" }
@@ -63,7 +66,7 @@ package final class PairwiseSum {
         spare.append(contentsOf: partials)
         partials.removeAll(keepingCapacity: true)
         nodes.removeAll(keepingCapacity: true)
-        pending.removeAll(keepingCapacity: true)   // a push a failed compute left unfinished
+        pending.removeAll(keepingCapacity: true)  // a push a failed compute left unfinished
         pendingElements = 0
         firstPosition = position
     }
@@ -135,8 +138,9 @@ package final class PairwiseSum {
     /// Does the push under way on the elements `range` (each element exactly once over the calls;
     /// the push is complete when all `count` are done). `partial(i)` is final on `range` after it.
     package func finishPush(_ range: Range<Int>) {
-        precondition(range.lowerBound >= 0 && range.upperBound <= count && range.count <= pendingElements,
-                     "finishPush of \(range) outside the push under way")
+        precondition(
+            range.lowerBound >= 0 && range.upperBound <= count && range.count <= pendingElements,
+            "finishPush of \(range) outside the push under way")
         let n = range.count, o = range.lowerBound
         if n > 0 {
             for step in pending {
@@ -165,7 +169,10 @@ package final class PairwiseSum {
     /// a count that is not a power of two are folded newest into older.
     package func total(into destination: UnsafeMutablePointer<Float>) {
         precondition(pending.isEmpty, "total during an unfinished push")
-        guard !partials.isEmpty else { destination.update(repeating: 0, count: count); return }
+        guard !partials.isEmpty else {
+            destination.update(repeating: 0, count: count)
+            return
+        }
         while partials.count > 1 { combineTop() }
         destination.update(from: partials[0].pointer, count: count)
     }

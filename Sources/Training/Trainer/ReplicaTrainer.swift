@@ -17,7 +17,10 @@ package final class ReplicaTrainer {
     package var gradientMultiplier: Float = 1
 
     package init(model: Transformer, data: any TrainingData, labelSmoothing: Float, seed: UInt64) {
-        self.model = model; self.data = data; self.labelSmoothing = labelSmoothing; self.seed = seed
+        self.model = model
+        self.data = data
+        self.labelSmoothing = labelSmoothing
+        self.seed = seed
     }
 
     private lazy var tree = PairwiseSum(count: model.arena.layout.totalCount)
@@ -56,8 +59,10 @@ package final class ReplicaTrainer {
     /// range as backward finishes each (`PairwiseSum.beginPush`), which gives the bits of the
     /// whole push. `values` is the node's entry of `parts`, which holds the same pointers
     /// afterwards; nothing writes a range of it again in this compute once it was reported final.
-    package func computeGradientParts(step: Int, microBatches: [Int], firstPosition: Int,
-                                      whenFinal: ((TreeNode, UnsafeMutablePointer<Float>, Int) -> Void)?) throws -> LossStatistics {
+    package func computeGradientParts(
+        step: Int, microBatches: [Int], firstPosition: Int,
+        whenFinal: ((TreeNode, UnsafeMutablePointer<Float>, Int) -> Void)?
+    ) throws -> LossStatistics {
         var stats = LossStatistics.zero
         let grads = model.arena.gradients
         let count = model.arena.layout.totalCount
@@ -113,12 +118,14 @@ package final class ReplicaTrainer {
 
     /// Forward and loss of one batch: afterwards `model.logits` holds d(loss)/d(logits).
     private func forwardAndLoss(_ batch: Batch, dropout: DropoutContext) throws -> LossStatistics {
-        let logits = try model.forward(source: batch.source, targetInput: batch.targetInput, batchSize: batch.batchSize,
-                                       sourceLength: batch.sourceLength, targetLength: batch.targetLength, dropout: dropout)
+        let logits = try model.forward(
+            source: batch.source, targetInput: batch.targetInput, batchSize: batch.batchSize,
+            sourceLength: batch.sourceLength, targetLength: batch.targetLength, dropout: dropout)
         return batch.targetOutput.withUnsafeBufferPointer { targets in
-            LabelSmoothedCrossEntropy.evaluate(logits: logits, targets: targets.baseAddress!,
-                                               rows: batch.batchSize * batch.targetLength, vocab: model.config.vocabSize,
-                                               smoothing: labelSmoothing, gradientScale: gradientMultiplier)
+            LabelSmoothedCrossEntropy.evaluate(
+                logits: logits, targets: targets.baseAddress!,
+                rows: batch.batchSize * batch.targetLength, vocab: model.config.vocabSize,
+                smoothing: labelSmoothing, gradientScale: gradientMultiplier)
         }
     }
 }
