@@ -1,9 +1,11 @@
-import Dispatch
+import CKernels
 
 /// Splits row loops across the process's compute threads.
 ///
 /// The thread budget is set once per process (`Parallel.threads`), the same number given to
-/// OpenBLAS, so a rank never uses more cores than it was granted.
+/// OpenBLAS, so a rank never uses more cores than it was granted. The work runs on a persistent
+/// pool (`ckernels_pool_run`): its threads spin for a short while after each call before parking,
+/// so the ~40 short products of a decoding step do not each pay for waking a parked thread.
 public enum Parallel {
     nonisolated(unsafe) private static var _threads = 1
 
@@ -17,20 +19,27 @@ public enum Parallel {
         }
     }
 
-    /// Runs `body(i)` for i in 0..<count, concurrently (count is small: one part per thread).
+    /// How long an idle pool thread spins, waiting for the next call, before it parks (and how
+    /// long a caller spins for the last chunk). Spinning keeps back-to-back calls cheap; parking
+    /// keeps an idle process off the cores. Default 200 us.
+    public static var spinMicroseconds: Int {
+        get { ckernels_pool_spin_microseconds() }
+        set { ckernels_pool_set_spin_microseconds(Swift.max(0, newValue)) }
+    }
+
+    /// Runs `body(i)` for i in 0..<count, concurrently on up to `threads` threads (count is
+    /// small: about one part per thread). A call from inside another call's body runs inline.
     package static func forEach(_ count: Int, _ body: (Int) -> Void) {
-        if count <= 1 {
-            if count == 1 { body(0) }
+        if count <= 1 || _threads <= 1 {
+            for i in 0..<count { body(i) }
             return
         }
-        withoutActuallyEscaping(body) { body in
-            nonisolated(unsafe) let body = body
-            DispatchQueue.concurrentPerform(iterations: count) { body($0) }
-        }
+        run(count, body)
     }
 
     /// Calls `body(range)` over disjoint chunks of `0..<count`, in parallel when the work
     /// (`count * costPerRow`, roughly in floating point operations) is large enough to pay for it.
+    /// The chunks depend on `count` and `threads` only, never on which thread runs them.
     @inline(__always)
     package static func rows(_ count: Int, costPerRow: Int = 1, _ body: (Range<Int>) -> Void) {
         let t = _threads
@@ -39,13 +48,20 @@ public enum Parallel {
             return
         }
         let chunks = Swift.min(t, count)
+        run(chunks) { c in body(count * c / chunks..<count * (c + 1) / chunks) }
+    }
+
+    /// Hands `body` to the pool. The pool returns only after every chunk has run, so the closure
+    /// never outlives this call; chunks are disjoint by the callers' construction.
+    private static func run(_ count: Int, _ body: (Int) -> Void) {
         withoutActuallyEscaping(body) { body in
-            // The chunks are disjoint and concurrentPerform returns only after all of them: the
-            // closure never outlives this call, so sharing it is safe.
-            nonisolated(unsafe) let body = body
-            DispatchQueue.concurrentPerform(iterations: chunks) { c in
-                let lo = count * c / chunks, hi = count * (c + 1) / chunks
-                body(lo..<hi)
+            var job = body
+            withUnsafeMutablePointer(to: &job) { pointer in
+                ckernels_pool_run(
+                    Int32(_threads), Int32(count),
+                    { context, index in
+                        context.unsafelyUnwrapped.assumingMemoryBound(to: ((Int) -> Void).self).pointee(Int(index))
+                    }, pointer)
             }
         }
     }

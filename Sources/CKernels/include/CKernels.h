@@ -47,4 +47,19 @@ void ckernels_gemm_nt_scalar(const float *x, int64_t rows, int64_t ldx, const fl
 /// 1 when ckernels_gemm_nt takes the AVX2 path on this CPU.
 int ckernels_gemm_nt_uses_avx2(void);
 
+/// Runs fn(context, i) for every i in [0, count), on the calling thread and up to threads - 1
+/// threads of a persistent pool, and returns when all have finished. Which thread runs which
+/// chunk is not fixed; callers make each chunk's result independent of that. A call made while
+/// the pool runs another job (nested inside a chunk, or from another thread) runs its chunks
+/// inline, in order. Pool threads spin briefly after a job before parking (see below).
+void ckernels_pool_run(int threads, int count, void (*fn)(void *context, int index), void *context);
+
+/// How long a pool thread (and a caller waiting for the last chunk) spins before parking on a
+/// condition variable. Default 200 us: longer than the gaps between a decoding step's products.
+void ckernels_pool_set_spin_microseconds(long microseconds);
+long ckernels_pool_spin_microseconds(void);
+
+/// Pool threads started so far (they start on the first parallel call).
+int ckernels_pool_threads(void);
+
 #endif
