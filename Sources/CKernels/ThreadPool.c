@@ -6,6 +6,9 @@
 // waking a parked thread (here: an idle vCPU) costs a sizeable part of such a product. These
 // threads spin for a short while after each job (`spin_ns`) and only then park on a condition
 // variable, so back-to-back jobs never wait for a wake-up while an idle process burns no core.
+// The spin is short by default (training's calls are long, and a 200 us spin measured ~4% slower
+// training steps on the Intel VM); decoders open a latency-bound scope, inside which threads
+// spin at least LATENCY_SPIN_NS.
 //
 // The ticket packs the job's id, its chunk count and the next unclaimed chunk into one 64-bit word,
 // so a claim (one fetch-add) can never mix up two jobs: a thread that arrives late at a finished
@@ -26,7 +29,8 @@
 #define POOL_MAX_THREADS 256
 // Late claims push the index past count by at most one per thread: far below the field's 2^20.
 #define POOL_MAX_CHUNKS (1 << 16)
-#define POOL_DEFAULT_SPIN_NS 200000L
+#define POOL_DEFAULT_SPIN_NS 50000L
+#define LATENCY_SPIN_NS 200000L
 
 static struct {
     pthread_mutex_t lock;        // guards publishing, parking and thread creation
@@ -40,6 +44,8 @@ static struct {
     _Atomic int participants;    // pool threads 0..<participants take part in the current job
     _Atomic int busy;            // 1 while a job runs: nested or concurrent calls run inline
     _Atomic long spin_ns;        // how long a thread spins before parking
+    _Atomic int latency_scopes;  // open latency-bound scopes: spin at least LATENCY_SPIN_NS
+    int spin_configured;         // spin_ns was set (by the setter or the environment; under lock)
     void (*fn)(void *context, int index);  // the current job; valid while remaining > 0
     void *context;
 } pool = {
@@ -65,6 +71,14 @@ static inline long now_ns(void) {
 
 static inline uint64_t ticket_id(uint64_t t) { return t >> TICKET_ID_SHIFT; }
 
+/// The spin in effect now: the configured one, raised inside a latency-bound scope.
+static inline long current_spin_ns(void) {
+    long spin = atomic_load_explicit(&pool.spin_ns, memory_order_relaxed);
+    if (atomic_load_explicit(&pool.latency_scopes, memory_order_relaxed) > 0 && spin < LATENCY_SPIN_NS)
+        spin = LATENCY_SPIN_NS;
+    return spin;
+}
+
 /// Claims and runs chunks of whatever job the ticket holds until none is left.
 static void run_chunks(void) {
     for (;;) {
@@ -82,7 +96,7 @@ static void run_chunks(void) {
 
 /// Waits until the ticket carries a job id other than `seen`: spins first, then parks.
 static uint64_t wait_for_job(uint64_t seen) {
-    long spin = atomic_load_explicit(&pool.spin_ns, memory_order_relaxed);
+    long spin = current_spin_ns();
     long start = now_ns();
     for (;;) {
         for (int i = 0; i < 64; i++) {
@@ -120,8 +134,21 @@ static void *worker_main(void *arg) {
     return NULL;
 }
 
+/// Reads TRANSFORMER_POOL_SPIN_US once, unless the spin was already set (under pool.lock).
+static void configure_spin_from_environment(void) {
+    if (pool.spin_configured) return;
+    pool.spin_configured = 1;
+    const char *text = getenv("TRANSFORMER_POOL_SPIN_US");
+    if (!text || !*text) return;
+    char *end = NULL;
+    long microseconds = strtol(text, &end, 10);
+    if (*end != '\0' || microseconds < 0 || microseconds > 1000000L) return;  // ignored: keep default
+    atomic_store_explicit(&pool.spin_ns, microseconds * 1000L, memory_order_relaxed);
+}
+
 /// Starts pool threads up to `wanted` (under pool.lock). Returns how many exist.
 static int ensure_threads(int wanted) {
+    configure_spin_from_environment();
     if (wanted > POOL_MAX_THREADS) wanted = POOL_MAX_THREADS;
     while (pool.created < wanted) {
         struct worker_start *start = malloc(sizeof *start);
@@ -172,7 +199,7 @@ void ckernels_pool_run(int threads, int count, void (*fn)(void *context, int ind
     run_chunks();
 
     if (atomic_load_explicit(&pool.remaining, memory_order_acquire) != 0) {
-        long spin = atomic_load_explicit(&pool.spin_ns, memory_order_relaxed);
+        long spin = current_spin_ns();
         long start = now_ns();
         int done = 0;
         while (!done) {
@@ -199,11 +226,32 @@ void ckernels_pool_run(int threads, int count, void (*fn)(void *context, int ind
 }
 
 void ckernels_pool_set_spin_microseconds(long microseconds) {
+    pthread_mutex_lock(&pool.lock);
+    pool.spin_configured = 1;
+    pthread_mutex_unlock(&pool.lock);
     atomic_store_explicit(&pool.spin_ns, (microseconds < 0 ? 0 : microseconds) * 1000L, memory_order_relaxed);
 }
 
 long ckernels_pool_spin_microseconds(void) {
+    pthread_mutex_lock(&pool.lock);
+    configure_spin_from_environment();
+    pthread_mutex_unlock(&pool.lock);
     return atomic_load_explicit(&pool.spin_ns, memory_order_relaxed) / 1000L;
+}
+
+long ckernels_pool_current_spin_microseconds(void) {
+    pthread_mutex_lock(&pool.lock);
+    configure_spin_from_environment();
+    pthread_mutex_unlock(&pool.lock);
+    return current_spin_ns() / 1000L;
+}
+
+void ckernels_pool_begin_latency_bound(void) {
+    atomic_fetch_add_explicit(&pool.latency_scopes, 1, memory_order_relaxed);
+}
+
+void ckernels_pool_end_latency_bound(void) {
+    atomic_fetch_sub_explicit(&pool.latency_scopes, 1, memory_order_relaxed);
 }
 
 int ckernels_pool_threads(void) {

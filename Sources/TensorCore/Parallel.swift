@@ -21,10 +21,26 @@ public enum Parallel {
 
     /// How long an idle pool thread spins, waiting for the next call, before it parks (and how
     /// long a caller spins for the last chunk). Spinning keeps back-to-back calls cheap; parking
-    /// keeps an idle process off the cores. Default 200 us.
+    /// keeps an idle process off the cores. Default 50 us, or `TRANSFORMER_POOL_SPIN_US` if set;
+    /// inside `latencyBound` at least 200 us.
     public static var spinMicroseconds: Int {
         get { ckernels_pool_spin_microseconds() }
         set { ckernels_pool_set_spin_microseconds(Swift.max(0, newValue)) }
+    }
+
+    /// The spin in effect now: `spinMicroseconds`, raised inside `latencyBound`.
+    package static var currentSpinMicroseconds: Int { ckernels_pool_current_spin_microseconds() }
+
+    /// Runs `body` with the pool's threads spinning at least 200 us between calls. Decoding makes
+    /// ~40 products of 0.1-0.3 ms per step with serial work between them, and a thread that parked
+    /// in such a gap costs a wake-up per product; training's calls are long, and a long spin there
+    /// measured slower steps, so only decoders open this scope.
+    package static func latencyBound<Result, Failure: Error>(
+        _ body: () throws(Failure) -> Result
+    ) throws(Failure) -> Result {
+        ckernels_pool_begin_latency_bound()
+        defer { ckernels_pool_end_latency_bound() }
+        return try body()
     }
 
     /// Runs `body(i)` for i in 0..<count, concurrently on up to `threads` threads (count is

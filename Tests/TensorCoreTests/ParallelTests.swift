@@ -87,6 +87,25 @@ final class ParallelTests: XCTestCase {
         }
     }
 
+    /// Decoders raise the spin for their duration only; scopes nest, and the configured value
+    /// is never overwritten by them.
+    func testLatencyBoundScopeRaisesTheSpinAndRestoresIt() {
+        Parallel.spinMicroseconds = 30
+        XCTAssertEqual(Parallel.currentSpinMicroseconds, 30)
+        Parallel.latencyBound {
+            XCTAssertEqual(Parallel.currentSpinMicroseconds, 200)
+            Parallel.latencyBound { XCTAssertEqual(Parallel.currentSpinMicroseconds, 200) }
+            XCTAssertEqual(Parallel.currentSpinMicroseconds, 200)
+            XCTAssertEqual(Parallel.spinMicroseconds, 30)
+        }
+        XCTAssertEqual(Parallel.currentSpinMicroseconds, 30)
+        Parallel.spinMicroseconds = 500
+        Parallel.latencyBound { XCTAssertEqual(Parallel.currentSpinMicroseconds, 500) }
+        struct Stop: Error {}
+        XCTAssertThrowsError(try Parallel.latencyBound { () throws(Stop) in throw Stop() })
+        XCTAssertEqual(Parallel.currentSpinMicroseconds, 500)
+    }
+
     func testManyShortCallsBackToBack() {
         Parallel.threads = 2
         let rounds = 50_000

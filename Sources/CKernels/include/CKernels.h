@@ -55,9 +55,17 @@ int ckernels_gemm_nt_uses_avx2(void);
 void ckernels_pool_run(int threads, int count, void (*fn)(void *context, int index), void *context);
 
 /// How long a pool thread (and a caller waiting for the last chunk) spins before parking on a
-/// condition variable. Default 200 us: longer than the gaps between a decoding step's products.
+/// condition variable. Default 50 us, or TRANSFORMER_POOL_SPIN_US (0...1000000) if set before the
+/// first parallel call; the setter overrides both.
 void ckernels_pool_set_spin_microseconds(long microseconds);
 long ckernels_pool_spin_microseconds(void);
+
+/// Between begin and end (they nest and may come from several threads), threads spin at least
+/// 200 us: longer than the gaps between a decoding step's ~40 short products.
+void ckernels_pool_begin_latency_bound(void);
+void ckernels_pool_end_latency_bound(void);
+/// The spin in effect now, in microseconds (raised inside a latency-bound scope).
+long ckernels_pool_current_spin_microseconds(void);
 
 /// Pool threads started so far (they start on the first parallel call).
 int ckernels_pool_threads(void);

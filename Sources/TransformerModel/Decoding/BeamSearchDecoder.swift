@@ -1,3 +1,5 @@
+import TensorCore
+
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Darwin)
@@ -90,6 +92,14 @@ public struct BeamSearchDecoder {
     /// The search itself; keeps searching a sentence until its `keep`-th best finished hypothesis
     /// cannot be beaten, and returns each sentence's finished hypotheses, best first, at most `keep`.
     private func run(_ sources: [[Int32]], maxLength: Int, keep: Int) throws(ModelInputError) -> [[BeamHypothesis]] {
+        try Parallel.latencyBound { () throws(ModelInputError) in
+            try beamSearch(sources, maxLength: maxLength, keep: keep)
+        }
+    }
+
+    private func beamSearch(_ sources: [[Int32]], maxLength: Int, keep: Int) throws(ModelInputError)
+        -> [[BeamHypothesis]]
+    {
         guard !sources.isEmpty else { return [] }
         let b = sources.count, k = beamWidth, v = decoder.model.config.vocabSize, rows = b * k
         let steps = Swift.min(maxLength, decoder.model.config.maxLen)

@@ -1,3 +1,5 @@
+import TensorCore
+
 /// Batched greedy decoding with the KV cache; each row stops at its own EOS.
 public struct GreedyDecoder {
     package let decoder: IncrementalDecoder
@@ -11,6 +13,10 @@ public struct GreedyDecoder {
     /// Translates each source (token ids without BOS/EOS) into at most `maxLength` tokens
     /// (excluding EOS; at most `model.config.maxLen`). Sources are padded into one batch.
     public func decode(_ sources: [[Int32]], maxLength: Int) throws(ModelInputError) -> [[Int32]] {
+        try Parallel.latencyBound { () throws(ModelInputError) in try greedy(sources, maxLength: maxLength) }
+    }
+
+    private func greedy(_ sources: [[Int32]], maxLength: Int) throws(ModelInputError) -> [[Int32]] {
         guard !sources.isEmpty else { return [] }
         let b = sources.count
         let (padded, sourceLength) = paddedSourceBatch(sources)

@@ -52,6 +52,11 @@ public struct SamplingDecoder {
     /// Samples a translation of each source (token ids without BOS/EOS), at most `maxLength` tokens
     /// (and at most `model.config.maxLen`), without BOS/EOS.
     public func decode(_ sources: [[Int32]], maxLength: Int) throws(ModelInputError) -> [[Int32]] {
+        try Parallel.latencyBound { () throws(ModelInputError) in try sampleTranslations(sources, maxLength: maxLength)
+        }
+    }
+
+    private func sampleTranslations(_ sources: [[Int32]], maxLength: Int) throws(ModelInputError) -> [[Int32]] {
         guard !sources.isEmpty else { return [] }
         let b = sources.count, v = decoder.model.config.vocabSize
         let steps = Swift.min(maxLength, decoder.model.config.maxLen)
