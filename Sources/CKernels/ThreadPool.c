@@ -18,8 +18,10 @@
 
 #include "CKernels.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -45,7 +47,6 @@ static struct {
     _Atomic int busy;            // 1 while a job runs: nested or concurrent calls run inline
     _Atomic long spin_ns;        // how long a thread spins before parking
     _Atomic int latency_scopes;  // open latency-bound scopes: spin at least LATENCY_SPIN_NS
-    int spin_configured;         // spin_ns was set (by the setter or the environment; under lock)
     void (*fn)(void *context, int index);  // the current job; valid while remaining > 0
     void *context;
 } pool = {
@@ -134,16 +135,30 @@ static void *worker_main(void *arg) {
     return NULL;
 }
 
-/// Reads TRANSFORMER_POOL_SPIN_US once, unless the spin was already set (under pool.lock).
-static void configure_spin_from_environment(void) {
-    if (pool.spin_configured) return;
-    pool.spin_configured = 1;
+/// Applies TRANSFORMER_POOL_SPIN_US (run once, by `configure_spin_from_environment`). A value that is
+/// not a whole number of microseconds in 0...1000000 is reported on stderr and the default kept.
+static void read_spin_from_environment(void) {
     const char *text = getenv("TRANSFORMER_POOL_SPIN_US");
     if (!text || !*text) return;
     char *end = NULL;
+    errno = 0;
     long microseconds = strtol(text, &end, 10);
-    if (*end != '\0' || microseconds < 0 || microseconds > 1000000L) return;  // ignored: keep default
+    if (errno != 0 || *end != '\0' || microseconds < 0 || microseconds > 1000000L) {
+        fprintf(stderr,
+                "warning: TRANSFORMER_POOL_SPIN_US=\"%s\" is not a whole number of microseconds in "
+                "0...1000000; the thread pool keeps its default spin of %ld us\n",
+                text, (long)(POOL_DEFAULT_SPIN_NS / 1000L));
+        return;
+    }
     atomic_store_explicit(&pool.spin_ns, microseconds * 1000L, memory_order_relaxed);
+}
+
+static pthread_once_t spin_environment_once = PTHREAD_ONCE_INIT;
+
+/// Reads the environment's spin before the first use of the pool or of its spin (and before the
+/// setter, so a value set in code wins over the environment).
+static void configure_spin_from_environment(void) {
+    pthread_once(&spin_environment_once, read_spin_from_environment);
 }
 
 /// Starts pool threads up to `wanted` (under pool.lock). Returns how many exist.
@@ -226,23 +241,17 @@ void ckernels_pool_run(int threads, int count, void (*fn)(void *context, int ind
 }
 
 void ckernels_pool_set_spin_microseconds(long microseconds) {
-    pthread_mutex_lock(&pool.lock);
-    pool.spin_configured = 1;
-    pthread_mutex_unlock(&pool.lock);
+    configure_spin_from_environment();
     atomic_store_explicit(&pool.spin_ns, (microseconds < 0 ? 0 : microseconds) * 1000L, memory_order_relaxed);
 }
 
 long ckernels_pool_spin_microseconds(void) {
-    pthread_mutex_lock(&pool.lock);
     configure_spin_from_environment();
-    pthread_mutex_unlock(&pool.lock);
     return atomic_load_explicit(&pool.spin_ns, memory_order_relaxed) / 1000L;
 }
 
 long ckernels_pool_current_spin_microseconds(void) {
-    pthread_mutex_lock(&pool.lock);
     configure_spin_from_environment();
-    pthread_mutex_unlock(&pool.lock);
     return current_spin_ns() / 1000L;
 }
 

@@ -93,7 +93,7 @@ struct BenchTrain: ParsableCommand {
                 ? times[times.count / 2] : (times[times.count / 2 - 1] + times[times.count / 2]) / 2
             var result: [String: Any] = [
                 "config": cfg.name, "threads": threads, "batch": batch, "src_len": srcLen, "tgt_len": tgtLen,
-                "blas_kernels": BLASKernels.coreName,
+                "blas_kernels": BLASKernels.coreName, "pool_spin_us": Parallel.spinMicroseconds,
                 "steps": steps, "tokens_per_second": Double(batch * tgtLen) / median, "step_seconds_median": median,
                 "step_seconds_min": times.first ?? 0, "step_seconds_max": times.last ?? 0,
                 "peak_rss_bytes": peakRSS, "parameters": model.parameterCount,

@@ -60,6 +60,7 @@ struct BenchDecode: ParsableCommand {
                     "impl": "ours", "decoder": beam > 1 ? "beam" : "greedy", "kv_cache": true,
                     "config": cfg.name, "batch": batch, "src_len": srcLen, "new_tokens": newTokens, "beam": beam,
                     "threads": threads, "repeats": repeats, "warmup": warmup, "blas_kernels": BLASKernels.coreName,
+                    "pool_spin_us": Parallel.spinMicroseconds,
                     "generated_tokens_per_second": Double(batch * newTokens) / median,
                     "ms_per_step": median / Double(newTokens) * 1000,
                     "decode_seconds_median": median, "decode_seconds_min": times.first ?? 0,

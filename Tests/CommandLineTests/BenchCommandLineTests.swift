@@ -78,4 +78,19 @@ extension CommandLineTests {
         XCTAssertEqual(tooLong.status, 1)
         XCTAssertTrue(tooLong.stderr.contains("max_len"), tooLong.stderr)
     }
+
+    /// The pool's spin comes from TRANSFORMER_POOL_SPIN_US; a value that is not a number of
+    /// microseconds in range is reported and the default kept, and the JSON says which spin ran.
+    func testBenchReportsThePoolSpinAndWarnsAboutAnInvalidOne() throws {
+        let shape = ["decode", "--config", "tiny", "--batch", "1", "--src-len", "3", "--new-tokens", "2"]
+        for (value, spin, warns) in [("20", 20, false), ("abc", 50, true), ("-5", 50, true), ("2000000", 50, true)] {
+            let r = try run(
+                "transformer", ["bench"] + shape + ["--threads", "2", "--repeats", "1", "--warmup", "0"],
+                environment: ["TRANSFORMER_POOL_SPIN_US": value])
+            XCTAssertEqual(r.status, 0, r.stderr)
+            let json = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+            XCTAssertEqual(json["pool_spin_us"] as? Int, spin, value)
+            XCTAssertEqual(r.stderr.contains("TRANSFORMER_POOL_SPIN_US=\"\(value)\""), warns, r.stderr)
+        }
+    }
 }

@@ -14,8 +14,8 @@ final class CommandLineTests: XCTestCase {
 
     /// Runs a product with a deadline; a hung process is killed and fails the test.
     func run(
-        _ product: String, _ arguments: [String], stdin: String? = nil, timeout: TimeInterval = 60,
-        file: StaticString = #filePath, line: UInt = #line
+        _ product: String, _ arguments: [String], stdin: String? = nil, environment: [String: String] = [:],
+        timeout: TimeInterval = 60, file: StaticString = #filePath, line: UInt = #line
     ) throws -> Result {
         let binDir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
         let exe = binDir.appendingPathComponent(product)
@@ -25,6 +25,9 @@ final class CommandLineTests: XCTestCase {
         let p = Process()
         p.executableURL = exe
         p.arguments = arguments
+        if !environment.isEmpty {
+            p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        }
         p.currentDirectoryURL = CommandLineTests.repository
         let out = Pipe(), err = Pipe(), input = Pipe()
         p.standardOutput = out
