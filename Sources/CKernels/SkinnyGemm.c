@@ -1,6 +1,7 @@
 #include "CKernels.h"
 #include <immintrin.h>
 #include <math.h>
+#include <string.h>
 
 // y = x * w^T for few rows of x (decoding: one row per sentence or beam hypothesis).
 //
@@ -13,6 +14,11 @@
 // multiply-adds; then the fixed tree (l, l + 4) -> (l, l + 2) -> (0, 1); then the k % 8 tail
 // in order. The scalar path replays exactly that, so results do not depend on the CPU, the
 // thread count or the number of rows.
+//
+// `ckernels_gemm_nt_half` reads w as IEEE binary16 (Float16 parameters), converting each value
+// to Float32 as it is loaded. The conversion is exact, and the order is the same, so it gives
+// exactly the bits of `ckernels_gemm_nt` on the converted matrix while reading half the bytes:
+// decoding one sentence is bound by streaming the weights from memory.
 
 static inline float reduce8(const float a[8]) {
     float h0 = a[0] + a[4], h1 = a[1] + a[5], h2 = a[2] + a[6], h3 = a[3] + a[7];
@@ -20,14 +26,42 @@ static inline float reduce8(const float a[8]) {
     return g0 + g1;
 }
 
-static float dot_scalar(const float *x, const float *w, int64_t k) {
+/// binary16 -> binary32, exact (as F16C's vcvtph2ps: subnormals kept, NaNs quieted).
+static inline float half_to_float(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16, exponent = (h >> 10) & 0x1fu, mantissa = h & 0x3ffu;
+    uint32_t bits;
+    if (exponent == 0x1fu) {
+        bits = sign | 0x7f800000u | (mantissa << 13) | (mantissa ? 0x400000u : 0);
+    } else if (exponent != 0) {
+        bits = sign | ((exponent + 112u) << 23) | (mantissa << 13);
+    } else if (mantissa == 0) {
+        bits = sign;
+    } else {  // subnormal: normalise
+        int shift = 0;
+        while (!(mantissa & 0x400u)) {
+            mantissa <<= 1;
+            shift++;
+        }
+        bits = sign | ((uint32_t)(113 - shift) << 23) | ((mantissa & 0x3ffu) << 13);
+    }
+    float f;
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+/// Element p of row w: Float32, or binary16 converted.
+static inline float weight_at(const void *w, int half, int64_t p) {
+    return half ? half_to_float(((const uint16_t *)w)[p]) : ((const float *)w)[p];
+}
+
+static float dot_scalar(const float *x, const void *w, int half, int64_t k) {
     float a[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     int64_t k8 = k & ~(int64_t)7;
     for (int64_t p = 0; p < k8; p += 8) {
-        for (int l = 0; l < 8; l++) a[l] = fmaf(x[p + l], w[p + l], a[l]);
+        for (int l = 0; l < 8; l++) a[l] = fmaf(x[p + l], weight_at(w, half, p + l), a[l]);
     }
     float s = reduce8(a);
-    for (int64_t p = k8; p < k; p++) s = fmaf(x[p], w[p], s);
+    for (int64_t p = k8; p < k; p++) s = fmaf(x[p], weight_at(w, half, p), s);
     return s;
 }
 
@@ -39,18 +73,26 @@ static inline float reduce8_avx2(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
+// Eight consecutive weights of a row as Float32 (binary16 ones converted by F16C).
+__attribute__((target("avx2,fma,f16c"), always_inline))
+static inline __m256 load_weights(const void *w, const int half, int64_t p) {
+    return half ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)w + p)))
+                : _mm256_loadu_ps((const float *)w + p);
+}
+
 // An R x J tile (R rows of x against J rows of w), R <= 4 and J <= 3: 12 accumulators at most,
-// so the loop keeps every partial sum in a register. Constant R and J unroll it.
-__attribute__((target("avx2,fma"), always_inline))
-static inline void tile_avx2(const float *x, int64_t ldx, const float *w, int64_t ldw, int64_t k,
-                             float *y, int64_t ldy, int accumulate, const int R, const int J) {
+// so the loop keeps every partial sum in a register. Constant R, J and half unroll it.
+__attribute__((target("avx2,fma,f16c"), always_inline))
+static inline void tile_avx2(const float *x, int64_t ldx, const void *w, int64_t ldw, int64_t k,
+                             float *y, int64_t ldy, int accumulate, const int R, const int J, const int half) {
+    const size_t element = half ? sizeof(uint16_t) : sizeof(float);
     __m256 acc[4][3];
     for (int r = 0; r < R; r++)
         for (int j = 0; j < J; j++) acc[r][j] = _mm256_setzero_ps();
     int64_t k8 = k & ~(int64_t)7;
     for (int64_t p = 0; p < k8; p += 8) {
         __m256 wv[3];
-        for (int j = 0; j < J; j++) wv[j] = _mm256_loadu_ps(w + j * ldw + p);
+        for (int j = 0; j < J; j++) wv[j] = load_weights((const char *)w + j * ldw * element, half, p);
         for (int r = 0; r < R; r++) {
             __m256 xv = _mm256_loadu_ps(x + r * ldx + p);
             for (int j = 0; j < J; j++) acc[r][j] = _mm256_fmadd_ps(xv, wv[j], acc[r][j]);
@@ -59,48 +101,76 @@ static inline void tile_avx2(const float *x, int64_t ldx, const float *w, int64_
     for (int r = 0; r < R; r++) {
         for (int j = 0; j < J; j++) {
             float s = reduce8_avx2(acc[r][j]);
-            for (int64_t p = k8; p < k; p++) s = fmaf(x[r * ldx + p], w[j * ldw + p], s);
+            const void *row = (const char *)w + j * ldw * element;
+            for (int64_t p = k8; p < k; p++) s = fmaf(x[r * ldx + p], weight_at(row, half, p), s);
             float *out = y + r * ldy + j;
             *out = accumulate ? *out + s : s;
         }
     }
 }
 
+// Both macros read the enclosing function's x, rows, ldx, w, n, ldw, k, y, ldy, accumulate, half.
 #define TILE_ROWS(J)                                                                                 \
     do {                                                                                             \
         int64_t r = 0;                                                                               \
-        for (; r + 4 <= rows; r += 4) tile_avx2(x + r * ldx, ldx, wj, ldw, k, y + r * ldy + j, ldy, accumulate, 4, J); \
+        for (; r + 4 <= rows; r += 4) tile_avx2(x + r * ldx, ldx, wj, ldw, k, y + r * ldy + j, ldy, accumulate, 4, J, half); \
         switch (rows - r) {                                                                          \
-        case 3: tile_avx2(x + r * ldx, ldx, wj, ldw, k, y + r * ldy + j, ldy, accumulate, 3, J); break; \
-        case 2: tile_avx2(x + r * ldx, ldx, wj, ldw, k, y + r * ldy + j, ldy, accumulate, 2, J); break; \
-        case 1: tile_avx2(x + r * ldx, ldx, wj, ldw, k, y + r * ldy + j, ldy, accumulate, 1, J); break; \
+        case 3: tile_avx2(x + r * ldx, ldx, wj, ldw, k, y + r * ldy + j, ldy, accumulate, 3, J, half); break; \
+        case 2: tile_avx2(x + r * ldx, ldx, wj, ldw, k, y + r * ldy + j, ldy, accumulate, 2, J, half); break; \
+        case 1: tile_avx2(x + r * ldx, ldx, wj, ldw, k, y + r * ldy + j, ldy, accumulate, 1, J, half); break; \
         default: break;                                                                              \
         }                                                                                            \
     } while (0)
 
-__attribute__((target("avx2,fma")))
+// Columns outside, rows inside: three rows of w stay in L1 while every row of x passes.
+#define GEMM_NT_COLUMNS()                                                                           \
+    do {                                                                                             \
+        const size_t element = half ? sizeof(uint16_t) : sizeof(float);                          \
+        int64_t j = 0;                                                                               \
+        for (; j + 3 <= n; j += 3) { const void *wj = (const char *)w + j * ldw * element; TILE_ROWS(3); } \
+        if (n - j == 2) { const void *wj = (const char *)w + j * ldw * element; TILE_ROWS(2); }    \
+        else if (n - j == 1) { const void *wj = (const char *)w + j * ldw * element; TILE_ROWS(1); } \
+    } while (0)
+
+__attribute__((target("avx2,fma,f16c")))
 static void gemm_nt_avx2(const float *x, int64_t rows, int64_t ldx, const float *w, int64_t n, int64_t ldw,
                          int64_t k, float *y, int64_t ldy, int accumulate) {
-    // Columns outside, rows inside: three rows of w stay in L1 while every row of x passes.
-    int64_t j = 0;
-    for (; j + 3 <= n; j += 3) { const float *wj = w + j * ldw; TILE_ROWS(3); }
-    if (n - j == 2) { const float *wj = w + j * ldw; TILE_ROWS(2); }
-    else if (n - j == 1) { const float *wj = w + j * ldw; TILE_ROWS(1); }
+    const int half = 0;
+    GEMM_NT_COLUMNS();
+}
+
+__attribute__((target("avx2,fma,f16c")))
+static void gemm_nt_half_avx2(const float *x, int64_t rows, int64_t ldx, const uint16_t *w, int64_t n,
+                              int64_t ldw, int64_t k, float *y, int64_t ldy, int accumulate) {
+    const int half = 1;
+    GEMM_NT_COLUMNS();
 }
 
 int ckernels_gemm_nt_uses_avx2(void) {
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? 1 : 0;
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c") ? 1
+                                                                                                            : 0;
 }
 
-void ckernels_gemm_nt_scalar(const float *x, int64_t rows, int64_t ldx, const float *w, int64_t n, int64_t ldw,
-                             int64_t k, float *y, int64_t ldy, int accumulate) {
+static void gemm_nt_scalar(const float *x, int64_t rows, int64_t ldx, const void *w, int half, int64_t n,
+                           int64_t ldw, int64_t k, float *y, int64_t ldy, int accumulate) {
+    const size_t element = half ? sizeof(uint16_t) : sizeof(float);
     for (int64_t j = 0; j < n; j++) {
         for (int64_t r = 0; r < rows; r++) {
-            float s = dot_scalar(x + r * ldx, w + j * ldw, k);
+            float s = dot_scalar(x + r * ldx, (const char *)w + j * ldw * element, half, k);
             float *out = y + r * ldy + j;
             *out = accumulate ? *out + s : s;
         }
     }
+}
+
+void ckernels_gemm_nt_scalar(const float *x, int64_t rows, int64_t ldx, const float *w, int64_t n, int64_t ldw,
+                             int64_t k, float *y, int64_t ldy, int accumulate) {
+    gemm_nt_scalar(x, rows, ldx, w, 0, n, ldw, k, y, ldy, accumulate);
+}
+
+void ckernels_gemm_nt_half_scalar(const float *x, int64_t rows, int64_t ldx, const uint16_t *w, int64_t n,
+                                  int64_t ldw, int64_t k, float *y, int64_t ldy, int accumulate) {
+    gemm_nt_scalar(x, rows, ldx, w, 1, n, ldw, k, y, ldy, accumulate);
 }
 
 void ckernels_gemm_nt(const float *x, int64_t rows, int64_t ldx, const float *w, int64_t n, int64_t ldw,
@@ -110,5 +180,15 @@ void ckernels_gemm_nt(const float *x, int64_t rows, int64_t ldx, const float *w,
         gemm_nt_avx2(x, rows, ldx, w, n, ldw, k, y, ldy, accumulate);
     } else {
         ckernels_gemm_nt_scalar(x, rows, ldx, w, n, ldw, k, y, ldy, accumulate);
+    }
+}
+
+void ckernels_gemm_nt_half(const float *x, int64_t rows, int64_t ldx, const uint16_t *w, int64_t n, int64_t ldw,
+                           int64_t k, float *y, int64_t ldy, int accumulate) {
+    if (rows <= 0 || n <= 0) return;
+    if (ckernels_gemm_nt_uses_avx2()) {
+        gemm_nt_half_avx2(x, rows, ldx, w, n, ldw, k, y, ldy, accumulate);
+    } else {
+        ckernels_gemm_nt_half_scalar(x, rows, ldx, w, n, ldw, k, y, ldy, accumulate);
     }
 }

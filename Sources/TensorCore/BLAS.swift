@@ -75,6 +75,22 @@ package enum BLAS {
         }
     }
 
+    /// `gemmFewRows` with B stored as IEEE binary16 bits (Float16 parameters), read in place
+    /// (`ckernels_gemm_nt_half`): bit-identical to `gemmFewRows` on B converted to Float32, for
+    /// half the bytes streamed (decoding one sentence is bound by reading the weights).
+    package static func gemmFewRows(
+        m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int,
+        halfB b: UnsafePointer<UInt16>, ldb: Int, accumulate: Bool,
+        c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
+        Parallel.rows(n, costPerRow: 2 * m * k) { cols in
+            guard !cols.isEmpty else { return }
+            ckernels_gemm_nt_half(
+                a, Int64(m), Int64(lda), b + cols.lowerBound * ldb, Int64(cols.count), Int64(ldb),
+                Int64(k), c + cols.lowerBound, Int64(ldc), accumulate ? 1 : 0)
+        }
+    }
+
     /// One single-threaded sgemm call (used inside already-parallel loops, e.g. per attention head).
     @inline(__always)
     package static func gemmSerial(

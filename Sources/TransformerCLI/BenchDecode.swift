@@ -10,7 +10,9 @@ import TransformerModel
 /// so every run does the same work. One timed decode covers encoding the source, every step and
 /// the token choice. Prints one JSON line; `generated_tokens_per_second` is batch x new tokens /
 /// median decode seconds (a beam search counts its sentences' tokens, not its hypotheses').
-/// `Scripts/bench/pytorch_decode_bench.py` prints the same fields for PyTorch.
+/// `Scripts/bench/pytorch_decode_bench.py` prints the same fields for PyTorch. With
+/// `--float16-parameters` the weight matrices are stored in Float16 (as `translate
+/// --float16-parameters` loads a checkpoint).
 struct BenchDecode: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "decode", abstract: "Time fixed-length decoding.")
     @Option(help: "Config name or file.") var config: String
@@ -21,6 +23,8 @@ struct BenchDecode: ParsableCommand {
     @Option(help: "Compute threads.") var threads: Int = 1
     @Option(help: "Timed decodes; the median counts.") var repeats: Int = 3
     @Option(help: "Untimed decodes first.") var warmup: Int = 1
+    @Flag(help: "Store the weight matrices in Float16 (decoding reads them in place: half the bytes).")
+    var float16Parameters = false
 
     func validate() throws {
         guard batch >= 1, srcLen >= 1, newTokens >= 1, beam >= 1, threads >= 1, repeats >= 1, warmup >= 0 else {
@@ -35,7 +39,8 @@ struct BenchDecode: ParsableCommand {
                 throw ValidationError("--src-len/--new-tokens exceed model.max_len \(cfg.model.maxLen)")
             }
             Parallel.threads = threads
-            let model = Transformer(config: cfg.model, seed: cfg.training.seed)
+            let model = Transformer(
+                config: cfg.model, seed: cfg.training.seed, float16Parameters: float16Parameters)
             var rng = RandomStream(seed: 12345, stream: 11)
             let v = cfg.model.vocabSize
             let sources = (0..<batch).map { _ in (0..<srcLen).map { _ in Int32(rng.int(in: SpecialTokens.count..<v)) } }
@@ -60,7 +65,7 @@ struct BenchDecode: ParsableCommand {
                     "impl": "ours", "decoder": beam > 1 ? "beam" : "greedy", "kv_cache": true,
                     "config": cfg.name, "batch": batch, "src_len": srcLen, "new_tokens": newTokens, "beam": beam,
                     "threads": threads, "repeats": repeats, "warmup": warmup, "blas_kernels": BLASKernels.coreName,
-                    "pool_spin_us": Parallel.spinMicroseconds,
+                    "pool_spin_us": Parallel.spinMicroseconds, "float16_parameters": float16Parameters,
                     "generated_tokens_per_second": Double(batch * newTokens) / median,
                     "ms_per_step": median / Double(newTokens) * 1000,
                     "decode_seconds_median": median, "decode_seconds_min": times.first ?? 0,

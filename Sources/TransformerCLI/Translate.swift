@@ -24,6 +24,11 @@ struct Translate: ParsableCommand {
     @Option(help: "Maximum output length in tokens (default: the model's max_len).") var maxLen: Int?
     @Option(help: "Input file (default: standard input).") var input: String?
     @Option(help: "Tokenizer file (default: the one named in the checkpoint's config).") var tokenizer: String?
+    @Flag(
+        help:
+            "Round the weight matrices to Float16 and decode from that copy: half the memory and faster on one sentence; outputs may differ slightly."
+    )
+    var float16Parameters = false
 
     func run() throws {
         try reportingErrors {
@@ -39,7 +44,7 @@ struct Translate: ParsableCommand {
                 }
             }
             if let maxLen, maxLen < 1 { throw ValidationError("--max-len must be at least 1") }
-            let loaded = try CheckpointModel(path: checkpoint)
+            let loaded = try CheckpointModel(path: checkpoint, float16Parameters: float16Parameters)
             let lines = try readLines(input)
             if loaded.config.data.task.isToy {
                 let sources = try lines.enumerated().map { i, line in

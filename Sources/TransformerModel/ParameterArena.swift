@@ -41,6 +41,8 @@ final class ParameterStaging {
     let window: FloatBuffer
     /// Offset (in the Float16 copy) and count of what the window holds; -1 when nothing valid.
     private var occupant = -1, occupantCount = 0
+    /// Conversions into the window so far (a diagnostic: decoding's few-row products make none).
+    private(set) var conversions = 0
 
     init(halves: HalfBuffer, windowCount: Int) {
         self.halves = halves
@@ -52,6 +54,7 @@ final class ParameterStaging {
         guard offset != occupant || count != occupantCount else { return }
         precondition(count <= window.count, "Float16 parameters: a tensor larger than the staging window")
         Half.decode(halves.pointer + offset, window.pointer, count: count)
+        conversions += 1
         occupant = offset
         occupantCount = count
     }
@@ -120,6 +123,11 @@ public final class ParameterArena {
 
     /// The Float32 parameters laid out by `layout`. Not available with Float16 parameters (use
     /// `loadParameters` / `readParameters`): asking for it then is a programming error.
+    /// Float16 parameters: how many times a matrix (or a chunk of one) was converted into the
+    /// staging window so far; 0 with Float32 parameters. Products of at most `BLAS.fewRows` rows
+    /// read the Float16 copy in place, so decoding a short batch converts nothing.
+    package var stagingConversions: Int { staging?.conversions ?? 0 }
+
     package var values: FloatBuffer {
         guard let float32 else {
             preconditionFailure(

@@ -136,6 +136,12 @@ final class CommandLineTests: XCTestCase {
         let t = try run("transformer", ["translate", "--checkpoint", dir.path], stdin: "4 5 6 7 8\n9 10 11\n")
         XCTAssertEqual(t.status, 0, t.stderr)
         XCTAssertEqual(t.stdout, "4 5 6 7 8\n9 10 11\n")
+        // Weight matrices rounded to Float16 and read in place: the trained copy model still copies.
+        let half = try run(
+            "transformer", ["translate", "--checkpoint", dir.path, "--float16-parameters", "--beam", "2"],
+            stdin: "4 5 6 7 8\n9 10 11\n")
+        XCTAssertEqual(half.status, 0, half.stderr)
+        XCTAssertEqual(half.stdout, "4 5 6 7 8\n9 10 11\n")
         let e = try run("transformer", ["evaluate", "--checkpoint", dir.path])
         XCTAssertEqual(e.status, 0, e.stderr)
         let ev = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(e.stdout.utf8)) as? [String: Any])

@@ -97,4 +97,58 @@ final class FewRowsGemmTests: XCTestCase {
             XCTAssertEqual(y.map(\.bitPattern), direct.map(\.bitPattern), "BLAS.gemm with \(threads) threads")
         }
     }
+
+    /// Float16 weights (`ckernels_gemm_nt_half`, `BLAS.gemmFewRows(halfB:)`): the bits of the
+    /// Float32 product on the converted matrix, on both CPU paths, at 1 and 2 threads; the scalar
+    /// conversion agrees with F16C on every one of the 65,536 bit patterns, subnormals included.
+    func testFloat16WeightsGiveTheFloat32ProductOfTheConvertedMatrix() {
+        let saved = Parallel.threads
+        defer { Parallel.threads = saved }
+        for (m, n, k) in shapes + [(3, 900, 200)] {
+            let ldx = k + 3, ldw = k + 1, ldy = n + 2
+            let x = values(m * ldx, seed: 10), y0 = values(m * ldy, seed: 12)
+            var halves = [UInt16](repeating: 0, count: n * ldw), w = values(n * ldw, seed: 11)
+            // Tiny weights too, so some become Float16 subnormals.
+            for i in stride(from: 0, to: w.count, by: 5) { w[i] *= 1e-5 }
+            Half.encode(w, &halves, count: w.count)
+            Half.decode(halves, &w, count: w.count)
+            for accumulate in [false, true] {
+                let expected = product(
+                    x, w, m: m, n: n, k: k, ldx: ldx, ldw: ldw, ldy: ldy, y0: y0, accumulate: accumulate)
+                var avx2 = y0, scalar = y0
+                ckernels_gemm_nt_half(
+                    x, Int64(m), Int64(ldx), halves, Int64(n), Int64(ldw), Int64(k), &avx2, Int64(ldy),
+                    accumulate ? 1 : 0)
+                ckernels_gemm_nt_half_scalar(
+                    x, Int64(m), Int64(ldx), halves, Int64(n), Int64(ldw), Int64(k), &scalar, Int64(ldy),
+                    accumulate ? 1 : 0)
+                XCTAssertEqual(avx2.map(\.bitPattern), expected.map(\.bitPattern), "\(m)x\(n)x\(k) AVX2")
+                XCTAssertEqual(scalar.map(\.bitPattern), expected.map(\.bitPattern), "\(m)x\(n)x\(k) scalar")
+                for threads in [1, 2] {
+                    Parallel.threads = threads
+                    var y = y0
+                    BLAS.gemmFewRows(
+                        m: m, n: n, k: k, a: x, lda: ldx, halfB: halves, ldb: ldw, accumulate: accumulate, c: &y,
+                        ldc: ldy)
+                    XCTAssertEqual(y.map(\.bitPattern), expected.map(\.bitPattern), "\(m)x\(n)x\(k) \(threads) threads")
+                }
+            }
+        }
+        // Every binary16 pattern as the weight of a 1 x 1 x 1 product with x = 1 (0 + 1 * w = w
+        // exactly, except that -0 sums to +0): the scalar conversion equals F16C's.
+        let all = (0...UInt16.max).map { $0 }
+        var converted = [Float](repeating: 0, count: all.count)
+        Half.decode(all, &converted, count: all.count)
+        for (bits, f16c) in zip(all, converted) {
+            var y: Float = 0
+            ckernels_gemm_nt_half_scalar([1], 1, 1, [bits], 1, 1, 1, &y, 1, 0)
+            if f16c.isNaN {
+                XCTAssertTrue(y.isNaN, "\(bits)")
+            } else if f16c == 0 {
+                XCTAssertEqual(y.bitPattern, Float(0).bitPattern, "\(bits)")
+            } else {
+                XCTAssertEqual(y.bitPattern, f16c.bitPattern, "\(bits)")
+            }
+        }
+    }
 }

@@ -44,7 +44,17 @@ void ckernels_gemm_nt(const float *x, int64_t rows, int64_t ldx, const float *w,
 void ckernels_gemm_nt_scalar(const float *x, int64_t rows, int64_t ldx, const float *w, int64_t n, int64_t ldw,
                              int64_t k, float *y, int64_t ldy, int accumulate);
 
-/// 1 when ckernels_gemm_nt takes the AVX2 path on this CPU.
+/// The same product with w stored as IEEE binary16 (Float16 parameters): each weight is converted
+/// exactly to Float32 as it is read, in the same order, so the result is bit-identical to
+/// ckernels_gemm_nt on the converted matrix, for half the bytes streamed.
+void ckernels_gemm_nt_half(const float *x, int64_t rows, int64_t ldx, const uint16_t *w, int64_t n, int64_t ldw,
+                           int64_t k, float *y, int64_t ldy, int accumulate);
+
+/// ckernels_gemm_nt_half without AVX2/F16C (identical results).
+void ckernels_gemm_nt_half_scalar(const float *x, int64_t rows, int64_t ldx, const uint16_t *w, int64_t n,
+                                  int64_t ldw, int64_t k, float *y, int64_t ldy, int accumulate);
+
+/// 1 when ckernels_gemm_nt(_half) take the AVX2 (+FMA, F16C) path on this CPU.
 int ckernels_gemm_nt_uses_avx2(void);
 
 /// Runs fn(context, i) for every i in [0, count), on the calling thread and up to threads - 1

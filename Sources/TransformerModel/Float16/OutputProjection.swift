@@ -3,15 +3,16 @@ import TensorCore
 /// The output projection logits = x E^T with the [V, D] vocabulary matrix E (the tied embedding or
 /// `generator.weight`). With Float32 parameters it is one `Linear`; with Float16 parameters E is
 /// converted into the staging window a chunk of rows at a time (the window is sized for a layer
-/// matrix, not for the vocabulary), each chunk writing its columns of the logits.
+/// matrix, not for the vocabulary), each chunk writing its columns of the logits; with few rows
+/// (decoding) the Float16 copy is read in place, with the same bits.
 enum OutputProjection {
     static func forward(
         _ x: UnsafePointer<Float>, rows: Int, weight: ParameterRef, vocabulary v: Int, width d: Int,
         output: UnsafeMutablePointer<Float>
     ) {
-        guard let staging = weight.staging else {
-            Linear.forward(
-                x, rows: rows, inFeatures: d, outFeatures: v, weight: weight.value, bias: nil, output: output)
+        // Float32 parameters, or few rows (decoding: the Float16 copy is read in place).
+        guard let staging = weight.staging, rows > BLAS.fewRows else {
+            Linear.forward(x, rows: rows, inFeatures: d, outFeatures: v, weight: weight, bias: nil, output: output)
             return
         }
         let chunk = max(1, staging.window.count / d)

@@ -18,6 +18,31 @@ package enum Linear {
             b: weight, ldb: inFeatures, beta: bias == nil ? 0 : 1, c: y, ldc: outFeatures)
     }
 
+    /// y[rows, outF] = x[rows, inF] * W^T + bias with W the parameter `weight` from element
+    /// `weightOffset` on (a block of rows of it, such as the K and V rows of `in_proj_weight`).
+    /// With Float16 parameters and at most `BLAS.fewRows` rows (decoding), the product reads the
+    /// Float16 copy in place instead of converting W into the staging window first: the same bits
+    /// (the conversion is exact and the few-rows product sums in a fixed order), half the bytes.
+    @inline(__always)
+    package static func forward(
+        _ x: UnsafePointer<Float>, rows: Int, inFeatures: Int, outFeatures: Int,
+        weight: ParameterRef, weightOffset: Int = 0, bias: UnsafePointer<Float>?,
+        output y: UnsafeMutablePointer<Float>
+    ) {
+        guard rows <= BLAS.fewRows, let half = weight.halfValues else {
+            forward(
+                x, rows: rows, inFeatures: inFeatures, outFeatures: outFeatures, weight: weight.value + weightOffset,
+                bias: bias, output: y)
+            return
+        }
+        if let bias {
+            for r in 0..<rows { (y + r * outFeatures).update(from: bias, count: outFeatures) }
+        }
+        BLAS.gemmFewRows(
+            m: rows, n: outFeatures, k: inFeatures, a: x, lda: inFeatures, halfB: half + weightOffset,
+            ldb: inFeatures, accumulate: bias != nil, c: y, ldc: outFeatures)
+    }
+
     /// Accumulates dW += dy^T x and db += sum_rows dy; writes (or adds, if `accumulateInput`) dx = dy W.
     @inline(__always)
     package static func backward(

@@ -30,7 +30,7 @@ final class FeedForward {
         hidden.resize(rows * f)
         output.resize(rows * d)
         Linear.forward(
-            x, rows: rows, inFeatures: d, outFeatures: f, weight: w1.value, bias: b1.value, output: hidden.pointer)
+            x, rows: rows, inFeatures: d, outFeatures: f, weight: w1, bias: b1.value, output: hidden.pointer)
         let h = hidden.pointer, n = rows * f
         Parallel.rows(n / 4096 + 1, costPerRow: 4096) { r in
             let lo = r.lowerBound * 4096, hi = Swift.min(n, r.upperBound * 4096)
@@ -38,7 +38,7 @@ final class FeedForward {
         }
         Dropout.apply(h, h, count: n, context: dropout, site: site)
         Linear.forward(
-            h, rows: rows, inFeatures: f, outFeatures: d, weight: w2.value, bias: b2.value, output: output.pointer)
+            h, rows: rows, inFeatures: f, outFeatures: d, weight: w2, bias: b2.value, output: output.pointer)
         return output.pointer
     }
 

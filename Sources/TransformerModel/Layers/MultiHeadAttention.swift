@@ -102,8 +102,8 @@ final class MultiHeadAttention {
     /// rows of `in_proj_weight`: what `forward` computes per call and decoding once per source batch.
     func projectKeyValues(_ memory: UnsafePointer<Float>, rows: Int, into keyValues: UnsafeMutablePointer<Float>) {
         Linear.forward(
-            memory, rows: rows, inFeatures: d, outFeatures: 2 * d, weight: wIn.value + d * d, bias: bIn.value + d,
-            output: keyValues)
+            memory, rows: rows, inFeatures: d, outFeatures: 2 * d, weight: wIn, weightOffset: d * d,
+            bias: bIn.value + d, output: keyValues)
     }
 
     /// The input projection into the stash's `projections` [rows, outFeatures]: Q, K, V (3D) for
@@ -112,7 +112,7 @@ final class MultiHeadAttention {
         let projections = activations.projections
         projections.resize(rows * outFeatures)
         Linear.forward(
-            x, rows: rows, inFeatures: d, outFeatures: outFeatures, weight: wIn.value, bias: bIn.value,
+            x, rows: rows, inFeatures: d, outFeatures: outFeatures, weight: wIn, bias: bIn.value,
             output: projections.pointer)
         return projections.pointer
     }
@@ -135,7 +135,7 @@ final class MultiHeadAttention {
             causal: causal, probs: probs.pointer, dropped: dropout.isActive ? dropped.pointer : probs.pointer,
             output: context.pointer, dropout: dropout, site: site)
         Linear.forward(
-            context.pointer, rows: nq, inFeatures: d, outFeatures: d, weight: wOut.value, bias: bOut.value,
+            context.pointer, rows: nq, inFeatures: d, outFeatures: d, weight: wOut, bias: bOut.value,
             output: output.pointer)
         return output.pointer
     }
