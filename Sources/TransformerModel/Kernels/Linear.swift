@@ -9,10 +9,7 @@ package enum Linear {
         weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
         output y: UnsafeMutablePointer<Float>
     ) {
-        if let bias {
-            // Seed every row with the bias, then let sgemm accumulate onto it (beta = 1).
-            for r in 0..<rows { (y + r * outFeatures).update(from: bias, count: outFeatures) }
-        }
+        seed(y, rows: rows, width: outFeatures, with: bias)
         BLAS.gemm(
             transB: true, m: rows, n: outFeatures, k: inFeatures, a: x, lda: inFeatures,
             b: weight, ldb: inFeatures, beta: bias == nil ? 0 : 1, c: y, ldc: outFeatures)
@@ -35,9 +32,7 @@ package enum Linear {
                 bias: bias, output: y)
             return
         }
-        if let bias {
-            for r in 0..<rows { (y + r * outFeatures).update(from: bias, count: outFeatures) }
-        }
+        seed(y, rows: rows, width: outFeatures, with: bias)
         BLAS.gemmFewRows(
             m: rows, n: outFeatures, k: inFeatures, a: x, lda: inFeatures, halfB: half + weightOffset,
             ldb: inFeatures, accumulate: bias != nil, c: y, ldc: outFeatures)
@@ -61,6 +56,15 @@ package enum Linear {
                 m: rows, n: inFeatures, k: outFeatures, a: dy, lda: outFeatures, b: weight, ldb: inFeatures,
                 beta: accumulateInput ? 1 : 0, c: dx, ldc: inFeatures)
         }
+    }
+
+    /// Copies the bias into every row of y, so the product can accumulate onto it (beta = 1).
+    @inline(__always)
+    private static func seed(
+        _ y: UnsafeMutablePointer<Float>, rows: Int, width: Int, with bias: UnsafePointer<Float>?
+    ) {
+        guard let bias else { return }
+        for r in 0..<rows { (y + r * width).update(from: bias, count: width) }
     }
 
     /// out[c] += sum_r m[r, c], split across threads by column so the sum order is fixed.
