@@ -115,7 +115,8 @@ final class CommandLineTests: XCTestCase {
     }
 
     /// The README's quickstart: the copy task reaches sequence accuracy >= 0.99 within its 1000
-    /// steps, in under 3 minutes on this 2-core machine, and the checkpoint translates.
+    /// steps and the checkpoint translates. The wall time is printed, not asserted (it depends on
+    /// the machine); the 400 s timeout only catches a hang.
     func testCopyQuickstartLearns() throws {
         let dir = try temporaryDirectory()
         let start = Date()
@@ -132,7 +133,6 @@ final class CommandLineTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(accuracy, 0.99)
         XCTAssertEqual(summary["step"] as? Int, 1000)
         XCTAssertEqual(summary["workers"] as? Int, 1)
-        XCTAssertLessThan(wall, 180 * 1.5, "well over the 3-minute budget (machine under load?)")
         let t = try run("transformer", ["translate", "--checkpoint", dir.path], stdin: "4 5 6 7 8\n9 10 11\n")
         XCTAssertEqual(t.status, 0, t.stderr)
         XCTAssertEqual(t.stdout, "4 5 6 7 8\n9 10 11\n")
