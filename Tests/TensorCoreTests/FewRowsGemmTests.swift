@@ -13,10 +13,12 @@ final class FewRowsGemmTests: XCTestCase {
 
     /// k values cover no full lane block (1, 7), exact blocks (8, 64) and tails (13, 515); rows
     /// cover every tile remainder (1...9); n every column remainder, and the wide tiles of one row
-    /// and of two rows (6 columns each) with and without remainders.
+    /// and of two rows (6 columns each) with and without remainders. The last three have more
+    /// columns than the prefetch distance, so tiles also prefetch (up to the last row of w).
     let shapes: [(m: Int, n: Int, k: Int)] = [
         (1, 1, 1), (1, 5, 7), (2, 3, 8), (3, 7, 13), (4, 8, 64), (5, 10, 515),
         (9, 70, 100), (48, 31, 96), (1, 29, 515), (2, 17, 13), (1, 24, 64),
+        (1, 203, 40), (2, 131, 512), (4, 61, 520),
     ]
 
     func product(
