@@ -17,11 +17,16 @@ struct Evaluate: ParsableCommand {
     @Option(help: "GNMT length penalty alpha for beam search.") var lengthPenalty: Double = 0.6
     @Option(help: "Tokenizer file (default: the one named in the checkpoint's config).") var tokenizer: String?
     @Option(help: "Write the translations here, one per line (translation task).") var output: String?
+    @Flag(
+        help:
+            "Round the weight matrices to Float16 and evaluate that copy (as translate --float16-parameters): shows what the rounding costs in loss and BLEU."
+    )
+    var float16Parameters = false
 
     func run() throws {
         try reportingErrors {
             guard beam >= 1 else { throw ValidationError("--beam must be at least 1") }
-            let loaded = try CheckpointModel(path: checkpoint)
+            let loaded = try CheckpointModel(path: checkpoint, float16Parameters: float16Parameters)
             if loaded.config.data.task.isToy { try evaluateToy(loaded) } else { try evaluateTranslation(loaded) }
         }
     }
@@ -50,7 +55,7 @@ struct Evaluate: ParsableCommand {
         let r = try Validator(pairs: pairs, decode: true).run(loaded.model)
         var o: [String: Any] = [
             "checkpoint": loaded.directory, "pairs": pairs.count, "loss": r.loss,
-            "perplexity": r.perplexity, "token_accuracy": r.tokenAccuracy,
+            "perplexity": r.perplexity, "token_accuracy": r.tokenAccuracy, "float16_parameters": float16Parameters,
         ]
         if let s = r.sequenceAccuracy { o["sequence_accuracy"] = s }
         FileHandle.standardOutput.write(RunLog.jsonLine(o))
@@ -90,6 +95,7 @@ struct Evaluate: ParsableCommand {
             "bleu_precisions": bleu.precisions, "brevity_penalty": bleu.brevityPenalty,
             "beam": beam, "length_penalty": lengthPenalty, "decode_seconds": seconds,
             "seconds_per_sentence": seconds / Double(Swift.max(1, hypotheses.count)),
+            "float16_parameters": float16Parameters,
         ]
         FileHandle.standardOutput.write(RunLog.jsonLine(o))
     }

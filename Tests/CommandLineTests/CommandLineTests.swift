@@ -146,6 +146,13 @@ final class CommandLineTests: XCTestCase {
         XCTAssertEqual(e.status, 0, e.stderr)
         let ev = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(e.stdout.utf8)) as? [String: Any])
         XCTAssertGreaterThanOrEqual(try XCTUnwrap(ev["sequence_accuracy"] as? Double), 0.99)
+        XCTAssertEqual(ev["float16_parameters"] as? Bool, false)
+        // The rounded copy, evaluated: the flag is reported and the copy model still copies.
+        let eh = try run("transformer", ["evaluate", "--checkpoint", dir.path, "--float16-parameters"])
+        XCTAssertEqual(eh.status, 0, eh.stderr)
+        let evh = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(eh.stdout.utf8)) as? [String: Any])
+        XCTAssertEqual(evh["float16_parameters"] as? Bool, true)
+        XCTAssertGreaterThanOrEqual(try XCTUnwrap(evh["sequence_accuracy"] as? Double), 0.99)
     }
 
     /// Ctrl-C finishes the step, writes a checkpoint there, and --resume continues from it.
