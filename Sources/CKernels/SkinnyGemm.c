@@ -81,17 +81,17 @@ static inline __m256 load_weights(const void *w, const int half, int64_t p) {
 }
 
 // An R x J tile (R rows of x against J rows of w), R * J <= 12: 12 accumulators at most, so the
-// loop keeps every partial sum in a register. Constant R, J and half unroll it.
-//
-// With `ahead` rows of w after this tile's first one (`prefetched` of them, 0 for none), each
-// stream also asks for the cache line of row j + ahead at the offset it reads, once per 64
-// bytes: the hardware prefetcher alone does not keep six interleaved streams fed from DRAM (1 x
-// 512 x 2048 Float16 from DRAM: ~490 -> ~270 us on the Xeon of the note). A hint, not a load: it
-// changes no result. A tile's
+// loop keeps every partial sum in a register. Constant R, J and half unroll it. A tile's
 // accumulators are independent chains of fused multiply-adds: with one row, 3 columns would
 // leave the loop waiting on FMA latency when the weights come from cache, hence 1 x 6 and 2 x 6
 // (Float16 weights from L3, 1 x 1536 x 512: 61-83 -> 46-69 us; 1 x 12 streams slowed the
 // 8000-row vocabulary matrix).
+//
+// With `ahead` rows of w after this tile's first one (`prefetched` of them, 0 for none), each
+// stream also asks for the cache line of row j + ahead at the offset it reads, once per 64
+// bytes: the hardware prefetcher alone does not keep six interleaved streams fed from DRAM
+// (1 x 2048 x 512 Float16 weights from DRAM, Intel Xeon: ~490 -> ~270 us). A hint, not a load:
+// it changes no result.
 __attribute__((target("avx2,fma,f16c"), always_inline))
 static inline void tile_avx2(const float *x, int64_t ldx, const void *w, int64_t ldw, int64_t k,
                              float *y, int64_t ldy, int accumulate, const int R, const int J, const int half,
@@ -123,7 +123,8 @@ static inline void tile_avx2(const float *x, int64_t ldx, const void *w, int64_t
 }
 
 // How many rows of w ahead the tiles prefetch: about 12 KB, at least the 6 of a tile (measured
-// at 512 and 2048 columns, Float32 and Float16: one tile ahead left 1 x 512 Float16 rows waiting).
+// with rows of 512 and 2048 weights, Float32 and Float16: for 512 Float16 weights a row, one tile
+// ahead, 6 KB, was slower than two).
 static inline int64_t prefetch_rows_ahead(int64_t ldw, size_t element) {
     int64_t rows = (int64_t)(12288 / ((size_t)ldw * element));
     return rows < 6 ? 6 : rows;
