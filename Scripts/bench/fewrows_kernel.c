@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 void ckernels_gemm_nt(const float *x, int64_t rows, int64_t ldx, const float *w, int64_t n, int64_t ldw,
@@ -41,7 +42,7 @@ enum { MATRICES = 37, REPEATS = 15, MAX_ROWS = 48 };
 
 int main(int argc, char **argv) {
     int rows = argc > 1 ? atoi(argv[1]) : 1, threads = argc > 2 ? atoi(argv[2]) : 1;
-    int half = argc > 3 && argv[3][0] == 'f' && argv[3][1] == '1' && argv[3][2] == '6' && argv[3][3] == 0;
+    int half = argc > 3 && strcmp(argv[3], "f16") == 0;
     if (rows < 1 || rows > MAX_ROWS || threads < 1 || (argc > 3 && !half) || argc > 4) {
         fprintf(stderr, "usage: %s ROWS(1-%d) THREADS [f16]\n", argv[0], MAX_ROWS);
         return 2;
