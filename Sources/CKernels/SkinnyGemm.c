@@ -90,8 +90,8 @@ static inline __m256 load_weights(const void *w, const int half, int64_t p) {
 // With `ahead` rows of w after this tile's first one (`prefetched` of them, 0 for none), each
 // stream also asks for the cache line of row j + ahead at the offset it reads, once per 64
 // bytes: the hardware prefetcher alone does not keep six interleaved streams fed from DRAM
-// (1 x 2048 x 512 Float16 weights from DRAM, Intel Xeon, 3 alternating runs: ~325 -> ~225 us). A hint, not a load:
-// it changes no result.
+// (1 x 2048 x 512 Float16 weights from DRAM, Intel Xeon, 3 alternating runs: ~325 -> ~225
+// us). A hint, not a load: it changes no result.
 __attribute__((target("avx2,fma,f16c"), always_inline))
 static inline void tile_avx2(const float *x, int64_t ldx, const void *w, int64_t ldw, int64_t k,
                              float *y, int64_t ldy, int accumulate, const int R, const int J, const int half,
