@@ -180,4 +180,29 @@ final class TrainingPlotTests: XCTestCase {
         XCTAssertEqual(run.series("loss", validation: true).map(\.value), [2.75])
         XCTAssertNoThrow(try parse(TrainingPlot.svg(runs: [run])))
     }
+
+    /// Every plotted value is the logged Double exactly, including those that need 17 significant
+    /// digits (Linux's `JSONSerialization` reads most of them a few ulps off).
+    func testLoggedNumbersReadBackBitForBit() throws {
+        let dir = try temporaryDirectory()
+        var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+        var logged: [Double] = []
+        var text = ""
+        for step in 1...500 {
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            let value = 0.001 + 0.009 * Double(state >> 11) / Double(1 << 53)
+            logged.append(value)
+            text += "{\"step\": \(step), \"step_seconds\": \(value), \"tokens\": \(step * 3)}\n"
+        }
+        try Data(text.utf8).write(to: dir.appendingPathComponent("metrics.jsonl"))
+        let run = try RunMetrics(directory: dir.path, name: "x")
+        XCTAssertEqual(run.skippedLines, [])
+        let read = run.series("step_seconds", validation: false)
+        XCTAssertEqual(read.map(\.step), Array(1...500))
+        let differing = zip(read, logged).filter { $0.0.value.bitPattern != $0.1.bitPattern }
+        XCTAssertEqual(differing.count, 0, "values read back differently, e.g. \(differing.prefix(3).map(\.0.value))")
+        let long = logged.filter { "\($0)".count >= 19 }.count
+        XCTAssertGreaterThan(long, 100, "most values need 15 or more significant digits")
+        XCTAssertEqual(run.series("tokens", validation: false).map(\.value), (1...500).map { Double($0 * 3) })
+    }
 }
