@@ -219,13 +219,40 @@ def result_line(args, config, torch_version, times, parameter_count, ranks):
     return result
 
 
+def matmul_peak_gflops(size=2048, repeats=3, min_seconds=0.05):
+    """torch's own 2048^3 float32 matmul at the current thread count, timed as `bench train`
+    times its sgemm peak (`GemmTimer`): calls doubled until a repetition fills min_seconds,
+    then the median GFLOP/s of `repeats` repetitions."""
+    import torch
+
+    generator = torch.Generator().manual_seed(99)
+    a = torch.rand(size, size, generator=generator) - 0.5
+    b = torch.rand(size, size, generator=generator) - 0.5
+    out = torch.empty(size, size)
+
+    def seconds(iterations):
+        start = time.perf_counter()
+        for _ in range(iterations):
+            torch.matmul(a, b, out=out)
+        return time.perf_counter() - start
+
+    iterations = 1
+    while seconds(iterations) < min_seconds and iterations < 1 << 20:
+        iterations *= 2
+    rates = [2 * size**3 * iterations / seconds(iterations) / 1e9 for _ in range(repeats)]
+    return statistics.median(rates)
+
+
 def run_single(args):
     import torch
 
     torch.set_num_threads(args.threads)
     config = load_config(args.config)
     times, parameter_count = time_training(args, config)
-    print(json.dumps(result_line(args, config, torch.__version__, times, parameter_count, 1)), flush=True)
+    result = result_line(args, config, torch.__version__, times, parameter_count, 1)
+    # Right after the steps, in the same process, as ours measures its sgemm peak.
+    result["matmul_peak_gflops_per_second"] = matmul_peak_gflops()
+    print(json.dumps(result), flush=True)
 
 
 def ddp_rank(rank, args, port):
