@@ -45,24 +45,12 @@ final class TensorBoardPythonCrossCheckTests: XCTestCase {
     /// misreads numbers that need 16 or 17 digits by up to a few ulps, which once in a while moves
     /// their Float and would fail the comparison with the event files.
     private func jsonLines(_ url: URL) throws -> [[String: Any]] {
-        enum Value: Decodable {
-            case int(Int), double(Double), other
-            init(from decoder: Decoder) throws {
-                let container = try decoder.singleValueContainer()
-                if let i = try? container.decode(Int.self) {
-                    self = .int(i)
-                } else if let d = try? container.decode(Double.self) {
-                    self = .double(d)
-                } else {
-                    self = .other
-                }
-            }
-        }
-        return try String(contentsOf: url, encoding: .utf8).split(separator: "\n").map { text in
-            try JSONDecoder().decode([String: Value].self, from: Data(text.utf8)).compactMapValues { value -> Any? in
+        try String(contentsOf: url, encoding: .utf8).split(separator: "\n").map { text in
+            try JSONDecoder().decode([String: LoggedJSONValue].self, from: Data(text.utf8)).compactMapValues {
+                value -> Any? in
                 switch value {
-                case .int(let i): i
-                case .double(let d): d
+                case .integer(let i): i
+                case .number(let d): d
                 case .other: nil
                 }
             }

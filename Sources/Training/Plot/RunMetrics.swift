@@ -70,25 +70,6 @@ package struct RunMetrics: Equatable {
         skippedLines = []
     }
 
-    /// One value of a logged line: only numbers are plotted; anything else (null, strings,
-    /// nested objects) is kept as `other` so that the line still reads.
-    private enum LoggedValue: Decodable {
-        case integer(Int)
-        case number(Double)
-        case other
-
-        init(from decoder: any Decoder) throws {
-            let container = try decoder.singleValueContainer()
-            if let integer = try? container.decode(Int.self) {
-                self = .integer(integer)
-            } else if let number = try? container.decode(Double.self) {
-                self = .number(number)
-            } else {
-                self = .other
-            }
-        }
-    }
-
     /// JSON lines with an integer `step`; a step logged twice (by a run resumed before
     /// `metrics.jsonl` was deduplicated on resume) keeps its last line. Read with `JSONDecoder`:
     /// on Linux, `JSONSerialization` misreads numbers of 16-17 significant digits by a few ulps,
@@ -100,7 +81,7 @@ package struct RunMetrics: Equatable {
         var byStep: [Int: [String: Double]] = [:]
         for (index, line) in data.split(separator: 0x0A, omittingEmptySubsequences: false).enumerated() {
             if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) { continue }
-            guard let object = try? decoder.decode([String: LoggedValue].self, from: Data(line)) else {
+            guard let object = try? decoder.decode([String: LoggedJSONValue].self, from: Data(line)) else {
                 skipped.append("\(path) line \(index + 1): not a JSON object")
                 continue
             }
