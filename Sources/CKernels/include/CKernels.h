@@ -57,6 +57,41 @@ void ckernels_gemm_nt_half_scalar(const float *x, int64_t rows, int64_t ldx, con
 /// 1 when ckernels_gemm_nt(_half) take the AVX2 (+FMA, F16C) path on this CPU.
 int ckernels_gemm_nt_uses_avx2(void);
 
+/// LayerNorm over `rows` rows of width d (PyTorch's definition: biased variance, eps inside the
+/// square root): y = (s - mean) * rstd * gamma + beta, with s = x, or s = x + add written to `sum`
+/// when `add` is not NULL (a residual connection and its norm in one pass). Stores each row's
+/// mean and rstd. Every sum runs over 8 lanes in a fixed order, so the bits do not depend on the
+/// CPU or on how rows are split into calls. Uses AVX2+FMA when present.
+void ckernels_layernorm_forward(const float *x, const float *add, float *sum, int64_t rows, int64_t d,
+                                const float *gamma, const float *beta, float eps, float *y, float *mean,
+                                float *rstd);
+
+/// dx += the gradient of the rows' LayerNorm input, given dy and the forward's input x, mean, rstd.
+void ckernels_layernorm_input_gradient(const float *dy, const float *x, int64_t rows, int64_t d,
+                                       const float *gamma, const float *mean, const float *rstd, float *dx);
+
+/// dgamma[j] += sum_r dy[r, j] * xhat[r, j] and dbeta[j] += sum_r dy[r, j] for columns
+/// [column_start, column_end), rows summed in order (so a column split gives the same bits).
+void ckernels_layernorm_parameter_gradients(const float *dy, const float *x, int64_t rows, int64_t d,
+                                            int64_t column_start, int64_t column_end, const float *mean,
+                                            const float *rstd, float *dgamma, float *dbeta);
+
+/// 1 when the LayerNorm kernels take the AVX2+FMA path on this CPU.
+int ckernels_layernorm_uses_avx2(void);
+
+/// The three LayerNorm kernels with the path chosen by the caller (use_avx2 = 0: scalar; 1 only
+/// where ckernels_layernorm_uses_avx2()), for tests that the two agree bit for bit.
+void ckernels_layernorm_forward_path(int use_avx2, const float *x, const float *add, float *sum, int64_t rows,
+                                     int64_t d, const float *gamma, const float *beta, float eps, float *y,
+                                     float *mean, float *rstd);
+void ckernels_layernorm_input_gradient_path(int use_avx2, const float *dy, const float *x, int64_t rows,
+                                            int64_t d, const float *gamma, const float *mean, const float *rstd,
+                                            float *dx);
+void ckernels_layernorm_parameter_gradients_path(int use_avx2, const float *dy, const float *x, int64_t rows,
+                                                 int64_t d, int64_t column_start, int64_t column_end,
+                                                 const float *mean, const float *rstd, float *dgamma,
+                                                 float *dbeta);
+
 /// Runs fn(context, i) for every i in [0, count), on the calling thread and up to threads - 1
 /// threads of a persistent pool, and returns when all have finished. Which thread runs which
 /// chunk is not fixed; callers make each chunk's result independent of that. A call made while

@@ -1,6 +1,12 @@
+import CKernels
 import TensorCore
 
 /// LayerNorm over the last dimension (eps 1e-5, biased variance, as torch.nn.LayerNorm).
+///
+/// The rows run in C (`ckernels_layernorm_*`, AVX2+FMA when the CPU has it, a scalar path with the
+/// same bits otherwise): each sum is over 8 lanes in a fixed order, so a row's result depends on
+/// neither the CPU, the thread count, nor how many rows a call holds (decoding normalises one row
+/// at a time and must match training's batch).
 package enum LayerNormKernel {
     package static let epsilon: Float = 1e-5
 
@@ -12,21 +18,26 @@ package enum LayerNormKernel {
         mean: UnsafeMutablePointer<Float>, rstd: UnsafeMutablePointer<Float>
     ) {
         Parallel.rows(rows, costPerRow: 8 * d) { range in
-            for r in range {
-                let xr = x + r * d, yr = y + r * d
-                var sum: Float = 0
-                for j in 0..<d { sum += xr[j] }
-                let mu = sum / Float(d)
-                var sq: Float = 0
-                for j in 0..<d {
-                    let t = xr[j] - mu
-                    sq += t * t
-                }
-                let rs = 1 / (sq / Float(d) + epsilon).squareRoot()
-                mean[r] = mu
-                rstd[r] = rs
-                for j in 0..<d { yr[j] = (xr[j] - mu) * rs * gamma[j] + beta[j] }
-            }
+            let o = range.lowerBound
+            ckernels_layernorm_forward(
+                x + o * d, nil, nil, Int64(range.count), Int64(d), gamma, beta, epsilon, y + o * d, mean + o,
+                rstd + o)
+        }
+    }
+
+    /// The residual connection and its norm in one pass: sum = x + residual, then y = LN(sum)
+    /// exactly as `forward(sum, ...)` computes it.
+    package static func forward(
+        _ x: UnsafePointer<Float>, adding residual: UnsafePointer<Float>, sum: UnsafeMutablePointer<Float>,
+        rows: Int, width d: Int, gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>,
+        output y: UnsafeMutablePointer<Float>,
+        mean: UnsafeMutablePointer<Float>, rstd: UnsafeMutablePointer<Float>
+    ) {
+        Parallel.rows(rows, costPerRow: 9 * d) { range in
+            let o = range.lowerBound
+            ckernels_layernorm_forward(
+                x + o * d, residual + o * d, sum + o * d, Int64(range.count), Int64(d), gamma, beta, epsilon,
+                y + o * d, mean + o, rstd + o)
         }
     }
 
@@ -39,33 +50,16 @@ package enum LayerNormKernel {
         betaGradient dbeta: UnsafeMutablePointer<Float>
     ) {
         Parallel.rows(rows, costPerRow: 10 * d) { range in
-            for r in range {
-                let xr = x + r * d, gr = dy + r * d, dxr = dx + r * d
-                let mu = mean[r], rs = rstd[r]
-                var sumG: Float = 0, sumGX: Float = 0
-                for j in 0..<d {
-                    let g = gr[j] * gamma[j]
-                    sumG += g
-                    sumGX += g * (xr[j] - mu) * rs
-                }
-                let mG = sumG / Float(d), mGX = sumGX / Float(d)
-                for j in 0..<d {
-                    let xhat = (xr[j] - mu) * rs
-                    dxr[j] += rs * (gr[j] * gamma[j] - mG - xhat * mGX)
-                }
-            }
+            let o = range.lowerBound
+            ckernels_layernorm_input_gradient(
+                dy + o * d, x + o * d, Int64(range.count), Int64(d), gamma, mean + o, rstd + o, dx + o * d)
         }
         // Parameter gradients: columns split across threads, rows summed in order (deterministic).
         Parallel.rows(d, costPerRow: 4 * rows) { cols in
             guard !cols.isEmpty else { return }
-            for r in 0..<rows {
-                let xr = x + r * d, gr = dy + r * d
-                let mu = mean[r], rs = rstd[r]
-                for j in cols {
-                    dgamma[j] += gr[j] * (xr[j] - mu) * rs
-                    dbeta[j] += gr[j]
-                }
-            }
+            ckernels_layernorm_parameter_gradients(
+                dy, x, Int64(rows), Int64(d), Int64(cols.lowerBound), Int64(cols.upperBound), mean, rstd, dgamma,
+                dbeta)
         }
     }
 }

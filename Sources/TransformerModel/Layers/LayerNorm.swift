@@ -31,6 +31,24 @@ final class LayerNorm {
         return a.output.pointer
     }
 
+    /// Writes `sum` = x + residual [rows, width] and normalises it in the same pass (a residual
+    /// connection followed by its norm); `sum` must stay valid until `backward`.
+    @discardableResult
+    func forward(
+        _ x: UnsafePointer<Float>, adding residual: UnsafePointer<Float>, sum: UnsafeMutablePointer<Float>, rows: Int
+    ) -> UnsafeMutablePointer<Float> {
+        let a = activations
+        a.output.resize(rows * width)
+        a.mean.resize(rows)
+        a.rstd.resize(rows)
+        self.input = UnsafePointer(sum)
+        self.rows = rows
+        LayerNormKernel.forward(
+            x, adding: residual, sum: sum, rows: rows, width: width, gamma: gamma.value, beta: beta.value,
+            output: a.output.pointer, mean: a.mean.pointer, rstd: a.rstd.pointer)
+        return a.output.pointer
+    }
+
     /// dx += LN'(x)^T dy, and accumulates the parameter gradients.
     func backward(_ dy: UnsafePointer<Float>, into dx: UnsafeMutablePointer<Float>) {
         guard let input else { preconditionFailure("LayerNorm.backward before forward") }

@@ -38,8 +38,17 @@ final class Residual {
         let f = sublayer(placement == .pre ? UnsafePointer(norm.forward(x, rows: rows)) : x)
         Dropout.apply(f, f, count: n, context: dropout, site: site)
         let s = sum.pointer
-        for i in 0..<n { s[i] = x[i] + f[i] }
-        return placement == .pre ? UnsafePointer(s) : UnsafePointer(norm.forward(s, rows: rows))
+        switch placement {
+        case .pre:
+            let f = UnsafePointer(f)
+            Parallel.rows(n / norm.width, costPerRow: norm.width) { r in
+                let o = r.lowerBound * norm.width, count = r.count * norm.width
+                for i in o..<(o + count) { s[i] = x[i] + f[i] }
+            }
+            return UnsafePointer(s)
+        case .post:
+            return UnsafePointer(norm.forward(x, adding: f, sum: s, rows: rows))
+        }
     }
 
     /// Turns `flow` = d(out) into d(x), in place. `sublayerBackward(dy, dx, accumulate)` must write
