@@ -57,6 +57,11 @@ void ckernels_gemm_nt_half_scalar(const float *x, int64_t rows, int64_t ldx, con
 /// 1 when ckernels_gemm_nt(_half) take the AVX2 (+FMA, F16C) path on this CPU.
 int ckernels_gemm_nt_uses_avx2(void);
 
+/// out[c] += sum over r < rows of m[r * ld + c], for c in [column_start, column_end), rows added in
+/// order (the same bits for any column split or CPU path). AVX2 when present.
+void ckernels_column_sums(const float *m, int64_t rows, int64_t ld, int64_t column_start, int64_t column_end,
+                          float *out);
+
 /// LayerNorm over `rows` rows of width d (PyTorch's definition: biased variance, eps inside the
 /// square root): y = (s - mean) * rstd * gamma + beta, with s = x, or s = x + add written to `sum`
 /// when `add` is not NULL (a residual connection and its norm in one pass). Stores each row's

@@ -1,3 +1,4 @@
+import CKernels
 import TensorCore
 
 /// y = x W^T + b over row-major activations, with W stored [out, in] as PyTorch stores it.
@@ -74,10 +75,7 @@ package enum Linear {
     ) {
         Parallel.rows(columns, costPerRow: rows) { cols in
             guard !cols.isEmpty else { return }
-            for r in 0..<rows {
-                let row = m + r * columns
-                for c in cols { out[c] += row[c] }
-            }
+            ckernels_column_sums(m, Int64(rows), Int64(columns), Int64(cols.lowerBound), Int64(cols.upperBound), out)
         }
     }
 }
