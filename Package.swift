@@ -32,7 +32,8 @@ let package = Package(
         // exactly the modules it imports.
         .target(name: "TensorCore", dependencies: ["CBLAS", "CHalf", "CKernels"], swiftSettings: fastMath),
         .target(name: "TransformerModel", dependencies: ["TensorCore", "CKernels"], swiftSettings: fastMath),
-        .target(name: "Training", dependencies: ["TransformerModel", "TensorCore"], swiftSettings: fastMath),
+        .target(
+            name: "Training", dependencies: ["TransformerModel", "TensorCore", "CKernels"], swiftSettings: fastMath),
         .target(
             name: "Distributed", dependencies: ["Training", "TransformerModel", "TensorCore", "CZMQ"],
             swiftSettings: fastMath),

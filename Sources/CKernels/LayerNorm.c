@@ -1,4 +1,5 @@
 #include "CKernels.h"
+#include "Lanes.h"
 #include <immintrin.h>
 #include <math.h>
 
@@ -11,12 +12,6 @@
 // lanes meet in a fixed tree, the tail is added in order, and every multiply-add is fused (fmaf
 // in the scalar path). The Swift loops these replace were serial dependency chains (a float sum
 // does not vectorize without reordering) compiled for the baseline ISA.
-
-// ((l0 + l4) + (l2 + l6)) + ((l1 + l5) + (l3 + l7)), as the vector reduction below.
-static inline float lanes_sum(const float l[8]) {
-    float a0 = l[0] + l[4], a1 = l[1] + l[5], a2 = l[2] + l[6], a3 = l[3] + l[7];
-    return (a0 + a2) + (a1 + a3);
-}
 
 static inline float rstd_of(float sq, int64_t d, float eps) { return 1.0f / sqrtf(sq / (float)d + eps); }
 

@@ -1,5 +1,6 @@
 #ifndef CKERNELS_H
 #define CKERNELS_H
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -61,6 +62,38 @@ int ckernels_gemm_nt_uses_avx2(void);
 /// order (the same bits for any column split or CPU path). AVX2 when present.
 void ckernels_column_sums(const float *m, int64_t rows, int64_t ld, int64_t column_start, int64_t column_end,
                           float *out);
+
+/// Softmax pieces over a row of n floats, AVX2+FMA when present (`ckernels_softmax_uses_avx2`), a
+/// scalar path with the same bits otherwise (the `_path` forms choose: 0 scalar, 1 AVX2, for tests).
+/// Sums run over 8 lanes in a fixed order, so a row's results do not depend on where it lies.
+///
+/// max_and_sum: the largest element (as a chain of `a > b ? a : b`; callers check finiteness)
+/// and the plain sum.
+void ckernels_max_and_sum(const float *x, int64_t n, float *max, float *sum);
+void ckernels_max_and_sum_path(int use_avx2, const float *x, int64_t n, float *max, float *sum);
+/// The first index j with x[j] == value, or n.
+int64_t ckernels_first_index_of(const float *x, int64_t n, float value);
+/// sum_j exp(x[j] - shift), writing each exp to out[j] when out is not NULL (out may be x). exp is
+/// Cephes' single-precision scheme (relative error below 2e-7 for arguments <= 0; below -87 clamped).
+float ckernels_exp_sum(const float *x, int64_t n, float shift, float *out);
+float ckernels_exp_sum_path(int use_avx2, const float *x, int64_t n, float shift, float *out);
+/// x[j] = x[j] * a - b, fused.
+void ckernels_scale_shift(float *x, int64_t n, float a, float b);
+void ckernels_scale_shift_path(int use_avx2, float *x, int64_t n, float a, float b);
+/// 1 when the softmax kernels take the AVX2+FMA path on this CPU.
+int ckernels_softmax_uses_avx2(void);
+/// Attention's softmax of one row of `columns` scores in place. Entry j is visible when j < limit
+/// and (visible == NULL or visible[j]); invisible entries become exactly 0, and a row with no
+/// visible entry becomes all 0. exp as in ckernels_exp_sum; the result is e_j * (1 / sum e).
+void ckernels_attention_softmax_row(float *row, int64_t columns, int64_t limit, const bool *visible);
+void ckernels_attention_softmax_row_path(int use_avx2, float *row, int64_t columns, int64_t limit,
+                                         const bool *visible);
+/// Softmax's backward of one row of n: g holds d(loss)/d(dropped probabilities) and becomes
+/// d(loss)/d(scores) = p * (g' - sum_j g'_j p_j), where g' = dropped_j != 0 ? g_j * keep : 0 when
+/// `dropped` (the probabilities after dropout) is given, and g' = g otherwise.
+void ckernels_softmax_backward_row(const float *p, const float *dropped, float keep, float *g, int64_t n);
+void ckernels_softmax_backward_row_path(int use_avx2, const float *p, const float *dropped, float keep, float *g,
+                                        int64_t n);
 
 /// LayerNorm over `rows` rows of width d (PyTorch's definition: biased variance, eps inside the
 /// square root): y = (s - mean) * rstd * gamma + beta, with s = x, or s = x + add written to `sum`

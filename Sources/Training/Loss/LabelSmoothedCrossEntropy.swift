@@ -1,3 +1,4 @@
+import CKernels
 import TensorCore
 import TransformerModel
 
@@ -61,53 +62,19 @@ package enum LabelSmoothedCrossEntropy {
             if gradientScale != nil { z.update(repeating: 0, count: vocab) }
             return .zero
         }
-        let raw = UnsafeMutableRawPointer(z)
-        let lanes = 8
-        let vectorEnd = vocab - vocab % lanes
-
         // Pass 1: max (for a stable softmax) and the plain sum of logits (for the smoothing term).
-        var laneMax = SIMD8<Float>(repeating: -.infinity)
-        var laneSum = SIMD8<Float>(repeating: 0)
-        var c = 0
-        while c < vectorEnd {
-            let x = raw.loadUnaligned(fromByteOffset: c * 4, as: SIMD8<Float>.self)
-            laneMax = laneMax.replacing(with: x, where: x .> laneMax)
-            laneSum += x
-            c += lanes
-        }
-        var maxLogit = laneMax.max()
-        var logitSum = laneSum.sum()
-        while c < vocab {
-            if z[c] > maxLogit { maxLogit = z[c] }
-            logitSum += z[c]
-            c += 1
-        }
+        var maxLogit: Float = 0, logitSum: Float = 0
+        ckernels_max_and_sum(z, Int64(vocab), &maxLogit, &logitSum)
         guard logitSum.isFinite && maxLogit.isFinite else {
             if gradientScale != nil { z.update(repeating: .nan, count: vocab) }
             return LossStatistics(lossSum: .nan, nllSum: .nan, tokens: 1, correct: 0)
         }
         // First index holding the maximum, as torch.argmax reports it.
-        var argmax = 0
-        while z[argmax] != maxLogit { argmax += 1 }
+        let argmax = Int(ckernels_first_index_of(z, Int64(vocab), maxLogit))
         let targetLogit = z[target]
 
         // Pass 2: sum of exp(z - max), storing the exponentials when a gradient is wanted.
-        var laneExpSum = SIMD8<Float>(repeating: 0)
-        let store = gradientScale != nil
-        c = 0
-        while c < vectorEnd {
-            let e = VectorExp.exp(raw.loadUnaligned(fromByteOffset: c * 4, as: SIMD8<Float>.self) - maxLogit)
-            laneExpSum += e
-            if store { raw.storeBytes(of: e, toByteOffset: c * 4, as: SIMD8<Float>.self) }
-            c += lanes
-        }
-        var expSum = laneExpSum.sum()
-        while c < vocab {
-            let e = VectorExp.exp(z[c] - maxLogit)
-            expSum += e
-            if store { z[c] = e }
-            c += 1
-        }
+        let expSum = ckernels_exp_sum(z, Int64(vocab), maxLogit, gradientScale != nil ? z : nil)
 
         let eps = Double(smoothing)
         let logPartition = Double(maxLogit) + log(Double(expSum))
@@ -117,18 +84,7 @@ package enum LabelSmoothedCrossEntropy {
 
         if let scale = gradientScale {
             // Pass 3: z = scale * (e / expSum - eps/V), then the one-hot part at the target.
-            let a = scale / expSum
-            let b = scale * smoothing / Float(vocab)
-            c = 0
-            while c < vectorEnd {
-                let e = raw.loadUnaligned(fromByteOffset: c * 4, as: SIMD8<Float>.self)
-                raw.storeBytes(of: e * a - b, toByteOffset: c * 4, as: SIMD8<Float>.self)
-                c += lanes
-            }
-            while c < vocab {
-                z[c] = z[c] * a - b
-                c += 1
-            }
+            ckernels_scale_shift(z, Int64(vocab), scale / expSum, scale * smoothing / Float(vocab))
             z[target] -= scale * (1 - smoothing)
         }
         return LossStatistics(lossSum: loss, nllSum: nll, tokens: 1, correct: argmax == target ? 1 : 0)

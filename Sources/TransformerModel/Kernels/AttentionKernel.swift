@@ -1,8 +1,5 @@
+import CKernels
 import TensorCore
-
-#if canImport(Glibc)
-    import Glibc
-#endif
 
 /// Sizes of one scaled dot-product attention call. Heads are column blocks of width `headDim`
 /// inside the projected Q, K and V rows, so no reshaping copy is needed: BLAS reads them with a
@@ -75,34 +72,15 @@ package enum AttentionKernel {
         }
     }
 
-    /// In-place masked softmax of each row (Float32, max subtracted).
+    /// In-place masked softmax of each row (Float32, max subtracted; `ckernels_attention_softmax_row`).
     @inline(__always)
     static func softmaxRows(
         _ p: UnsafeMutablePointer<Float>, rows: Int, columns: Int,
         keyMask: UnsafePointer<Bool>?, causal: Bool, queryOffset: Int
     ) {
         for i in 0..<rows {
-            let row = p + i * columns
             let limit = causal ? Swift.min(columns, i + queryOffset + 1) : columns
-            var maxValue = -Float.infinity
-            for j in 0..<limit where keyMask?[j] ?? true { maxValue = Swift.max(maxValue, row[j]) }
-            if maxValue == -Float.infinity {
-                row.update(repeating: 0, count: columns)
-                continue
-            }
-            var sum: Float = 0
-            for j in 0..<limit {
-                if keyMask?[j] ?? true {
-                    let e = expf(row[j] - maxValue)
-                    row[j] = e
-                    sum += e
-                } else {
-                    row[j] = 0
-                }
-            }
-            if limit < columns { (row + limit).update(repeating: 0, count: columns - limit) }
-            let inv = 1 / sum
-            for j in 0..<limit { row[j] *= inv }
+            ckernels_attention_softmax_row(p + i * columns, Int64(columns), Int64(limit), keyMask)
         }
     }
 
@@ -134,13 +112,8 @@ package enum AttentionKernel {
                         beta: 0, c: dv + b * sk * ldv + h * dk, ldc: ldv)
                     // Through dropout (kept entries are exactly the non-zero ones) and softmax.
                     for i in 0..<sq {
-                        let pr = p + i * sk, dr = ds + i * sk, pdr = pd + i * sk
-                        var dot: Float = 0
-                        for j in 0..<sk {
-                            if active { dr[j] = pdr[j] != 0 ? dr[j] * keep : 0 }
-                            dot += dr[j] * pr[j]
-                        }
-                        for j in 0..<sk { dr[j] = pr[j] * (dr[j] - dot) }
+                        ckernels_softmax_backward_row(
+                            p + i * sk, active ? pd + i * sk : nil, keep, ds + i * sk, Int64(sk))
                     }
                     BLAS.gemmSerial(
                         m: sq, n: dk, k: sk, alpha: scale, a: ds, lda: sk, b: kb, ldb: ldk,
