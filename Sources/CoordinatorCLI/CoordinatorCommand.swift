@@ -111,7 +111,8 @@ struct CoordinatorCommand: AsyncParsableCommand {
 
     /// The laptop mode: the same Coordinator and Worker actors as a distributed run, talking over
     /// `inproc://` (messages between threads of this process, no network), so there is one
-    /// training code path. The workers share `threads` compute threads.
+    /// training code path. The workers split `threads` compute threads (threads / workers each)
+    /// and compute at the same time, each on its own compute queue.
     private func runInProcess(_ cfg: RunConfig, options: RunOptions, threads: Int) async throws -> RunSummary {
         Parallel.threads = Swift.max(1, threads / workers)
         let context = try ZMQContext()

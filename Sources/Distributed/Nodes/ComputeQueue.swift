@@ -2,10 +2,17 @@ import Dispatch
 
 /// Runs blocking compute (a training step takes seconds) off Swift's cooperative thread pool, so
 /// the socket event loops and heartbeats of the same process never starve while it runs.
-enum ComputeQueue {
-    private static let queue = DispatchQueue(label: "swift-transformer.compute")
+///
+/// One queue per worker, never one per process: the laptop mode's in-process workers
+/// (`coordinator --single-process --workers N`) each compute on their own queue, concurrently,
+/// as workers in separate processes do. A single shared queue ran them one after the other, at
+/// the speed of one worker.
+package final class ComputeQueue: Sendable {
+    private let queue: DispatchQueue
 
-    static func run<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    package init(label: String) { queue = DispatchQueue(label: label) }
+
+    package func run<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { continuation in
             queue.async { continuation.resume(with: Result { try body() }) }
         }

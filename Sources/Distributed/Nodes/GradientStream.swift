@@ -29,6 +29,11 @@ final class GradientStream {
     private(set) var finite = true
     /// When each bucket and the statistics left, and when the compute ended (`now()` seconds).
     private(set) var timeline: GradientSendTimeline
+    /// Set by the compute as it starts, on the worker's compute thread.
+    var computeStarted: Double {
+        get { timeline.computeStarted }
+        set { timeline.computeStarted = newValue }
+    }
     /// Set by the compute when `computeGradientParts` has returned (its backward is over).
     var computeEnded: Double {
         get { timeline.computeEnded }
@@ -102,6 +107,8 @@ package struct GradientSendTimeline: Sendable {
     package let rank: Int
     /// Every bucket sent, in order.
     package var buckets: [Send] = []
+    /// When the compute started on the worker's compute thread.
+    package var computeStarted = 0.0
     /// When `computeGradientParts` returned: its last backward was over.
     package var computeEnded = 0.0
     /// When the step's statistics were sent (after every bucket).

@@ -110,11 +110,14 @@ public actor Worker {
     private var joinedOnce = false
     private var finished = false
     private var socket: SocketThread?
+    /// This worker's own compute thread (see `ComputeQueue`).
+    private let computeQueue: ComputeQueue
 
     /// `context` is needed for `inproc://` endpoints (shared with the coordinator in one process).
     public init(options: WorkerOptions, context: ZMQContext? = nil) {
         self.options = options
         self.context = context
+        computeQueue = ComputeQueue(label: "swift-transformer.compute.\(options.name)")
     }
 
     private func say(_ s: String) { if options.printProgress { printLine("[\(options.name)] \(s)") } }
@@ -343,7 +346,7 @@ public actor Worker {
         let box = Exclusive(replica)
         let rank = rank
         do {
-            try await ComputeQueue.run {
+            try await computeQueue.run {
                 let model = box.value.model
                 let decoder = GreedyDecoder(model: model)
                 for unit in order.units {
@@ -374,8 +377,9 @@ public actor Worker {
         let box = Exclusive((replica, stream))
         let stats: LossStatistics
         do {
-            stats = try await ComputeQueue.run {
+            stats = try await computeQueue.run {
                 let (replica, stream) = box.value
+                stream.computeStarted = now()
                 let stats = try replica.computeGradientParts(
                     step: order.step, microBatches: order.microBatches,
                     firstPosition: order.firstPosition
