@@ -81,4 +81,41 @@ final class TokenizerEncodingTests: XCTestCase {
         XCTAssertEqual(tokenizer.decode([19, 14]), "low ")
         XCTAssertEqual(tokenizer.decode([-1, 999, 19]), "low", "out-of-range ids are skipped")
     }
+
+    /// Words longer than `BPETokenizer.longWord` characters are merged with a heap instead of the
+    /// O(n^2) scan: the same ids, on substrings of the corpus written as one Metaspace word (so the
+    /// merges apply, ties included), with unknown characters mixed in, at lengths around the switch.
+    func testLongWordsMergeWithTheHeapExactlyAsWithTheScan() throws {
+        let tokenizer = try BPETokenizer.train(lines: TokenizerTestText.germanEnglish, vocabSize: 400)
+        let text = Array(
+            TokenizerTestText.germanEnglish.joined(separator: " ").replacingOccurrences(of: "\t", with: " ")
+                .replacingOccurrences(of: " ", with: "\u{2581}").unicodeScalars.map(\.value))
+        var state: UInt64 = 12_345
+        func random(_ bound: Int) -> Int {
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return Int((state >> 33) % UInt64(bound))
+        }
+        var merged = 0
+        for trial in 0..<300 {
+            let length = [2, 47, 48, 49, 50, 200, 1_000][trial % 7] + random(5)
+            var scalars: [UInt32] = []
+            while scalars.count < length {
+                let from = random(text.count - 1)
+                scalars += text[from..<Swift.min(text.count, from + 1 + random(30))]
+                if random(10) == 0 { scalars.append(0x4E2D) }  // outside the alphabet: <unk>
+            }
+            let initial = scalars.prefix(length).map { tokenizer.characterID($0) }
+            var scanned = initial, heaped = initial
+            tokenizer.mergeByScanning(&scanned, from: 0)
+            tokenizer.mergeLongWord(&heaped, from: 0)
+            XCTAssertEqual(heaped, scanned, "trial \(trial), \(length) characters")
+            merged += initial.count - scanned.count
+        }
+        XCTAssertGreaterThan(merged, 10_000, "the words must exercise many merges")
+        // encode() switches to the heap above the threshold and gives the scan's ids.
+        let long = String(repeating: "Straßennamen", count: 400)
+        var expected = Array("\u{2581}\(long)".unicodeScalars.map { tokenizer.characterID($0.value) })
+        tokenizer.mergeByScanning(&expected, from: 0)
+        XCTAssertEqual(tokenizer.encode(long), expected)
+    }
 }

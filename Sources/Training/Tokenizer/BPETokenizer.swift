@@ -138,15 +138,30 @@ public struct BPETokenizer: Sendable {
         return results
     }
 
+    /// Words longer than this many characters are merged by `mergeLongWord`: the scan below costs
+    /// O(n^2) per word (a 100,000-character line of base64 took minutes), the heap O(n log n).
+    static let longWord = 48
+
     /// BPE on one pre-tokenized word: start from single characters (unknown ones become `<unk>`), then
     /// repeatedly apply the best-ranked adjacent merge, leftmost first on equal rank. This is the order
     /// `tokenizers`' heap (min by rank, then position) produces.
     func encodeWord(_ word: ArraySlice<UInt32>, into ids: inout [Int32]) {
         let start = ids.count
-        for scalar in word {
-            ids.append(
-                scalar < Self.directScalars ? directScalarIDs[Int(scalar)] : otherScalarIDs[scalar] ?? Self.unkID)
+        for scalar in word { ids.append(characterID(scalar)) }
+        if ids.count - start > Self.longWord {
+            mergeLongWord(&ids, from: start)
+            return
         }
+        mergeByScanning(&ids, from: start)
+    }
+
+    /// The id of one character before any merge (`<unk>` outside the alphabet).
+    @inline(__always) package func characterID(_ scalar: UInt32) -> Int32 {
+        scalar < Self.directScalars ? directScalarIDs[Int(scalar)] : otherScalarIDs[scalar] ?? Self.unkID
+    }
+
+    /// The merges of `ids[start...]` by scanning for the best pair before each merge.
+    package func mergeByScanning(_ ids: inout [Int32], from start: Int) {
         while ids.count - start > 1 {
             var bestRank = Int32.max
             var bestIndex = -1
@@ -161,6 +176,44 @@ public struct BPETokenizer: Sendable {
             if bestIndex < 0 { break }
             ids[bestIndex] = bestResult
             ids.remove(at: bestIndex + 1)
+        }
+    }
+
+    /// The same merges as `mergeByScanning`, in the same order, with a min-heap of (rank, position)
+    /// over a linked list of symbols: a position is its symbol's original index, so the smallest
+    /// live position is the leftmost pair. An entry is stale when its left symbol was merged away
+    /// or its pair changed (ranks are unique, so an unchanged rank means an unchanged pair).
+    package func mergeLongWord(_ ids: inout [Int32], from start: Int) {
+        let n = ids.count - start
+        guard n > 1 else { return }
+        var symbol = Array(ids[start...])
+        var next = (0..<n).map { $0 + 1 < n ? $0 + 1 : -1 }
+        var previous = (0..<n).map { $0 - 1 }
+        var alive = [Bool](repeating: true, count: n)
+        var heap = RankHeap()
+        for i in 0..<(n - 1) {
+            if let entry = mergeTable.get(Self.pairKey(symbol[i], symbol[i + 1])) { heap.push(entry.rank, i) }
+        }
+        while let (rank, i) = heap.pop() {
+            let j = next[i]
+            guard alive[i], j >= 0, let entry = mergeTable.get(Self.pairKey(symbol[i], symbol[j])), entry.rank == rank
+            else { continue }
+            symbol[i] = entry.result
+            alive[j] = false
+            next[i] = next[j]
+            if next[j] >= 0 { previous[next[j]] = i }
+            if previous[i] >= 0, let left = mergeTable.get(Self.pairKey(symbol[previous[i]], symbol[i])) {
+                heap.push(left.rank, previous[i])
+            }
+            if next[i] >= 0, let right = mergeTable.get(Self.pairKey(symbol[i], symbol[next[i]])) {
+                heap.push(right.rank, i)
+            }
+        }
+        ids.removeSubrange(start...)
+        var i = 0
+        while i >= 0 {
+            ids.append(symbol[i])
+            i = next[i]
         }
     }
 
@@ -184,4 +237,43 @@ public struct BPETokenizer: Sendable {
 /// The output slots of `encode(lines:)`, written concurrently at disjoint indices.
 private struct EncodedSlots: @unchecked Sendable {
     let base: UnsafeMutablePointer<[Int32]>?
+}
+
+/// A binary min-heap of (rank, position) pairs, ordered by rank, then position.
+struct RankHeap {
+    private var items: [(rank: Int32, position: Int)] = []
+
+    private static func less(_ a: (rank: Int32, position: Int), _ b: (rank: Int32, position: Int)) -> Bool {
+        a.rank != b.rank ? a.rank < b.rank : a.position < b.position
+    }
+
+    mutating func push(_ rank: Int32, _ position: Int) {
+        items.append((rank, position))
+        var child = items.count - 1
+        while child > 0 {
+            let parent = (child - 1) / 2
+            guard Self.less(items[child], items[parent]) else { break }
+            items.swapAt(child, parent)
+            child = parent
+        }
+    }
+
+    mutating func pop() -> (Int32, Int)? {
+        guard let top = items.first else { return nil }
+        let last = items.removeLast()
+        if !items.isEmpty {
+            items[0] = last
+            var parent = 0
+            while true {
+                let left = 2 * parent + 1, right = left + 1
+                var smallest = parent
+                if left < items.count, Self.less(items[left], items[smallest]) { smallest = left }
+                if right < items.count, Self.less(items[right], items[smallest]) { smallest = right }
+                if smallest == parent { break }
+                items.swapAt(parent, smallest)
+                parent = smallest
+            }
+        }
+        return (top.rank, top.position)
+    }
 }
