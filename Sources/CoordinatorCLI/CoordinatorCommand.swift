@@ -45,6 +45,12 @@ struct CoordinatorCommand: AsyncParsableCommand {
         guard workers >= 1 else { throw ValidationError("--workers must be at least 1") }
         if resume && resumeFrom != nil { throw ValidationError("use either --resume or --resume-from, not both") }
         if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1") }
+        if let t = workerThreads, t < 1 { throw ValidationError("--worker-threads must be at least 1") }
+        for (flag, seconds) in [
+            ("--join-timeout", joinTimeout), ("--heartbeat-timeout", heartbeatTimeout), ("--step-timeout", stepTimeout),
+        ] where !(seconds.isFinite && seconds > 0) {
+            throw ValidationError("\(flag) must be a finite number of seconds above 0 (got \(seconds))")
+        }
         if singleProcess && spawnLocal { throw ValidationError("use either --single-process or --spawn-local") }
         if (curveSecret == nil) != (allowWorkers == nil) {
             throw ValidationError("--curve-secret and --allow-workers go together")
@@ -131,7 +137,12 @@ struct CoordinatorCommand: AsyncParsableCommand {
                 o.printProgress = false
                 o.coordinatorTimeout = .infinity
                 group.addTask {
-                    try await Worker(options: o, context: context).run()
+                    // One worker's error must not cancel the others and leave the coordinator
+                    // waiting for ranks that are gone: it goes on with the rest, as it would
+                    // after losing a worker process.
+                    do { try await Worker(options: o, context: context).run() } catch {
+                        printError("error: in-process worker \(o.name): \(error)")
+                    }
                     return nil
                 }
             }

@@ -9,12 +9,16 @@ import CKernels
 public enum Parallel {
     nonisolated(unsafe) private static var _threads = 1
 
-    /// The process's compute-thread budget, used by `rows`, `forEach` and `BLAS.gemm`.
-    /// OpenBLAS itself is kept single-threaded (see `BLAS.setThreads`).
+    /// The most threads the pool runs (`POOL_MAX_THREADS` in ThreadPool.c); a larger budget is
+    /// clamped to it.
+    public static let maxThreads = 256
+
+    /// The process's compute-thread budget, used by `rows`, `forEach` and `BLAS.gemm`, between 1
+    /// and `maxThreads`. OpenBLAS itself is kept single-threaded (see `BLAS.setThreads`).
     public static var threads: Int {
         get { _threads }
         set {
-            _threads = Swift.max(1, newValue)
+            _threads = Swift.min(Swift.max(1, newValue), maxThreads)
             BLAS.setThreads(1)
         }
     }

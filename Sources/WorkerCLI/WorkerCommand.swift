@@ -27,6 +27,10 @@ struct WorkerCommand: AsyncParsableCommand {
 
     func validate() throws {
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+        for (flag, seconds) in [("--coordinator-timeout", coordinatorTimeout), ("--give-up-after", giveUpAfter)]
+        where !(seconds.isFinite && seconds > 0) {
+            throw ValidationError("\(flag) must be a finite number of seconds above 0 (got \(seconds))")
+        }
         if (curveSecret == nil) != (coordinatorPublic == nil) {
             throw ValidationError("--curve-secret and --coordinator-public go together")
         }

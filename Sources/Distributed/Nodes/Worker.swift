@@ -121,6 +121,9 @@ public actor Worker {
     }
 
     private func say(_ s: String) { if options.printProgress { printLine("[\(options.name)] \(s)") } }
+    /// What went wrong is printed even when progress is not (the laptop mode's in-process
+    /// workers): otherwise a failed compute shows only as the coordinator's step deadline, 600 s later.
+    private func warn(_ s: String) { printError("[\(options.name)] \(s)") }
 
     /// Works until the coordinator says the run is over. Throws when refused, or when no
     /// coordinator answers for `giveUpAfter` seconds.
@@ -192,7 +195,7 @@ public actor Worker {
             guard case .message(let m) = event else { continue }
             let message: WireMessage
             do { message = try m.decoded() } catch {
-                say("ignoring a malformed message: \(error)")
+                warn("ignoring a malformed message: \(error)")
                 continue
             }
             switch message {
@@ -210,7 +213,7 @@ public actor Worker {
                     continue
                 }
                 if let problem = check(order) {
-                    say("ignoring a work order: \(problem)")
+                    warn("ignoring a work order: \(problem)")
                     continue
                 }
                 pending.append(.gradient(order))
@@ -312,7 +315,7 @@ public actor Worker {
                 try bucket.copyValues(into: arena.values.pointer, arenaCount: count)
             }
         } catch {
-            say("ignoring weights: \(error)")
+            warn("ignoring weights: \(error)")
         }
     }
 
@@ -356,7 +359,7 @@ public actor Worker {
                 }
             }
         } catch {
-            say("validation after step \(order.step) failed: \(error)")
+            warn("validation after step \(order.step) failed: \(error)")
         }
     }
 
@@ -390,7 +393,7 @@ public actor Worker {
                 return stats
             }
         } catch {
-            say("step \(order.step) failed: \(error)")
+            warn("step \(order.step) failed: \(error)")
             return
         }
         stream.finish(parts: replica.parts, stats: stats)
