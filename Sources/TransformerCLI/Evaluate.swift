@@ -52,6 +52,10 @@ struct Evaluate: ParsableCommand {
         } else {
             pairs = try makeTrainingData(loaded.config).validationPairs
         }
+        guard !pairs.isEmpty else {
+            throw TrainingError.invalidBatch(
+                "\(data ?? "the validation set") has no source TAB target pair to evaluate")
+        }
         let r = try Validator(pairs: pairs, decode: true).run(loaded.model)
         var o: [String: Any] = [
             "checkpoint": loaded.directory, "pairs": pairs.count, "loss": r.loss,
@@ -65,6 +69,9 @@ struct Evaluate: ParsableCommand {
         let bpe = try loadTokenizer(for: loaded, override: tokenizer)
         guard let path = data ?? loaded.config.data.valid else { throw ValidationError("pass --data FILE") }
         var corpus = try ParallelCorpus(path: path)
+        guard !corpus.pairs.isEmpty else {
+            throw TrainingError.invalidBatch("\(path) has no usable source TAB target pair (\(corpus.report))")
+        }
         let maxLen = loaded.config.model.maxLen
         // Every pair is translated and scored (long sources are cut to max_len for decoding);
         // the teacher-forced loss covers the pairs that fit the model's positions.
@@ -72,7 +79,13 @@ struct Evaluate: ParsableCommand {
         let fitting = ids.filter { $0.source.count <= maxLen && $0.target.count + 1 <= maxLen }
         if fitting.count < ids.count { corpus.skipped[.tooLong] = ids.count - fitting.count }
         printError("evaluate: \(corpus.report)")
+        // No pair fits: the translations are still scored, but there is no loss to report (null,
+        // never the 0 of an empty sum).
+        if fitting.isEmpty {
+            printError("evaluate: no pair fits max_len \(maxLen): loss, perplexity and accuracy are null")
+        }
         let r = try Validator(pairs: fitting, decode: false).run(loaded.model)
+        let noLoss = fitting.isEmpty
         let translator = TextTranslator(
             model: loaded.model, tokenizer: bpe, beamWidth: beam, lengthPenalty: lengthPenalty)
         let start = Date()
@@ -90,8 +103,9 @@ struct Evaluate: ParsableCommand {
         let bleu = CorpusBLEU.score(hypotheses: hypotheses, references: references)
         let o: [String: Any] = [
             "checkpoint": loaded.directory, "data": path, "pairs": corpus.pairs.count,
-            "loss": r.loss, "perplexity": r.perplexity, "token_accuracy": r.tokenAccuracy,
-            "bleu": bleu.score, "chrf": CorpusChrF.score(hypotheses: hypotheses, references: references),
+            "loss": noLoss ? .nan : r.loss, "perplexity": noLoss ? .nan : r.perplexity,
+            "token_accuracy": noLoss ? .nan : r.tokenAccuracy, "bleu": bleu.score,
+            "chrf": CorpusChrF.score(hypotheses: hypotheses, references: references),
             "bleu_precisions": bleu.precisions, "brevity_penalty": bleu.brevityPenalty,
             "beam": beam, "length_penalty": lengthPenalty, "decode_seconds": seconds,
             "seconds_per_sentence": seconds / Double(Swift.max(1, hypotheses.count)),

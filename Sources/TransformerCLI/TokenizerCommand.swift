@@ -96,10 +96,13 @@ enum TokenizerCommandError: Error, CustomStringConvertible {
     }
 }
 
-/// stdin as lines; lines that are not valid UTF-8 are skipped, and counted on stderr.
+/// stdin as lines, one output line per input line: a line that is not valid UTF-8 is kept with
+/// U+FFFD for its bad bytes, and counted on stderr.
 private func standardInputLines() -> [String] {
-    let text = TextLines(utf8: FileHandle.standardInput.readDataToEndOfFile())
-    if text.invalidLines > 0 { printError("skipped \(text.invalidLines) stdin lines that are not valid UTF-8") }
+    let text = TextLines(utf8: FileHandle.standardInput.readDataToEndOfFile(), keepingInvalid: true)
+    if text.invalidLines > 0 {
+        printError("\(text.invalidLines) stdin line(s) are not valid UTF-8: their bad bytes were read as U+FFFD")
+    }
     return text.lines
 }
 

@@ -50,29 +50,39 @@ struct Translate: ParsableCommand {
                 let sources = try lines.enumerated().map { i, line in
                     try parseIDs(line, lineNumber: i + 1, vocab: loaded.config.model.vocabSize)
                 }
-                let limit = Swift.min(maxLen ?? loaded.config.model.maxLen, loaded.config.model.maxLen)
+                let modelMaxLen = loaded.config.model.maxLen
+                warnAboutCutSources(sources, maxLen: modelMaxLen)
+                let limit = Swift.min(maxLen ?? modelMaxLen, modelMaxLen)
                 let text = { (ids: [Int32]) in ids.map(String.init).joined(separator: " ") }
+                // In batches of 64 sentences, as the text path decodes: the KV cache of one batch
+                // holding every line of a large input could exhaust memory.
+                func inBatches<Output>(_ empty: Output, _ decode: ([[Int32]], Int) throws -> [Output]) throws
+                    -> [Output]
+                {
+                    try TextTranslator.inBatches(
+                        sources, maxLen: modelMaxLen, batchSize: 64, maxLength: limit, empty: empty, decode)
+                }
                 if let nbest {
                     let decoder = try BeamSearchDecoder(
                         model: loaded.model, beamWidth: beam, lengthPenalty: lengthPenalty)
-                    printNBest(try decoder.nBest(sources, maxLength: limit, count: nbest), text: text)
+                    printNBest(try inBatches([]) { try decoder.nBest($0, maxLength: $1, count: nbest) }, text: text)
                     return
                 }
-                for out in try decodeIDs(sources, model: loaded.model, beam: beam, maxLength: limit) {
-                    print(text(out))
-                }
+                let outputs = try inBatches([]) { try decodeIDs($0, model: loaded.model, beam: beam, maxLength: $1) }
+                for out in outputs { print(text(out)) }
                 return
             }
             let bpe = try loadTokenizer(for: loaded, override: tokenizer)
             var translator = TextTranslator(
                 model: loaded.model, tokenizer: bpe, beamWidth: beam, lengthPenalty: lengthPenalty)
             translator.maxLength = maxLen
+            let sources = lines.map { bpe.encode($0) }
+            warnAboutCutSources(sources, maxLen: loaded.config.model.maxLen)
             if let nbest {
-                printNBest(
-                    try translator.nBest(ids: lines.map { bpe.encode($0) }, count: nbest), text: { bpe.decode($0) })
+                printNBest(try translator.nBest(ids: sources, count: nbest), text: { bpe.decode($0) })
                 return
             }
-            for line in try translator.translate(lines) { print(line) }
+            for ids in try translator.translate(ids: sources) { print(bpe.decode(ids)) }
         }
     }
 
@@ -105,19 +115,40 @@ func loadTokenizer(for loaded: CheckpointModel, override: String?) throws -> BPE
     return bpe
 }
 
+/// The lines of `path`, or of stdin: split on "\n" bytes (a "\r\n" file gives the same lines),
+/// one output line per input line, so a line that is not valid UTF-8 is kept with U+FFFD for its
+/// bad bytes and counted on stderr.
 func readLines(_ path: String?) throws -> [String] {
-    let text: String
+    let data: Data
     if let path {
-        guard let t = try? String(contentsOfFile: path, encoding: .utf8) else {
-            throw TrainingError.invalidBatch("cannot read \(path) (missing, unreadable or not UTF-8)")
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue,
+            let bytes = FileManager.default.contents(atPath: path)
+        else {
+            throw TrainingError.invalidBatch("cannot read \(path) (missing, a directory, or unreadable)")
         }
-        text = t
+        data = bytes
     } else {
-        text = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
+        data = FileHandle.standardInput.readDataToEndOfFile()
     }
-    var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
-    if lines.last == "" { lines.removeLast() }
-    return lines
+    let text = TextLines(utf8: data, keepingInvalid: true)
+    if text.invalidLines > 0 {
+        printError(
+            "\(text.invalidLines) line(s) of \(path ?? "stdin") are not valid UTF-8: their bad bytes were read as U+FFFD"
+        )
+    }
+    return text.lines
+}
+
+/// Warns on stderr, with their line numbers, about sources longer than the model's positions:
+/// decoding cuts them to `maxLen` tokens.
+func warnAboutCutSources(_ sources: [[Int32]], maxLen: Int) {
+    let long = sources.indices.filter { sources[$0].count > maxLen }
+    guard !long.isEmpty else { return }
+    let shown = long.prefix(10).map { String($0 + 1) }.joined(separator: ", ") + (long.count > 10 ? ", ..." : "")
+    printError(
+        "warning: \(long.count) source line(s) have more than model.max_len \(maxLen) tokens and were cut to "
+            + "\(maxLen) (line \(shown))")
 }
 
 /// Parses space-separated token ids, checking the vocabulary.

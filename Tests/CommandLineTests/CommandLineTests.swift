@@ -14,8 +14,9 @@ final class CommandLineTests: XCTestCase {
 
     /// Runs a product with a deadline; a hung process is killed and fails the test.
     func run(
-        _ product: String, _ arguments: [String], stdin: String? = nil, environment: [String: String] = [:],
-        timeout: TimeInterval = 60, file: StaticString = #filePath, line: UInt = #line
+        _ product: String, _ arguments: [String], stdin: String? = nil, stdinBytes: Data? = nil,
+        environment: [String: String] = [:], timeout: TimeInterval = 60, file: StaticString = #filePath,
+        line: UInt = #line
     ) throws -> Result {
         let binDir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
         let exe = binDir.appendingPathComponent(product)
@@ -35,6 +36,7 @@ final class CommandLineTests: XCTestCase {
         p.standardInput = input
         try p.run()
         if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
+        if let stdinBytes { input.fileHandleForWriting.write(stdinBytes) }
         try input.fileHandleForWriting.close()
         // Drain both pipes concurrently so a chatty process cannot block on a full pipe.
         nonisolated(unsafe) var outData = Data(), errData = Data()

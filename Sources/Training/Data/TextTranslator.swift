@@ -87,8 +87,19 @@ public struct TextTranslator {
         _ sources: [[Int32]], empty: Output,
         _ decode: ([[Int32]], Int) throws -> [Output]
     ) throws -> [Output] {
+        try Self.inBatches(
+            sources, maxLen: model.config.maxLen, batchSize: batchSize, maxLength: maxLength, empty: empty, decode)
+    }
+
+    /// Decodes `batches(of:maxLen:batchSize:maxLength:)` one after the other (`decode(sources,
+    /// outputBudget)`) and returns the results in input order: a long input never becomes one
+    /// batch whose KV cache holds every sentence at once.
+    package static func inBatches<Output>(
+        _ sources: [[Int32]], maxLen: Int, batchSize: Int, maxLength: Int?, empty: Output,
+        _ decode: ([[Int32]], Int) throws -> [Output]
+    ) throws -> [Output] {
         var outputs = [Output](repeating: empty, count: sources.count)
-        for batch in batches(of: sources) {
+        for batch in batches(of: sources, maxLen: maxLen, batchSize: batchSize, maxLength: maxLength) {
             let decoded = try decode(batch.sources, batch.outputBudget)
             for (k, i) in batch.indices.enumerated() where k < decoded.count { outputs[i] = decoded[k] }
         }

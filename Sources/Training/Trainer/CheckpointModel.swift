@@ -22,15 +22,23 @@ public struct CheckpointModel {
         var dir = path
         let fm = FileManager.default
         var isDirectory: ObjCBool = false
-        if fm.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue {
+        guard fm.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            // Never a neighbour instead: a mistyped `RUN/average-last3` must not decode with RUN's latest.
+            throw TrainingError.resume("\(path) does not exist")
+        }
+        if !isDirectory.boolValue {
             dir = try CheckpointStore.resolvePointer(path)
         } else if !fm.fileExists(atPath: path + "/state.json") {
-            let run = fm.fileExists(atPath: path + "/checkpoints") ? path : (path as NSString).deletingLastPathComponent
-            guard fm.fileExists(atPath: run + "/checkpoints") else {
+            // A run directory, or its checkpoints/ directory.
+            let isCheckpointsDirectory =
+                (path as NSString).standardizingPath.hasSuffix("/checkpoints")
+                || (path as NSString).standardizingPath == "checkpoints"
+            let run = isCheckpointsDirectory ? (path as NSString).deletingLastPathComponent : path
+            guard fm.fileExists(atPath: (run.isEmpty ? "." : run) + "/checkpoints") else {
                 throw TrainingError.resume(
                     "\(path) is neither a checkpoint directory nor a run directory with checkpoints")
             }
-            let search = try CheckpointStore(runDirectory: run).latestValid()
+            let search = try CheckpointStore(runDirectory: run.isEmpty ? "." : run).latestValid()
             for s in search.skipped { printError("warning: skipping \(s)") }
             guard let c = search.checkpoint else {
                 throw TrainingError.resume("no valid checkpoint under \(run)/checkpoints")

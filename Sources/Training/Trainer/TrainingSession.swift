@@ -93,10 +93,12 @@ package final class TrainingSession {
         data = try makeTrainingData(config)
         model = ReplicaTrainer.model(for: config)
         optimizer = OptimizerStep(layout: model.arena.layout, config: config)
+        let setAside = options.resume == .fresh ? try Self.setAsideEarlierRun(in: options.runDirectory) : nil
         log = try RunLog(directory: options.runDirectory)
         checkpoint = TrainingCheckpoint(runDirectory: options.runDirectory, config: config)
         lossScale = LossScaleState(dynamic: config.training.float16.gradients)
         bestTracker = BestTracker(metric: config.bestMetric, patience: config.training.patience)
+        if let setAside { say(setAside) }
         if let report = data.loadReport { say("data: \(report)") }
         switch options.resume {
         case .fresh: break
@@ -115,6 +117,43 @@ package final class TrainingSession {
         }
         // Steps after the checkpoint were logged by the stopped run and are about to be logged again.
         if options.resume != .fresh { try log.discardEntries(afterStep: progress.step) }
+    }
+
+    /// What a run writes in its directory (`RunLog`, `CheckpointStore`, the summary and status).
+    static let runFiles = ["checkpoints", "metrics.jsonl", "valid.jsonl", "summary.json", "status.json", "tensorboard"]
+
+    /// A fresh run must not write over an earlier one in the same directory: its lines would be
+    /// appended to the old logs, and the old run's later checkpoints would stay beside the new
+    /// ones for `latest`, `average --last N` and `--resume` to mix. So when the directory holds a
+    /// run (a checkpoint or a logged line), that run's files move, whole and unchanged, to
+    /// `earlier-runs/N/` inside it (nothing is deleted), and the message saying so is returned.
+    static func setAsideEarlierRun(in directory: URL) throws(TrainingError) -> String? {
+        let fm = FileManager.default
+        let checkpoints = directory.appendingPathComponent("checkpoints").path
+        let steps = ((try? fm.contentsOfDirectory(atPath: checkpoints)) ?? []).filter { $0.hasPrefix("step-") }.sorted()
+        let metrics = directory.appendingPathComponent("metrics.jsonl").path
+        let logged = ((try? fm.attributesOfItem(atPath: metrics))?[.size] as? NSNumber)?.intValue ?? 0
+        guard !steps.isEmpty || logged > 0 else { return nil }
+        let earlier = directory.appendingPathComponent("earlier-runs")
+        var n = 1
+        while fm.fileExists(atPath: earlier.appendingPathComponent("\(n)").path) { n += 1 }
+        let target = earlier.appendingPathComponent("\(n)")
+        do {
+            try fm.createDirectory(at: target, withIntermediateDirectories: true)
+            for name in runFiles where fm.fileExists(atPath: directory.appendingPathComponent(name).path) {
+                try fm.moveItem(
+                    at: directory.appendingPathComponent(name), to: target.appendingPathComponent(name))
+            }
+        } catch {
+            throw .runDirectory(
+                path: directory.path,
+                reason:
+                    "it holds an earlier run, which could not be moved to \(target.path): \(error.localizedDescription)"
+                    + "; continue it with --resume, or train into another --run-dir")
+        }
+        let held = steps.last.map { "checkpoints up to \($0)" } ?? "logged steps, no checkpoint"
+        return "\(directory.path) held an earlier run (\(held)): moved its files to \(target.path) "
+            + "(nothing deleted; --resume continues a run instead of starting one)"
     }
 
     package func say(_ s: String) {
