@@ -24,7 +24,7 @@ public struct CheckpointModel {
         var isDirectory: ObjCBool = false
         guard fm.fileExists(atPath: path, isDirectory: &isDirectory) else {
             // Never a neighbour instead: a mistyped `RUN/average-last3` must not decode with RUN's latest.
-            throw TrainingError.resume("\(path) does not exist")
+            throw TrainingError.unsupported("checkpoint \(path) does not exist")
         }
         if !isDirectory.boolValue {
             dir = try CheckpointStore.resolvePointer(path)
