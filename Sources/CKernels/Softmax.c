@@ -4,10 +4,11 @@
 #include <math.h>
 #include <string.h>
 
-// Softmax rows (the label-smoothed loss over the vocabulary, beam search's log-normaliser) with
-// AVX2+FMA when the CPU has them and a scalar path that computes the same bits: sums run over
-// 8 lanes (lane j takes elements j, j+8, ... of the vector part), meet in a fixed tree, and the
-// tail is added in order; exp is elementwise, with the same fused operations in both paths.
+// Softmax rows (the label-smoothed loss, beam search's log-normaliser, attention's masked softmax
+// and its backward) with AVX2+FMA when the CPU has them and a scalar path that computes the same
+// bits: sums run over 8 lanes (lane j takes elements j, j+8, ... of the vector part), meet in a
+// fixed tree, and the tail is added in order; exp is elementwise, with the same fused operations
+// in both paths. (A NaN input gives NaN on both paths, but its payload and sign may differ.)
 
 #pragma STDC FP_CONTRACT OFF
 

@@ -60,6 +60,20 @@ extension CommandLineTests {
         let viaCheckpoints = try run(
             "transformer", ["translate", "--checkpoint", runDir + "/checkpoints"], stdin: "4 5\n")
         XCTAssertEqual(viaCheckpoints.status, 0, viaCheckpoints.stderr)
+        // A run directory that is itself called "checkpoints" is still a run directory.
+        let named = dir.appendingPathComponent("checkpoints").path
+        let namedRun = try run(
+            "coordinator",
+            [
+                "--single-process", "--config", "configs/copy.json", "--run-dir", named, "--threads", "1",
+                "--max-steps", "1",
+            ],
+            timeout: 120)
+        XCTAssertEqual(namedRun.status, 0, namedRun.stderr)
+        for path in [named, named + "/checkpoints", named + "/"] {
+            let t = try run("transformer", ["translate", "--checkpoint", path], stdin: "4 5\n")
+            XCTAssertEqual(t.status, 0, "\(path): \(t.stderr)")
+        }
 
         let crlf = try run("transformer", ["translate", "--checkpoint", runDir], stdin: "4 5 6\r\n7 8\r\n9\r\n")
         XCTAssertEqual(crlf.status, 0, crlf.stderr)

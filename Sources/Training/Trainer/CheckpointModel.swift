@@ -29,16 +29,19 @@ public struct CheckpointModel {
         if !isDirectory.boolValue {
             dir = try CheckpointStore.resolvePointer(path)
         } else if !fm.fileExists(atPath: path + "/state.json") {
-            // A run directory, or its checkpoints/ directory.
-            let isCheckpointsDirectory =
-                (path as NSString).standardizingPath.hasSuffix("/checkpoints")
-                || (path as NSString).standardizingPath == "checkpoints"
-            let run = isCheckpointsDirectory ? (path as NSString).deletingLastPathComponent : path
-            guard fm.fileExists(atPath: (run.isEmpty ? "." : run) + "/checkpoints") else {
+            // A run directory, or its checkpoints/ directory (whatever the run directory is called).
+            let normalised = (path as NSString).standardizingPath
+            let parent = (normalised as NSString).deletingLastPathComponent
+            let run: String
+            if fm.fileExists(atPath: normalised + "/checkpoints") {
+                run = normalised
+            } else if (normalised as NSString).lastPathComponent == "checkpoints" {
+                run = parent.isEmpty ? "." : parent
+            } else {
                 throw TrainingError.resume(
                     "\(path) is neither a checkpoint directory nor a run directory with checkpoints")
             }
-            let search = try CheckpointStore(runDirectory: run.isEmpty ? "." : run).latestValid()
+            let search = try CheckpointStore(runDirectory: run).latestValid()
             for s in search.skipped { printError("warning: skipping \(s)") }
             guard let c = search.checkpoint else {
                 throw TrainingError.resume("no valid checkpoint under \(run)/checkpoints")
