@@ -269,3 +269,5 @@ int ckernels_pool_threads(void) {
     pthread_mutex_unlock(&pool.lock);
     return n;
 }
+
+int ckernels_pool_max_threads(void) { return POOL_MAX_THREADS; }

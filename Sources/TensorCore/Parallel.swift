@@ -9,9 +9,9 @@ import CKernels
 public enum Parallel {
     nonisolated(unsafe) private static var _threads = 1
 
-    /// The most threads the pool runs (`POOL_MAX_THREADS` in ThreadPool.c); a larger budget is
-    /// clamped to it.
-    public static let maxThreads = 256
+    /// The most threads the pool runs (`ckernels_pool_max_threads`); a larger budget is clamped
+    /// to it.
+    public static let maxThreads = Int(ckernels_pool_max_threads())
 
     /// The process's compute-thread budget, used by `rows`, `forEach` and `BLAS.gemm`, between 1
     /// and `maxThreads`. OpenBLAS itself is kept single-threaded (see `BLAS.setThreads`).

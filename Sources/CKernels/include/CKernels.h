@@ -136,6 +136,8 @@ void ckernels_layernorm_parameter_gradients_path(int use_avx2, const float *dy, 
 /// the pool runs another job (nested inside a chunk, or from another thread) runs its chunks
 /// inline, in order. Pool threads spin briefly after a job before parking (see below).
 void ckernels_pool_run(int threads, int count, void (*fn)(void *context, int index), void *context);
+/// The most threads a job runs on (helpers plus the caller); larger budgets use this many.
+int ckernels_pool_max_threads(void);
 
 /// How long a pool thread (and a caller waiting for the last chunk) spins before parking on a
 /// condition variable. Default 50 us, or TRANSFORMER_POOL_SPIN_US (0...1000000) if set before the
